@@ -1,0 +1,75 @@
+"""The one place that decides the environment: paths, warehouse, MLflow, keys.
+
+Everything comes from environment variables with safe local defaults, all under
+``C360_HOME`` (default ``./.c360``). Nothing is written outside it by default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+
+    @property
+    def warehouse(self) -> Path:
+        return Path(os.environ.get("C360_WAREHOUSE", self.home / "warehouse.duckdb"))
+
+    @property
+    def landing(self) -> Path:
+        return Path(os.environ.get("C360_LANDING", self.home / "landing"))
+
+    @property
+    def truth(self) -> Path:
+        return self.landing / "_truth"
+
+    @property
+    def reports(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def dagster_home(self) -> Path:
+        return Path(os.environ.get("DAGSTER_HOME", self.home / "dagster"))
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.home / "mlflow"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{self.mlflow_dir / 'mlflow.db'}")
+
+    @property
+    def mlflow_artifact_root(self) -> str:
+        return os.environ.get("C360_MLFLOW_ARTIFACTS", (self.mlflow_dir / "artifacts").as_uri())
+
+    @property
+    def keys_dir(self) -> Path:
+        # Keys live outside the repository; the default is inside C360_HOME, which git ignores.
+        return Path(os.environ.get("C360_KEYS_DIR", self.home / "keys"))
+
+    @property
+    def duckdb_threads(self) -> int | None:
+        value = os.environ.get("C360_DUCKDB_THREADS")
+        return int(value) if value else None
+
+    @property
+    def duckdb_memory_limit(self) -> str | None:
+        return os.environ.get("C360_DUCKDB_MEMORY_LIMIT")
+
+    def ensure_dirs(self) -> "Settings":
+        for path in (self.home, self.landing, self.reports, self.dagster_home, self.mlflow_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def get_settings() -> Settings:
+    """Read the environment now (tests change C360_HOME between calls)."""
+    return Settings(home=Path(os.environ.get("C360_HOME", ".c360")).resolve())
