@@ -21,9 +21,18 @@ class Column:
     required: bool = False
     description: str = ""
     pii: str = INTERNAL  # public / internal / sensitive
-    # How ingestion protects a sensitive value: "encrypt" (AES-GCM), "hash" (HMAC pseudonym),
-    # or None (kept as is).
+    # How ingestion protects a sensitive value: "hash" (HMAC pseudonym of the normalised value,
+    # for matching), "encrypt" (AES-256-GCM, for the privileged path), both ("hash+encrypt"),
+    # or None (kept as is). Every protected column also gets a masked form for analysts.
     protect: str | None = None
+
+    @property
+    def hashed(self) -> bool:
+        return bool(self.protect) and "hash" in self.protect
+
+    @property
+    def encrypted(self) -> bool:
+        return bool(self.protect) and "encrypt" in self.protect
 
 
 @dataclass(frozen=True)
@@ -56,8 +65,8 @@ SOURCES: dict[str, Source] = {
                 C("customer_ref", "VARCHAR", True, "CRM record id, e.g. CRM0000001"),
                 C("first_name", "VARCHAR", False, "Given name (pinyin, free format)"),
                 C("last_name", "VARCHAR", False, "Family name (pinyin, free format)"),
-                C("email", "VARCHAR", False, "Email, any case/spacing", SENSITIVE, "hash"),
-                C("phone", "VARCHAR", False, "Mobile phone, any format (+86, dashes, spaces)", SENSITIVE, "hash"),
+                C("email", "VARCHAR", False, "Email, any case/spacing", SENSITIVE, "hash+encrypt"),
+                C("phone", "VARCHAR", False, "Mobile phone, any format (+86, dashes, spaces)", SENSITIVE, "hash+encrypt"),
                 C("birth_date", "DATE", False, "Date of birth"),
                 C("gender", "VARCHAR", False, "F, M or U"),
                 C("city", "VARCHAR", False, "City"),
@@ -67,7 +76,7 @@ SOURCES: dict[str, Source] = {
                 C("signup_channel", "VARCHAR", False, "web, app or store"),
                 C("loyalty_card", "VARCHAR", False, "Loyalty card number, e.g. LC00001234", SENSITIVE, "hash"),
                 C("national_id", "VARCHAR", False, "18-character PRC resident id", SENSITIVE, "encrypt"),
-                C("bank_card", "VARCHAR", False, "Bank card number (Luhn-valid)", SENSITIVE, "encrypt"),
+                C("bank_card", "VARCHAR", False, "Bank card number (Luhn-valid)", SENSITIVE, "hash+encrypt"),
                 C("updated_at", "TIMESTAMP", True, "Last change of the record"),
             ),
             event_time=("updated_at",),

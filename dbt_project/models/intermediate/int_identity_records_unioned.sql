@@ -1,0 +1,109 @@
+-- Every identity-bearing record of every source, with the keys it can be linked by.
+-- Keys are pseudonyms (HMAC) or system ids, prefixed by their kind so kinds never collide.
+with crm as (
+    select * from {{ ref('stg_crm__customers') }}
+),
+
+orders as (
+    select * from {{ ref('stg_ecommerce__orders') }}
+),
+
+events as (
+    select * from {{ ref('stg_web__events') }}
+),
+
+pos as (
+    select * from {{ ref('stg_pos__transaction_lines') }}
+),
+
+tickets as (
+    select * from {{ ref('stg_service__tickets') }}
+),
+
+reviews as (
+    select * from {{ ref('stg_reviews__product_reviews') }}
+),
+
+consent as (
+    select * from {{ ref('stg_consent__consent_events') }}
+),
+
+crm_records as (
+    select
+        'crm_customers' as source,
+        customer_ref as source_record_id,
+        ['crm:' || customer_ref, 'email:' || email_hash, 'phone:' || phone_hash, 'loyalty:' || loyalty_card_hash] as link_keys,
+        name_key,
+        birth_date,
+        postcode
+    from crm
+),
+
+order_records as (
+    select
+        'ecommerce_orders' as source,
+        order_id as source_record_id,
+        ['account:' || account_id, 'email:' || email_hash, 'phone:' || phone_hash] as link_keys
+    from orders
+),
+
+-- The device, not the event, is the identity record of clickstream: a login ties it to an account.
+device_records as (
+    select
+        'web_events' as source,
+        device_id as source_record_id,
+        list(distinct 'account:' || account_id) filter (where account_id is not null) as link_keys
+    from events
+    group by device_id
+),
+
+receipt_records as (
+    select
+        'pos_transactions' as source,
+        transaction_id as source_record_id,
+        ['loyalty:' || any_value(loyalty_card_hash), 'phone:' || any_value(phone_hash)] as link_keys
+    from pos
+    group by transaction_id
+),
+
+ticket_records as (
+    select 'service_tickets' as source, ticket_id as source_record_id,
+        ['email:' || email_hash, 'phone:' || phone_hash] as link_keys
+    from tickets
+),
+
+review_records as (
+    select 'product_reviews' as source, review_id as source_record_id,
+        ['account:' || account_id] as link_keys
+    from reviews
+),
+
+consent_records as (
+    select 'marketing_consent' as source, consent_event_id as source_record_id,
+        ['crm:' || customer_ref] as link_keys
+    from consent
+),
+
+unioned as (
+    select * from crm_records
+    union all by name select * from order_records
+    union all by name select * from device_records
+    union all by name select * from receipt_records
+    union all by name select * from ticket_records
+    union all by name select * from review_records
+    union all by name select * from consent_records
+),
+
+final as (
+    select
+        source,
+        source_record_id,
+        source || ':' || source_record_id as record_node,
+        list_filter(link_keys, k -> k is not null) as link_keys,
+        name_key,
+        birth_date,
+        postcode
+    from unioned
+)
+
+select * from final

@@ -1,0 +1,97 @@
+-- One row per person: profile, value, behaviour, service, voice, consent and risk.
+with customers as (
+    select distinct customer_id from {{ ref('int_identity_records_matched') }}
+),
+
+identity as (
+    select * from {{ ref('int_identity_records_matched') }}
+),
+
+crm as (
+    select * from {{ ref('stg_crm__customers') }}
+),
+
+purchases as (
+    select * from {{ ref('int_purchases_unioned') }}
+),
+
+rfm as (
+    select * from {{ ref('customer_rfm') }}
+),
+
+as_of as (
+    select {{ as_of_date() }} as as_of_date
+),
+
+-- The person's CRM profile: the most recently updated of their CRM records.
+profile as (
+    select
+        i.customer_id,
+        arg_max(c.gender, c.updated_at) as gender,
+        arg_max(c.birth_date, c.updated_at) as birth_date,
+        arg_max(c.city, c.updated_at) as city,
+        arg_max(c.region, c.updated_at) as region,
+        arg_max(c.signup_channel, c.updated_at) as signup_channel,
+        min(c.signup_date) as signup_date,
+        arg_max(c.email_masked, c.updated_at) as email_masked,
+        arg_max(c.phone_masked, c.updated_at) as phone_masked,
+        count(*) as crm_records
+    from identity i
+    join crm c on i.source = 'crm_customers' and i.source_record_id = c.customer_ref
+    group by i.customer_id
+),
+
+value as (
+    select
+        customer_id,
+        count(*) filter (where channel in ('web', 'app')) as orders_online,
+        count(*) filter (where channel = 'store') as orders_in_store,
+        count(*) as orders_total,
+        round(sum(amount), 2) as revenue,
+        round(avg(amount), 2) as avg_order_value,
+        min(purchased_at) as first_purchase_at,
+        max(purchased_at) as last_purchase_at
+    from purchases
+    group by customer_id
+),
+
+final as (
+    select
+        c.customer_id,
+        p.gender,
+        case
+            when p.birth_date is null then 'unknown'
+            when date_diff('year', p.birth_date, a.as_of_date) < 25 then '18-24'
+            when date_diff('year', p.birth_date, a.as_of_date) < 35 then '25-34'
+            when date_diff('year', p.birth_date, a.as_of_date) < 45 then '35-44'
+            when date_diff('year', p.birth_date, a.as_of_date) < 55 then '45-54'
+            else '55+'
+        end as age_band,
+        p.city,
+        p.region,
+        p.signup_channel,
+        p.signup_date,
+        a.as_of_date - p.signup_date as tenure_days,
+        p.email_masked,
+        p.phone_masked,
+        coalesce(p.crm_records, 0) as crm_records,
+        coalesce(v.orders_online, 0) as orders_online,
+        coalesce(v.orders_in_store, 0) as orders_in_store,
+        coalesce(v.orders_total, 0) as orders_total,
+        coalesce(v.revenue, 0) as revenue,
+        v.avg_order_value,
+        v.first_purchase_at,
+        v.last_purchase_at,
+        r.r_score,
+        r.f_score,
+        r.m_score,
+        r.rfm_segment,
+        a.as_of_date
+    from customers c
+    cross join as_of a
+    left join profile p using (customer_id)
+    left join value v using (customer_id)
+    left join rfm r using (customer_id)
+)
+
+select * from final

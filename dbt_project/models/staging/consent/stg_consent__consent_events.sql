@@ -1,0 +1,16 @@
+with source as (
+    select * from {{ source('raw', 'marketing_consent') }}
+),
+
+final as (
+    select
+        consent_event_id,
+        customer_ref,
+        lower(trim(channel)) as channel,
+        granted,
+        occurred_at,
+        lower(trim(source)) as capture_source
+    from source
+)
+
+select * from final

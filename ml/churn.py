@@ -1,0 +1,282 @@
+"""Churn model: definition, features, estimators, time-based validation and actions.
+
+Churn definition: a customer active before the as-of date *churns* when they make **no
+purchase in the ``HORIZON_DAYS`` days starting at the as-of date**. The feature table
+(built in SQL) has one row per ``(customer_id, as_of_date)``; its features use only data
+before ``as_of_date`` and ``churned`` is 1 when no order falls in
+``[as_of_date, as_of_date + HORIZON_DAYS)``.
+
+Everything here is a pure function of DataFrames except ``log_churn_model``, which logs to
+the active MLflow run. Nothing here reads the warehouse.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import tempfile
+from pathlib import Path
+
+import mlflow
+import mlflow.sklearn
+import numpy as np
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ml import metrics
+
+HORIZON_DAYS = 90
+CUSTOMER_ID = "customer_id"
+AS_OF = "as_of_date"
+LABEL = "churned"
+MODEL_NAME = "churn"
+
+FEATURE_DESCRIPTIONS: dict[str, str] = {
+    "recency_days": "days from the last order to the as-of date (NaN if the customer never ordered)",
+    "frequency_90d": "orders in the 90 days before the as-of date",
+    "frequency_365d": "orders in the 365 days before the as-of date",
+    "monetary_90d": "net spend in the 90 days before the as-of date",
+    "monetary_365d": "net spend in the 365 days before the as-of date",
+    "frequency_trend": "orders in the last 90 days minus orders in the 90 days before those",
+    "spend_trend": "spend in the last 90 days minus spend in the 90 days before those",
+    "visits_30d": "web/app sessions in the 30 days before the as-of date",
+    "visits_90d": "web/app sessions in the 90 days before the as-of date",
+    "visit_trend": "sessions in the last 45 days minus sessions in the 45 days before those",
+    "cart_abandon_rate_90d": "share of carts in the last 90 days not followed by an order (NaN without carts)",
+    "tickets_180d": "support tickets opened in the last 180 days",
+    "complaints_180d": "support tickets classified as complaints in the last 180 days",
+    "avg_review_score": "mean product review rating given by the customer (NaN without reviews)",
+    "review_sentiment": "mean sentiment of the customer's review texts in [-1, 1] (NaN without reviews)",
+    "tenure_days": "days from the first known interaction to the as-of date",
+    "store_share": "share of the last 365 days' orders placed in a physical store",
+    "app_share": "share of the last 365 days' orders placed in the mobile app",
+    "promo_share": "share of the last 365 days' orders that used a promotion",
+    "days_since_last_visit": "days from the last web/app session to the as-of date (NaN without sessions)",
+    "avg_order_value": "monetary_365d / frequency_365d (NaN without orders)",
+}
+FEATURES: list[str] = list(FEATURE_DESCRIPTIONS)
+
+KINDS = ("logreg", "hgb")
+VALIDATION_METRIC = "roc_auc"
+# Isotonic rather than sigmoid: boosted trees are miscalibrated in non-sigmoid shapes and a
+# customer base gives thousands of rows per calibration fold, enough for isotonic not to overfit.
+CALIBRATION_METHOD = "isotonic"
+CALIBRATION_FOLDS = 5
+
+# skops refuses to load types it does not know; these are the reviewed extras our pipelines use.
+SKOPS_TRUSTED_TYPES = [
+    "numpy.dtype",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+]
+
+# Probability thresholds, checked top-down: first band whose lower bound p reaches.
+RISK_BANDS: tuple[tuple[str, float], ...] = (("high", 0.50), ("medium", 0.20), ("low", 0.0))
+
+# First matching rule wins; None matches anything. clv_tier is "high" | "medium" | "low".
+ACTION_RULES: tuple[dict, ...] = (
+    {"risk": {"high"}, "clv_tier": {"high"}, "rfm_segment": None, "action": "call"},
+    {"risk": {"high", "medium"}, "clv_tier": {"medium"}, "rfm_segment": None, "action": "coupon"},
+)
+DEFAULT_ACTION = "nothing"
+
+
+def estimator(
+    kind: str = "hgb", calibrate: bool = True, random_state: int = 0, calibration: str = CALIBRATION_METHOD
+) -> Pipeline:
+    """Unfitted pipeline taking ``df[FEATURES]`` (NaN allowed) and predicting churn probability.
+
+    ``logreg``: median imputation with missing-value indicators, scaling, logistic regression.
+    ``hgb``: histogram gradient boosting, which handles NaN natively.
+    With ``calibrate`` the classifier step is a ``CalibratedClassifierCV``.
+    """
+    if kind == "logreg":
+        steps = [
+            ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
+            ("scale", StandardScaler()),
+        ]
+        classifier = LogisticRegression(C=1.0, max_iter=2000)
+    elif kind == "hgb":
+        steps = []
+        classifier = HistGradientBoostingClassifier(
+            learning_rate=0.05,
+            max_iter=300,
+            max_leaf_nodes=15,
+            min_samples_leaf=40,
+            l2_regularization=1.0,
+            early_stopping=True,
+            validation_fraction=0.15,
+            n_iter_no_change=20,
+            random_state=random_state,
+        )
+    else:
+        raise ValueError(f"unknown estimator kind {kind!r}; expected one of {KINDS}")
+    if calibrate:
+        classifier = CalibratedClassifierCV(classifier, method=calibration, cv=CALIBRATION_FOLDS)
+    return Pipeline([*steps, ("classifier", classifier)])
+
+
+def feature_matrix(df: pd.DataFrame) -> pd.DataFrame:
+    """The model input: ``FEATURES`` in order, as float (NaN for missing)."""
+    missing = [c for c in FEATURES if c not in df.columns]
+    if missing:
+        raise ValueError(f"feature table lacks columns {missing}")
+    return df[FEATURES].astype("float64")
+
+
+def labels(df: pd.DataFrame) -> np.ndarray:
+    if LABEL not in df.columns:
+        raise ValueError(f"feature table lacks the label column {LABEL!r}")
+    y = df[LABEL]
+    if y.isna().any():
+        raise ValueError(f"{LABEL!r} has missing values; rows whose horizon is not over cannot train")
+    return y.astype(int).to_numpy()
+
+
+def time_split(
+    features_df: pd.DataFrame, train_cutoff, valid_cutoff, horizon_days: int = HORIZON_DAYS
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train on all snapshots with ``as_of_date <= train_cutoff``, validate on ``valid_cutoff``.
+
+    Raises ValueError when a training label window reaches the validation as-of date
+    (``train as_of + horizon_days > valid as_of``): the model would learn outcomes that are
+    still in the future at validation time.
+    """
+    train_cutoff, valid_cutoff = pd.Timestamp(train_cutoff), pd.Timestamp(valid_cutoff)
+    as_of = pd.to_datetime(features_df[AS_OF])
+    train = features_df[as_of <= train_cutoff]
+    valid = features_df[as_of == valid_cutoff]
+    if train.empty:
+        raise ValueError(f"no training rows with {AS_OF} <= {train_cutoff.date()}")
+    if valid.empty:
+        raise ValueError(f"no validation rows with {AS_OF} == {valid_cutoff.date()}")
+    last_train = pd.to_datetime(train[AS_OF]).max()
+    label_end = last_train + pd.Timedelta(days=horizon_days)
+    if label_end > valid_cutoff:
+        raise ValueError(
+            f"training labels overlap validation: rows as of {last_train.date()} are labelled with "
+            f"orders up to {label_end.date()}, after the validation as-of date {valid_cutoff.date()}; "
+            f"move train_cutoff to {(valid_cutoff - pd.Timedelta(days=horizon_days)).date()} or earlier"
+        )
+    return train.reset_index(drop=True), valid.reset_index(drop=True)
+
+
+def predict_churn(model, df: pd.DataFrame) -> np.ndarray:
+    """Churn probability per row (positive-class column of ``predict_proba``)."""
+    proba = model.predict_proba(feature_matrix(df))
+    return proba[:, list(model.classes_).index(1)]
+
+
+def train_and_evaluate(
+    train_df: pd.DataFrame,
+    valid_df: pd.DataFrame,
+    kinds: tuple[str, ...] = KINDS,
+    calibrate: bool = True,
+    random_state: int = 0,
+) -> dict:
+    """Fit each kind on ``train_df``, score ``valid_df``, pick the best by ``VALIDATION_METRIC``.
+
+    Returns ``{"models": {kind: pipeline}, "metrics": {kind: report}, "valid_scores":
+    {kind: probabilities}, "best_kind": kind, "best_model": pipeline, "validation_metric": name}``.
+    ``valid_scores`` are per-row and meant for in-memory plots only, never for logging.
+    """
+    X_train, y_train = feature_matrix(train_df), labels(train_df)
+    y_valid = labels(valid_df)
+    models, reports, scores = {}, {}, {}
+    for kind in kinds:
+        model = estimator(kind, calibrate=calibrate, random_state=random_state).fit(X_train, y_train)
+        scores[kind] = predict_churn(model, valid_df)
+        models[kind] = model
+        reports[kind] = metrics.classification_report(y_valid, scores[kind])
+    best = max(kinds, key=lambda k: np.nan_to_num(reports[k][VALIDATION_METRIC], nan=-np.inf))
+    return {
+        "models": models,
+        "metrics": reports,
+        "valid_scores": scores,
+        "best_kind": best,
+        "best_model": models[best],
+        "validation_metric": VALIDATION_METRIC,
+    }
+
+
+def risk_band(p: float) -> str:
+    """"high" (p >= 0.5), "medium" (p >= 0.2) or "low"; see ``RISK_BANDS``."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"churn probability must be in [0, 1], got {p}")
+    return next(band for band, lower in RISK_BANDS if p >= lower)
+
+
+def suggested_action(p: float, clv_tier: str, rfm_segment: str | None = None) -> str:
+    """"call", "coupon" or "nothing" from the first matching row of ``ACTION_RULES``."""
+    band = risk_band(p)
+    tier = str(clv_tier).lower()
+    segment = None if rfm_segment is None else str(rfm_segment).lower()
+    for rule in ACTION_RULES:
+        if (
+            band in rule["risk"]
+            and tier in rule["clv_tier"]
+            and (rule["rfm_segment"] is None or segment in rule["rfm_segment"])
+        ):
+            return rule["action"]
+    return DEFAULT_ACTION
+
+
+class ChurnProbability(mlflow.pyfunc.PythonModel):
+    """pyfunc wrapper whose ``predict`` returns the churn probability, not the class label.
+
+    The fitted pipeline is stored as a nested scikit-learn MLflow model (skops format) under
+    the artifact ``sklearn_model``, so ``mlflow.sklearn.load_model`` can still open it.
+    """
+
+    def load_context(self, context):
+        import mlflow.sklearn
+
+        self.model = mlflow.sklearn.load_model(context.artifacts["sklearn_model"])
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
+        return predict_churn(self.model, pd.DataFrame(model_input))
+
+
+def model_signature() -> ModelSignature:
+    inputs = Schema([ColSpec("double", name) for name in FEATURES])
+    outputs = Schema([ColSpec("double", "churn_probability")])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def _pinned(*packages: str) -> list[str]:
+    return [f"{p}=={importlib.metadata.version(p)}" for p in packages]
+
+
+def log_churn_model(model: Pipeline, reference_df: pd.DataFrame, name: str = "model"):
+    """Log ``model`` to the active MLflow run so pyfunc ``predict`` returns probabilities.
+
+    The input example is one synthetic row of per-feature medians of ``reference_df``, so no
+    customer's own row lands in the artifacts. Returns the ``ModelInfo``.
+    """
+    example = feature_matrix(reference_df).median().to_frame().T.fillna(0.0)
+    requirements = _pinned("mlflow", "scikit-learn", "skops", "pandas", "numpy")
+    with tempfile.TemporaryDirectory() as tmp:
+        sklearn_dir = Path(tmp) / "sklearn_model"
+        mlflow.sklearn.save_model(
+            model,
+            sklearn_dir,
+            serialization_format="skops",
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            pyfunc_predict_fn="predict_proba",
+            signature=False,
+            pip_requirements=requirements,
+        )
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=ChurnProbability(),
+            artifacts={"sklearn_model": str(sklearn_dir)},
+            signature=model_signature(),
+            input_example=example,
+            pip_requirements=requirements,
+        )

@@ -1,0 +1,49 @@
+"""Blocking checks on ingestion: no row is lost between the landing files and raw."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from c360.contracts import SOURCES
+from orchestration.ingest.assets import raw_key
+from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
+
+
+def build_conservation_check(source: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=raw_key(source),
+        name="rows_conserved",
+        blocking=True,
+        pool=WAREHOUSE_POOL,
+        description="Every landing row is either loaded or quarantined: rows in = loaded + quarantined, "
+        "per file, and raw holds exactly the loaded rows.",
+    )
+    def _check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        with warehouse.connect() as con:
+            bad_files = con.execute(
+                "select file, rows_in, rows_loaded, rows_quarantined from raw._load_log "
+                "where source = ? and rows_in <> rows_loaded + rows_quarantined",
+                [source],
+            ).fetchall()
+            logged = con.execute(
+                "select coalesce(sum(rows_loaded), 0), coalesce(sum(rows_in), 0), "
+                "coalesce(sum(rows_quarantined), 0) from raw._load_log where source = ?",
+                [source],
+            ).fetchone()
+            in_raw = con.execute(f"select count(*) from raw.{source}").fetchone()[0]
+        passed = not bad_files and logged[0] == in_raw
+        return dg.AssetCheckResult(
+            passed=passed,
+            metadata={
+                "rows_in": int(logged[1]),
+                "rows_loaded": int(logged[0]),
+                "rows_quarantined": int(logged[2]),
+                "rows_in_raw": int(in_raw),
+                "files_not_conserved": [f[0] for f in bad_files],
+            },
+        )
+
+    return _check
+
+
+ingest_checks = [build_conservation_check(source) for source in SOURCES]
