@@ -83,7 +83,8 @@ def cdnow_to_orders(path: Path | str | None = None) -> pd.DataFrame:
     empty = pd.Series(pd.NA, index=raw.index, dtype="string")
     orders = pd.DataFrame(
         {
-            "order_id": "CD" + pd.Series(np.arange(1, len(raw) + 1), index=raw.index).astype(str).str.zfill(5),
+            "order_id": "CD"
+            + pd.Series(np.arange(1, len(raw) + 1), index=raw.index).astype(str).str.zfill(5),
             "account_id": "CDNOW" + raw["master_id"],
             "email": empty,
             "phone": empty,
@@ -152,7 +153,9 @@ def cdnow_validation(orders: pd.DataFrame | None = None) -> dict:
 
     params = {**asdict(bgnbd), **asdict(gamma_gamma)}
     duration = float(summary["duration_holdout"].iloc[0])
-    predicted = clv.expected_purchases(bgnbd, duration, summary["frequency"], summary["recency"], summary["T"])
+    predicted = clv.expected_purchases(
+        bgnbd, duration, summary["frequency"], summary["recency"], summary["T"]
+    )
     return {
         "customers": len(summary),
         "repeaters": int((summary["frequency"] > 0).sum()),

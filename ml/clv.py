@@ -45,11 +45,6 @@ class GammaGammaParams:
     v: float
 
 
-# ---------------------------------------------------------------------------------------
-# RFM summary
-# ---------------------------------------------------------------------------------------
-
-
 def rfm_summary(
     transactions: pd.DataFrame,
     customer_col: str,
@@ -107,11 +102,6 @@ def rfm_summary(
     return summary
 
 
-# ---------------------------------------------------------------------------------------
-# BG/NBD
-# ---------------------------------------------------------------------------------------
-
-
 def _as_arrays(*columns):
     return [np.asarray(c, dtype=float) for c in columns]
 
@@ -136,9 +126,7 @@ def _bgnbd_log_likelihood(r, alpha, a, b, x, t_x, T):
     # The drop-out term only exists after a repeat purchase; b + x - 1 < 0 is possible at x = 0.
     drop = np.full_like(x, -np.inf)
     drop[repeaters] = (
-        np.log(a)
-        - np.log(b + x[repeaters] - 1)
-        - (r + x[repeaters]) * np.log(alpha + t_x[repeaters])
+        np.log(a) - np.log(b + x[repeaters] - 1) - (r + x[repeaters]) * np.log(alpha + t_x[repeaters])
     )
     return common + np.logaddexp(stay, drop)
 
@@ -164,8 +152,13 @@ class _BGNBDObjective:
         r, alpha, a, b = np.exp(log_params)
         ux, xi, x, rep, w = self.ux, self.xi, self.x, self.repeater, self.weight
         psi_abx = special.digamma(a + b + ux)
-        common = (special.gammaln(r + ux) - special.gammaln(r) + r * np.log(alpha)
-                  + special.betaln(a, b + ux) - special.betaln(a, b))[xi]
+        common = (
+            special.gammaln(r + ux)
+            - special.gammaln(r)
+            + r * np.log(alpha)
+            + special.betaln(a, b + ux)
+            - special.betaln(a, b)
+        )[xi]
         d_common = [
             (special.digamma(r + ux) - special.digamma(r) + np.log(alpha))[xi],
             np.full_like(x, r / alpha),
@@ -181,14 +174,17 @@ class _BGNBDObjective:
             drop = np.where(rep, np.log(a) - np.log(b_x_1) - r_x * log_alpha_tx, -np.inf)
         total = np.logaddexp(stay, drop)
         w_stay, w_drop = np.exp(stay - total), np.exp(drop - total)
-        gradient = np.array(
-            [
-                d_common[0] - w_stay * log_alpha_T - w_drop * np.where(rep, log_alpha_tx, 0.0),
-                d_common[1] - w_stay * r_x / np.exp(log_alpha_T) - w_drop * r_x / np.exp(log_alpha_tx),
-                d_common[2] + w_drop / a,
-                d_common[3] - w_drop / b_x_1,
-            ]
-        ) @ w
+        gradient = (
+            np.array(
+                [
+                    d_common[0] - w_stay * log_alpha_T - w_drop * np.where(rep, log_alpha_tx, 0.0),
+                    d_common[1] - w_stay * r_x / np.exp(log_alpha_T) - w_drop * r_x / np.exp(log_alpha_tx),
+                    d_common[2] + w_drop / a,
+                    d_common[3] - w_drop / b_x_1,
+                ]
+            )
+            @ w
+        )
         value = -np.dot(w, common + total)
         # Chain rule for log-parameters: d/d(log theta) = theta * d/d(theta).
         return value, -gradient * np.array([r, alpha, a, b])
@@ -206,12 +202,14 @@ def fit_bgnbd(frequency, recency, T, initial: BGNBDParams | None = None) -> BGNB
         triples["x"].to_numpy(), triples["t_x"].to_numpy() * scale, triples["T"].to_numpy() * scale, weight
     )
     start = (
-        np.zeros(4)
-        if initial is None
-        else np.log([initial.r, initial.alpha * scale, initial.a, initial.b])
+        np.zeros(4) if initial is None else np.log([initial.r, initial.alpha * scale, initial.a, initial.b])
     )
     result = optimize.minimize(
-        objective, start, jac=True, method="L-BFGS-B", bounds=[(-12, 12)] * 4,
+        objective,
+        start,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(-12, 12)] * 4,
         options={"ftol": 1e-14, "gtol": 1e-10, "maxiter": 1000},
     )
     if not np.isfinite(result.fun):
@@ -315,11 +313,6 @@ def simulate_bgnbd_summary(
     return pd.DataFrame({"frequency": x, "recency": t_x, "T": big_t})
 
 
-# ---------------------------------------------------------------------------------------
-# Gamma-Gamma
-# ---------------------------------------------------------------------------------------
-
-
 def _gamma_gamma_log_likelihood(p, q, v, x, m):
     """Log-density of a customer's mean spend m over x transactions (FHL 2005b, eq. 3)."""
     px = p * x
@@ -358,18 +351,25 @@ def fit_gamma_gamma(frequency, monetary_value, initial: GammaGammaParams | None 
         log_v_mx = np.log(v + m * x)
         ll = _gamma_gamma_log_likelihood(p, q, v, x, m)
         psi_pxq = special.digamma(px + q)
-        gradient = np.array(
-            [
-                x * (psi_pxq - special.digamma(px) + log_m + log_x - log_v_mx),
-                psi_pxq - special.digamma(q) + np.log(v) - log_v_mx,
-                q / v - (px + q) / (v + m * x),
-            ]
-        ) @ weight
+        gradient = (
+            np.array(
+                [
+                    x * (psi_pxq - special.digamma(px) + log_m + log_x - log_v_mx),
+                    psi_pxq - special.digamma(q) + np.log(v) - log_v_mx,
+                    q / v - (px + q) / (v + m * x),
+                ]
+            )
+            @ weight
+        )
         return -np.dot(weight, ll), -gradient * np.array([p, q, v])
 
     start = np.zeros(3) if initial is None else np.log([initial.p, initial.q, initial.v * scale])
     result = optimize.minimize(
-        objective, start, jac=True, method="L-BFGS-B", bounds=[(-12, 12)] * 3,
+        objective,
+        start,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(-12, 12)] * 3,
         options={"ftol": 1e-14, "gtol": 1e-10, "maxiter": 1000},
     )
     if not np.isfinite(result.fun):
@@ -384,11 +384,6 @@ def expected_avg_value(params: GammaGammaParams, frequency, monetary_value) -> n
     x, m = _as_arrays(frequency, monetary_value)
     m = np.where(x > 0, m, 0.0)  # a one-time buyer's own spend is not used by the model
     return p * (v + x * m) / (p * x + q - 1)
-
-
-# ---------------------------------------------------------------------------------------
-# CLV and tiers
-# ---------------------------------------------------------------------------------------
 
 
 def customer_lifetime_value(
@@ -430,11 +425,6 @@ def clv_tier(clv: pd.Series) -> pd.Series:
     return pd.Series(
         pd.Categorical.from_codes(codes, categories=names, ordered=True), index=clv.index, name="clv_tier"
     )
-
-
-# ---------------------------------------------------------------------------------------
-# MLflow model
-# ---------------------------------------------------------------------------------------
 
 
 class CLVModel(mlflow.pyfunc.PythonModel):
@@ -514,7 +504,7 @@ def fit_benchmark(n_customers: int = 1_000_000, seed: int = 0) -> dict:
     gamma_gamma_seconds = time.perf_counter() - started
     return {
         "n_customers": n_customers,
-        "unique_triples": int(len(summary[["frequency", "recency", "T"]].drop_duplicates())),
+        "unique_triples": len(summary[["frequency", "recency", "T"]].drop_duplicates()),
         "bgnbd_seconds": bgnbd_seconds,
         "gamma_gamma_seconds": gamma_gamma_seconds,
         "bgnbd_truth": asdict(truth),

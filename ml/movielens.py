@@ -40,7 +40,9 @@ def load_movielens_100k(path: str | Path = MOVIELENS_100K) -> pd.DataFrame:
     )
 
 
-def split_movielens(ratings: pd.DataFrame, fraction: float = TEST_FRACTION) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_movielens(
+    ratings: pd.DataFrame, fraction: float = TEST_FRACTION
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-user temporal split: each user's last ``fraction`` of ratings are the test set."""
     return holdout_last_per_user(ratings, fraction)
 

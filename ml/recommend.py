@@ -24,8 +24,8 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-import scipy.linalg.lapack as lapack
 import scipy.sparse as sp
+from scipy.linalg import lapack
 
 from ml.rec_metrics import ndcg_at_k
 
@@ -128,8 +128,10 @@ def top_k_from_scores(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarra
     """Best ``k`` columns per row of a dense score block; ``-inf`` entries are never chosen."""
     n_rows, n_cols = scores.shape
     take = min(k, n_cols)
-    part = np.argpartition(-scores, take - 1, axis=1)[:, :take] if take < n_cols else np.tile(
-        np.arange(n_cols), (n_rows, 1)
+    part = (
+        np.argpartition(-scores, take - 1, axis=1)[:, :take]
+        if take < n_cols
+        else np.tile(np.arange(n_cols), (n_rows, 1))
     )
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.argsort(-part_scores, axis=1, kind="stable")
@@ -243,10 +245,12 @@ def ease_weights(user_item: sp.spmatrix, l2: float) -> np.ndarray:
     inverse, info = lapack.dpotri(factor, lower=False, overwrite_c=True)
     if info != 0:
         raise np.linalg.LinAlgError(f"EASE inverse failed (dpotri info={info})")
-    inverse = np.triu(inverse) + np.triu(inverse, 1).T
-    weights = inverse / -np.diag(inverse)
-    np.fill_diagonal(weights, 0.0)
-    return weights
+    # dpotri fills one triangle; mirror it and scale in place to keep peak memory ~3 n².
+    inverse = np.triu(inverse)
+    inverse += np.triu(inverse, 1).T
+    inverse /= -np.diag(inverse).copy()
+    np.fill_diagonal(inverse, 0.0)
+    return inverse
 
 
 def bm25_knn_weights(user_item: sp.spmatrix, neighbours: int = KNN_NEIGHBOURS) -> sp.csr_matrix:
@@ -257,7 +261,9 @@ def bm25_knn_weights(user_item: sp.spmatrix, neighbours: int = KNN_NEIGHBOURS) -
     lengths = np.asarray(item_user.tocsr().sum(axis=1)).ravel()
     norm = (1.0 - BM25_B) + BM25_B * lengths / max(lengths.mean(), 1e-12)
     data = item_user.data * (BM25_K1 + 1.0) / (BM25_K1 * norm[item_user.row] + item_user.data)
-    weighted = sp.csr_matrix((data * idf[item_user.col], (item_user.row, item_user.col)), shape=item_user.shape)
+    weighted = sp.csr_matrix(
+        (data * idf[item_user.col], (item_user.row, item_user.col)), shape=item_user.shape
+    )
     similarity = (weighted @ weighted.T).tocsr()
     similarity.setdiag(0.0)
     similarity.eliminate_zeros()
@@ -276,7 +282,9 @@ def _top_sparse_per_row(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:
     if not rows:
         return sp.csr_matrix(matrix.shape, dtype=np.float32)
     return sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=matrix.shape, dtype=np.float32
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=matrix.shape,
+        dtype=np.float32,
     )
 
 
@@ -406,7 +414,7 @@ class TransitionModel:
 # ---------------------------------------------------------------- serving (MLflow pyfunc)
 
 REASON_PERSONAL, REASON_CART, REASON_POPULAR = "personal", "cart", "popular"
-# Share of the final score given to cart signals when a cart is present.
+# Share of a known customer's score given to cart signals when a cart is present.
 CART_WEIGHT = 0.5
 
 
@@ -534,13 +542,17 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
                 cart[row] = 0.5 * _row_normalise(similar[None])[0] + 0.5 * _row_normalise(following[None])[0]
         has_cart = np.array([len(c) > 0 for c in cart_idx])[:, None]
         base = np.where(known[:, None], personal, popular)
-        cart_part = np.where(has_cart, CART_WEIGHT * cart, 0.0)
-        base_part = np.where(has_cart, (1.0 - CART_WEIGHT) * base, base)
+        # For a stranger the cart is all we know, so popularity only breaks ties.
+        cart_weight = np.where(has_cart, np.where(known[:, None], CART_WEIGHT, 1.0), 0.0)
+        cart_part = cart_weight * cart
+        base_part = (1.0 - cart_weight) * base
         # Popularity breaks ties among items CF has nothing to say about.
         scores = (base_part + cart_part + 1e-3 * popular).astype(np.float32)
-        seen = history.copy()
+        seen = history
         if len(self._repurchase):
-            seen[:, self._repurchase] = 0
+            keep = np.ones(history.shape[1], dtype=np.float32)
+            keep[self._repurchase] = 0.0
+            seen = sp.csr_matrix(history @ sp.diags(keep))
             seen.eliminate_zeros()
         _mask(scores, seen)
         for row, items in enumerate(cart_idx):
@@ -611,7 +623,14 @@ def log_recommender(model: RecommenderModel, name: str = "recommender", **log_mo
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
     signature = ModelSignature(
-        inputs=Schema([ColSpec("string", "customer_id"), ColSpec("string", "cart", required=False)]),
+        # Served carts are comma-separated strings; lists work only in-process.
+        inputs=Schema(
+            [
+                ColSpec("string", "customer_id"),
+                ColSpec("string", "cart", required=False),
+                ColSpec("string", "segment", required=False),
+            ]
+        ),
         outputs=Schema(
             [
                 ColSpec("string", "customer_id"),
@@ -630,6 +649,7 @@ def log_recommender(model: RecommenderModel, name: str = "recommender", **log_mo
             python_model=model,
             artifacts=artefacts,
             signature=signature,
+            input_example=pd.DataFrame({"customer_id": ["example-customer"], "cart": [""]}),
             pip_requirements=_requirements(),
             **log_model_kwargs,
         )

@@ -116,7 +116,11 @@ def label_texts(model: Pipeline | None, texts: Sequence) -> list[str | None]:
         for i in present:
             s = lexicon_score(cleaned[i])
             labels[i] = (
-                "positive" if s > LEXICON_LABEL_THRESHOLD else "negative" if s < -LEXICON_LABEL_THRESHOLD else "neutral"
+                "positive"
+                if s > LEXICON_LABEL_THRESHOLD
+                else "negative"
+                if s < -LEXICON_LABEL_THRESHOLD
+                else "neutral"
             )
         return labels
     for i, label in zip(present, model.predict([cleaned[i] for i in present])):
@@ -124,7 +128,9 @@ def label_texts(model: Pipeline | None, texts: Sequence) -> list[str | None]:
     return labels
 
 
-def evaluate_sentiment(texts: Sequence, scores: Sequence, test_size: float = 0.2, random_state: int = 0) -> dict:
+def evaluate_sentiment(
+    texts: Sequence, scores: Sequence, test_size: float = 0.2, random_state: int = 0
+) -> dict:
     """Hold out ``test_size`` of the labelled reviews (stratified), train on the rest and report
     3-class accuracy and macro-F1 against the majority-class baseline and the lexicon."""
     x, y = _labelled(texts, scores)
@@ -133,7 +139,9 @@ def evaluate_sentiment(texts: Sequence, scores: Sequence, test_size: float = 0.2
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=test_size, random_state=random_state, stratify=stratify
     )
-    model = train_sentiment(x_train, [{"negative": 1, "neutral": 3, "positive": 5}[v] for v in y_train], random_state)
+    model = train_sentiment(
+        x_train, [{"negative": 1, "neutral": 3, "positive": 5}[v] for v in y_train], random_state
+    )
     predicted = model.predict(x_test)
     majority = pd.Series(y_train).value_counts().idxmax()
     lexicon = label_texts(None, x_test)
@@ -163,7 +171,10 @@ def olist_review_texts(src_dir: Path | None = None) -> pd.DataFrame:
             "review_id": rows["review_id"],
             "order_id": rows["order_id"],
             "score": rows["review_score"].astype(int),
-            "text": [review_text(t, m) for t, m in zip(rows["review_comment_title"], rows["review_comment_message"])],
+            "text": [
+                review_text(t, m)
+                for t, m in zip(rows["review_comment_title"], rows["review_comment_message"])
+            ],
         }
     )
 
@@ -188,6 +199,7 @@ pirata mentira insatisfeit* absurdo descaso lixo vergonha nao_recebi
 """
 _NEGATORS = {"not", "no", "never", "dont", "didnt", "doesnt", "isnt", "wasnt", "nao", "nem", "nunca", "sem"}
 _TOKEN = re.compile(r"[a-z]+")
+_CLAUSE_BREAK = re.compile(r"[.,;:!?\n]+")
 
 
 def _lexicon(words: str) -> tuple[frozenset[str], tuple[str, ...]]:
@@ -207,29 +219,39 @@ def _polarity(token: str) -> int:
     return 0
 
 
-def _normalise(text: str) -> list[str]:
+def _clauses(text: str) -> list[list[str]]:
+    """Lowercase ASCII tokens per clause (negation does not cross punctuation)."""
     plain = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode()
-    tokens = _TOKEN.findall(plain.replace("n't", "nt").replace("'", ""))
-    # "não recebi" (not received) is the commonest Olist complaint; keep it as one negative cue.
-    return ["nao_recebi" if a == "nao" and b.startswith("receb") else a for a, b in zip(tokens, tokens[1:] + [""])]
+    plain = plain.replace("n't", "nt").replace("'", "")
+    clauses = []
+    for clause in _CLAUSE_BREAK.split(plain):
+        tokens = _TOKEN.findall(clause)
+        # "não recebi" (not received) is the commonest Olist complaint: one negative cue.
+        clauses.append(
+            [
+                "nao_recebi" if a == "nao" and b.startswith("receb") else a
+                for a, b in zip(tokens, tokens[1:] + [""])
+            ]
+        )
+    return clauses
 
 
 def lexicon_score(text: str | None) -> float:
     """Built-in English/Portuguese lexicon score in [-1, 1]; 0 for empty or opinion-free text.
 
-    A negator ("not", "não", "nunca"...) within the two previous words flips a word's polarity.
+    A negator ("not", "não", "nunca"...) within the two previous words of the same clause flips
+    a word's polarity.
     The score is (positive - negative) / (positive + negative + 1), so one cue gives +-0.5."""
     if text is None or (isinstance(text, float) and np.isnan(text)):
         return 0.0
-    tokens = _normalise(str(text))
-    total = 0
-    hits = 0
-    for i, token in enumerate(tokens):
-        polarity = _polarity(token)
-        if not polarity:
-            continue
-        if token != "nao_recebi" and any(t in _NEGATORS for t in tokens[max(0, i - 2) : i]):
-            polarity = -polarity
-        total += polarity
-        hits += 1
+    total = hits = 0
+    for tokens in _clauses(str(text)):
+        for i, token in enumerate(tokens):
+            polarity = _polarity(token)
+            if not polarity:
+                continue
+            if token != "nao_recebi" and any(t in _NEGATORS for t in tokens[max(0, i - 2) : i]):
+                polarity = -polarity
+            total += polarity
+            hits += 1
     return float(total / (hits + 1))

@@ -24,18 +24,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from c360.privacy.keys import Keyring
 
-__all__ = [
-    "InvalidTag", "TOKEN_VERSION", "encrypt", "decrypt", "rewrap", "token_key_id",
-    "encrypt_column", "decrypt_column", "rotate_table", "register_udfs",
-    "KINDS", "normalise_email", "normalise_phone", "normalise_card", "normalise_loyalty_card",
-    "normalise_national_id", "normalise", "pseudonym", "pseudonym_column", "hmac_sql",
-    "normalise_email_sql", "normalise_phone_sql", "normalise_card_sql", "normalise_loyalty_card_sql",
-    "normalise_national_id_sql", "normalise_sql",
-    "mask_email", "mask_phone", "mask_card", "mask_national_id",
-    "mask_email_sql", "mask_phone_sql", "mask_card_sql", "mask_national_id_sql",
-    "luhn_valid", "prc_id_valid", "prc_check_char", "luhn_valid_sql", "prc_id_valid_sql",
-]
-
 # --------------------------------------------------------------------------- encryption
 
 TOKEN_VERSION = "v1"
@@ -169,12 +157,11 @@ def rotate_table(
     con.execute("begin transaction")
     try:
         for low in range(0, max_rowid + 1, batch_size):
-            batch = con.execute(
+            batch = con.sql(
                 f"select rowid as rid, {col} as token, ({aad_sql_expr})::varchar as aad from {tbl} "
-                f"where rowid >= ? and rowid < ? and {col} is not null "
-                f"and not starts_with({col}, '{active_prefix}')",
-                [low, low + batch_size],
-            ).fetch_arrow_table()
+                f"where rowid >= {int(low)} and rowid < {int(low + batch_size)} and {col} is not null "
+                f"and not starts_with({col}, '{active_prefix}')"
+            ).to_arrow_table()
             if batch.num_rows == 0:
                 continue
             aads = batch["aad"].to_pylist()
@@ -276,7 +263,7 @@ def pseudonym(value: str | None, keyring: Keyring, kind: str) -> str | None:
     normalised = normalise(kind, value)
     if normalised is None:
         return None
-    return hmac.new(keyring.hmac_key, f"{kind}:{normalised}".encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.new(keyring.hmac_key, f"{kind}:{normalised}".encode(), hashlib.sha256).hexdigest()
 
 
 def pseudonym_column(values: pa.Array | Sequence[str | None], keyring: Keyring, kind: str) -> pa.Array:
@@ -300,9 +287,7 @@ def hmac_sql(kind: str, keyring: Keyring, column: str | None = None) -> str:
     """
     ipad, opad = _hmac_pads(keyring.hmac_key)
     kind = _check_kind(kind)
-    expr = (
-        f"sha256(unhex('{opad.hex()}') || unhex(sha256(unhex('{ipad.hex()}') || encode('{kind}:' || ({{col}})))))"
-    )
+    expr = f"sha256(unhex('{opad.hex()}') || unhex(sha256(unhex('{ipad.hex()}') || encode('{kind}:' || ({{col}})))))"
     return expr.format(col=column) if column is not None else expr
 
 
@@ -372,7 +357,11 @@ def register_udfs(con: duckdb.DuckDBPyConnection, keyring: Keyring) -> None:
             type=pa.string(),
         )
 
-    for name, func in (("c360_encrypt", _encrypt), ("c360_decrypt", _decrypt), ("c360_pseudonym", _pseudonym)):
+    for name, func in (
+        ("c360_encrypt", _encrypt),
+        ("c360_decrypt", _decrypt),
+        ("c360_pseudonym", _pseudonym),
+    ):
         con.create_function(
             name, func, [varchar, varchar], varchar, type="arrow", null_handling="special", side_effects=True
         )
@@ -485,8 +474,6 @@ def prc_id_valid_sql(id18: str) -> str:
     """SQL boolean: the check character of an 18-character upper-case id expression."""
     weights = list(PRC_WEIGHTS)
     return (
-        f"(substr('{PRC_CHECK_CHARS}', 1 + list_sum(list_transform(range(17), lambda i: "
-        f"(ord(({id18})[i + 1]) - 48) * {weights}[i + 1])) % 11, 1) = upper(({id18})[18]))"
+        f"(substr('{PRC_CHECK_CHARS}', 1 + cast(list_sum(list_transform(range(17), lambda i: "
+        f"(ord(({id18})[i + 1]) - 48) * {weights}[i + 1])) % 11 as bigint), 1) = upper(({id18})[18]))"
     )
-
-

@@ -95,7 +95,12 @@ class Keyring:
 
     @classmethod
     def generate(cls, key_id: str = "k1") -> Keyring:
-        return cls(key_id, {key_id: secrets.token_bytes(AES_KEY_BYTES)}, secrets.token_bytes(HMAC_KEY_BYTES), "generated")
+        return cls(
+            key_id,
+            {key_id: secrets.token_bytes(AES_KEY_BYTES)},
+            secrets.token_bytes(HMAC_KEY_BYTES),
+            "generated",
+        )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Keyring | None:
@@ -221,7 +226,9 @@ def rotate_keys() -> None:
     if not path.is_file():
         raise click.ClickException(f"no key file at {path}; run `c360 keys init` first")
     if Keyring.from_env() is not None:
-        raise click.ClickException(f"keys come from {ENV_ENCRYPTION_KEYS}; rotate them where they are managed")
+        raise click.ClickException(
+            f"keys come from {ENV_ENCRYPTION_KEYS}; rotate them where they are managed"
+        )
     keyring = Keyring.from_file(path).rotated()
     write_key_file(keyring, path, overwrite=True)
     click.echo(

@@ -1,10 +1,15 @@
-{# A person's name as compared across systems: lower-case ASCII letters, Wade-Giles spellings
-   mapped to pinyin (Chang -> zhang), tokens sorted so "Wei Zhang" and "zhang  wei" agree. #}
+{# A person's name as compared across systems: lower-case ASCII letters, Wade-Giles and other
+   romanisations mapped to pinyin (Chang -> zhang), tokens sorted so "Wei Zhang" and
+   "zhang  wei" agree. #}
 {% macro normalise_name(first, last) -%}
+    {%- set transliterations = {
+    'chang': 'zhang', 'hsu': 'xu', 'chou': 'zhou', 'chien': 'qian', 'hsieh': 'xie', 'kuo': 'guo',
+    'tsai': 'cai', 'tseng': 'zeng', 'chao': 'zhao', 'liou': 'liu', 'lee': 'li', 'wong': 'wang',
+    'hwang': 'huang', 'tsao': 'cao', 'teng': 'deng', 'chiang': 'jiang', 'ho': 'he', 'lo': 'luo'
+} -%}
     array_to_string(list_sort(list_transform(
         regexp_split_to_array(trim(regexp_replace(lower(coalesce({{ first }}, '') || ' ' || coalesce({{ last }}, '')), '[^a-z ]', '', 'g')), '\s+'),
-        t -> coalesce(map_extract_value(
-            (select map(list(variant), list(pinyin)) from {{ ref('name_transliterations') }}), t), t)
+        lambda t: case t {% for variant, pinyin in transliterations.items() %}when '{{ variant }}' then '{{ pinyin }}' {% endfor %}else t end
     )), ' ')
 {%- endmacro %}
 

@@ -1,6 +1,5 @@
 """Ingestion assets: one per landing source, landing files -> raw.<source>."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -1,6 +1,5 @@
 """Blocking checks on ingestion: no row is lost between the landing files and raw."""
 
-from __future__ import annotations
 
 import dagster as dg
 

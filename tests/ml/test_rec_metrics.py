@@ -73,8 +73,6 @@ def test_mismatched_rows_are_rejected():
 
 def test_recall_against_counts_customers_without_recommendations_as_zero():
     truth = pd.DataFrame({"customer_id": ["a", "a", "b"], "product_id": ["x", "y", "z"]})
-    recs = pd.DataFrame(
-        {"customer_id": ["a", "a", "a"], "rank": [1, 2, 3], "product_id": ["x", "q", "y"]}
-    )
+    recs = pd.DataFrame({"customer_id": ["a", "a", "a"], "rank": [1, 2, 3], "product_id": ["x", "q", "y"]})
     assert recall_against(truth, recs, k=2) == pytest.approx((1 / 2 + 0) / 2)
     assert recall_against(truth, recs, k=3) == pytest.approx((1 + 0) / 2)

@@ -1,0 +1,1 @@
+"""Privacy and security primitives: the keyring, field encryption and pseudonyms, the PII scanner."""
