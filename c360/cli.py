@@ -64,6 +64,13 @@ def ingest(mapping: str | None, src: Path | None) -> None:
     sys.exit(0 if result.success else 1)
 
 
+@main.command(name="dagster-home", help="Create C360_HOME's Dagster instance (dagster.yaml) and print its path.")
+def dagster_home() -> None:
+    from c360.runner import prepare_instance
+
+    click.echo(prepare_instance().dagster_home)
+
+
 @main.command(help="Print tables with row counts, the last run's checks and registered models.")
 def summary() -> None:
     print_summary(None)

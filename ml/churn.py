@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
+from mlflow.types.schema import AnyType
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
@@ -244,7 +245,9 @@ class ChurnProbability(mlflow.pyfunc.PythonModel):
 
 
 def model_signature() -> ModelSignature:
-    inputs = Schema([ColSpec("double", name) for name in FEATURES])
+    """Requires every feature column; types are ``Any`` because MLflow refuses int64 -> double
+    (DuckDB counts are BIGINT) and ``ChurnProbability`` casts to float itself."""
+    inputs = Schema([ColSpec(AnyType(), name) for name in FEATURES])
     outputs = Schema([ColSpec("double", "churn_probability")])
     return ModelSignature(inputs=inputs, outputs=outputs)
 

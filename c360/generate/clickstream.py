@@ -159,6 +159,7 @@ def write_web(rng, p: People, cat: Catalogue, month: str, month_no: int, m_lo: i
     dup = plant(rng, codes, "web_events", "duplicate_key", np.arange(m) >= 1, floor)
     src = (rng.random(len(dup)) * dup).astype(np.int64)
     ok = codes[src] == 0
+    ok[np.setdiff1d(np.arange(len(src)), np.unique(src, return_index=True)[1])] = False  # one copy per id
     codes[dup[~ok]] = 0
     dup, src = dup[ok], src[ok]
     protect = np.zeros(m, dtype=bool)

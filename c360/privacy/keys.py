@@ -207,8 +207,12 @@ def keys_command() -> None:
 
 
 @keys_command.command("init")
-def init_keys() -> None:
+@click.option("--if-missing", is_flag=True, help="Keep an existing key file (or env keys) instead of failing.")
+def init_keys(if_missing: bool) -> None:
     """Create a key file with a fresh AES-256 key and HMAC key."""
+    if if_missing:
+        ensure_dev_keys(get_settings())
+        return
     path = key_file_path(get_settings())
     if Keyring.from_env() is not None:
         click.echo(f"Note: {ENV_ENCRYPTION_KEYS} is set and takes precedence over {path}.", err=True)

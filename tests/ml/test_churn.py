@@ -229,7 +229,8 @@ def test_champion_scores_probabilities_in_a_fresh_process(trained, mlflow_store,
         f"p = model.predict(pd.read_parquet({str(tmp_path / 'features.parquet')!r}))\n"
         "print(json.dumps({'type': type(p).__name__, 'shape': list(p.shape), 'p': [float(x) for x in p]}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=300)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
     scored = json.loads(out.stdout.strip().splitlines()[-1])
     assert scored["type"] == "ndarray" and scored["shape"] == [50]
     p = np.array(scored["p"])

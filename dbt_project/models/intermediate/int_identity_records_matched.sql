@@ -1,5 +1,6 @@
 -- Each record with its customer id and the strongest rule that ties it to another record of
--- the same person (or 'singleton' when nothing does).
+-- the same person (or 'singleton' when nothing does). A customer whose records carry no key
+-- at all (a device that never logged in, a walk-in receipt) is anonymous: not a person we know.
 with records as (
     select * from {{ ref('int_identity_records_unioned') }}
 ),
@@ -37,6 +38,13 @@ fuzzy as (
     select node_b from edges where edge_kind = 'fuzzy_name_dob_postcode'
 ),
 
+identified as (
+    select a.customer_id, bool_or(len(r.link_keys) > 0) as is_identified
+    from records r
+    join assigned a using (record_node)
+    group by a.customer_id
+),
+
 final as (
     select
         r.source,
@@ -51,9 +59,11 @@ final as (
             when s.best_rank = 5 then 'phone'
             when f.record_node is not null then 'fuzzy_name_dob_postcode'
             else 'singleton'
-        end as match_rule
+        end as match_rule,
+        not i.is_identified as is_anonymous
     from records r
     join assigned a using (record_node)
+    join identified i on i.customer_id = a.customer_id
     left join shared_keys s using (record_node)
     left join fuzzy f using (record_node)
 )

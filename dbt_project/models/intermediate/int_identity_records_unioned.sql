@@ -99,7 +99,7 @@ final as (
         source,
         source_record_id,
         source || ':' || source_record_id as record_node,
-        list_filter(link_keys, lambda k: k is not null) as link_keys,
+        coalesce(list_filter(link_keys, lambda k: k is not null), []) as link_keys,
         name_key,
         birth_date,
         postcode

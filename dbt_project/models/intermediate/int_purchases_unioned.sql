@@ -1,5 +1,5 @@
 -- Every purchase (web/app order or store receipt) with its customer, one row per purchase.
--- Cancelled orders are not purchases.
+-- Cancelled orders are not purchases; anonymous walk-in receipts belong to no known customer.
 with orders as (
     select * from {{ ref('stg_ecommerce__orders') }}
 ),
@@ -48,7 +48,7 @@ in_store as (
         r.used_promo
     from receipts r
     join identity i on i.source = 'pos_transactions' and i.source_record_id = r.transaction_id
-    -- Walk-in receipts with no customer key resolve to singletons; they are still purchases.
+    where not i.is_anonymous
 ),
 
 final as (

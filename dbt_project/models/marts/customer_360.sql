@@ -1,6 +1,6 @@
 -- One row per person: profile, value, behaviour, service, voice, consent and risk.
 with customers as (
-    select distinct customer_id from {{ ref('int_identity_records_matched') }}
+    select distinct customer_id from {{ ref('int_identity_records_matched') }} where not is_anonymous
 ),
 
 identity as (

@@ -1,0 +1,50 @@
+# Customer 360: two commands for a newcomer (make demo, make test), plus the UIs and benchmarks.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+export C360_HOME ?= $(CURDIR)/.c360
+export DAGSTER_HOME ?= $(C360_HOME)/dagster
+CUSTOMERS ?= 20000
+SEED ?= 42
+
+.PHONY: install demo test ui bench lint clean
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.9
+
+# Installs exactly what uv.lock pins (a fresh machine needs only Python 3.11 and PyPI).
+$(BIN)/.installed: $(BIN)/python pyproject.toml uv.lock
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --extra dev --inexact
+	@touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/c360 keys init --if-missing
+	$(BIN)/c360 generate --customers $(CUSTOMERS) --seed $(SEED) --out $(C360_HOME)/landing
+	$(BIN)/c360 run
+
+test: install
+	$(BIN)/pytest -n 2 --dist loadfile
+
+ui: install
+	@echo "Dagster UI: http://127.0.0.1:3000   MLflow UI: http://127.0.0.1:5000   (Ctrl-C stops both)"
+	@trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 \
+	    --backend-store-uri sqlite:///$(C360_HOME)/mlflow/mlflow.db \
+	    --default-artifact-root $(C360_HOME)/mlflow/artifacts & \
+	$(BIN)/c360 dagster-home >/dev/null; \
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000 & \
+	wait
+
+bench: install
+	$(BIN)/c360 bench --scale S --scale M
+
+lint: install
+	$(BIN)/ruff check c360 orchestration ml expectations tests
+
+clean:
+	rm -rf $(C360_HOME) dbt_project/target dbt_project/logs
