@@ -20,15 +20,11 @@ def main() -> None:
     pass
 
 
-def _mount_optional(module: str, attr: str, name: str) -> None:
-    """Sub-commands that live with their domain; a missing one does not break the CLI."""
+def _mount(group: click.Group, module: str, attr: str, name: str) -> None:
+    """Sub-commands live with their domain (keep heavy imports inside the command functions)."""
     import importlib
 
-    try:
-        command = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError):  # pragma: no cover - only while a domain is absent
-        return
-    main.add_command(command, name=name)
+    group.add_command(getattr(importlib.import_module(module), attr), name=name)
 
 
 @main.command(help="Materialize every asset, or a Dagster selection (e.g. 'key:marts/customer_360+').")
@@ -139,9 +135,9 @@ def eval_group() -> None:
     pass
 
 
-_mount_optional("c360.generate", "generate_command", "generate")
-_mount_optional("c360.privacy.keys", "keys_command", "keys")
-_mount_optional("c360.privacy.scan", "scan_pii_command", "scan-pii")
+_mount(main, "c360.generate", "generate_command", "generate")
+_mount(main, "c360.privacy.keys", "keys_command", "keys")
+_mount(main, "c360.privacy.scan", "scan_pii_command", "scan-pii")
 
 if __name__ == "__main__":  # pragma: no cover
     main()
