@@ -4,7 +4,7 @@ transitions, and the MLflow pyfunc that serves them.
 The collaborative model is EASE^R (Steck 2019, "Embarrassingly Shallow Autoencoders"): a
 closed-form item-item weight matrix ``B = argmin ||X - XB||² + λ||B||², diag(B) = 0``. It
 needs a dense ``n_items x n_items`` solve, so it is used up to ``MAX_EASE_ITEMS`` items
-(10k items: ~0.8 GB and about a minute on one core); above that the model falls back to
+(10k items: 3.4 GB peak and ~2 min on one shared core, measured); above that the model falls back to
 BM25-weighted item-kNN, which only needs a sparse ``X'X``. Both keep the ``neighbours``
 largest weights per item, so scoring is a sparse product and the served artefact stays small.
 

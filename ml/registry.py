@@ -240,7 +240,16 @@ def log_lineage(
 
 def register(run_id: str, artifact_name: str, model_name: str) -> int:
     """Register the model logged as ``artifact_name`` in run ``run_id``; returns the new version."""
-    version = mlflow.register_model(f"runs:/{run_id}/{artifact_name}", model_name)
+    client = MlflowClient()
+    run = client.get_run(run_id)
+    logged = client.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run_id}' AND name = '{artifact_name}'",
+        max_results=1,
+    )
+    # MLflow 3 keeps models outside run artifacts; runs:/ still works for older runs.
+    model_uri = logged[0].model_uri if logged else f"runs:/{run_id}/{artifact_name}"
+    version = mlflow.register_model(model_uri, model_name)
     return int(version.version)
 
 

@@ -8,35 +8,124 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from c360.generate.identity import join, padded, take, weighted
+from c360.generate.identity import join, padded, take
 
 # (category, share of the catalogue, median price, price sigma, brands, product nouns)
 CATEGORIES = [
-    ("electronics", 10, 899, 0.9, ["Xiaomi", "Huawei", "Lenovo", "Anker", "OPPO", "vivo"],
-     ["Smart Speaker", "Power Bank", "Earbuds", "Tablet", "Smart Watch", "Router", "Monitor", "Phone"]),
-    ("fashion", 14, 199, 0.6, ["Li-Ning", "Bosideng", "Uniqlo", "Semir", "Peacebird", "Metersbonwe"],
-     ["Down Jacket", "T-Shirt", "Jeans", "Hoodie", "Dress", "Sneakers", "Scarf", "Coat"]),
-    ("beauty", 10, 159, 0.6, ["Proya", "Perfect Diary", "Herborist", "L'Oreal", "Florasis", "Chando"],
-     ["Face Cream", "Serum", "Lipstick", "Sunscreen", "Cleanser", "Toner", "Eye Cream", "Mask Set"]),
-    ("grocery", 14, 39, 0.6, ["Three Squirrels", "Bestore", "Yili", "Mengniu", "Master Kong", "Nongfu Spring"],
-     ["Roasted Nuts, 500g", "Milk, 12 x 250ml", "Instant Noodles", "Green Tea", "Rice, 5kg", "Dried Fruit",
-      "Sesame Oil", "Spring Water, 24 pack"]),
-    ("home", 10, 129, 0.8, ["Midea", "Supor", "Joyoung", "Haier", "Lock&Lock", "Deerma"],
-     ["Rice Cooker", "Kettle", "Soymilk Maker", "Air Purifier", "Storage Box", "Wok", "Humidifier", "Vacuum"]),
-    ("sports", 7, 229, 0.7, ["Anta", "Xtep", "Decathlon", "Peak", "361 Degrees", "Li-Ning"],
-     ["Running Shoes", "Yoga Mat", "Basketball", "Badminton Racket", "Dumbbells", "Jump Rope", "Gym Bag"]),
-    ("books", 8, 49, 0.4, ["CITIC Press", "People's Literature", "Zhonghua Book", "Penguin", "Oxford UP"],
-     ["Novel", "Cookbook", "History of China", "Poetry Collection", "Business Guide", "Children's Atlas"]),
-    ("toys", 6, 119, 0.6, ["LEGO", "Pop Mart", "Bandai", "Hasbro", "Mattel"],
-     ["Blind Box", "Building Set", "Puzzle", "Robot Kit", "Plush Panda", "Board Game"]),
-    ("baby", 5, 149, 0.6, ["Feihe", "Babycare", "Pampers", "Goodbaby", "Beingmate"],
-     ["Infant Formula", "Diapers", "Baby Wipes", "Stroller", "Bottle Set", "Baby Lotion"]),
-    ("pets", 5, 89, 0.6, ["Royal Canin", "Myfoodie", "Pedigree", "Whiskas", "Navarch"],
-     ["Cat Food, 2kg", "Dog Food", "Cat Litter", "Pet Treats", "Chew Toy", "Pet Shampoo"]),
-    ("health", 6, 99, 0.6, ["Tong Ren Tang", "By-health", "Swisse", "Yunnan Baiyao", "Omron"],
-     ["Vitamin C", "Fish Oil", "Blood Pressure Monitor", "Herbal Tea", "Protein Powder", "Thermometer"]),
-    ("outdoor", 5, 299, 0.7, ["Toread", "Kailas", "Naturehike", "The North Face", "Camel"],
-     ["Tent", "Hiking Boots", "Sleeping Bag", "Trekking Poles", "Rain Jacket", "Camping Lamp"]),
+    (
+        "electronics",
+        10,
+        899,
+        0.9,
+        ["Xiaomi", "Huawei", "Lenovo", "Anker", "OPPO", "vivo"],
+        ["Smart Speaker", "Power Bank", "Earbuds", "Tablet", "Smart Watch", "Router", "Monitor", "Phone"],
+    ),
+    (
+        "fashion",
+        14,
+        199,
+        0.6,
+        ["Li-Ning", "Bosideng", "Uniqlo", "Semir", "Peacebird", "Metersbonwe"],
+        ["Down Jacket", "T-Shirt", "Jeans", "Hoodie", "Dress", "Sneakers", "Scarf", "Coat"],
+    ),
+    (
+        "beauty",
+        10,
+        159,
+        0.6,
+        ["Proya", "Perfect Diary", "Herborist", "L'Oreal", "Florasis", "Chando"],
+        ["Face Cream", "Serum", "Lipstick", "Sunscreen", "Cleanser", "Toner", "Eye Cream", "Mask Set"],
+    ),
+    (
+        "grocery",
+        14,
+        39,
+        0.6,
+        ["Three Squirrels", "Bestore", "Yili", "Mengniu", "Master Kong", "Nongfu Spring"],
+        [
+            "Roasted Nuts, 500g",
+            "Milk, 12 x 250ml",
+            "Instant Noodles",
+            "Green Tea",
+            "Rice, 5kg",
+            "Dried Fruit",
+            "Sesame Oil",
+            "Spring Water, 24 pack",
+        ],
+    ),
+    (
+        "home",
+        10,
+        129,
+        0.8,
+        ["Midea", "Supor", "Joyoung", "Haier", "Lock&Lock", "Deerma"],
+        [
+            "Rice Cooker",
+            "Kettle",
+            "Soymilk Maker",
+            "Air Purifier",
+            "Storage Box",
+            "Wok",
+            "Humidifier",
+            "Vacuum",
+        ],
+    ),
+    (
+        "sports",
+        7,
+        229,
+        0.7,
+        ["Anta", "Xtep", "Decathlon", "Peak", "361 Degrees", "Li-Ning"],
+        ["Running Shoes", "Yoga Mat", "Basketball", "Badminton Racket", "Dumbbells", "Jump Rope", "Gym Bag"],
+    ),
+    (
+        "books",
+        8,
+        49,
+        0.4,
+        ["CITIC Press", "People's Literature", "Zhonghua Book", "Penguin", "Oxford UP"],
+        ["Novel", "Cookbook", "History of China", "Poetry Collection", "Business Guide", "Children's Atlas"],
+    ),
+    (
+        "toys",
+        6,
+        119,
+        0.6,
+        ["LEGO", "Pop Mart", "Bandai", "Hasbro", "Mattel"],
+        ["Blind Box", "Building Set", "Puzzle", "Robot Kit", "Plush Panda", "Board Game"],
+    ),
+    (
+        "baby",
+        5,
+        149,
+        0.6,
+        ["Feihe", "Babycare", "Pampers", "Goodbaby", "Beingmate"],
+        ["Infant Formula", "Diapers", "Baby Wipes", "Stroller", "Bottle Set", "Baby Lotion"],
+    ),
+    (
+        "pets",
+        5,
+        89,
+        0.6,
+        ["Royal Canin", "Myfoodie", "Pedigree", "Whiskas", "Navarch"],
+        ["Cat Food, 2kg", "Dog Food", "Cat Litter", "Pet Treats", "Chew Toy", "Pet Shampoo"],
+    ),
+    (
+        "health",
+        6,
+        99,
+        0.6,
+        ["Tong Ren Tang", "By-health", "Swisse", "Yunnan Baiyao", "Omron"],
+        ["Vitamin C", "Fish Oil", "Blood Pressure Monitor", "Herbal Tea", "Protein Powder", "Thermometer"],
+    ),
+    (
+        "outdoor",
+        5,
+        299,
+        0.7,
+        ["Toread", "Kailas", "Naturehike", "The North Face", "Camel"],
+        ["Tent", "Hiking Boots", "Sleeping Bag", "Trekking Poles", "Rain Jacket", "Camping Lamp"],
+    ),
 ]
 CATEGORY_NAMES = [c[0] for c in CATEGORIES]
 N_CATEGORIES = len(CATEGORIES)
@@ -96,7 +185,9 @@ def build_catalogue(rng: np.random.Generator, customers: int, horizon_days: int)
     name = join(brand, " ", adj, " ", noun, " ", model)
     # Some names say their pack size after a comma: quoting must cope.
     evergreen = rank < EVERGREEN_PER_CATEGORY
-    launch = np.where(rng.random(n) < 0.75, rng.integers(-4 * 365, -30, n), rng.integers(0, horizon_days - 60, n))
+    launch = np.where(
+        rng.random(n) < 0.75, rng.integers(-4 * 365, -30, n), rng.integers(0, horizon_days - 60, n)
+    )
     launch = np.where(evergreen, np.minimum(launch, -60), launch)
     disc = np.full(n, 1 << 40, dtype=np.int64)
     can_stop = ~evergreen & (launch < horizon_days - 120)
@@ -105,7 +196,7 @@ def build_catalogue(rng: np.random.Generator, customers: int, horizon_days: int)
     disc[stop] = lo + (rng.random(len(stop)) * (horizon_days - 1 - lo)).astype(int)
 
     order = np.lexsort((rank, category))
-    weights = (1.0 / (rank[order] + 1.0) ** 0.9)
+    weights = 1.0 / (rank[order] + 1.0) ** 0.9
     cat_start = np.concatenate([[0], np.cumsum(counts)])
     cum = np.cumsum(weights)
 
@@ -114,13 +205,24 @@ def build_catalogue(rng: np.random.Generator, customers: int, horizon_days: int)
     for _ in range(n_bundles):
         size = 3 if rng.random() < 0.3 else 2
         cats = rng.choice(N_CATEGORIES, size=size, replace=False)
-        bundles.append(tuple(int(order[cat_start[c] + rng.integers(0, EVERGREEN_PER_CATEGORY)]) for c in cats))
+        bundles.append(
+            tuple(int(order[cat_start[c] + rng.integers(0, EVERGREEN_PER_CATEGORY)]) for c in cats)
+        )
     bundles = list(dict.fromkeys(bundles))
 
     return Catalogue(
-        product_id=padded(np.arange(1, n + 1) + 100_000, 6, "P"), name=name, category=category, brand=brand,
-        price=np.round(price, 2), launch_day=launch, disc_day=disc, quality=rng.normal(0, 1, n),
-        by_cat=order, cat_start=cat_start, cum_weight=cum, bundles=bundles,
+        product_id=padded(np.arange(1, n + 1) + 100_000, 6, "P"),
+        name=name,
+        category=category,
+        brand=brand,
+        price=np.round(price, 2),
+        launch_day=launch,
+        disc_day=disc,
+        quality=rng.normal(0, 1, n),
+        by_cat=order,
+        cat_start=cat_start,
+        cum_weight=cum,
+        bundles=bundles,
     )
 
 
@@ -142,8 +244,14 @@ def unit(h: np.ndarray) -> np.ndarray:
     return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
-def choose_products(rng: np.random.Generator, cat: Catalogue, person: np.ndarray, day: np.ndarray,
-                    pref: np.ndarray, value: np.ndarray) -> np.ndarray:
+def choose_products(
+    rng: np.random.Generator,
+    cat: Catalogue,
+    person: np.ndarray,
+    day: np.ndarray,
+    pref: np.ndarray,
+    value: np.ndarray,
+) -> np.ndarray:
     """One product per (person, day): the person's category taste, their favourites, popularity."""
     n = len(person)
     cum_pref = np.cumsum(pref[person], axis=1)

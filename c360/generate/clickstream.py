@@ -19,7 +19,7 @@ from c360.generate.catalogue import CATEGORY_NAMES, Catalogue, choose_products
 from c360.generate.commerce import MonthOrders
 from c360.generate.defects import plant
 from c360.generate.population import People
-from c360.generate.writer import CODE, Sink
+from c360.generate.writer import Sink
 
 EVENT_TYPES = ["page_view", "search", "product_view", "add_to_cart", "checkout", "purchase"]
 
@@ -38,15 +38,33 @@ class Sessions:
     forced_login: np.ndarray
 
 
-def write_web(rng, p: People, cat: Catalogue, month: str, month_no: int, m_lo: int, m_hi: int,
-              orders: MonthOrders, sessions: Sessions, device_ids: pa.Array, horizon: Horizon, sink: Sink) -> None:
+def write_web(
+    rng,
+    p: People,
+    cat: Catalogue,
+    month: str,
+    month_no: int,
+    m_lo: int,
+    m_hi: int,
+    orders: MonthOrders,
+    sessions: Sessions,
+    device_ids: pa.Array,
+    horizon: Horizon,
+    sink: Sink,
+) -> None:
     s = sessions
     n = len(s.kind)
     purchase, browse = s.kind == 0, s.kind == 1
     day = (s.anchor - horizon.start_s) / DAY
     fading = np.where(s.person >= 0, p.fading(np.maximum(s.person, 0), day), 0.0)
-    n_lines = np.where(purchase, orders.n_lines[np.maximum(s.order_row, 0)], 0) if len(orders.t) else np.zeros(n, int)
-    line_start = np.where(purchase, orders.line_start[np.maximum(s.order_row, 0)], 0) if len(orders.t) else n_lines
+    n_lines = (
+        np.where(purchase, orders.n_lines[np.maximum(s.order_row, 0)], 0)
+        if len(orders.t)
+        else np.zeros(n, int)
+    )
+    line_start = (
+        np.where(purchase, orders.line_start[np.maximum(s.order_row, 0)], 0) if len(orders.t) else n_lines
+    )
     has_search = (rng.random(n) < np.where(purchase, 0.6, np.where(browse, 0.5, 0.4))).astype(np.int64)
     views = np.where(purchase, n_lines + rng.poisson(1.0, n), 1 + rng.poisson(1.5, n))
     abandon = rng.random(n) < np.where(browse, 0.15 + 0.55 * fading, 0.06)
@@ -62,7 +80,13 @@ def write_web(rng, p: People, cat: Catalogue, month: str, month_no: int, m_lo: i
     sess = np.repeat(np.arange(n), count)
     start = np.cumsum(count) - count
     pos = np.arange(len(sess)) - start[sess]
-    etype = ((pos >= 1).astype(np.int8) + (pos >= b2[sess]) + (pos >= b3[sess]) + (pos >= b4[sess]) + (pos >= b5[sess]))
+    etype = (
+        (pos >= 1).astype(np.int8)
+        + (pos >= b2[sess])
+        + (pos >= b3[sess])
+        + (pos >= b4[sess])
+        + (pos >= b5[sess])
+    )
     etype = etype.astype(np.int8)
     if s.kind.size:
         etype = np.where((etype == 1) & (has_search[sess] == 0), 2, etype)
@@ -94,23 +118,37 @@ def write_web(rng, p: People, cat: Catalogue, month: str, month_no: int, m_lo: i
     # Squeeze sessions that would cross the month boundary so each month file is self-contained.
     room = np.where(purchase, s.anchor - m_lo, m_hi - s.anchor)
     scale = np.minimum(1.0, np.maximum(room, 0) / np.maximum(total, 1))[sess]
-    t = np.where(purchase[sess], s.anchor[sess] - ((total[sess] - cum) * scale).astype(np.int64),
-                 s.anchor[sess] + (cum * scale).astype(np.int64))
+    t = np.where(
+        purchase[sess],
+        s.anchor[sess] - ((total[sess] - cum) * scale).astype(np.int64),
+        s.anchor[sess] + (cum * scale).astype(np.int64),
+    )
 
-    login = np.where(purchase, rng.integers(0, b4 + 1), np.where(
-        s.forced_login, (rng.random(n) * count).astype(np.int64),
-        np.where(browse & (rng.random(n) < 0.35), (rng.random(n) * count).astype(np.int64), count)))
+    login = np.where(
+        purchase,
+        rng.integers(0, b4 + 1),
+        np.where(
+            s.forced_login,
+            (rng.random(n) * count).astype(np.int64),
+            np.where(browse & (rng.random(n) < 0.35), (rng.random(n) * count).astype(np.int64), count),
+        ),
+    )
     login = np.where((s.kind < 2) & (login < count) & (rng.random(n) < 0.5), 0, login)
     login = np.where(s.kind == 2, count, login)
     logged_in = pos >= login[sess]
-    user = pc.if_else(pa.array(logged_in), p.account_id.take(pa.array(np.maximum(s.account, 0)[sess])),
-                      pa.nulls(len(sess), pa.string()))
+    user = pc.if_else(
+        pa.array(logged_in),
+        p.account_id.take(pa.array(np.maximum(s.account, 0)[sess])),
+        pa.nulls(len(sess), pa.string()),
+    )
     order_col = pa.nulls(len(sess), pa.string())
     is_buy = np.flatnonzero(etype == 5)
     if len(is_buy):
         mask = np.zeros(len(sess), dtype=bool)
         mask[is_buy] = True
-        order_col = pc.replace_with_mask(order_col, pa.array(mask), orders.order_id.take(pa.array(s.order_row[sess[is_buy]])))
+        order_col = pc.replace_with_mask(
+            order_col, pa.array(mask), orders.order_id.take(pa.array(s.order_row[sess[is_buy]]))
+        )
 
     # A double-submitted order also fires a second purchase event in the original's session.
     copies = np.flatnonzero(orders.copy_of >= 0) if len(orders.t) else np.zeros(0, dtype=np.int64)
@@ -141,15 +179,21 @@ def write_web(rng, p: People, cat: Catalogue, month: str, month_no: int, m_lo: i
     session_id = ident.padded(sess_rank[sess] + 1, 7, f"SS{tag}-")
     event_id = ident.padded(np.arange(1, m + 1), 8, f"EV{tag}-")
 
-    prod_col = pc.if_else(pa.array(product >= 0), cat.product_id.take(pa.array(np.maximum(product, 0))),
-                          pa.nulls(m, pa.string()))
+    prod_col = pc.if_else(
+        pa.array(product >= 0),
+        cat.product_id.take(pa.array(np.maximum(product, 0))),
+        pa.nulls(m, pa.string()),
+    )
     query = pa.nulls(m, pa.string())
     search_rows = np.flatnonzero(etype == 1)
     if len(search_rows):
         nxt = query_product[search_rows]
         cat_name = ident.take(CATEGORY_NAMES, cat.category[nxt])
-        q = pc.if_else(pa.array(rng.random(len(nxt)) < 0.6),
-                       ident.join(pc.utf8_lower(cat.brand.take(pa.array(nxt))), " ", cat_name), cat_name)
+        q = pc.if_else(
+            pa.array(rng.random(len(nxt)) < 0.6),
+            ident.join(pc.utf8_lower(cat.brand.take(pa.array(nxt))), " ", cat_name),
+            cat_name,
+        )
         mask = np.zeros(m, dtype=bool)
         mask[search_rows] = True
         query = pc.replace_with_mask(query, pa.array(mask), q)
@@ -175,9 +219,20 @@ def write_web(rng, p: People, cat: Catalogue, month: str, month_no: int, m_lo: i
     mask[miss] = True
     session_id = pc.if_else(pa.array(mask), pa.nulls(m, pa.string()), session_id)
 
-    sink.write("web_events", f"web_events_{month}", {
-        "event_id": pa.array(event_id, pa.string()), "occurred_at": pa.array(t, pa.timestamp("s")),
-        "session_id": session_id, "device_id": device_ids.take(pa.array(s.device[sess])), "user_id": user,
-        "event_type": ident.take(EVENT_TYPES, etype), "product_id": prod_col, "search_query": query,
-        "channel": ident.take(["web", "app"], s.channel[sess]), "order_id": order_col,
-    }, codes)
+    sink.write(
+        "web_events",
+        f"web_events_{month}",
+        {
+            "event_id": pa.array(event_id, pa.string()),
+            "occurred_at": pa.array(t, pa.timestamp("s")),
+            "session_id": session_id,
+            "device_id": device_ids.take(pa.array(s.device[sess])),
+            "user_id": user,
+            "event_type": ident.take(EVENT_TYPES, etype),
+            "product_id": prod_col,
+            "search_query": query,
+            "channel": ident.take(["web", "app"], s.channel[sess]),
+            "order_id": order_col,
+        },
+        codes,
+    )

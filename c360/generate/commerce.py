@@ -43,8 +43,11 @@ def promo_codes(rng, p: People, person: np.ndarray, t: np.ndarray) -> tuple[pa.A
     dates = (t // DAY).astype("datetime64[D]")
     window = promo_window(dates)
     use = rng.random(len(t)) < np.where(window > 0, 0.15 + 0.5 * p.promo_sens[person], 0.04)
-    code = pc.if_else(pa.array(window > 0), ident.take(PROMO_CODES, window),
-                      ident.take(EVERYDAY_CODES, rng.integers(0, len(EVERYDAY_CODES), len(t))))
+    code = pc.if_else(
+        pa.array(window > 0),
+        ident.take(PROMO_CODES, window),
+        ident.take(EVERYDAY_CODES, rng.integers(0, len(EVERYDAY_CODES), len(t))),
+    )
     return pc.if_else(pa.array(use), code, pa.nulls(len(t), pa.string())), use
 
 
@@ -71,9 +74,22 @@ def basket(rng, p: People, cat: Catalogue, person: np.ndarray, day: np.ndarray, 
     return n_lines, order, j, product, qty
 
 
-def write_orders(rng, p: People, cat: Catalogue, month: str, month_no: int, m_hi: int, person: np.ndarray,
-                 t: np.ndarray, kind: np.ndarray, order_ids: pa.Array, copy_ids, second_account: np.ndarray,
-                 horizon: Horizon, sink: Sink) -> MonthOrders:
+def write_orders(
+    rng,
+    p: People,
+    cat: Catalogue,
+    month: str,
+    month_no: int,
+    m_hi: int,
+    person: np.ndarray,
+    t: np.ndarray,
+    kind: np.ndarray,
+    order_ids: pa.Array,
+    copy_ids,
+    second_account: np.ndarray,
+    horizon: Horizon,
+    sink: Sink,
+) -> MonthOrders:
     n = len(person)
     floor = 1 if month_no % 8 == 1 else 0
     acc = p.primary_account[person]
@@ -93,7 +109,7 @@ def write_orders(rng, p: People, cat: Catalogue, month: str, month_no: int, m_hi
     protect[originals] = True
     plant(rng, codes, "ecommerce_orders", "negative_amount", ~protect, floor)
     plant(rng, codes, "ecommerce_orders", "missing_required", ~protect, floor)
-    fut = plant(rng, codes, "ecommerce_orders", "future_timestamp", ~protect, floor)
+    plant(rng, codes, "ecommerce_orders", "future_timestamp", ~protect, floor)
 
     # Extra copies: same account, items and amount, 1-30 s later, new id.
     k = len(originals)
@@ -116,7 +132,9 @@ def write_orders(rng, p: People, cat: Catalogue, month: str, month_no: int, m_hi
     amount_w = amount[rows]
     amount_w = np.where(codes == CODE["negative_amount"], -np.maximum(amount_w, 1.0), amount_w)
     account_col = p.account_id.take(pa.array(acc[rows]))
-    account_col = pc.if_else(pa.array(codes == CODE["missing_required"]), pa.nulls(m, pa.string()), account_col)
+    account_col = pc.if_else(
+        pa.array(codes == CODE["missing_required"]), pa.nulls(m, pa.string()), account_col
+    )
     email = ident.email_variants(p.account_email.take(pa.array(acc[rows])), rng, clean_share=0.75)
     phone = ident.phone_variants(p.phone.take(pa.array(person[rows])), rng)
     phone = pc.if_else(pa.array(rng.random(m) < 0.2), pa.nulls(m, pa.string()), phone)
@@ -130,15 +148,25 @@ def write_orders(rng, p: People, cat: Catalogue, month: str, month_no: int, m_hi
     postcode = p.postcode.take(pa.array(person[rows]))
     other = ident.padded(rng.integers(10, 86, m) * 10000 + rng.integers(0, 100, m) * 10, 6)
     postcode = pc.if_else(pa.array(rng.random(m) < 0.08), other, postcode)
-    rel = sink.write("ecommerce_orders", f"ecommerce_orders_{month}", {
-        "order_id": ids, "account_id": account_col, "email": email, "phone": phone,
-        "ordered_at": pa.array(t_written, pa.timestamp("s")),
-        "channel": ident.take(["web", "app"], kind[rows]),
-        "status": ident.take(["placed", "paid", "shipped", "delivered", "cancelled", "returned"], status),
-        "payment_method": ident.take(ONLINE_PAYMENTS, pay), "promo_code": promo.take(sel),
-        "amount": pa.array(amount_w), "currency": pa.array(["CNY"] * m, pa.string()),
-        "shipping_postcode": postcode,
-    }, codes)
+    rel = sink.write(
+        "ecommerce_orders",
+        f"ecommerce_orders_{month}",
+        {
+            "order_id": ids,
+            "account_id": account_col,
+            "email": email,
+            "phone": phone,
+            "ordered_at": pa.array(t_written, pa.timestamp("s")),
+            "channel": ident.take(["web", "app"], kind[rows]),
+            "status": ident.take(["placed", "paid", "shipped", "delivered", "cancelled", "returned"], status),
+            "payment_method": ident.take(ONLINE_PAYMENTS, pay),
+            "promo_code": promo.take(sel),
+            "amount": pa.array(amount_w),
+            "currency": pa.array(["CNY"] * m, pa.string()),
+            "shipping_postcode": postcode,
+        },
+        codes,
+    )
     del rel
 
     # Lines, in file order of their orders.
@@ -147,8 +175,9 @@ def write_orders(rng, p: People, cat: Catalogue, month: str, month_no: int, m_hi
     li = np.repeat(line_start0[rows], nl) + (np.arange(nl.sum()) - np.repeat(np.cumsum(nl) - nl, nl))
     line_order_row = np.repeat(np.arange(m), nl)
     l_codes = np.zeros(len(li), dtype=np.int8)
-    order_bad = np.isin(codes[line_order_row], [CODE["negative_amount"], CODE["missing_required"],
-                                                CODE["future_timestamp"]])
+    order_bad = np.isin(
+        codes[line_order_row], [CODE["negative_amount"], CODE["missing_required"], CODE["future_timestamp"]]
+    )
     l_codes[order_bad] = CODE["orphan_order"]
     l_codes[copy_of[line_order_row] >= 0] = CODE["duplicate"]
     is_original = np.zeros(m, dtype=bool)
@@ -161,8 +190,9 @@ def write_orders(rng, p: People, cat: Catalogue, month: str, month_no: int, m_hi
     prod_col = cat.product_id.take(pa.array(product[li]))
     mask = np.zeros(len(li), dtype=bool)
     mask[unknown] = True
-    prod_col = pc.replace_with_mask(prod_col, pa.array(mask),
-                                    ident.padded(rng.integers(1, 99_999, len(unknown)), 5, "P0"))
+    prod_col = pc.replace_with_mask(
+        prod_col, pa.array(mask), ident.padded(rng.integers(1, 99_999, len(unknown)), 5, "P0")
+    )
     mask[:] = False
     mask[miss] = True
     prod_col = pc.if_else(pa.array(mask), pa.nulls(len(li), pa.string()), prod_col)
@@ -170,18 +200,49 @@ def write_orders(rng, p: People, cat: Catalogue, month: str, month_no: int, m_hi
     q[nonpos] = -rng.integers(0, 3, len(nonpos))
     line_no = j[li] + 1
     order_id_l = ids.take(pa.array(line_order_row))
-    sink.write("ecommerce_order_items", f"ecommerce_order_items_{month}", {
-        "order_item_id": ident.join(order_id_l, "-", pc.cast(pa.array(line_no), pa.string())),
-        "order_id": order_id_l, "line_no": pa.array(line_no), "product_id": prod_col, "quantity": pa.array(q),
-        "unit_price": pa.array(price[li]), "discount": pa.array(discount[li]),
-    }, l_codes)
-    return MonthOrders(person=person[rows], account=acc[rows], t=t_all, channel=kind[rows], order_id=ids,
-                       line_start=np.cumsum(nl) - nl, n_lines=nl, line_product=product[li],
-                       line_legit=l_codes == 0, copy_of=copy_of, src_row=rows)
+    sink.write(
+        "ecommerce_order_items",
+        f"ecommerce_order_items_{month}",
+        {
+            "order_item_id": ident.join(order_id_l, "-", pc.cast(pa.array(line_no), pa.string())),
+            "order_id": order_id_l,
+            "line_no": pa.array(line_no),
+            "product_id": prod_col,
+            "quantity": pa.array(q),
+            "unit_price": pa.array(price[li]),
+            "discount": pa.array(discount[li]),
+        },
+        l_codes,
+    )
+    return MonthOrders(
+        person=person[rows],
+        account=acc[rows],
+        t=t_all,
+        channel=kind[rows],
+        order_id=ids,
+        line_start=np.cumsum(nl) - nl,
+        n_lines=nl,
+        line_product=product[li],
+        line_legit=l_codes == 0,
+        copy_of=copy_of,
+        src_row=rows,
+    )
 
 
-def write_pos(rng, p: People, cat: Catalogue, month: str, month_no: int, m_lo: int, m_hi: int, person: np.ndarray,
-              t: np.ndarray, n_stores: int, horizon: Horizon, sink: Sink) -> tuple[pa.Array, np.ndarray]:
+def write_pos(
+    rng,
+    p: People,
+    cat: Catalogue,
+    month: str,
+    month_no: int,
+    m_lo: int,
+    m_hi: int,
+    person: np.ndarray,
+    t: np.ndarray,
+    n_stores: int,
+    horizon: Horizon,
+    sink: Sink,
+) -> tuple[pa.Array, np.ndarray]:
     """Receipts of known persons plus anonymous walk-ins; returns (transaction ids, person or -1)."""
     n_walk = rng.poisson(0.11 * len(person) + 0.2)
     walk_day = rng.integers(m_lo // DAY, m_hi // DAY + 1, n_walk)
@@ -195,14 +256,17 @@ def write_pos(rng, p: People, cat: Catalogue, month: str, month_no: int, m_lo: i
     shopper = np.where(known, who, rng.integers(0, p.n, n))  # walk-ins borrow a random taste
     store = np.where(known & (rng.random(n) < 0.85), p.home_store[shopper], rng.integers(0, n_stores, n))
     day = (ts - horizon.start_s) // DAY
-    n_lines, line_r, j, product, qty = basket(rng, p, cat, shopper, day, bundles=False)
+    _, line_r, j, product, qty = basket(rng, p, cat, shopper, day, bundles=False)
     tx = ident.padded(np.arange(1, n + 1), 6, f"TX{month.replace('-', '')}")
     has_card = pc.is_valid(p.loyalty.take(pa.array(shopper))).to_numpy(zero_copy_only=False)
     by_card = known & has_card & (rng.random(n) < 0.9)
     by_phone = known & ~by_card
     card = pc.if_else(pa.array(by_card), p.loyalty.take(pa.array(shopper)), pa.nulls(n, pa.string()))
-    phone = pc.if_else(pa.array(by_phone), ident.phone_variants(p.phone.take(pa.array(shopper)), rng, 0.3),
-                       pa.nulls(n, pa.string()))
+    phone = pc.if_else(
+        pa.array(by_phone),
+        ident.phone_variants(p.phone.take(pa.array(shopper)), rng, 0.3),
+        pa.nulls(n, pa.string()),
+    )
     promo, _ = promo_codes(rng, p, shopper, ts)
     pay = np.where(rng.random(n) < 0.75, p.pay_store[shopper], rng.integers(0, 4, n))
     rsel = pa.array(line_r)
@@ -217,21 +281,35 @@ def write_pos(rng, p: People, cat: Catalogue, month: str, month_no: int, m_lo: i
     prod_col = cat.product_id.take(pa.array(product))
     mask = np.zeros(m, dtype=bool)
     mask[unknown] = True
-    prod_col = pc.replace_with_mask(prod_col, pa.array(mask), ident.padded(rng.integers(1, 99_999, len(unknown)), 5, "P0"))
+    prod_col = pc.replace_with_mask(
+        prod_col, pa.array(mask), ident.padded(rng.integers(1, 99_999, len(unknown)), 5, "P0")
+    )
     tx_l = tx.take(rsel)
-    sink.write("pos_transactions", f"pos_transactions_{month}", {
-        "pos_line_id": ident.join(tx_l, "-", pc.cast(pa.array(j + 1), pa.string())), "transaction_id": tx_l,
-        "line_no": pa.array(j + 1), "store_id": ident.padded(store[line_r] + 1, 3, "ST"),
-        "occurred_at": pa.array(ts[line_r], pa.timestamp("s")), "loyalty_card": card.take(rsel),
-        "phone": phone.take(rsel), "product_id": prod_col, "quantity": pa.array(qty),
-        "unit_price": pa.array(unit_price), "payment_method": ident.take(STORE_PAYMENTS, pay[line_r]),
-        "promo_code": promo.take(rsel),
-    }, codes)
+    sink.write(
+        "pos_transactions",
+        f"pos_transactions_{month}",
+        {
+            "pos_line_id": ident.join(tx_l, "-", pc.cast(pa.array(j + 1), pa.string())),
+            "transaction_id": tx_l,
+            "line_no": pa.array(j + 1),
+            "store_id": ident.padded(store[line_r] + 1, 3, "ST"),
+            "occurred_at": pa.array(ts[line_r], pa.timestamp("s")),
+            "loyalty_card": card.take(rsel),
+            "phone": phone.take(rsel),
+            "product_id": prod_col,
+            "quantity": pa.array(qty),
+            "unit_price": pa.array(unit_price),
+            "payment_method": ident.take(STORE_PAYMENTS, pay[line_r]),
+            "promo_code": promo.take(rsel),
+        },
+        codes,
+    )
     return tx, who
 
 
-def future_purchases(rng, p: People, cat: Catalogue, horizon: Horizon, person: np.ndarray, day: np.ndarray,
-                     count: np.ndarray) -> pa.Table:
+def future_purchases(
+    rng, p: People, cat: Catalogue, horizon: Horizon, person: np.ndarray, day: np.ndarray, count: np.ndarray
+) -> pa.Table:
     """Lines of the purchases simulated for the 90 days after the end date (truth only)."""
     person, day = np.repeat(person, count), np.repeat(day, count)
     abs_day = horizon.days + day
@@ -239,10 +317,12 @@ def future_purchases(rng, p: People, cat: Catalogue, horizon: Horizon, person: n
     t = horizon.end_s + 1 + day * DAY + seconds_of_day(rng, p.habit[person])
     ts = t[order]
     idx = np.lexsort((product, ts, person[order]))
-    return pa.table({
-        "person_id": p.person_id.take(pa.array(person[order][idx])),
-        "ordered_at": pc.cast(pa.array(ts[idx], pa.timestamp("s")), pa.string()),
-        "product_id": cat.product_id.take(pa.array(product[idx])),
-        "quantity": pa.array(qty[idx]),
-        "amount": pa.array(np.round(qty[idx] * cat.price[product[idx]], 2)),
-    })
+    return pa.table(
+        {
+            "person_id": p.person_id.take(pa.array(person[order][idx])),
+            "ordered_at": pc.cast(pa.array(ts[idx], pa.timestamp("s")), pa.string()),
+            "product_id": cat.product_id.take(pa.array(product[idx])),
+            "quantity": pa.array(qty[idx]),
+            "amount": pa.array(np.round(qty[idx] * cat.price[product[idx]], 2)),
+        }
+    )

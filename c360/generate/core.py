@@ -18,8 +18,14 @@ from c360.generate.catalogue import CATEGORY_NAMES, build_catalogue
 from c360.generate.clickstream import Sessions, write_web
 from c360.generate.commerce import future_purchases, write_orders, write_pos
 from c360.generate.crm import write_consent, write_crm
-from c360.generate.population import (HABIT_NAMES, Intensity, active_span, build_people, future,
-                                      purchase_events)
+from c360.generate.population import (
+    HABIT_NAMES,
+    Intensity,
+    active_span,
+    build_people,
+    future,
+    purchase_events,
+)
 from c360.generate.service import review_candidates, write_reviews, write_tickets
 from c360.generate.writer import Sink
 
@@ -46,8 +52,15 @@ def _rng(seed: int, *stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, *stream])
 
 
-def generate(out_dir: Path, customers: int = 20_000, seed: int = 42, end_date: str = "2026-09-30",
-             months: int = 24, fmt: str = "csv", progress: bool = True) -> dict:
+def generate(
+    out_dir: Path,
+    customers: int = 20_000,
+    seed: int = 42,
+    end_date: str = "2026-09-30",
+    months: int = 24,
+    fmt: str = "csv",
+    progress: bool = True,
+) -> dict:
     """Write a synthetic landing zone for ``customers`` persons and return a summary."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -57,8 +70,12 @@ def generate(out_dir: Path, customers: int = 20_000, seed: int = 42, end_date: s
     bar = tqdm(total=len(month_list) + 6, desc="generate", unit="step", file=sys.stderr, disable=not progress)
 
     n_stores = int(np.clip(customers // 400, len(ident.CITIES), 400))
-    store_city = np.concatenate([np.arange(len(ident.CITIES)),
-                                 ident.weighted(_rng(seed, 1), [c[4] for c in ident.CITIES], n_stores - len(ident.CITIES))])
+    store_city = np.concatenate(
+        [
+            np.arange(len(ident.CITIES)),
+            ident.weighted(_rng(seed, 1), [c[4] for c in ident.CITIES], n_stores - len(ident.CITIES)),
+        ]
+    )
     cat = build_catalogue(_rng(seed, 2), customers, horizon.days)
     people = build_people(_rng(seed, 3), customers, horizon, n_stores, store_city)
     inten = Intensity.for_horizon(horizon)
@@ -66,14 +83,24 @@ def generate(out_dir: Path, customers: int = 20_000, seed: int = 42, end_date: s
     by_person = np.lexsort((ev_t, ev_person))
     close = np.zeros(len(ev_t), dtype=bool)
     close[by_person[1:]] = (ev_person[by_person[1:]] == ev_person[by_person[:-1]]) & (
-        np.diff(ev_t[by_person]) < MIN_ORDER_GAP_S)
+        np.diff(ev_t[by_person]) < MIN_ORDER_GAP_S
+    )
     ev_person, ev_t, ev_kind = ev_person[~close], ev_t[~close], ev_kind[~close]
-    sink.write("products", "products", {
-        "product_id": cat.product_id, "product_name": cat.name, "category": ident.take(CATEGORY_NAMES, cat.category),
-        "brand": cat.brand, "price": pa.array(cat.price),
-        "launched_at": pa.array((horizon.start_s // DAY + cat.launch_day).astype("datetime64[D]"), pa.date32()),
-        "discontinued": pa.array(cat.disc_day < horizon.days),
-    })
+    sink.write(
+        "products",
+        "products",
+        {
+            "product_id": cat.product_id,
+            "product_name": cat.name,
+            "category": ident.take(CATEGORY_NAMES, cat.category),
+            "brand": cat.brand,
+            "price": pa.array(cat.price),
+            "launched_at": pa.array(
+                (horizon.start_s // DAY + cat.launch_day).astype("datetime64[D]"), pa.date32()
+            ),
+            "discontinued": pa.array(cat.disc_day < horizon.days),
+        },
+    )
     bar.update()
 
     crm = write_crm(_rng(seed, 5), people, horizon, sink)
@@ -97,25 +124,29 @@ def generate(out_dir: Path, customers: int = 20_000, seed: int = 42, end_date: s
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order)) - np.repeat(np.cumsum(n_sess) - n_sess, n_sess)
     n_dev = np.minimum(1 + ident.weighted(rng, [45, 35, 20], people.n), n_sess)
-    local = np.where(rank < n_dev[s_person], rank, (rng.random(len(s_person)) * np.maximum(n_dev[s_person], 1)).astype(int))
+    local = np.where(
+        rank < n_dev[s_person], rank, (rng.random(len(s_person)) * np.maximum(n_dev[s_person], 1)).astype(int)
+    )
     dev_offset = np.cumsum(n_dev) - n_dev
     s_device = dev_offset[s_person] + local
     s_forced = rank < n_dev[s_person]
     n_person_dev = int(n_dev.sum())
-    n_anon = int(round(n_person_dev * ANONYMOUS_DEVICE_SHARE / (1 - ANONYMOUS_DEVICE_SHARE)))
+    n_anon = round(n_person_dev * ANONYMOUS_DEVICE_SHARE / (1 - ANONYMOUS_DEVICE_SHARE))
     device_ids = ident.padded(ident.unique_ints(rng, n_person_dev + n_anon, 10**8, 10**9), 9, "DV")
     device_person = np.concatenate([np.repeat(np.arange(people.n), n_dev), np.full(n_anon, -1)])
     an_k = 1 + rng.poisson(0.8, n_anon)
     an_device = n_person_dev + np.repeat(np.arange(n_anon), an_k)
     an_t = rng.integers(horizon.start_s, horizon.end_s - 3600, len(an_device))
     order_device, order_forced = s_device[: len(online)], s_forced[: len(online)]
-    br_device, br_forced = s_device[len(online):], s_forced[len(online):]
+    br_device, br_forced = s_device[len(online) :], s_forced[len(online) :]
     online_pos = np.full(len(ev_t), -1)
     online_pos[online] = np.arange(len(online))
     bar.update()
 
     rng = _rng(seed, 8)
-    order_pool = ident.padded(ident.unique_ints(rng, len(online) + len(online) // 20 + 200, 10**9, 10**10), 10, "SO")
+    order_pool = ident.padded(
+        ident.unique_ints(rng, len(online) + len(online) // 20 + 200, 10**9, 10**10), 10, "SO"
+    )
     next_copy = [len(online)]
 
     def copy_ids(n: int) -> pa.Array:
@@ -132,11 +163,27 @@ def generate(out_dir: Path, customers: int = 20_000, seed: int = 42, end_date: s
         mrng = _rng(seed, 100, month_no)
         in_month = (ev_t >= lo) & (ev_t <= hi)
         oi = np.flatnonzero(in_month & (ev_kind < 2))
-        orders = write_orders(mrng, people, cat, month, month_no, hi, ev_person[oi], ev_t[oi], ev_kind[oi],
-                              order_pool.take(pa.array(online_pos[oi])), copy_ids, second_account, horizon, sink)
+        orders = write_orders(
+            mrng,
+            people,
+            cat,
+            month,
+            month_no,
+            hi,
+            ev_person[oi],
+            ev_t[oi],
+            ev_kind[oi],
+            order_pool.take(pa.array(online_pos[oi])),
+            copy_ids,
+            second_account,
+            horizon,
+            sink,
+        )
         identity.append(("ecommerce_orders", orders.order_id, orders.person))
         si = np.flatnonzero(in_month & (ev_kind == 2))
-        tx, who = write_pos(mrng, people, cat, month, month_no, lo, hi, ev_person[si], ev_t[si], n_stores, horizon, sink)
+        tx, who = write_pos(
+            mrng, people, cat, month, month_no, lo, hi, ev_person[si], ev_t[si], n_stores, horizon, sink
+        )
         identity.append(("pos_transactions", tx, who))
 
         buy_rows = np.flatnonzero(orders.copy_of < 0)
@@ -145,14 +192,22 @@ def generate(out_dir: Path, customers: int = 20_000, seed: int = 42, end_date: s
         ai = np.flatnonzero((an_t >= lo) & (an_t <= hi))
         nb, na = len(bi), len(ai)
         sessions = Sessions(
-            kind=np.concatenate([np.zeros(len(buy_rows), np.int8), np.ones(nb, np.int8), np.full(na, 2, np.int8)]),
+            kind=np.concatenate(
+                [np.zeros(len(buy_rows), np.int8), np.ones(nb, np.int8), np.full(na, 2, np.int8)]
+            ),
             person=np.concatenate([orders.person[buy_rows], br_person[bi], np.full(na, -1)]),
-            account=np.concatenate([orders.account[buy_rows], people.primary_account[br_person[bi]], np.full(na, -1)]),
+            account=np.concatenate(
+                [orders.account[buy_rows], people.primary_account[br_person[bi]], np.full(na, -1)]
+            ),
             device=np.concatenate([order_device[g], br_device[bi], an_device[ai]]),
             anchor=np.concatenate([orders.t[buy_rows], br_t[bi], an_t[ai]]),
-            channel=np.concatenate([orders.channel[buy_rows],
-                                    (mrng.random(nb) < people.app_share[br_person[bi]]).astype(np.int8),
-                                    (mrng.random(na) < 0.4).astype(np.int8)]),
+            channel=np.concatenate(
+                [
+                    orders.channel[buy_rows],
+                    (mrng.random(nb) < people.app_share[br_person[bi]]).astype(np.int8),
+                    (mrng.random(na) < 0.4).astype(np.int8),
+                ]
+            ),
             order_row=np.concatenate([buy_rows, np.full(nb + na, -1)]),
             forced_login=np.concatenate([order_forced[g], br_forced[bi], np.zeros(na, bool)]),
         )
@@ -161,19 +216,41 @@ def generate(out_dir: Path, customers: int = 20_000, seed: int = 42, end_date: s
         bar.update()
 
     ticket_ids, ticket_person = write_tickets(_rng(seed, 9), people, cat, horizon, sink)
-    review_ids, review_person, review_truth = write_reviews(_rng(seed, 10), people, cat, horizon, review_parts, sink)
+    review_ids, review_person, review_truth = write_reviews(
+        _rng(seed, 10), people, cat, horizon, review_parts, sink
+    )
     bar.update()
 
     churn_prob, churned, f_person, f_day, f_count = future(_rng(seed, 11), people, horizon, inten)
-    sink.write_truth("future_purchases", future_purchases(_rng(seed, 12), people, cat, horizon, f_person, f_day, f_count))
+    sink.write_truth(
+        "future_purchases", future_purchases(_rng(seed, 12), people, cat, horizon, f_person, f_day, f_count)
+    )
     bar.update()
 
-    identity = ([("crm_customers", crm.customer_ref, crm.person)] + identity
-                + [("web_events", device_ids, device_person), ("service_tickets", ticket_ids, ticket_person),
-                   ("product_reviews", review_ids, review_person),
-                   ("marketing_consent", consent_ids, consent_person)])
-    order = {s: i for i, s in enumerate(["crm_customers", "ecommerce_orders", "web_events", "pos_transactions",
-                                          "service_tickets", "product_reviews", "marketing_consent"])}
+    identity = (
+        [("crm_customers", crm.customer_ref, crm.person)]
+        + identity
+        + [
+            ("web_events", device_ids, device_person),
+            ("service_tickets", ticket_ids, ticket_person),
+            ("product_reviews", review_ids, review_person),
+            ("marketing_consent", consent_ids, consent_person),
+        ]
+    )
+    order = {
+        s: i
+        for i, s in enumerate(
+            [
+                "crm_customers",
+                "ecommerce_orders",
+                "web_events",
+                "pos_transactions",
+                "service_tickets",
+                "product_reviews",
+                "marketing_consent",
+            ]
+        )
+    }
     identity.sort(key=lambda x: order[x[0]])
     sources, ids, persons = [], [], []
     for source, rec, who in identity:
@@ -181,59 +258,115 @@ def generate(out_dir: Path, customers: int = 20_000, seed: int = 42, end_date: s
         ids.append(rec)
         persons.append(who)
     who = np.concatenate(persons)
-    pid = pc.if_else(pa.array(who >= 0), people.person_id.take(pa.array(np.maximum(who, 0))), pa.nulls(len(who), pa.string()))
-    sink.write_truth("identity", pa.table({"source": pa.array(sources, pa.string()),
-                                           "source_record_id": pa.concat_arrays(ids), "person_id": pid}))
+    pid = pc.if_else(
+        pa.array(who >= 0),
+        people.person_id.take(pa.array(np.maximum(who, 0))),
+        pa.nulls(len(who), pa.string()),
+    )
+    sink.write_truth(
+        "identity",
+        pa.table(
+            {
+                "source": pa.array(sources, pa.string()),
+                "source_record_id": pa.concat_arrays(ids),
+                "person_id": pid,
+            }
+        ),
+    )
 
     n_purchases = np.bincount(ev_person, minlength=people.n)
     alive = people.death > horizon.days
     start_day = horizon.start_s // DAY
     acquired = (start_day + np.floor(people.acq)).astype(np.int64).astype("datetime64[D]")
-    stopped = (start_day + np.floor(np.where(alive, 0, people.death))).astype(np.int64).astype("datetime64[D]")
-    sink.write_truth("persons", pa.table({
-        "person_id": people.person_id, "churn_prob": pa.array(churn_prob), "churned_next_90d": pa.array(churned),
-        "alive_at_end": pa.array(alive), "purchases_in_history": pa.array(n_purchases),
-        "purchase_rate": pa.array(people.lam), "hazard": pa.array(people.hazard),
-        "promo_sensitivity": pa.array(people.promo_sens), "value_level": pa.array(people.value),
-        "mood": pa.array(people.mood),
-        "top_category": ident.take(CATEGORY_NAMES, people.pref.argmax(axis=1)),
-        "time_of_day": ident.take(HABIT_NAMES, people.habit), "has_account": pa.array(people.has_account),
-        "acquired_on": pa.array(acquired, pa.date32()),
-        "stopped_on": pa.array(stopped, pa.date32(), mask=alive),
-        "namesake_of": pc.if_else(pa.array(people.namesake_of >= 0),
-                                  people.person_id.take(pa.array(np.maximum(people.namesake_of, 0))),
-                                  pa.nulls(people.n, pa.string())),
-    }))
+    stopped = (
+        (start_day + np.floor(np.where(alive, 0, people.death))).astype(np.int64).astype("datetime64[D]")
+    )
+    sink.write_truth(
+        "persons",
+        pa.table(
+            {
+                "person_id": people.person_id,
+                "churn_prob": pa.array(churn_prob),
+                "churned_next_90d": pa.array(churned),
+                "alive_at_end": pa.array(alive),
+                "purchases_in_history": pa.array(n_purchases),
+                "purchase_rate": pa.array(people.lam),
+                "hazard": pa.array(people.hazard),
+                "promo_sensitivity": pa.array(people.promo_sens),
+                "value_level": pa.array(people.value),
+                "mood": pa.array(people.mood),
+                "top_category": ident.take(CATEGORY_NAMES, people.pref.argmax(axis=1)),
+                "time_of_day": ident.take(HABIT_NAMES, people.habit),
+                "has_account": pa.array(people.has_account),
+                "acquired_on": pa.array(acquired, pa.date32()),
+                "stopped_on": pa.array(stopped, pa.date32(), mask=alive),
+                "namesake_of": pc.if_else(
+                    pa.array(people.namesake_of >= 0),
+                    people.person_id.take(pa.array(np.maximum(people.namesake_of, 0))),
+                    pa.nulls(people.n, pa.string()),
+                ),
+            }
+        ),
+    )
     rows = [(f"B{i + 1:03d}", b_) for i, bundle in enumerate(cat.bundles) for b_ in bundle]
-    sink.write_truth("bundles", pa.table({
-        "bundle_id": pa.array([r[0] for r in rows], pa.string()),
-        "product_id": cat.product_id.take(pa.array([r[1] for r in rows], pa.int64())),
-        "category": ident.take(CATEGORY_NAMES, cat.category[[r[1] for r in rows]]),
-    }))
+    sink.write_truth(
+        "bundles",
+        pa.table(
+            {
+                "bundle_id": pa.array([r[0] for r in rows], pa.string()),
+                "product_id": cat.product_id.take(pa.array([r[1] for r in rows], pa.int64())),
+                "category": ident.take(CATEGORY_NAMES, cat.category[[r[1] for r in rows]]),
+            }
+        ),
+    )
     disc = cat.disc_day < horizon.days
-    sink.write_truth("products", pa.table({
-        "product_id": cat.product_id, "quality": pa.array(cat.quality),
-        "discontinued_on": pa.array((start_day + np.where(disc, cat.disc_day, 0)).astype("datetime64[D]"),
-                                    pa.date32(), mask=~disc),
-    }))
+    sink.write_truth(
+        "products",
+        pa.table(
+            {
+                "product_id": cat.product_id,
+                "quality": pa.array(cat.quality),
+                "discontinued_on": pa.array(
+                    (start_day + np.where(disc, cat.disc_day, 0)).astype("datetime64[D]"),
+                    pa.date32(),
+                    mask=~disc,
+                ),
+            }
+        ),
+    )
     sink.write_truth("reviews", review_truth)
     defects = sink.defects_table()
     sink.write_truth("defects", defects)
 
     ever = n_purchases > 0
     summary = {
-        "out_dir": str(out_dir), "customers": customers, "seed": seed, "format": fmt,
-        "start_date": str(horizon.start), "end_date": str(horizon.end),
-        "rows": dict(sorted(sink.rows.items())), "files": len(sink.files),
-        "defects": dict(sorted(zip(*np.unique(defects.column("defect_type").to_numpy(zero_copy_only=False),
-                                              return_counts=True)))) if defects.num_rows else {},
+        "out_dir": str(out_dir),
+        "customers": customers,
+        "seed": seed,
+        "format": fmt,
+        "start_date": str(horizon.start),
+        "end_date": str(horizon.end),
+        "rows": dict(sorted(sink.rows.items())),
+        "files": len(sink.files),
+        "defects": dict(
+            sorted(
+                zip(
+                    *np.unique(
+                        defects.column("defect_type").to_numpy(zero_copy_only=False), return_counts=True
+                    )
+                )
+            )
+        )
+        if defects.num_rows
+        else {},
         "churn_rate": float(churned[ever].mean()) if ever.any() else float("nan"),
         "bayes_auc": auc(churn_prob[ever], churned[ever]),
     }
     summary["defects"] = {str(k_): int(v) for k_, v in summary["defects"].items()}
     summary["seconds"] = round(time.perf_counter() - started, 2)
-    (out_dir / "_truth" / "manifest.json").write_text(json.dumps({k_: v for k_, v in summary.items() if k_ != "seconds"},
-                                                                 indent=2, sort_keys=True) + "\n")
+    (out_dir / "_truth" / "manifest.json").write_text(
+        json.dumps({k_: v for k_, v in summary.items() if k_ != "seconds"}, indent=2, sort_keys=True) + "\n"
+    )
     bar.update()
     bar.close()
     return summary

@@ -39,7 +39,7 @@ def _name_variants(rng, first: pa.Array, last: pa.Array, kind: np.ndarray) -> tu
     swap = pa.array(kind == 3)
     f, la = pc.if_else(swap, la, f), pc.if_else(swap, f, la)
     upper = pa.array((kind == 4) & (rng.random(len(kind)) < 0.5))
-    lower = pa.array((kind == 4))
+    lower = pa.array(kind == 4)
     f = pc.if_else(upper, pc.utf8_upper(f), pc.if_else(lower, pc.utf8_lower(f), f))
     la = pc.if_else(upper, pc.utf8_upper(la), pc.if_else(lower, pc.utf8_lower(la), la))
     return f, la
@@ -59,8 +59,11 @@ def write_crm(rng: np.random.Generator, p: People, horizon: Horizon, sink: Sink)
     idx = pa.array(person)
 
     first, last = p.first.take(idx), p.last.take(idx)
-    name_kind = np.where(kind == 0, np.where(rng.random(m) < 0.08, 4, 0),
-                         np.where(kind == 1, ident.weighted(rng, [4, 2, 2, 1, 1], m), ident.weighted(rng, [1, 3, 3, 0, 1], m)))
+    name_kind = np.where(
+        kind == 0,
+        np.where(rng.random(m) < 0.08, 4, 0),
+        np.where(kind == 1, ident.weighted(rng, [4, 2, 2, 1, 1], m), ident.weighted(rng, [1, 3, 3, 0, 1], m)),
+    )
     first, last = _name_variants(rng, first, last, name_kind)
 
     email = ident.email_variants(p.email.take(idx), rng, clean_share=0.7)
@@ -69,7 +72,9 @@ def write_crm(rng: np.random.Generator, p: People, horizon: Horizon, sink: Sink)
     if len(hard_rows):
         # A new address and number: only name, birth date and postcode tie it to the person.
         by = p.birth[hard].astype("datetime64[Y]").astype(int) + 1970
-        new_email = ident.email_addresses(rng, p.first.take(pa.array(hard)), p.last.take(pa.array(hard)), by + 7)
+        new_email = ident.email_addresses(
+            rng, p.first.take(pa.array(hard)), p.last.take(pa.array(hard)), by + 7
+        )
         new_email = ident.join(pc.utf8_replace_slice(new_email, 0, 0, "new"), "")
         new_phone = ident.mobile_numbers(rng, len(hard) + n)
         taken = set(p.phone.to_pylist())
@@ -96,8 +101,10 @@ def write_crm(rng: np.random.Generator, p: People, horizon: Horizon, sink: Sink)
     signup = np.maximum(signup, np.where(primary, signup, acq_day[person] + 1))
     channel = ident.take(["web", "app", "store"], ident.weighted(rng, [4, 3, 3], m))
     loyalty = _nullify(p.loyalty.take(idx), ~primary & (rng.random(m) < 0.6) | (kind == 2))
-    nat = _nullify(p.national_id.take(idx), (primary & (rng.random(m) > 0.6)) | (kind == 1) & (rng.random(m) > 0.3)
-                   | (kind == 2))
+    nat = _nullify(
+        p.national_id.take(idx),
+        (primary & (rng.random(m) > 0.6)) | (kind == 1) & (rng.random(m) > 0.3) | (kind == 2),
+    )
     bank = _nullify(p.bank_card.take(idx), (rng.random(m) > 0.4) | (kind == 2))
     updated = signup * DAY + (rng.random(m) * np.maximum(end_day - signup, 1) * DAY).astype(np.int64)
     updated = np.minimum(updated, horizon.end_s)
@@ -105,20 +112,31 @@ def write_crm(rng: np.random.Generator, p: People, horizon: Horizon, sink: Sink)
     order = np.lexsort((rng.random(m), signup))
     refs = ident.padded(np.arange(1, m + 1), 7, "CRM")
     cols = {
-        "customer_ref": refs, "first_name": first.take(pa.array(order)), "last_name": last.take(pa.array(order)),
-        "email": email.take(pa.array(order)), "phone": phone.take(pa.array(order)),
-        "birth_date": birth.take(pa.array(order)), "gender": gender.take(pa.array(order)),
-        "city": city.take(pa.array(order)), "region": region.take(pa.array(order)),
+        "customer_ref": refs,
+        "first_name": first.take(pa.array(order)),
+        "last_name": last.take(pa.array(order)),
+        "email": email.take(pa.array(order)),
+        "phone": phone.take(pa.array(order)),
+        "birth_date": birth.take(pa.array(order)),
+        "gender": gender.take(pa.array(order)),
+        "city": city.take(pa.array(order)),
+        "region": region.take(pa.array(order)),
         "postcode": postcode.take(pa.array(order)),
         "signup_date": pa.array(signup[order].astype("datetime64[D]"), pa.date32()),
-        "signup_channel": channel.take(pa.array(order)), "loyalty_card": loyalty.take(pa.array(order)),
-        "national_id": nat.take(pa.array(order)), "bank_card": bank.take(pa.array(order)),
+        "signup_channel": channel.take(pa.array(order)),
+        "loyalty_card": loyalty.take(pa.array(order)),
+        "national_id": nat.take(pa.array(order)),
+        "bank_card": bank.take(pa.array(order)),
         "updated_at": pa.array(updated[order], pa.timestamp("s")),
     }
     codes = np.zeros(m, dtype=np.int8)
     floor = 3 if m >= 100 else 1
-    bad_e = plant(rng, codes, "crm_customers", "invalid_email", pc.is_valid(cols["email"]).to_numpy(False), floor)
-    bad_p = plant(rng, codes, "crm_customers", "invalid_phone", pc.is_valid(cols["phone"]).to_numpy(False), floor)
+    bad_e = plant(
+        rng, codes, "crm_customers", "invalid_email", pc.is_valid(cols["email"]).to_numpy(False), floor
+    )
+    bad_p = plant(
+        rng, codes, "crm_customers", "invalid_phone", pc.is_valid(cols["phone"]).to_numpy(False), floor
+    )
     for col, rows, fn in (("email", bad_e, ident.invalid_emails), ("phone", bad_p, ident.invalid_phones)):
         mask = np.zeros(m, dtype=bool)
         mask[rows] = True
@@ -128,7 +146,9 @@ def write_crm(rng: np.random.Generator, p: People, horizon: Horizon, sink: Sink)
     return CrmRecords(person=person[order], customer_ref=refs, signup_day=signup[order])
 
 
-def write_consent(rng: np.random.Generator, crm: CrmRecords, horizon: Horizon, sink: Sink) -> tuple[pa.Array, np.ndarray]:
+def write_consent(
+    rng: np.random.Generator, crm: CrmRecords, horizon: Horizon, sink: Sink
+) -> tuple[pa.Array, np.ndarray]:
     """Opt-in/opt-out events per CRM record and channel; files hold them out of time order."""
     channels = ["email", "sms", "push", "phone"]
     has = rng.random((len(crm.person), 4)) < np.array([0.8, 0.6, 0.4, 0.2])
@@ -157,9 +177,16 @@ def write_consent(rng: np.random.Generator, crm: CrmRecords, horizon: Horizon, s
         rows = np.flatnonzero((t >= m_lo) & (t <= m_hi))
         rows = rng.permutation(rows)
         sel = pa.array(rows)
-        sink.write("marketing_consent", f"marketing_consent_{month}", {
-            "consent_event_id": ids.take(sel), "customer_ref": refs.take(sel),
-            "channel": ident.take(channels, ch[rows]), "granted": pa.array(granted[rows]),
-            "occurred_at": pa.array(t[rows], pa.timestamp("s")), "source": source.take(sel),
-        })
+        sink.write(
+            "marketing_consent",
+            f"marketing_consent_{month}",
+            {
+                "consent_event_id": ids.take(sel),
+                "customer_ref": refs.take(sel),
+                "channel": ident.take(channels, ch[rows]),
+                "granted": pa.array(granted[rows]),
+                "occurred_at": pa.array(t[rows], pa.timestamp("s")),
+                "source": source.take(sel),
+            },
+        )
     return ids, crm.person[rec]

@@ -32,8 +32,14 @@ RATES = {
 }
 
 
-def plant(rng: np.random.Generator, codes: np.ndarray, source: str, defect: str, eligible: np.ndarray | None = None,
-          floor: int = 0) -> np.ndarray:
+def plant(
+    rng: np.random.Generator,
+    codes: np.ndarray,
+    source: str,
+    defect: str,
+    eligible: np.ndarray | None = None,
+    floor: int = 0,
+) -> np.ndarray:
     """Mark rows of ``codes`` (in place) with ``defect``; returns the chosen row indices.
 
     Only rows with no defect yet (and ``eligible``) can be chosen. ``floor`` guarantees a minimum

@@ -12,54 +12,284 @@ import pyarrow.compute as pc
 
 # (surname, relative frequency); frequencies follow the published top-surname shares.
 SURNAMES = [
-    ("Wang", 7.1), ("Li", 7.9), ("Zhang", 6.8), ("Liu", 5.4), ("Chen", 4.5), ("Yang", 3.1), ("Huang", 2.2),
-    ("Zhao", 2.1), ("Wu", 2.0), ("Zhou", 1.9), ("Xu", 1.3), ("Sun", 1.2), ("Ma", 1.2), ("Zhu", 1.1),
-    ("Hu", 1.1), ("Guo", 1.0), ("He", 1.0), ("Gao", 0.9), ("Lin", 0.9), ("Luo", 0.8), ("Zheng", 0.8),
-    ("Liang", 0.7), ("Xie", 0.6), ("Song", 0.6), ("Tang", 0.5), ("Han", 0.5), ("Feng", 0.5), ("Deng", 0.5),
-    ("Cao", 0.5), ("Peng", 0.4), ("Zeng", 0.4), ("Xiao", 0.4), ("Tian", 0.4), ("Dong", 0.4), ("Yuan", 0.4),
-    ("Pan", 0.4), ("Cai", 0.3), ("Jiang", 0.9), ("Yu", 0.6), ("Du", 0.3), ("Ye", 0.3), ("Cheng", 0.3),
-    ("Wei", 0.3), ("Su", 0.3), ("Lu", 0.5), ("Ding", 0.3), ("Ren", 0.3), ("Shen", 0.3), ("Yao", 0.3),
-    ("Qian", 0.2), ("Fan", 0.3), ("Fang", 0.3), ("Shi", 0.3), ("Jin", 0.3), ("Tan", 0.3), ("Bai", 0.2),
-    ("Qin", 0.2), ("Kong", 0.15), ("Meng", 0.2),
+    ("Wang", 7.1),
+    ("Li", 7.9),
+    ("Zhang", 6.8),
+    ("Liu", 5.4),
+    ("Chen", 4.5),
+    ("Yang", 3.1),
+    ("Huang", 2.2),
+    ("Zhao", 2.1),
+    ("Wu", 2.0),
+    ("Zhou", 1.9),
+    ("Xu", 1.3),
+    ("Sun", 1.2),
+    ("Ma", 1.2),
+    ("Zhu", 1.1),
+    ("Hu", 1.1),
+    ("Guo", 1.0),
+    ("He", 1.0),
+    ("Gao", 0.9),
+    ("Lin", 0.9),
+    ("Luo", 0.8),
+    ("Zheng", 0.8),
+    ("Liang", 0.7),
+    ("Xie", 0.6),
+    ("Song", 0.6),
+    ("Tang", 0.5),
+    ("Han", 0.5),
+    ("Feng", 0.5),
+    ("Deng", 0.5),
+    ("Cao", 0.5),
+    ("Peng", 0.4),
+    ("Zeng", 0.4),
+    ("Xiao", 0.4),
+    ("Tian", 0.4),
+    ("Dong", 0.4),
+    ("Yuan", 0.4),
+    ("Pan", 0.4),
+    ("Cai", 0.3),
+    ("Jiang", 0.9),
+    ("Yu", 0.6),
+    ("Du", 0.3),
+    ("Ye", 0.3),
+    ("Cheng", 0.3),
+    ("Wei", 0.3),
+    ("Su", 0.3),
+    ("Lu", 0.5),
+    ("Ding", 0.3),
+    ("Ren", 0.3),
+    ("Shen", 0.3),
+    ("Yao", 0.3),
+    ("Qian", 0.2),
+    ("Fan", 0.3),
+    ("Fang", 0.3),
+    ("Shi", 0.3),
+    ("Jin", 0.3),
+    ("Tan", 0.3),
+    ("Bai", 0.2),
+    ("Qin", 0.2),
+    ("Kong", 0.15),
+    ("Meng", 0.2),
 ]
 # Wade-Giles / Cantonese spellings of the same family names.
 ALT_SURNAME = {
-    "Zhang": "Chang", "Xu": "Hsu", "Zhou": "Chou", "Qian": "Chien", "Chen": "Chan", "Wang": "Wong",
-    "Li": "Lee", "Wu": "Woo", "Zhao": "Chao", "Liu": "Lau", "Lin": "Lam", "Guo": "Kwok", "Xie": "Hsieh",
-    "Cai": "Tsai", "Zheng": "Cheng", "Jiang": "Chiang", "Huang": "Hwang", "Yang": "Yeung", "Zhu": "Chu",
-    "Sun": "Suen", "Ma": "Mah", "He": "Ho", "Gao": "Kao", "Luo": "Law", "Liang": "Leung", "Song": "Sung",
-    "Tang": "Tong", "Deng": "Teng", "Cao": "Tsao", "Peng": "Pang", "Zeng": "Tseng", "Xiao": "Hsiao",
-    "Ye": "Yip", "Su": "Soo", "Lu": "Loo", "Qin": "Chin", "Jin": "Kam", "Kong": "Hung", "Hu": "Hoo",
+    "Zhang": "Chang",
+    "Xu": "Hsu",
+    "Zhou": "Chou",
+    "Qian": "Chien",
+    "Chen": "Chan",
+    "Wang": "Wong",
+    "Li": "Lee",
+    "Wu": "Woo",
+    "Zhao": "Chao",
+    "Liu": "Lau",
+    "Lin": "Lam",
+    "Guo": "Kwok",
+    "Xie": "Hsieh",
+    "Cai": "Tsai",
+    "Zheng": "Cheng",
+    "Jiang": "Chiang",
+    "Huang": "Hwang",
+    "Yang": "Yeung",
+    "Zhu": "Chu",
+    "Sun": "Suen",
+    "Ma": "Mah",
+    "He": "Ho",
+    "Gao": "Kao",
+    "Luo": "Law",
+    "Liang": "Leung",
+    "Song": "Sung",
+    "Tang": "Tong",
+    "Deng": "Teng",
+    "Cao": "Tsao",
+    "Peng": "Pang",
+    "Zeng": "Tseng",
+    "Xiao": "Hsiao",
+    "Ye": "Yip",
+    "Su": "Soo",
+    "Lu": "Loo",
+    "Qin": "Chin",
+    "Jin": "Kam",
+    "Kong": "Hung",
+    "Hu": "Hoo",
 }
-FEMALE = ["Fang", "Na", "Min", "Jing", "Li", "Xiuying", "Yan", "Juan", "Xia", "Ping", "Hong", "Yu", "Ling",
-          "Mei", "Lan", "Ting", "Xue", "Qian", "Hui", "Yun", "Dan", "Jie", "Yang", "Xiaoyan", "Guiying",
-          "Xiulan", "Yuying", "Lili", "Jingjing", "Hua", "Qing", "Wen", "Yue", "Ying", "Xin", "Shu", "Ning"]
-MALE = ["Wei", "Qiang", "Lei", "Jun", "Yong", "Jie", "Tao", "Ming", "Chao", "Gang", "Hui", "Jian", "Peng",
-        "Hao", "Bo", "Bin", "Hua", "Ping", "Long", "Fei", "Kai", "Xin", "Yu", "Dong", "Lin", "Feng",
-        "Jianhua", "Jianguo", "Zhiqiang", "Haiyang", "Zhiwei", "Jianjun", "Wenbo", "Yifan", "Zihao",
-        "Haoran", "Junjie", "Xiaoming", "Guoqiang", "Hongwei"]
+FEMALE = [
+    "Fang",
+    "Na",
+    "Min",
+    "Jing",
+    "Li",
+    "Xiuying",
+    "Yan",
+    "Juan",
+    "Xia",
+    "Ping",
+    "Hong",
+    "Yu",
+    "Ling",
+    "Mei",
+    "Lan",
+    "Ting",
+    "Xue",
+    "Qian",
+    "Hui",
+    "Yun",
+    "Dan",
+    "Jie",
+    "Yang",
+    "Xiaoyan",
+    "Guiying",
+    "Xiulan",
+    "Yuying",
+    "Lili",
+    "Jingjing",
+    "Hua",
+    "Qing",
+    "Wen",
+    "Yue",
+    "Ying",
+    "Xin",
+    "Shu",
+    "Ning",
+]
+MALE = [
+    "Wei",
+    "Qiang",
+    "Lei",
+    "Jun",
+    "Yong",
+    "Jie",
+    "Tao",
+    "Ming",
+    "Chao",
+    "Gang",
+    "Hui",
+    "Jian",
+    "Peng",
+    "Hao",
+    "Bo",
+    "Bin",
+    "Hua",
+    "Ping",
+    "Long",
+    "Fei",
+    "Kai",
+    "Xin",
+    "Yu",
+    "Dong",
+    "Lin",
+    "Feng",
+    "Jianhua",
+    "Jianguo",
+    "Zhiqiang",
+    "Haiyang",
+    "Zhiwei",
+    "Jianjun",
+    "Wenbo",
+    "Yifan",
+    "Zihao",
+    "Haoran",
+    "Junjie",
+    "Xiaoming",
+    "Guoqiang",
+    "Hongwei",
+]
 
 # (city, region, postcode prefix, resident-id area prefix, weight)
 CITIES = [
-    ("Beijing", "Beijing", 100, 1101, 8), ("Shanghai", "Shanghai", 200, 3101, 9), ("Guangzhou", "Guangdong", 510, 4401, 6),
-    ("Shenzhen", "Guangdong", 518, 4403, 6), ("Dongguan", "Guangdong", 523, 4419, 3), ("Foshan", "Guangdong", 528, 4406, 3),
-    ("Hangzhou", "Zhejiang", 310, 3301, 5), ("Ningbo", "Zhejiang", 315, 3302, 2), ("Wenzhou", "Zhejiang", 325, 3303, 2),
-    ("Nanjing", "Jiangsu", 210, 3201, 4), ("Suzhou", "Jiangsu", 215, 3205, 4), ("Wuxi", "Jiangsu", 214, 3202, 2),
-    ("Chengdu", "Sichuan", 610, 5101, 6), ("Chongqing", "Chongqing", 400, 5001, 6), ("Wuhan", "Hubei", 430, 4201, 5),
-    ("Xi'an", "Shaanxi", 710, 6101, 4), ("Tianjin", "Tianjin", 300, 1201, 5), ("Changsha", "Hunan", 410, 4301, 3),
-    ("Zhengzhou", "Henan", 450, 4101, 4), ("Jinan", "Shandong", 250, 3701, 3), ("Qingdao", "Shandong", 266, 3702, 3),
-    ("Shenyang", "Liaoning", 110, 2101, 3), ("Dalian", "Liaoning", 116, 2102, 2), ("Harbin", "Heilongjiang", 150, 2301, 3),
-    ("Changchun", "Jilin", 130, 2201, 2), ("Kunming", "Yunnan", 650, 5301, 3), ("Xiamen", "Fujian", 361, 3502, 2),
-    ("Fuzhou", "Fujian", 350, 3501, 2), ("Hefei", "Anhui", 230, 3401, 3), ("Nanchang", "Jiangxi", 330, 3601, 2),
-    ("Shijiazhuang", "Hebei", 50, 1301, 3), ("Taiyuan", "Shanxi", 30, 1401, 2), ("Nanning", "Guangxi", 530, 4501, 2),
-    ("Guiyang", "Guizhou", 550, 5201, 2), ("Urumqi", "Xinjiang", 830, 6501, 1), ("Haikou", "Hainan", 570, 4601, 1),
-    ("Lanzhou", "Gansu", 730, 6201, 1), ("Hohhot", "Inner Mongolia", 10, 1501, 1),
+    ("Beijing", "Beijing", 100, 1101, 8),
+    ("Shanghai", "Shanghai", 200, 3101, 9),
+    ("Guangzhou", "Guangdong", 510, 4401, 6),
+    ("Shenzhen", "Guangdong", 518, 4403, 6),
+    ("Dongguan", "Guangdong", 523, 4419, 3),
+    ("Foshan", "Guangdong", 528, 4406, 3),
+    ("Hangzhou", "Zhejiang", 310, 3301, 5),
+    ("Ningbo", "Zhejiang", 315, 3302, 2),
+    ("Wenzhou", "Zhejiang", 325, 3303, 2),
+    ("Nanjing", "Jiangsu", 210, 3201, 4),
+    ("Suzhou", "Jiangsu", 215, 3205, 4),
+    ("Wuxi", "Jiangsu", 214, 3202, 2),
+    ("Chengdu", "Sichuan", 610, 5101, 6),
+    ("Chongqing", "Chongqing", 400, 5001, 6),
+    ("Wuhan", "Hubei", 430, 4201, 5),
+    ("Xi'an", "Shaanxi", 710, 6101, 4),
+    ("Tianjin", "Tianjin", 300, 1201, 5),
+    ("Changsha", "Hunan", 410, 4301, 3),
+    ("Zhengzhou", "Henan", 450, 4101, 4),
+    ("Jinan", "Shandong", 250, 3701, 3),
+    ("Qingdao", "Shandong", 266, 3702, 3),
+    ("Shenyang", "Liaoning", 110, 2101, 3),
+    ("Dalian", "Liaoning", 116, 2102, 2),
+    ("Harbin", "Heilongjiang", 150, 2301, 3),
+    ("Changchun", "Jilin", 130, 2201, 2),
+    ("Kunming", "Yunnan", 650, 5301, 3),
+    ("Xiamen", "Fujian", 361, 3502, 2),
+    ("Fuzhou", "Fujian", 350, 3501, 2),
+    ("Hefei", "Anhui", 230, 3401, 3),
+    ("Nanchang", "Jiangxi", 330, 3601, 2),
+    ("Shijiazhuang", "Hebei", 50, 1301, 3),
+    ("Taiyuan", "Shanxi", 30, 1401, 2),
+    ("Nanning", "Guangxi", 530, 4501, 2),
+    ("Guiyang", "Guizhou", 550, 5201, 2),
+    ("Urumqi", "Xinjiang", 830, 6501, 1),
+    ("Haikou", "Hainan", 570, 4601, 1),
+    ("Lanzhou", "Gansu", 730, 6201, 1),
+    ("Hohhot", "Inner Mongolia", 10, 1501, 1),
 ]
-EMAIL_DOMAINS = [("qq.com", 30), ("163.com", 18), ("126.com", 8), ("gmail.com", 8), ("outlook.com", 6),
-                 ("sina.com", 5), ("hotmail.com", 5), ("foxmail.com", 5), ("139.com", 3), ("aliyun.com", 3),
-                 ("sohu.com", 3), ("yahoo.com", 2), ("icloud.com", 4)]
-MOBILE_PREFIXES = [130, 131, 132, 133, 135, 136, 137, 138, 139, 147, 150, 151, 152, 153, 155, 156, 157, 158,
-                   159, 166, 170, 176, 177, 178, 180, 181, 182, 183, 185, 186, 187, 188, 189, 191, 198, 199]
+EMAIL_DOMAINS = [
+    ("qq.com", 30),
+    ("163.com", 18),
+    ("126.com", 8),
+    ("gmail.com", 8),
+    ("outlook.com", 6),
+    ("sina.com", 5),
+    ("hotmail.com", 5),
+    ("foxmail.com", 5),
+    ("139.com", 3),
+    ("aliyun.com", 3),
+    ("sohu.com", 3),
+    ("yahoo.com", 2),
+    ("icloud.com", 4),
+]
+MOBILE_PREFIXES = [
+    130,
+    131,
+    132,
+    133,
+    135,
+    136,
+    137,
+    138,
+    139,
+    147,
+    150,
+    151,
+    152,
+    153,
+    155,
+    156,
+    157,
+    158,
+    159,
+    166,
+    170,
+    176,
+    177,
+    178,
+    180,
+    181,
+    182,
+    183,
+    185,
+    186,
+    187,
+    188,
+    189,
+    191,
+    198,
+    199,
+]
 ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])
 ID_CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8)
 
@@ -165,14 +395,23 @@ def email_addresses(rng, first: pa.Array, last: pa.Array, birth_year: np.ndarray
     n = len(first)
     f, l_ = pc.utf8_lower(first), pc.utf8_lower(last)
     initial = pc.utf8_slice_codeunits(f, 0, 1)
-    local = pc.choose(pa.array(weighted(rng, [4, 3, 2, 2, 1, 1], n)),
-                      join(f, ".", l_), join(f, l_), join(l_, f), join(initial, l_), join(l_, ".", f),
-                      join(f, "_", l_))
+    local = pc.choose(
+        pa.array(weighted(rng, [4, 3, 2, 2, 1, 1], n)),
+        join(f, ".", l_),
+        join(f, l_),
+        join(l_, f),
+        join(initial, l_),
+        join(l_, ".", f),
+        join(f, "_", l_),
+    )
     style = weighted(rng, [3, 3, 2], n)
     year2 = pc.cast(pa.array(birth_year % 100 + 100), pa.string())
-    suffix = pc.choose(pa.array(style), pa.array([""] * n),
-                       pc.cast(pa.array(rng.integers(1, 1000, size=n)), pa.string()),
-                       pc.utf8_slice_codeunits(year2, 1, 3))
+    suffix = pc.choose(
+        pa.array(style),
+        pa.array([""] * n),
+        pc.cast(pa.array(rng.integers(1, 1000, size=n)), pa.string()),
+        pc.utf8_slice_codeunits(year2, 1, 3),
+    )
     local = join(local, suffix)
     domain = take([d for d, _ in EMAIL_DOMAINS], weighted(rng, [w for _, w in EMAIL_DOMAINS], n))
     emails = join(local, "@", domain)
@@ -183,9 +422,13 @@ def email_addresses(rng, first: pa.Array, last: pa.Array, birth_year: np.ndarray
     dup[first_idx] = False
     if dup.any():
         idx = np.flatnonzero(dup)
-        fixed = join(pc.utf8_lower(first.take(pa.array(idx))), pc.utf8_lower(last.take(pa.array(idx))),
-                     pc.cast(pa.array(idx + 10_000), pa.string()), "@",
-                     domain.take(pa.array(idx)))
+        fixed = join(
+            pc.utf8_lower(first.take(pa.array(idx))),
+            pc.utf8_lower(last.take(pa.array(idx))),
+            pc.cast(pa.array(idx + 10_000), pa.string()),
+            "@",
+            domain.take(pa.array(idx)),
+        )
         arr[idx] = np.asarray(fixed.to_numpy(zero_copy_only=False), dtype=object)
     return pa.array(arr, pa.string())
 
@@ -196,8 +439,15 @@ def email_variants(emails: pa.Array, rng: np.random.Generator, clean_share: floa
     rest = (1 - clean_share) / 5
     style = weighted(rng, [clean_share, rest * 1.5, rest * 1.5, rest, rest, rest * 0.5][:6], n)
     up, cap = pc.utf8_upper(emails), pc.utf8_capitalize(emails)
-    return pc.choose(pa.array(style), emails, up, cap, join(" ", emails), join(emails, "  "),
-                     join(" ", pc.utf8_swapcase(cap), " "))
+    return pc.choose(
+        pa.array(style),
+        emails,
+        up,
+        cap,
+        join(" ", emails),
+        join(emails, "  "),
+        join(" ", pc.utf8_swapcase(cap), " "),
+    )
 
 
 def phone_variants(phones: pa.Array, rng: np.random.Generator, clean_share: float = 0.4) -> pa.Array:
@@ -208,9 +458,16 @@ def phone_variants(phones: pa.Array, rng: np.random.Generator, clean_share: floa
     a = pc.utf8_slice_codeunits(phones, 0, 3)
     b = pc.utf8_slice_codeunits(phones, 3, 7)
     c = pc.utf8_slice_codeunits(phones, 7, 11)
-    return pc.choose(pa.array(style), phones, join("+86 ", a, " ", b, " ", c), join("+86-", a, "-", b, "-", c),
-                     join(a, "-", b, "-", c), join(a, " ", b, " ", c), join("0086 ", phones),
-                     join("(+86)", phones))
+    return pc.choose(
+        pa.array(style),
+        phones,
+        join("+86 ", a, " ", b, " ", c),
+        join("+86-", a, "-", b, "-", c),
+        join(a, "-", b, "-", c),
+        join(a, " ", b, " ", c),
+        join("0086 ", phones),
+        join("(+86)", phones),
+    )
 
 
 def invalid_emails(emails: pa.Array, rng: np.random.Generator) -> pa.Array:
@@ -218,16 +475,25 @@ def invalid_emails(emails: pa.Array, rng: np.random.Generator) -> pa.Array:
     local = pc.extract_regex(emails, r"(?P<l>[^@]*)@(?P<d>[^.]*)\.(?P<t>.*)")
     l_, d, t = (pc.struct_field(local, i) for i in range(3))
     style = rng.integers(0, 4, size=len(emails))
-    return pc.choose(pa.array(style), join(l_, "@"), join(l_, ".", d, ".", t), join(l_, "@", d),
-                     join(pc.utf8_replace_slice(l_, 1, 1, " "), "@", d, ".", t))
+    return pc.choose(
+        pa.array(style),
+        join(l_, "@"),
+        join(l_, ".", d, ".", t),
+        join(l_, "@", d),
+        join(pc.utf8_replace_slice(l_, 1, 1, " "), "@", d, ".", t),
+    )
 
 
 def invalid_phones(phones: pa.Array, rng: np.random.Generator) -> pa.Array:
     style = rng.integers(0, 4, size=len(phones))
     n = len(phones)
-    return pc.choose(pa.array(style), pc.utf8_slice_codeunits(phones, 0, 6), pa.array(["phone: n/a"] * n),
-                     join(pc.utf8_slice_codeunits(phones, 0, 3), "-", pc.utf8_slice_codeunits(phones, 3, 7)),
-                     join("+86 ", pc.utf8_slice_codeunits(phones, 0, 9)))
+    return pc.choose(
+        pa.array(style),
+        pc.utf8_slice_codeunits(phones, 0, 6),
+        pa.array(["phone: n/a"] * n),
+        join(pc.utf8_slice_codeunits(phones, 0, 3), "-", pc.utf8_slice_codeunits(phones, 3, 7)),
+        join("+86 ", pc.utf8_slice_codeunits(phones, 0, 9)),
+    )
 
 
 def name_typos(names: pa.Array, rng: np.random.Generator) -> pa.Array:

@@ -79,10 +79,14 @@ class People:
         return np.clip((day - start) / self.window[person], 0, 1) * (day <= self.death[person])
 
 
-def build_people(rng: np.random.Generator, n: int, horizon: Horizon, n_stores: int, store_city: np.ndarray) -> People:
+def build_people(
+    rng: np.random.Generator, n: int, horizon: Horizon, n_stores: int, store_city: np.ndarray
+) -> People:
     male = rng.random(n) < 0.5
     fem_w, male_w = ident.zipf_weights(len(ident.FEMALE)), ident.zipf_weights(len(ident.MALE))
-    given_idx = np.where(male, ident.weighted(rng, male_w, n) + len(ident.FEMALE), ident.weighted(rng, fem_w, n))
+    given_idx = np.where(
+        male, ident.weighted(rng, male_w, n) + len(ident.FEMALE), ident.weighted(rng, fem_w, n)
+    )
     given_all = ident.FEMALE + ident.MALE
     surname_idx = ident.weighted(rng, [w for _, w in ident.SURNAMES], n)
     age_days = (18 * 365 + rng.gamma(2.2, 9.0, n).clip(0, 57) * 365).astype(int)
@@ -122,8 +126,12 @@ def build_people(rng: np.random.Generator, n: int, horizon: Horizon, n_stores: i
     account_id = ident.padded(ident.unique_ints(rng, n_acc, 1, 10**7), 7, "U")
     # A second account was opened with the same address typed differently.
     acc_email = email.take(pa.array(account_person))
-    acc_email = pa.concat_arrays([acc_email.slice(0, len(holders)),
-                                  ident.email_variants(acc_email.slice(len(holders)), rng, clean_share=0.0)])
+    acc_email = pa.concat_arrays(
+        [
+            acc_email.slice(0, len(holders)),
+            ident.email_variants(acc_email.slice(len(holders)), rng, clean_share=0.0),
+        ]
+    )
     primary = np.full(n, -1)
     primary[holders] = np.arange(len(holders))
 
@@ -138,19 +146,48 @@ def build_people(rng: np.random.Generator, n: int, horizon: Horizon, n_stores: i
     pref = rng.dirichlet(np.full(N_CATEGORIES, 0.35), n).astype(np.float32)
     online = np.where(has_account, rng.beta(5, 2, n), 0.0)
     store_of_city = [np.flatnonzero(store_city == c) for c in range(len(ident.CITIES))]
-    home_store = np.array([rng.choice(s) if len(s) else rng.integers(0, n_stores) for s in
-                           (store_of_city[c] for c in range(len(ident.CITIES)))])[city]
+    home_store = np.array(
+        [
+            rng.choice(s) if len(s) else rng.integers(0, n_stores)
+            for s in (store_of_city[c] for c in range(len(ident.CITIES)))
+        ]
+    )[city]
 
     return People(
-        n=n, person_id=ident.padded(np.arange(1, n + 1), 7, "PER"), first=first, last=last, male=male,
-        birth=birth, city=city, postcode=ident.padded(post_num, 6), email=email, phone=phone, loyalty=loyalty,
-        national_id=national_id, bank_card=bank_card, namesake_of=namesake_of,
-        account_person=account_person, account_id=account_id, account_email=acc_email, primary_account=primary,
-        acq=acq, death=death, window=window, lam=lam, hazard=hazard,
-        promo_sens=rng.beta(1.5, 3, n) * 1.5, value=rng.beta(2, 2, n), mood=mood, pref=pref,
-        habit=ident.weighted(rng, [3, 3, 5, 2], n), online_share=online, app_share=rng.beta(2, 2, n),
-        pay_online=ident.weighted(rng, [2, 5, 5, 1], n), pay_store=ident.weighted(rng, [2, 3, 3, 3], n),
-        home_store=home_store, review_rate=rng.gamma(2.0, 0.5, n),
+        n=n,
+        person_id=ident.padded(np.arange(1, n + 1), 7, "PER"),
+        first=first,
+        last=last,
+        male=male,
+        birth=birth,
+        city=city,
+        postcode=ident.padded(post_num, 6),
+        email=email,
+        phone=phone,
+        loyalty=loyalty,
+        national_id=national_id,
+        bank_card=bank_card,
+        namesake_of=namesake_of,
+        account_person=account_person,
+        account_id=account_id,
+        account_email=acc_email,
+        primary_account=primary,
+        acq=acq,
+        death=death,
+        window=window,
+        lam=lam,
+        hazard=hazard,
+        promo_sens=rng.beta(1.5, 3, n) * 1.5,
+        value=rng.beta(2, 2, n),
+        mood=mood,
+        pref=pref,
+        habit=ident.weighted(rng, [3, 3, 5, 2], n),
+        online_share=online,
+        app_share=rng.beta(2, 2, n),
+        pay_online=ident.weighted(rng, [2, 5, 5, 1], n),
+        pay_store=ident.weighted(rng, [2, 3, 3, 3], n),
+        home_store=home_store,
+        review_rate=rng.gamma(2.0, 0.5, n),
         visit_rate=0.35 * lam + 0.006 * rng.gamma(4, 0.25, n),
     )
 
@@ -175,7 +212,12 @@ class Intensity:
     def for_horizon(cls, horizon: Horizon) -> Intensity:
         base, promo = season_curves(horizon.day_dates(0, horizon.days + FUTURE_DAYS))
         d = horizon.days
-        return cls(base, promo, np.concatenate([[0], np.cumsum(base[:d])]), np.concatenate([[0], np.cumsum(promo[:d])]))
+        return cls(
+            base,
+            promo,
+            np.concatenate([[0], np.cumsum(base[:d])]),
+            np.concatenate([[0], np.cumsum(promo[:d])]),
+        )
 
     def cum(self, which: np.ndarray, x: np.ndarray) -> np.ndarray:
         return np.interp(x, np.arange(len(which)), which)
@@ -205,7 +247,9 @@ def purchase_events(rng: np.random.Generator, p: People, horizon: Horizon, inten
     day = np.clip(np.floor(day), 0, horizon.days - 1).astype(np.int64)
     t = horizon.start_s + day * DAY + seconds_of_day(rng, p.habit[person])
     online = rng.random(len(person)) < p.online_share[person]
-    kind = np.where(online, (rng.random(len(person)) < p.app_share[person]).astype(np.int8), 2).astype(np.int8)
+    kind = np.where(online, (rng.random(len(person)) < p.app_share[person]).astype(np.int8), 2).astype(
+        np.int8
+    )
     order = np.lexsort((person, t))
     return person[order], t[order], kind[order]
 
@@ -226,8 +270,10 @@ def future(rng: np.random.Generator, p: People, horizon: Horizon, inten: Intensi
     for chunk in np.array_split(idx_alive, max(1, len(idx_alive) // 100_000)):
         if not len(chunk):
             continue
-        rate = p.lam[chunk, None] * (inten.base[None, d:d + FUTURE_DAYS]
-                                     + p.promo_sens[chunk, None] * inten.promo[None, d:d + FUTURE_DAYS])
+        rate = p.lam[chunk, None] * (
+            inten.base[None, d : d + FUTURE_DAYS]
+            + p.promo_sens[chunk, None] * inten.promo[None, d : d + FUTURE_DAYS]
+        )
         q = 1 - np.exp(-p.hazard[chunk])
         step = (1 - q)[:, None] * np.exp(-rate)
         surv = np.concatenate([np.ones((len(chunk), 1)), np.cumprod(step, axis=1)], axis=1)
@@ -240,5 +286,5 @@ def future(rng: np.random.Generator, p: People, horizon: Horizon, inten: Intensi
         fut_person.append(chunk[r])
         fut_day.append(c)
         fut_count.append(counts[r, c])
-    cat = (lambda xs: np.concatenate(xs) if xs else np.zeros(0, dtype=np.int64))
+    cat = lambda xs: np.concatenate(xs) if xs else np.zeros(0, dtype=np.int64)
     return churn_prob, churned, cat(fut_person), cat(fut_day), cat(fut_count)

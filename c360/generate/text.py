@@ -57,24 +57,47 @@ TICKET_BODIES = {
 TICKET_OPEN_CALM = ["Hi,", "Hello,", "Hello team,", "Dear support,", "", "Good morning,"]
 TICKET_OPEN_ANGRY = ["", "Hello,", "Seriously,", "Listen,", "To whom it may concern:", "Again!"]
 TICKET_CLOSE_CALM = ["Thanks.", "Thank you!", "Regards", "", "Thanks in advance.", "Have a nice day."]
-TICKET_CLOSE_ANGRY = ["Please fix this now!", "This is unacceptable.", "", "I want an answer today.",
-                      "Very unhappy.", "Do something!"]
+TICKET_CLOSE_ANGRY = [
+    "Please fix this now!",
+    "This is unacceptable.",
+    "",
+    "I want an answer today.",
+    "Very unhappy.",
+    "Do something!",
+]
 
 REVIEW_POSITIVE = [
-    "Great {}, exactly as described.", "Love it! The {} works perfectly.", "Excellent quality, fast delivery.",
-    "Very happy with this {}, will buy again.", "Good value for money, \"highly\" recommended.",
-    "Five stars, my family loves the {}.", "Works as expected, nice packaging.",
-    "Better than I thought, the {} is solid.", "Fast shipping and great service.", "Perfect, no complaints.",
+    "Great {}, exactly as described.",
+    "Love it! The {} works perfectly.",
+    "Excellent quality, fast delivery.",
+    "Very happy with this {}, will buy again.",
+    'Good value for money, "highly" recommended.',
+    "Five stars, my family loves the {}.",
+    "Works as expected, nice packaging.",
+    "Better than I thought, the {} is solid.",
+    "Fast shipping and great service.",
+    "Perfect, no complaints.",
 ]
 REVIEW_MIXED = [
-    "The {} is okay, nothing special.", "Decent, but delivery was slow.", "Average quality for the price.",
-    "Good {} but the packaging was damaged.", "Not bad, not great.", "It works, though the {} feels cheap.",
-    "Fine for daily use, a bit overpriced.", "Some parts are good, others not so much.",
+    "The {} is okay, nothing special.",
+    "Decent, but delivery was slow.",
+    "Average quality for the price.",
+    "Good {} but the packaging was damaged.",
+    "Not bad, not great.",
+    "It works, though the {} feels cheap.",
+    "Fine for daily use, a bit overpriced.",
+    "Some parts are good, others not so much.",
 ]
 REVIEW_NEGATIVE = [
-    "Terrible {}, broke after two days.", "Very disappointed, does not work.", "Poor quality, do not buy.",
-    "The {} arrived damaged and support did not help.", "Waste of money.", "Worst purchase this year.",
-    "Not as described, returning the {}.", "Cheap material, fell apart quickly.", "Awful, I want my money back.",
+    "Terrible {}, broke after two days.",
+    "Very disappointed, does not work.",
+    "Poor quality, do not buy.",
+    "The {} arrived damaged and support did not help.",
+    "Waste of money.",
+    "Worst purchase this year.",
+    "Not as described, returning the {}.",
+    "Cheap material, fell apart quickly.",
+    "Awful, I want my money back.",
 ]
 REVIEW_SARCASTIC = [
     "Great, another {} that broke after two days. Just perfect.",
@@ -82,8 +105,15 @@ REVIEW_SARCASTIC = [
     "Love waiting three weeks for a {} that does not work.",
     "Five stars for creativity: they sent me the wrong {}.",
 ]
-TYPOS = [("the", "teh"), ("great", "graet"), ("very", "vrey"), ("quality", "qualty"), ("would", "woudl"),
-         ("recommend", "recomend"), ("delivery", "delivry")]
+TYPOS = [
+    ("the", "teh"),
+    ("great", "graet"),
+    ("very", "vrey"),
+    ("quality", "qualty"),
+    ("would", "woudl"),
+    ("recommend", "recomend"),
+    ("delivery", "delivry"),
+]
 
 
 def _fill(rng: np.random.Generator, templates: list[str], choice: np.ndarray, slot: pa.Array) -> pa.Array:
@@ -100,8 +130,9 @@ def _fill(rng: np.random.Generator, templates: list[str], choice: np.ndarray, sl
     return join(take(pre, choice), s1, take(mid, choice), s2, take(post, choice))
 
 
-def ticket_texts(rng: np.random.Generator, category: np.ndarray, categories: list[str], angry: np.ndarray,
-                 item: pa.Array) -> pa.Array:
+def ticket_texts(
+    rng: np.random.Generator, category: np.ndarray, categories: list[str], angry: np.ndarray, item: pa.Array
+) -> pa.Array:
     n = len(category)
     flat, off = [], []
     for c in categories:
@@ -110,10 +141,16 @@ def ticket_texts(rng: np.random.Generator, category: np.ndarray, categories: lis
     sizes = np.array([len(TICKET_BODIES[c]) for c in categories])
     choice = np.array(off)[category] + rng.integers(0, 1 << 20, n) % sizes[category]
     body = _fill(rng, flat, choice, item)
-    opening = pc.if_else(pa.array(angry), take(TICKET_OPEN_ANGRY, rng.integers(0, 6, n)),
-                         take(TICKET_OPEN_CALM, rng.integers(0, 6, n)))
-    closing = pc.if_else(pa.array(angry), take(TICKET_CLOSE_ANGRY, rng.integers(0, 6, n)),
-                         take(TICKET_CLOSE_CALM, rng.integers(0, 6, n)))
+    opening = pc.if_else(
+        pa.array(angry),
+        take(TICKET_OPEN_ANGRY, rng.integers(0, 6, n)),
+        take(TICKET_OPEN_CALM, rng.integers(0, 6, n)),
+    )
+    closing = pc.if_else(
+        pa.array(angry),
+        take(TICKET_CLOSE_ANGRY, rng.integers(0, 6, n)),
+        take(TICKET_CLOSE_CALM, rng.integers(0, 6, n)),
+    )
     return pc.utf8_trim_whitespace(join(opening, " ", body, " ", closing))
 
 

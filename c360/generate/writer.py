@@ -22,8 +22,12 @@ CODE = {name: i + 1 for i, name in enumerate(DEFECT_TYPES)}
 BAD_TIMESTAMPS = ["2026-13-45 25:61:00", "2025-02-30 10:00:00", "31/12/2025 10:00", "yesterday 9pm"]
 
 ARROW_TYPES = {
-    "VARCHAR": pa.string(), "TIMESTAMP": pa.timestamp("s"), "DATE": pa.date32(), "DOUBLE": pa.float64(),
-    "INTEGER": pa.int32(), "BOOLEAN": pa.bool_(),
+    "VARCHAR": pa.string(),
+    "TIMESTAMP": pa.timestamp("s"),
+    "DATE": pa.date32(),
+    "DOUBLE": pa.float64(),
+    "INTEGER": pa.int32(),
+    "BOOLEAN": pa.bool_(),
 }
 
 
@@ -62,8 +66,10 @@ def concat_lines(lines: pa.Array) -> bytes:
     with_nl = pc.binary_join_element_wise(lines, "", "\n")
     if not len(with_nl):
         return b""
-    offsets = np.frombuffer(with_nl.buffers()[1], dtype=np.int32)[with_nl.offset:with_nl.offset + len(with_nl) + 1]
-    return with_nl.buffers()[2].to_pybytes()[offsets[0]:offsets[-1]]
+    offsets = np.frombuffer(with_nl.buffers()[1], dtype=np.int32)[
+        with_nl.offset : with_nl.offset + len(with_nl) + 1
+    ]
+    return with_nl.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
 
 
 class Sink:
@@ -78,7 +84,9 @@ class Sink:
         self.files: list[str] = []
         self.defects: list[tuple[str, str, pa.Array, str]] = []
 
-    def write(self, source: str, stem: str, columns: dict[str, pa.Array], defect: np.ndarray | None = None) -> str:
+    def write(
+        self, source: str, stem: str, columns: dict[str, pa.Array], defect: np.ndarray | None = None
+    ) -> str:
         spec = SOURCES[source]
         n = len(columns[spec.key])
         arrays = [columns[c.name].cast(ARROW_TYPES[c.type]) for c in spec.columns]
@@ -164,5 +172,11 @@ class Sink:
             ids.append(pc.cast(rec, pa.string()))
             types += [typ] * k
         record = pa.concat_arrays(ids) if ids else pa.array([], pa.string())
-        return pa.table({"source": pa.array(src, pa.string()), "file": pa.array(files, pa.string()),
-                         "record_id": record, "defect_type": pa.array(types, pa.string())})
+        return pa.table(
+            {
+                "source": pa.array(src, pa.string()),
+                "file": pa.array(files, pa.string()),
+                "record_id": record,
+                "defect_type": pa.array(types, pa.string()),
+            }
+        )

@@ -19,8 +19,12 @@ from c360.generate.core import auc
 from c360.generate.identity import luhn_valid, national_id_valid
 
 IDENTITY_SOURCES = {
-    "crm_customers": "customer_ref", "ecommerce_orders": "order_id", "pos_transactions": "transaction_id",
-    "service_tickets": "ticket_id", "product_reviews": "review_id", "marketing_consent": "consent_event_id",
+    "crm_customers": "customer_ref",
+    "ecommerce_orders": "order_id",
+    "pos_transactions": "transaction_id",
+    "service_tickets": "ticket_id",
+    "product_reviews": "review_id",
+    "marketing_consent": "consent_event_id",
 }
 
 
@@ -130,7 +134,11 @@ def test_legit_values_never_trip_a_rule(landing):
         df = df[~df[SOURCES[source].key].isin(bad)]
         emails = df.email.dropna().str.strip().str.lower()
         assert emails.str.match(email_ok).all(), source
-        digits = df.phone.dropna().str.replace(r"\D", "", regex=True).str.replace(r"^(0086|86)(?=\d{11}$)", "", regex=True)
+        digits = (
+            df.phone.dropna()
+            .str.replace(r"\D", "", regex=True)
+            .str.replace(r"^(0086|86)(?=\d{11}$)", "", regex=True)
+        )
         assert digits.str.match(r"^1[3-9]\d{9}$").all(), source
     orders = read_source(out, "ecommerce_orders")
     orders = orders[~orders.order_id.isin(bad)]
@@ -231,8 +239,9 @@ def test_parquet_output_has_contract_columns(tmp_path):
 
 
 def test_cli_writes_a_landing_zone(tmp_path):
-    result = CliRunner().invoke(generate_command, ["--customers", "300", "--out", str(tmp_path), "--quiet",
-                                                   "--months", "6"])
+    result = CliRunner().invoke(
+        generate_command, ["--customers", "300", "--out", str(tmp_path), "--quiet", "--months", "6"]
+    )
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "web_events").glob("*.csv"))) == 6
     assert np.isfinite(float(result.output.split("bayes AUC ")[1].split(",")[0]))

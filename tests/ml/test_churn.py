@@ -1,5 +1,6 @@
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -9,11 +10,19 @@ import pandas as pd
 import pytest
 from sklearn.base import is_classifier
 from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
 
 from ml import churn, plots, registry
 from ml.metrics import expected_calibration_error
 
 AS_OF_DATES = ["2024-01-01", "2024-04-01", "2024-07-01"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_openmp_thread():
+    # HistGradientBoosting's OpenMP threads slow to a crawl when CI cores are shared.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        yield
 
 
 def synthetic_feature_table(n_customers: int, as_of_dates=AS_OF_DATES, seed: int = 0) -> pd.DataFrame:
@@ -229,7 +238,8 @@ def test_champion_scores_probabilities_in_a_fresh_process(trained, mlflow_store,
         f"p = model.predict(pd.read_parquet({str(tmp_path / 'features.parquet')!r}))\n"
         "print(json.dumps({'type': type(p).__name__, 'shape': list(p.shape), 'p': [float(x) for x in p]}))\n"
     )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     scored = json.loads(out.stdout.strip().splitlines()[-1])
     assert scored["type"] == "ndarray" and scored["shape"] == [50]

@@ -1,0 +1,72 @@
+"""Shared fixtures: one small demo platform, built once per test session and shared by the
+xdist workers (a file lock makes the first worker build it, the others wait and reuse it)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+
+DEMO_CUSTOMERS = 400
+DEMO_SEED = 7
+
+
+def _build_demo(home: Path) -> dict:
+    from c360.generate import generate
+    from c360.privacy.keys import ensure_dev_keys
+    from c360.runner import materialize
+    from c360.settings import get_settings
+
+    os.environ["C360_HOME"] = str(home)
+    settings = get_settings()
+    ensure_dev_keys(settings)
+    generate(settings.landing, customers=DEMO_CUSTOMERS, seed=DEMO_SEED, progress=False)
+    result = materialize()
+    return {
+        "success": result.success,
+        "run_id": result.run_id,
+        "materialized": result.materialized,
+        "checks_passed": result.checks_passed,
+        "checks_failed": result.checks_failed,
+        "failures": result.failures,
+    }
+
+
+@pytest.fixture(scope="session")
+def demo_home(tmp_path_factory, worker_id) -> Path:
+    """A C360_HOME holding a fully materialized platform on generated data. Treat it as
+    read-only: copy it (``demo_copy``) to change anything."""
+    root = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        root = root.parent
+    home = root / "demo_home"
+    done = root / "demo_home.json"
+    with FileLock(str(root / "demo_home.lock")):
+        if not done.exists():
+            done.write_text(json.dumps(_build_demo(home)))
+    os.environ["C360_HOME"] = str(home)
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    return home
+
+
+@pytest.fixture(scope="session")
+def demo_run(demo_home) -> dict:
+    root = demo_home.parent
+    return json.loads((root / "demo_home.json").read_text())
+
+
+@pytest.fixture
+def c360_home(tmp_path, monkeypatch) -> Path:
+    """An empty C360_HOME with development keys, for tests that build their own state."""
+    from c360.privacy.keys import ensure_dev_keys
+    from c360.settings import get_settings
+
+    home = tmp_path / "c360"
+    monkeypatch.setenv("C360_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    monkeypatch.delenv("C360_WAREHOUSE", raising=False)
+    ensure_dev_keys(get_settings())
+    return home

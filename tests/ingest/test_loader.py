@@ -1,0 +1,132 @@
+"""Landing files -> raw: contract checks, quarantine and conservation, on real DuckDB files."""
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from c360.contracts import SOURCES
+from c360.ingest.loader import SchemaDriftError, load_file, load_source, quarantine_duplicate_orders
+from c360.privacy.keys import Keyring
+
+PRODUCTS = "product_id,product_name,category,brand,price,launched_at,discontinued\nP1,Phone,electronics,A,100.00,2024-01-01,false\n"
+ORDER_HEADER = ",".join(SOURCES["ecommerce_orders"].column_names)
+
+
+def _write(folder: Path, source: str, name: str, text: str) -> Path:
+    path = folder / source / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def landing(tmp_path):
+    return tmp_path / "landing"
+
+
+@pytest.fixture
+def con(tmp_path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    yield con
+    con.close()
+
+
+KEYS = Keyring.generate()
+
+
+def test_wrong_header_fails_naming_file_and_column_and_loads_nothing(con, landing):
+    header = ORDER_HEADER.replace("ordered_at", "order_time")
+    path = _write(landing, "ecommerce_orders", "bad.csv", header + "\nO1,U1,,,2025-01-01 10:00:00,web,paid,card,,5.00,CNY,100000\n")
+    with pytest.raises(SchemaDriftError) as err:
+        load_file(con, "ecommerce_orders", path, KEYS, landing_root=landing)
+    assert "bad.csv" in str(err.value) and "'ordered_at'" in str(err.value)
+    assert con.execute("select count(*) from raw.ecommerce_orders").fetchall()[0][0] == 0
+    assert con.execute("select count(*) from raw._load_log").fetchall()[0][0] == 0
+
+
+def test_retyped_column_fails_and_earlier_files_stay(con, landing):
+    good = _write(landing, "products", "a.csv", PRODUCTS)
+    load_file(con, "products", good, KEYS, landing_root=landing)
+    retyped = "product_id,product_name,category,brand,price,launched_at,discontinued\n" + "".join(
+        f"P{i},X,toys,B,cheap,2024-01-01,false\n" for i in range(2, 8)
+    )
+    path = _write(landing, "products", "b.csv", retyped)
+    with pytest.raises(SchemaDriftError) as err:
+        load_file(con, "products", path, KEYS, landing_root=landing)
+    assert "'price'" in str(err.value)
+    assert con.execute("select product_id from raw.products").fetchall() == [("P1",)]
+
+
+def test_extra_column_is_reported_and_ignored(con, landing):
+    path = _write(landing, "products", "x.csv", PRODUCTS.replace("discontinued\n", "discontinued,colour\n").replace("false\n", "false,red\n"))
+    result = load_file(con, "products", path, KEYS, landing_root=landing)
+    assert result.extra_columns == ["colour"] and result.rows_loaded == 1
+
+
+def test_each_defect_goes_to_quarantine_and_rows_are_conserved(con, landing):
+    _write(landing, "products", "p.csv", PRODUCTS)
+    orders = ORDER_HEADER + "\n" + "\n".join([
+        "O1,U1, John@Example.com ,+86 138 1234 5678,2025-01-01 10:00:00,web,paid,card,,100.00,CNY,100000",
+        "O2,U1,john@example.com,13812345678,2025-01-01 10:00:20,web,paid,card,,100.00,CNY,100000",
+        "O3,U2,bad@,,2025-01-02 10:00:00,web,paid,card,,5.00,CNY,100000",
+        "O4,,x@y.com,,2025-01-02 10:00:00,web,paid,card,,5.00,CNY,100000",
+        "O5,U3,x@y.com,,2031-01-02 10:00:00,web,paid,card,,5.00,CNY,100000",
+        "O6,U3,x@y.com,,2025-01-03 10:00:00,web,paid,card,,-5.00,CNY,100000",
+        "O7,U3,x@y.com,12345,2025-01-04 10:00:00,web,paid,card,,5.00,CNY,100000",
+        "O8,U3,x@y.com,,2025-13-45 10:00:00,web,paid,card,,5.00,CNY,100000",
+        "O1,U9,z@y.com,,2025-01-05 10:00:00,web,paid,card,,5.00,CNY,100000",
+    ]) + "\n"
+    _write(landing, "ecommerce_orders", "o.csv", orders)
+    items = ",".join(SOURCES["ecommerce_order_items"].column_names) + "\n" + "\n".join([
+        "O1-1,O1,1,P1,1,100.00,0",
+        "O2-1,O2,1,P1,1,100.00,0",
+        "O4-1,O4,1,P1,1,5.00,0",
+        "O1-2,O1,2,P404,1,5.00,0",
+        "O1-3,O1,3,P1,0,5.00,0",
+        "O1-4,O1,4,P1,1,5.00,0,extra",
+    ]) + "\n"
+    _write(landing, "ecommerce_order_items", "i.csv", items)
+    for source in ("products", "ecommerce_orders", "ecommerce_order_items"):
+        loads, errors = load_source(con, source, landing, KEYS, run_id="t")
+        assert not errors and all(l.conserved for l in loads)
+    assert quarantine_duplicate_orders(con, "t") == 1
+
+    got = dict(con.execute("select record_id, rule from quality.quarantine").fetchall())
+    assert got == {
+        "O2": "duplicate", "O2-1": "duplicate",
+        "O3": "invalid_email", "O4": "missing_required", "O5": "future_timestamp",
+        "O6": "negative_amount", "O7": "invalid_phone", "line:9": "malformed_line",
+        "O1": "duplicate_key",  # the second row with key O1; the first one loads
+        "O4-1": "orphan_order", "O1-2": "unknown_product", "O1-3": "non_positive_quantity",
+        "line:7": "malformed_line",
+    }
+    assert con.execute("select order_id from raw.ecommerce_orders").fetchall() == [("O1",)]
+    for source in ("ecommerce_orders", "ecommerce_order_items"):
+        rows_in, loaded, quarantined = con.execute(
+            "select sum(rows_in), sum(rows_loaded), sum(rows_quarantined) from raw._load_log where source = ?", [source]
+        ).fetchall()[0]
+        in_raw = con.execute(f"select count(*) from raw.{source}").fetchall()[0][0]
+        assert rows_in == loaded + quarantined and loaded == in_raw
+
+
+def test_same_file_is_loaded_once(con, landing):
+    _write(landing, "products", "p.csv", PRODUCTS)
+    first, _ = load_source(con, "products", landing, KEYS)
+    again, _ = load_source(con, "products", landing, KEYS)
+    assert not first[0].skipped and again[0].skipped
+    assert con.execute("select count(*) from raw.products").fetchall()[0][0] == 1
+
+
+def test_sensitive_values_are_protected_and_never_stored_in_clear(con, landing):
+    header = ",".join(SOURCES["crm_customers"].column_names)
+    row = "CRM1,Wei,Zhang,wei.zhang@example.com,13812345678,1990-01-01,M,Beijing,Beijing,100000,2020-01-01,web,LC00000001,11010119900101123X,4111111111111111,2024-01-01 00:00:00"
+    _write(landing, "crm_customers", "c.csv", header + "\n" + row + "\n")
+    load_source(con, "crm_customers", landing, KEYS)
+    con.execute("checkpoint")
+    stored = con.execute("select * from raw.crm_customers").fetchall()[0]
+    text = " ".join(str(v) for v in stored)
+    for secret in ("wei.zhang@example.com", "13812345678", "11010119900101123X", "4111111111111111"):
+        assert secret not in text
+    masked = con.execute("select email_masked, bank_card_masked from raw.crm_customers").fetchall()[0]
+    assert masked == ("w***@example.com", "**** **** **** 1111")
