@@ -136,6 +136,7 @@ def eval_group() -> None:
 
 
 _mount(main, "c360.generate", "generate_command", "generate")
+_mount(eval_group, "c360.evals.identity", "eval_identity_command", "identity")
 _mount(main, "c360.privacy.keys", "keys_command", "keys")
 _mount(main, "c360.privacy.scan", "scan_pii_command", "scan-pii")
 

@@ -207,14 +207,14 @@ def train_and_evaluate(
 
 
 def risk_band(p: float) -> str:
-    """"high" (p >= 0.5), "medium" (p >= 0.2) or "low"; see ``RISK_BANDS``."""
+    """ "high" (p >= 0.5), "medium" (p >= 0.2) or "low"; see ``RISK_BANDS``."""
     if not 0 <= p <= 1:
         raise ValueError(f"churn probability must be in [0, 1], got {p}")
     return next(band for band, lower in RISK_BANDS if p >= lower)
 
 
 def suggested_action(p: float, clv_tier: str, rfm_segment: str | None = None) -> str:
-    """"call", "coupon" or "nothing" from the first matching row of ``ACTION_RULES``."""
+    """ "call", "coupon" or "nothing" from the first matching row of ``ACTION_RULES``."""
     band = risk_band(p)
     tier = str(clv_tier).lower()
     segment = None if rfm_segment is None else str(rfm_segment).lower()

@@ -99,7 +99,9 @@ def gains_figure(y_true, scores, title: str = "Cumulative gains and lift") -> Fi
         gains_ax.plot(fractions, captured, label=name)
         # Lift of decile d alone = (capture up to d - capture up to d-1) / 0.1.
         cumulative = np.array([0.0] + [metrics.capture_rate(y, p, d / 10) for d in deciles])
-        lift_ax.bar(deciles + (i - (len(named) - 1) / 2) * width, np.diff(cumulative) / 0.1, width, label=name)
+        lift_ax.bar(
+            deciles + (i - (len(named) - 1) / 2) * width, np.diff(cumulative) / 0.1, width, label=name
+        )
     gains_ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="random")
     gains_ax.set(xlabel="share of customers targeted", ylabel="share of positives captured", xlim=(0, 1))
     gains_ax.legend(loc="lower right")
@@ -129,7 +131,9 @@ def coefficients(pipeline, feature_names) -> pd.Series:
         else [classifier]
     )
     coef = np.mean([est.coef_[0] for est in fitted], axis=0)
-    names = list(pipeline[:-1].get_feature_names_out(feature_names)) if len(pipeline) > 1 else list(feature_names)
+    names = (
+        list(pipeline[:-1].get_feature_names_out(feature_names)) if len(pipeline) > 1 else list(feature_names)
+    )
     return pd.Series(coef, index=names).sort_values(key=np.abs, ascending=False)
 
 

@@ -86,7 +86,7 @@ class WarehouseTableSource(DatasetSource):
         return isinstance(raw_source, str) and raw_source.startswith("duckdb://") and "#" in raw_source
 
     @classmethod
-    def _resolve(cls, raw_source: str) -> "WarehouseTableSource":
+    def _resolve(cls, raw_source: str) -> WarehouseTableSource:
         warehouse, _, rest = raw_source.partition("#")
         table, _, as_of = rest.partition("@")
         return cls(warehouse, table, as_of or None)
@@ -95,7 +95,7 @@ class WarehouseTableSource(DatasetSource):
         return {"uri": self.uri, "warehouse": self.warehouse, "table": self.table, "as_of": self.as_of}
 
     @classmethod
-    def from_dict(cls, source_dict: dict[Any, Any]) -> "WarehouseTableSource":
+    def from_dict(cls, source_dict: dict[Any, Any]) -> WarehouseTableSource:
         return cls(source_dict["warehouse"], source_dict["table"], source_dict.get("as_of"))
 
 
@@ -150,7 +150,12 @@ def git_sha(repo_dir: Path = PROJECT_ROOT) -> str:
         return sha
     try:
         result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=repo_dir, capture_output=True, text=True, timeout=10
+            ["git", "rev-parse", "HEAD"],
+            check=False,
+            cwd=repo_dir,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -308,8 +313,11 @@ def promote_if_better(
     champion = _version_by_alias(client, model_name, CHAMPION)
 
     if champion is None:
-        promoted, reason = True, f"no champion yet: v{candidate_version} ({metric}={value:.4f}) becomes champion"
-    elif champion.version == candidate_version:
+        promoted, reason = (
+            True,
+            f"no champion yet: v{candidate_version} ({metric}={value:.4f}) becomes champion",
+        )
+    elif str(champion.version) == candidate_version:
         promoted, reason = False, f"v{candidate_version} is already the champion"
     elif math.isnan(value):
         promoted, reason = False, f"v{candidate_version} has {metric}=NaN; champion v{champion.version} stays"

@@ -87,7 +87,8 @@ def platform_clv_summary() -> dict | None:
             "select count(*), sum(clv), max(model_version), max(scored_at) from ml.clv"
         ).fetchone()
         tiers = con.execute(
-            "select clv_tier, count(*), avg(clv), avg(p_alive) from ml.clv group by 1 order by 1"
+            "select clv_tier, count(*), avg(clv), avg(p_alive) from ml.clv group by 1 "
+            "order by list_position(['platinum', 'gold', 'silver', 'bronze'], clv_tier), 1"
         ).fetchall()
     finally:
         con.close()
@@ -129,7 +130,10 @@ def _print(validation: dict, ingestion: dict, platform: dict | None) -> None:
         table.add_column(col, justify="right")
     for row in holdout["by_frequency"]:
         table.add_row(
-            row["frequency"], f"{row['customers']:,}", f"{row['actual_mean']:.3f}", f"{row['predicted_mean']:.3f}"
+            row["frequency"],
+            f"{row['customers']:,}",
+            f"{row['actual_mean']:.3f}",
+            f"{row['predicted_mean']:.3f}",
         )
     table.add_row(
         "total",

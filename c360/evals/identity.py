@@ -67,3 +67,79 @@ def pairwise_scores(con: duckdb.DuckDBPyConnection, truth_csv: Path) -> dict:
             dict(zip(("source", "truth_records", "anonymous", "evaluated", "not_in_map"), row)) for row in by_source
         ],
     }
+
+
+def olist_recovery(home: Path, src: Path) -> dict:
+    """Build the Olist sample through the same pipeline in its own C360_HOME and measure how
+    well identity resolution recovers Olist's customer_unique_id (the truth the mapping wrote)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, C360_HOME=str(home), DAGSTER_HOME=str(home / "dagster"))
+    env.pop("C360_WAREHOUSE", None)
+    c360 = [sys.executable, "-m", "c360.cli"]
+    subprocess.run([*c360, "keys", "init", "--if-missing"], env=env, check=True, capture_output=True)
+    subprocess.run([*c360, "ingest", "--mapping", "olist", "--src", str(src)], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [*c360, "run", "--select", "+key:marts/identity_map and not group:ingest", "--no-summary"],
+        env=env, check=True, capture_output=True,
+    )
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    try:
+        return pairwise_scores(con, home / "landing" / "_truth" / "identity.csv")
+    finally:
+        con.close()
+
+
+def _print(console, title: str, scores: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("metric", "value"):
+        table.add_column(col)
+    for key in ("precision", "recall", "persons", "customers", "true_pairs", "predicted_pairs"):
+        value = scores[key]
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else f"{value:,}")
+    console.print(table)
+
+
+def _command():
+    import click
+
+    @click.command(help="Pairwise precision/recall of identity resolution against _truth/identity.csv "
+                   "(targets: precision >= 0.995, recall >= 0.98), and the Olist customer_unique_id recovery.")
+    @click.option("--olist/--no-olist", default=True, help="Also build the Olist sample and measure recovery.")
+    @click.option("--olist-src", type=click.Path(path_type=Path), default=None)
+    def eval_identity(olist: bool, olist_src: Path | None) -> None:
+        from rich.console import Console
+
+        from c360.cli import write_report
+        from c360.settings import PROJECT_ROOT, get_settings
+
+        console = Console()
+        settings = get_settings()
+        truth = settings.truth / "identity.csv"
+        if not truth.exists():
+            raise click.ClickException(f"no ground truth at {truth}: run `c360 generate` (make demo) first")
+        con = duckdb.connect(str(settings.warehouse), read_only=True)
+        try:
+            demo = pairwise_scores(con, truth)
+        finally:
+            con.close()
+        demo["meets_target"] = demo["precision"] >= 0.995 and demo["recall"] >= 0.98
+        _print(console, "Identity resolution on generated data", demo)
+        payload = {"generated": demo, "precision": demo["precision"], "recall": demo["recall"]}
+        src = olist_src or PROJECT_ROOT.parent / "shared" / "data" / "olist_sample"
+        if olist and src.is_dir():
+            recovery = olist_recovery(settings.home / "olist", src)
+            _print(console, "Olist: recovery of customer_unique_id", recovery)
+            payload["olist"] = recovery
+        elif olist:
+            console.print(f"Olist sample not found at {src}: skipped")
+        console.print(f"written {write_report('identity', payload)}")
+
+    return eval_identity
+
+
+eval_identity_command = _command()

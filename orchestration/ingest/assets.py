@@ -80,10 +80,10 @@ def build_ingest_assets(unit: str, sources: tuple[str, ...]) -> dg.AssetsDefinit
         results = {}
         with warehouse.connect() as con:
             for source in sources:
-                loads, errs = load_source(con, source, settings.landing, keyring, run_id=context.run_id)
+                loads, errs = load_source(con, source, settings.landing, keyring, run_id=context.run.run_id)
                 errors += errs
                 results[source] = loads
-            duplicates = quarantine_duplicate_orders(con, context.run_id) if unit == "ecommerce" else 0
+            duplicates = quarantine_duplicate_orders(con, context.run.run_id) if unit == "ecommerce" else 0
             totals = {s: con.execute(f"select count(*) from raw.{s}").fetchone()[0] for s in sources}
         if errors:
             raise dg.Failure(

@@ -1,3 +1,4 @@
+import contextlib
 import io
 import json
 import os
@@ -16,6 +17,24 @@ from ml import churn, plots, registry
 from ml.metrics import expected_calibration_error
 
 AS_OF_DATES = ["2024-01-01", "2024-04-01", "2024-07-01"]
+
+
+@contextlib.contextmanager
+def isolated_mlflow_state():
+    """Put MLflow's process-wide URIs and active experiment back for the other test modules."""
+    import mlflow.tracking._model_registry.utils as registry_utils
+    import mlflow.tracking._tracking_service.utils as tracking_utils
+    from mlflow.tracking import fluent
+
+    env = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri, fluent._active_experiment_id)
+    try:
+        yield
+    finally:
+        tracking_utils._tracking_uri, registry_utils._registry_uri, fluent._active_experiment_id = saved
+        for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+            del os.environ[key]
+        os.environ.update(env)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -154,7 +173,8 @@ def test_calibrated_models_have_small_expected_calibration_error(trained):
 
 
 @pytest.mark.parametrize(
-    ("p", "band"), [(0.0, "low"), (0.19, "low"), (0.2, "medium"), (0.49, "medium"), (0.5, "high"), (1.0, "high")]
+    ("p", "band"),
+    [(0.0, "low"), (0.19, "low"), (0.2, "medium"), (0.49, "medium"), (0.5, "high"), (1.0, "high")],
 )
 def test_risk_band_thresholds(p, band):
     assert churn.risk_band(p) == band
@@ -206,12 +226,11 @@ def test_figures_render_from_aggregates(trained):
 @pytest.fixture(scope="module")
 def mlflow_store(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow")
-    previous = mlflow.get_tracking_uri()
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    registry.configure(uri, str(root / "artifacts"))
-    registry.get_or_create_experiment("churn-tests", str(root / "artifacts"))
-    yield uri
-    mlflow.set_tracking_uri(previous)
+    with isolated_mlflow_state():
+        registry.configure(uri, str(root / "artifacts"))
+        registry.get_or_create_experiment("churn-tests", str(root / "artifacts"))
+        yield uri
 
 
 def test_champion_scores_probabilities_in_a_fresh_process(trained, mlflow_store, tmp_path):
@@ -239,7 +258,9 @@ def test_champion_scores_probabilities_in_a_fresh_process(trained, mlflow_store,
         "print(json.dumps({'type': type(p).__name__, 'shape': list(p.shape), 'p': [float(x) for x in p]}))\n"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=300, env=env
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     scored = json.loads(out.stdout.strip().splitlines()[-1])
     assert scored["type"] == "ndarray" and scored["shape"] == [50]

@@ -28,7 +28,9 @@ def test_ece_weights_each_bins_gap_by_its_size():
     y = np.array([0, 0, 1, 1, 1, 0])
     p = np.array([0.1, 0.1, 0.1, 0.9, 0.9, 0.9])
     # Two equal-mass bins: mean 0.1 vs rate 1/3, mean 0.9 vs rate 2/3.
-    assert metrics.expected_calibration_error(y, p, n_bins=2) == pytest.approx(0.5 * (0.7 / 3) + 0.5 * (0.7 / 3))
+    assert metrics.expected_calibration_error(y, p, n_bins=2) == pytest.approx(
+        0.5 * (0.7 / 3) + 0.5 * (0.7 / 3)
+    )
 
 
 def test_ece_of_a_perfectly_calibrated_predictor_is_near_zero():

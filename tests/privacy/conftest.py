@@ -1,6 +1,13 @@
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
+
+# Test modules here import the test-only generators in pii_fakes.py (importlib import mode
+# does not put a test's folder on sys.path).
+sys.path.insert(0, str(Path(__file__).parent))
 
 from c360.privacy.keys import ENV_ENCRYPTION_KEYS, ENV_HMAC_KEY, ENV_KEY_FILE, Keyring
 

@@ -1,0 +1,324 @@
+"""Run a quality suite against the DuckDB warehouse with Great Expectations, and build Data Docs.
+
+Rows are streamed out of DuckDB in Arrow record batches (``to_arrow_reader``) and validated batch by batch (counts
+are summed), aggregates come from SQL, and the three parts are stored as one GX validation
+result so Data Docs show one page per suite and run. GX's SQL path does not work on DuckDB
+(GX 1.24 + duckdb-engine return empty metrics), hence pandas frames.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from c360.contracts import SOURCES
+from expectations.suite import Drift, QualitySuite
+
+MART_SUITES = ("customer_360", "identity_map")
+# No unexpected values anywhere near rows: they could be pseudonyms, masks or worse.
+ROW_RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0, "include_unexpected_rows": False}
+# Facts and daily totals are aggregates: showing the offending numbers helps.
+AGGREGATE_RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 20, "include_unexpected_rows": False}
+BATCH_ROWS = 100_000
+
+
+def load_suite(name: str) -> QualitySuite:
+    """``raw.<source>`` or ``marts.<model>`` -> its suite from ``expectations/<table>.py``."""
+    return importlib.import_module(f"expectations.{name.split('.', 1)[1]}").suite
+
+
+def all_suite_names() -> list[str]:
+    return [f"raw.{s}" for s in SOURCES] + [f"marts.{m}" for m in MART_SUITES]
+
+
+@dataclass
+class SuiteOutcome:
+    suite: str
+    success: bool
+    expectations: list[dict]  # one per expectation: kind, column, part, success, evaluated, unexpected
+    rows_validated: int
+    batches: int
+    seconds: float
+    drift: dict = field(default_factory=dict)
+    docs_page: Path | None = None
+    docs_index: Path | None = None
+
+    @property
+    def failed(self) -> list[dict]:
+        return [e for e in self.expectations if not e["success"]]
+
+
+# --- GX context ---------------------------------------------------------------------------------
+
+_CONTEXTS: dict[str, object] = {}
+
+
+def gx_context(docs_root: Path | None):
+    """A file context under ``docs_root`` (keeps results, so Data Docs list every run), or an
+    ephemeral one when no docs are wanted."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    key = str(docs_root) if docs_root else ""
+    if key not in _CONTEXTS:
+        if docs_root:
+            docs_root.mkdir(parents=True, exist_ok=True)
+            ctx = gx.get_context(mode="file", project_root_dir=str(docs_root))
+        else:
+            ctx = gx.get_context(mode="ephemeral")
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        _CONTEXTS[key] = ctx
+    return _CONTEXTS[key]
+
+
+def _batch_definition(ctx, part: str):
+    try:
+        source = ctx.data_sources.get("c360")
+    except Exception:  # GX raises several kinds of "not found"
+        source = ctx.data_sources.add_pandas("c360")
+    try:
+        asset = source.get_asset(part)
+    except Exception:
+        asset = source.add_dataframe_asset(part)
+    try:
+        return asset.get_batch_definition("frame")
+    except Exception:
+        return asset.add_batch_definition_whole_dataframe("frame")
+
+
+def _validate_frame(ctx, part: str, frame: pd.DataFrame, name: str, expectations: list, result_format: dict):
+    import great_expectations as gx
+
+    suite = gx.ExpectationSuite(name=name, expectations=[e.copy() for e in expectations])
+    batch = _batch_definition(ctx, part).get_batch(batch_parameters={"dataframe": frame})
+    return batch.validate(suite, result_format=result_format)
+
+
+# --- merging batch results ----------------------------------------------------------------------
+
+
+def _merge(results: list) -> list:
+    """Sum per-expectation counts over batches; an expectation passes when it passed on every
+    batch (the suites use no ``mostly``, so that is exact)."""
+    from great_expectations.core import ExpectationValidationResult
+
+    merged = []
+    for parts in zip(*(r.results for r in results)):
+        totals = {"element_count": 0, "unexpected_count": 0, "missing_count": 0}
+        for p in parts:
+            for k in totals:
+                totals[k] += int((p.result or {}).get(k) or 0)
+        nonmissing = totals["element_count"] - totals["missing_count"]
+        result = dict(totals, partial_unexpected_list=[])
+        result["unexpected_percent"] = 100.0 * totals["unexpected_count"] / nonmissing if nonmissing else 0.0
+        result["missing_percent"] = 100.0 * totals["missing_count"] / totals["element_count"] if totals["element_count"] else 0.0
+        errors = [p.exception_info for p in parts if (p.exception_info or {}).get("raised_exception")]
+        merged.append(
+            ExpectationValidationResult(
+                success=all(p.success for p in parts),
+                expectation_config=parts[0].expectation_config,
+                result=result,
+                exception_info=errors[0] if errors else {"raised_exception": False, "exception_message": None, "exception_traceback": None},
+            )
+        )
+    return merged
+
+
+# --- the three parts ----------------------------------------------------------------------------
+
+
+def _validate_rows(con, ctx, suite: QualitySuite, now: datetime, batch_rows: int):
+    expectations = suite.row_expectations(now)
+    if not expectations:
+        return [], 0, 0
+    cols = ", ".join(f'"{c}"' for c in suite.columns_for_rows(now))
+    reader = con.sql(f"select {cols} from {suite.table}").to_arrow_reader(batch_rows)
+    results, rows = [], 0
+    for record_batch in reader:
+        if record_batch.num_rows == 0:
+            continue
+        frame = record_batch.to_pandas()
+        rows += len(frame)
+        results.append(_validate_frame(ctx, "rows", frame, suite.name, expectations, ROW_RESULT_FORMAT))
+    if not results:  # an empty table: still show the expectations, all trivially met
+        frame = con.execute(f"select {cols} from {suite.table} limit 0").df()
+        results.append(_validate_frame(ctx, "rows", frame, suite.name, expectations, ROW_RESULT_FORMAT))
+    return _merge(results), rows, len(results)
+
+
+def table_facts(con, suite: QualitySuite) -> dict:
+    return {name: con.execute(sql).fetchone()[0] for name, sql in suite.facts.items()}
+
+
+def _validate_facts(con, ctx, suite: QualitySuite):
+    if not suite.fact_expectations:
+        return []
+    facts = table_facts(con, suite)
+    frame = pd.DataFrame([{k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
+                           for k, v in facts.items()}])
+    return _validate_frame(ctx, "facts", frame, suite.name, suite.fact_expectations, AGGREGATE_RESULT_FORMAT).results
+
+
+def daily_totals(con, table: str, drift: Drift) -> pd.DataFrame:
+    """One row per calendar day between the first and last event, empty days included."""
+    t = drift.time_column
+    return con.execute(
+        f"""
+        with agg as (
+            select cast("{t}" as date) as day, sum({drift.value}) as total, count(*) as n
+            from {table} where "{t}" is not null group by 1
+        ),
+        days as (
+            select unnest(generate_series(min(day), max(day), interval 1 day))::date as day from agg
+        )
+        select d.day, coalesce(a.total, 0)::double as total, coalesce(a.n, 0) as n
+        from days d left join agg a using (day) order by d.day
+        """
+    ).df()
+
+
+def drift_bounds(daily: pd.DataFrame, drift: Drift) -> dict:
+    """Bounds for the latest ``check_days`` learned from the ``history_days`` before them."""
+    check = daily.tail(drift.check_days)
+    history = daily.iloc[: max(len(daily) - drift.check_days, 0)].tail(drift.history_days)
+    info = {"label": drift.label, "history_days": len(history), "checked_days": len(check)}
+    if len(history) < drift.min_history_days or history["n"].mean() < drift.min_rows_per_day:
+        return info | {"skipped": "not enough history to learn from"}
+    logs = [math.log1p(max(v, 0.0)) for v in history["total"]]
+    mean = sum(logs) / len(logs)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1))
+    lower, upper = math.expm1(mean - drift.k * sd), math.expm1(mean + drift.k * sd)
+    outside = check[(check["total"] < lower) | (check["total"] > upper)]
+    return info | {
+        "lower": round(lower, 2),
+        "upper": round(upper, 2),
+        "k": drift.k,
+        "days_outside": [f"{d:%Y-%m-%d}: {v:,.2f}" for d, v in zip(outside["day"], outside["total"])],
+    }
+
+
+def _validate_drift(con, ctx, suite: QualitySuite):
+    if suite.drift is None:
+        return [], {}
+    import great_expectations as gx
+
+    daily = daily_totals(con, suite.table, suite.drift)
+    info = drift_bounds(daily, suite.drift)
+    if "skipped" in info:
+        return [], info
+    column = f"daily_{suite.drift.label}"
+    frame = daily.tail(suite.drift.check_days).rename(columns={"total": column})[["day", column]]
+    frame["day"] = frame["day"].astype(str)
+    expectation = gx.expectations.ExpectColumnValuesToBeBetween(
+        column=column, min_value=info["lower"], max_value=info["upper"],
+        meta={"learned_from": f"ln(1 + daily {suite.drift.label}): mean ± {suite.drift.k}·sd of the "
+              f"{info['history_days']} days before the latest {info['checked_days']}"},
+    )
+    return _validate_frame(ctx, "daily", frame, suite.name, [expectation], AGGREGATE_RESULT_FORMAT).results, info
+
+
+# --- one suite ----------------------------------------------------------------------------------
+
+
+def _describe(result, part: str) -> dict:
+    cfg = result.expectation_config
+    res = result.result or {}
+    evaluated = int(res.get("element_count") or 0) - int(res.get("missing_count") or 0)
+    return {
+        "expectation": cfg.type,
+        "column": cfg.kwargs.get("column"),
+        "part": part,
+        "success": bool(result.success),
+        "evaluated": evaluated,
+        "unexpected": int(res.get("unexpected_count") or 0),
+    }
+
+
+def validate_suite(
+    con: duckdb.DuckDBPyConnection,
+    suite: QualitySuite,
+    docs_root: Path | None = None,
+    now: datetime | None = None,
+    batch_rows: int = BATCH_ROWS,
+    run_name: str = "manual",
+) -> SuiteOutcome:
+    """Validate one suite; with ``docs_root``, store the result and rebuild its Data Docs."""
+    from great_expectations.core import ExpectationSuiteValidationResult
+
+    started = time.perf_counter()
+    now = now or datetime.now().replace(microsecond=0)
+    ctx = gx_context(docs_root)
+    rows, n_rows, n_batches = _validate_rows(con, ctx, suite, now, batch_rows)
+    facts = _validate_facts(con, ctx, suite)
+    drift, drift_info = _validate_drift(con, ctx, suite)
+    parts = [(r, "rows") for r in rows] + [(r, "facts") for r in facts] + [(r, "drift") for r in drift]
+    described = [_describe(r, part) for r, part in parts]
+    success = all(d["success"] for d in described)
+    outcome = SuiteOutcome(
+        suite=suite.name, success=success, expectations=described, rows_validated=n_rows,
+        batches=n_batches, seconds=0.0, drift=drift_info,
+    )
+    if docs_root:
+        results = [r for r, _ in parts]
+        evaluated = len(results)
+        passed = sum(1 for r in results if r.success)
+        combined = ExpectationSuiteValidationResult(
+            success=success,
+            results=results,
+            suite_name=suite.name,
+            statistics={
+                "evaluated_expectations": evaluated,
+                "successful_expectations": passed,
+                "unsuccessful_expectations": evaluated - passed,
+                "success_percent": 100.0 * passed / evaluated if evaluated else 100.0,
+            },
+            meta={
+                "great_expectations_version": _gx_version(),
+                "active_batch_definition": {"datasource_name": "c360", "data_connector_name": "fluent",
+                                            "data_asset_name": suite.table, "batch_identifiers": {}},
+                "batch_markers": {"rows_validated": n_rows, "batches": n_batches},
+                "batch_spec": {"table": suite.table},
+            },
+        )
+        outcome.docs_page, outcome.docs_index = _store_and_build_docs(ctx, combined, suite, run_name)
+    outcome.seconds = round(time.perf_counter() - started, 3)
+    return outcome
+
+
+def _gx_version() -> str:
+    import great_expectations as gx
+
+    return gx.__version__
+
+
+def _store_and_build_docs(ctx, result, suite: QualitySuite, run_name: str) -> tuple[Path | None, Path | None]:
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    run_id = RunIdentifier(run_name=run_name, run_time=datetime.now(timezone.utc))
+    suite_id = ExpectationSuiteIdentifier(name=suite.name)
+    result.meta["run_id"] = run_id
+    result_id = ValidationResultIdentifier(expectation_suite_identifier=suite_id, run_id=run_id, batch_identifier=suite.table)
+    ctx.validation_results_store.store_validation_results(result, result_id, suite_id)
+    index = ctx.build_data_docs(resource_identifiers=[result_id]).get("local_site")
+    pages = ctx.get_docs_sites_urls(resource_identifier=result_id, site_name="local_site")
+    page = pages[0]["site_url"] if pages else None
+    return _file_path(page), _file_path(index)
+
+
+def _file_path(url: str | None) -> Path | None:
+    if not url:
+        return None
+    from urllib.parse import unquote, urlparse
+
+    return Path(unquote(urlparse(url).path))

@@ -1,0 +1,70 @@
+"""Blocking data-quality gates: the Great Expectations suites of ``expectations/`` on every raw
+table and on the key marts. A failing gate stops everything downstream of its asset."""
+
+import dagster as dg
+
+from c360.contracts import SOURCES
+from c360.settings import get_settings
+from expectations.runner import SuiteOutcome, load_suite, validate_suite
+from orchestration.ingest.assets import raw_key
+from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
+
+GATE_NAME = "quality_gate"
+
+
+def docs_root():
+    return get_settings().reports / "data_docs"
+
+
+def check_result(outcome: SuiteOutcome) -> dg.AssetCheckResult:
+    counts = {
+        f"{e['part']}:{e['expectation']}({e['column'] or ''})": {
+            "passed": e["success"], "evaluated": e["evaluated"], "unexpected": e["unexpected"],
+        }
+        for e in outcome.expectations
+    }
+    metadata = {
+        "expectations_evaluated": len(outcome.expectations),
+        "expectations_failed": len(outcome.failed),
+        "failed": [f"{e['expectation']}({e['column'] or ''}): {e['unexpected']} unexpected" for e in outcome.failed],
+        "counts": dg.MetadataValue.json(counts),
+        "rows_validated": outcome.rows_validated,
+        "batches": outcome.batches,
+        "validation_seconds": outcome.seconds,
+    }
+    if outcome.drift:
+        metadata["drift"] = dg.MetadataValue.json(outcome.drift)
+    if outcome.docs_page:
+        metadata["data_docs"] = dg.MetadataValue.path(str(outcome.docs_page))
+        metadata["data_docs_url"] = dg.MetadataValue.url(outcome.docs_page.as_uri())
+    return dg.AssetCheckResult(passed=outcome.success, metadata=metadata)
+
+
+def build_quality_gate(asset_key: dg.AssetKey, suite_name: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=asset_key,
+        name=GATE_NAME,
+        blocking=True,
+        pool=WAREHOUSE_POOL,
+        description=f"Great Expectations suite {suite_name} (expectations/): required fields, formats, "
+        "ranges, accepted values, keys, references, row counts, freshness and drift. Blocks downstream.",
+    )
+    def _gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        with warehouse.connect() as con:
+            outcome = validate_suite(con, load_suite(suite_name), docs_root=docs_root(), run_name=context.run_id)
+        return check_result(outcome)
+
+    return _gate
+
+
+def mart_keys() -> dict[str, dg.AssetKey]:
+    from dagster_dbt import get_asset_key_for_model
+
+    from orchestration.dbt.assets import dbt_models
+
+    return {name: get_asset_key_for_model([dbt_models], name) for name in ("customer_360", "identity_map")}
+
+
+raw_gates = [build_quality_gate(raw_key(source), f"raw.{source}") for source in SOURCES]
+mart_gates = [build_quality_gate(key, f"marts.{name}") for name, key in mart_keys().items()]
+quality_checks = raw_gates + mart_gates
