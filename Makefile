@@ -13,10 +13,13 @@ SEED ?= 42
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check uv==0.13.9
+
+$(UV): $(BIN)/python
+	$(BIN)/python -m pip --version >/dev/null 2>&1 || $(BIN)/python -m ensurepip --default-pip >/dev/null
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
 
 # Installs exactly what uv.lock pins (a fresh machine needs only Python 3.11 and PyPI).
-$(BIN)/.installed: $(BIN)/python pyproject.toml uv.lock
+$(BIN)/.installed: $(UV) pyproject.toml uv.lock
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --extra dev --inexact
 	@touch $@
 

@@ -154,7 +154,7 @@ def _validate_rows(con, ctx, suite: QualitySuite, now: datetime, batch_rows: int
 
 
 def table_facts(con, suite: QualitySuite) -> dict:
-    return {name: con.execute(sql).fetchone()[0] for name, sql in suite.facts.items()}
+    return {name: con.execute(sql).fetchall()[0][0] for name, sql in suite.facts.items()}
 
 
 def _validate_facts(con, ctx, suite: QualitySuite):

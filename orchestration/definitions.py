@@ -4,10 +4,12 @@ import dagster as dg
 
 from orchestration.dbt.definitions import defs as dbt_defs
 from orchestration.ingest.definitions import defs as ingest_defs
+from orchestration.ml.clv import defs as clv_defs
 from orchestration.resources import WarehouseResource
 
 defs = dg.Definitions.merge(
     dg.Definitions(resources={"warehouse": WarehouseResource()}),
     ingest_defs,
     dbt_defs,
+    clv_defs,
 )

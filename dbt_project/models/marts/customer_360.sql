@@ -19,6 +19,10 @@ rfm as (
     select * from {{ ref('customer_rfm') }}
 ),
 
+clv as (
+    select * from {{ source('ml', 'clv') }}
+),
+
 as_of as (
     select {{ as_of_date() }} as as_of_date
 ),
@@ -86,12 +90,18 @@ final as (
         r.f_score,
         r.m_score,
         r.rfm_segment,
+        round(l.clv, 2) as clv,
+        l.clv_tier,
+        l.p_alive,
+        l.expected_purchases as expected_purchases_12m,
+        l.expected_days_to_next_purchase,
         a.as_of_date
     from customers c
     cross join as_of a
     left join profile p using (customer_id)
     left join value v using (customer_id)
     left join rfm r using (customer_id)
+    left join clv l using (customer_id)
 )
 
 select * from final

@@ -1,0 +1,93 @@
+import shutil
+
+import duckdb
+import pytest
+
+from c360.contracts import SOURCES
+from c360.privacy.scan import scan_file
+from expectations.runner import drift_bounds, load_suite, validate_suite, daily_totals
+from expectations.suite import Drift
+
+
+@pytest.fixture
+def warehouse(loaded_home, tmp_path):
+    """A private copy, so a test may plant bad rows."""
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copy(loaded_home / "warehouse.duckdb", path)
+    con = duckdb.connect(str(path))
+    yield con
+    con.close()
+
+
+@pytest.mark.parametrize("source", list(SOURCES))
+def test_every_raw_suite_passes_on_clean_generated_data(warehouse, source, tmp_path):
+    outcome = validate_suite(warehouse, load_suite(f"raw.{source}"), batch_rows=2_000)
+    assert outcome.failed == []
+    assert outcome.rows_validated == warehouse.execute(f"select count(*) from raw.{source}").fetchone()[0]
+
+
+def test_web_events_are_validated_in_batches_not_all_at_once(warehouse):
+    outcome = validate_suite(warehouse, load_suite("raw.web_events"), batch_rows=5_000)
+    assert outcome.batches >= 5 and outcome.success
+
+
+def test_negative_amount_fails_the_amount_range_only(warehouse):
+    warehouse.execute("update raw.ecommerce_orders set amount = -5 where order_id in "
+                      "(select order_id from raw.ecommerce_orders limit 3)")
+    outcome = validate_suite(warehouse, load_suite("raw.ecommerce_orders"))
+    assert [(e["expectation"], e["column"], e["unexpected"]) for e in outcome.failed] == [
+        ("expect_column_values_to_be_between", "amount", 3)
+    ]
+
+
+def test_plaintext_email_in_a_hash_column_fails_the_hash_format(warehouse):
+    warehouse.execute("update raw.service_tickets set email_hash = 'li.wei@example.com' where ticket_id in "
+                      "(select ticket_id from raw.service_tickets where email_hash is not null limit 1)")
+    outcome = validate_suite(warehouse, load_suite("raw.service_tickets"))
+    assert [(e["expectation"], e["column"]) for e in outcome.failed] == [
+        ("expect_column_values_to_match_regex", "email_hash")
+    ]
+
+
+def test_duplicate_key_and_orphan_line_fail_their_sql_facts(warehouse):
+    warehouse.execute("insert into raw.ecommerce_order_items select * from raw.ecommerce_order_items limit 1")
+    warehouse.execute("update raw.ecommerce_order_items set order_id = 'SO-NOPE' where order_item_id in "
+                      "(select order_item_id from raw.ecommerce_order_items order by order_item_id desc limit 2)")
+    outcome = validate_suite(warehouse, load_suite("raw.ecommerce_order_items"))
+    assert {e["column"] for e in outcome.failed} == {"duplicate_keys", "lines_without_order"}
+
+
+def test_unknown_event_type_fails_accepted_values(warehouse):
+    warehouse.execute("update raw.web_events set event_type = 'teleport' where event_id in "
+                      "(select event_id from raw.web_events limit 4)")
+    outcome = validate_suite(warehouse, load_suite("raw.web_events"), batch_rows=5_000)
+    assert [(e["column"], e["unexpected"]) for e in outcome.failed] == [("event_type", 4)]
+
+
+def test_drift_flags_a_day_whose_revenue_jumps_a_hundredfold():
+    con = duckdb.connect()
+    con.execute("create table t as select timestamp '2025-01-01 12:00:00' + to_days(i // 20) as ts, "
+                "100 + (i % 7) * 10 as amount from range(20 * 70) r(i)")
+    drift = Drift(time_column="ts", value="amount", label="revenue")
+    assert drift_bounds(daily_totals(con, "t", drift), drift)["days_outside"] == []
+    con.execute("update t set amount = amount * 100 where ts >= timestamp '2025-03-11'")
+    flagged = drift_bounds(daily_totals(con, "t", drift), drift)["days_outside"]
+    assert len(flagged) == 1 and flagged[0].startswith("2025-03-11")
+
+
+def test_a_missing_day_of_events_fails_the_drift_expectation(warehouse):
+    last = warehouse.execute("select max(cast(occurred_at as date)) from raw.web_events").fetchone()[0]
+    warehouse.execute("delete from raw.web_events where cast(occurred_at as date) = ? - 2", [last])
+    outcome = validate_suite(warehouse, load_suite("raw.web_events"), batch_rows=50_000)
+    assert [(e["part"], e["column"]) for e in outcome.failed] == [("drift", "daily_events")]
+
+
+def test_data_docs_are_built_and_hold_no_plaintext_personal_data(warehouse, tmp_path):
+    warehouse.execute("update raw.crm_customers set email_masked = 'wang.fang@example.com', "
+                      "phone_hash = '13812345678' where customer_ref = 'CRM0000002'")
+    docs = tmp_path / "data_docs"
+    outcome = validate_suite(warehouse, load_suite("raw.crm_customers"), docs_root=docs)
+    assert not outcome.success
+    assert outcome.docs_page.exists() and outcome.docs_page.is_relative_to(docs)
+    findings = [f for path in docs.rglob("*") if path.is_file() for f in scan_file(path)]
+    assert findings == []
