@@ -39,7 +39,7 @@ def pairwise_scores(con: duckdb.DuckDBPyConnection, truth_csv: Path) -> dict:
             (select coalesce(sum(n * (n - 1) / 2), 0) from customers) as predicted_pairs,
             (select coalesce(sum(n * (n - 1) / 2), 0) from persons) as true_pairs
         """
-    ).fetchone()
+    ).fetchall()[0]
     tp, predicted, true = (int(x) for x in pairs)
     by_source = con.execute(
         """
@@ -54,7 +54,7 @@ def pairwise_scores(con: duckdb.DuckDBPyConnection, truth_csv: Path) -> dict:
     ).fetchall()
     persons, customers = con.execute(
         "select count(distinct person_id), count(distinct customer_id) from _evaluated"
-    ).fetchone()
+    ).fetchall()[0]
     return {
         "precision": tp / predicted if predicted else 1.0,
         "recall": tp / true if true else 1.0,

@@ -29,3 +29,21 @@ def test_no_plaintext_sensitive_values_in_the_warehouse(demo_home):
 
     findings = scan_duckdb(demo_home / "warehouse.duckdb")
     assert findings == [], findings
+
+
+def test_identity_resolution_meets_targets_on_generated_data(demo_home):
+    from c360.evals.identity import pairwise_scores
+
+    con = duckdb.connect(str(demo_home / "warehouse.duckdb"), read_only=True)
+    scores = pairwise_scores(con, demo_home / "landing" / "_truth" / "identity.csv")
+    assert scores["precision"] >= 0.995
+    assert scores["recall"] >= 0.98
+
+
+def test_customer_360_carries_clv_for_buyers(demo_home):
+    con = duckdb.connect(str(demo_home / "warehouse.duckdb"), read_only=True)
+    buyers, with_clv = con.execute(
+        "select count(*) filter (where orders_total > 0), count(clv) filter (where orders_total > 0) "
+        "from marts.customer_360"
+    ).fetchall()[0]
+    assert buyers > 0 and with_clv == buyers
