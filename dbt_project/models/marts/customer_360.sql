@@ -23,6 +23,17 @@ clv as (
     select * from {{ source('ml', 'clv') }}
 ),
 
+consent as (
+    select
+        customer_id,
+        bool_or(granted) filter (where channel = 'email') as consent_email,
+        bool_or(granted) filter (where channel = 'sms') as consent_sms,
+        bool_or(granted) filter (where channel = 'push') as consent_push,
+        bool_or(granted) filter (where channel = 'phone') as consent_phone
+    from {{ ref('int_consent_latest') }}
+    group by customer_id
+),
+
 as_of as (
     select {{ as_of_date() }} as as_of_date
 ),
@@ -95,6 +106,10 @@ final as (
         l.p_alive,
         l.expected_purchases as expected_purchases_12m,
         l.expected_days_to_next_purchase,
+        coalesce(k.consent_email, false) as consent_email,
+        coalesce(k.consent_sms, false) as consent_sms,
+        coalesce(k.consent_push, false) as consent_push,
+        coalesce(k.consent_phone, false) as consent_phone,
         a.as_of_date
     from customers c
     cross join as_of a
@@ -102,6 +117,7 @@ final as (
     left join value v using (customer_id)
     left join rfm r using (customer_id)
     left join clv l using (customer_id)
+    left join consent k using (customer_id)
 )
 
 select * from final
