@@ -138,6 +138,7 @@ def eval_group() -> None:
 _mount(main, "c360.generate", "generate_command", "generate")
 _mount(eval_group, "c360.evals.identity", "eval_identity_command", "identity")
 _mount(eval_group, "c360.evals.clv", "eval_clv_command", "clv")
+_mount(eval_group, "c360.evals.quality", "eval_quality_command", "quality")
 _mount(main, "c360.privacy.keys", "keys_command", "keys")
 _mount(main, "c360.privacy.scan", "scan_pii_command", "scan-pii")
 

@@ -1,7 +1,6 @@
 """marts.customer_360: one row per person."""
 
-from expectations.suite import MASK_REGEX, QualitySuite, at_least, equals_zero, not_null
-from expectations.suite import E
+from expectations.suite import MASK_REGEX, E, QualitySuite, at_least, equals_zero, not_null
 
 AGE_BANDS = ["18-24", "25-34", "35-44", "45-54", "55+", "unknown"]
 RFM_SEGMENTS = [

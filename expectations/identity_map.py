@@ -1,8 +1,7 @@
 """marts.identity_map: every identity-bearing source record and its person."""
 
 from c360.contracts import SOURCES
-from expectations.suite import QualitySuite, at_least, equals_zero, not_null
-from expectations.suite import E
+from expectations.suite import E, QualitySuite, at_least, equals_zero, not_null
 
 MATCH_RULES = [
     "account_id", "crm_ref", "loyalty_card", "email", "phone", "device_login", "fuzzy_name_dob_postcode", "singleton",

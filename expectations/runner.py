@@ -12,7 +12,7 @@ import importlib
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -305,7 +305,7 @@ def _store_and_build_docs(ctx, result, suite: QualitySuite, run_name: str) -> tu
         ValidationResultIdentifier,
     )
 
-    run_id = RunIdentifier(run_name=run_name, run_time=datetime.now(timezone.utc))
+    run_id = RunIdentifier(run_name=run_name, run_time=datetime.now(UTC))
     suite_id = ExpectationSuiteIdentifier(name=suite.name)
     result.meta["run_id"] = run_id
     result_id = ValidationResultIdentifier(expectation_suite_identifier=suite_id, run_id=run_id, batch_identifier=suite.table)

@@ -64,7 +64,8 @@ class Drift:
 
     Log scale because daily totals are skewed (festival spikes) and a drop to zero must fail too.
     Skipped while the history is shorter than ``min_history_days`` or averages fewer than
-    ``min_rows_per_day`` rows: tiny data is too noisy to judge.
+    ``min_rows_per_day`` rows: a few dozen rows a day are too noisy to judge (a quiet day at
+    zero would look like an outage).
     """
 
     time_column: str
@@ -74,7 +75,7 @@ class Drift:
     check_days: int = 7
     history_days: int = 56
     min_history_days: int = 28
-    min_rows_per_day: float = 5.0
+    min_rows_per_day: float = 30.0
 
 
 @dataclass

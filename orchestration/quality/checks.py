@@ -51,7 +51,7 @@ def build_quality_gate(asset_key: dg.AssetKey, suite_name: str) -> dg.AssetCheck
     )
     def _gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
         with warehouse.connect() as con:
-            outcome = validate_suite(con, load_suite(suite_name), docs_root=docs_root(), run_name=context.run_id)
+            outcome = validate_suite(con, load_suite(suite_name), docs_root=docs_root(), run_name=context.run.run_id)
         return check_result(outcome)
 
     return _gate

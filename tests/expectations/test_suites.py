@@ -5,7 +5,7 @@ import pytest
 
 from c360.contracts import SOURCES
 from c360.privacy.scan import scan_file
-from expectations.runner import drift_bounds, load_suite, validate_suite, daily_totals
+from expectations.runner import daily_totals, drift_bounds, load_suite, validate_suite
 from expectations.suite import Drift
 
 
