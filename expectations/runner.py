@@ -184,11 +184,27 @@ def daily_totals(con, table: str, drift: Drift) -> pd.DataFrame:
     ).df()
 
 
+# Trailing days with fewer rows than this share of the typical day are stragglers after the
+# end of the data (a session running past midnight), not a day to judge; a source that stops
+# altogether is caught by the freshness fact instead.
+STRAGGLER_SHARE = 0.01
+
+
+def trim_stragglers(daily: pd.DataFrame) -> pd.DataFrame:
+    typical = daily["n"].median() if len(daily) else 0
+    while len(daily) > 1 and daily["n"].iloc[-1] < STRAGGLER_SHARE * typical:
+        daily = daily.iloc[:-1]
+    return daily
+
+
 def drift_bounds(daily: pd.DataFrame, drift: Drift) -> dict:
     """Bounds for the latest ``check_days`` learned from the ``history_days`` before them."""
+    trimmed = trim_stragglers(daily)
+    trailing, daily = len(daily) - len(trimmed), trimmed
     check = daily.tail(drift.check_days)
     history = daily.iloc[: max(len(daily) - drift.check_days, 0)].tail(drift.history_days)
-    info = {"label": drift.label, "history_days": len(history), "checked_days": len(check)}
+    info = {"label": drift.label, "history_days": len(history), "checked_days": len(check),
+            "trailing_days_ignored": trailing}
     if len(history) < drift.min_history_days or history["n"].mean() < drift.min_rows_per_day:
         return info | {"skipped": "not enough history to learn from"}
     logs = [math.log1p(max(v, 0.0)) for v in history["total"]]
@@ -211,6 +227,7 @@ def _validate_drift(con, ctx, suite: QualitySuite):
 
     daily = daily_totals(con, suite.table, suite.drift)
     info = drift_bounds(daily, suite.drift)
+    daily = trim_stragglers(daily)
     if "skipped" in info:
         return [], info
     column = f"daily_{suite.drift.label}"

@@ -442,9 +442,11 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         popularity: PopularityRecommender,
         transitions: TransitionModel,
         allow_repurchase: Iterable = (),
+        unavailable: Iterable = (),
     ) -> RecommenderModel:
         """Bundle fitted parts; ``allow_repurchase`` lists product ids that may be shown
-        again to customers who already bought them (consumables)."""
+        again to customers who already bought them (consumables); ``unavailable`` lists
+        product ids never to show (discontinued)."""
         model = cls()
         segments = sorted(popularity.segment_scores_)
         model.state = {
@@ -460,6 +462,7 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
                 "item_ids": [str(i) for i in matrix.item_ids],
                 "segments": segments,
                 "allow_repurchase": sorted(str(i) for i in allow_repurchase),
+                "unavailable": sorted(str(i) for i in unavailable),
                 "method": cf.method_,
                 "l2": cf.l2,
                 "neighbours": cf.neighbours,
@@ -475,6 +478,8 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         self._segments = {s: i for i, s in enumerate(meta["segments"])}
         self._repurchase = self._items.get_indexer(meta["allow_repurchase"])
         self._repurchase = self._repurchase[self._repurchase >= 0]
+        self._unavailable = self._items.get_indexer(meta.get("unavailable", []))
+        self._unavailable = self._unavailable[self._unavailable >= 0]
 
     def __getstate__(self) -> dict:
         # MLflow pickles the python_model; the arrays travel as artefacts instead.
@@ -558,6 +563,7 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         _mask(scores, seen)
         for row, items in enumerate(cart_idx):
             scores[row, items] = -np.inf
+        scores[:, self._unavailable] = -np.inf
         idx, top = top_k_from_scores(scores, k)
         rows = np.repeat(np.arange(n), k)
         flat = idx.ravel()
@@ -605,6 +611,7 @@ def fit_recommender(
     neighbours: int = DEFAULT_NEIGHBOURS,
     customer_segments: Mapping | None = None,
     allow_repurchase: Iterable = (),
+    unavailable: Iterable = (),
 ) -> RecommenderModel:
     """Fit every part on ``customer_id, product_id[, weight][, event_time]`` rows and bundle them."""
     matrix = build_interaction_matrix(interactions)
@@ -615,7 +622,7 @@ def fit_recommender(
     popularity = PopularityRecommender().fit(matrix.matrix, segments)
     with_time = interactions if TIME in interactions else interactions.assign(**{TIME: 0})
     transitions = TransitionModel().fit(with_time, matrix)
-    return RecommenderModel.from_fitted(matrix, cf, popularity, transitions, allow_repurchase)
+    return RecommenderModel.from_fitted(matrix, cf, popularity, transitions, allow_repurchase, unavailable)
 
 
 def log_recommender(model: RecommenderModel, name: str = "recommender", **log_model_kwargs):

@@ -22,7 +22,7 @@ import duckdb
 
 from c360.contracts import SOURCES, Column, Source
 from c360.ingest import protect
-from c360.privacy import crypto
+from c360.privacy import crypto, suppression
 from c360.privacy.keys import Keyring
 
 LANDING_SUFFIXES = (".csv", ".parquet")
@@ -209,6 +209,9 @@ def load_file(
     parsed = con.execute("select count(*) from _batch").fetchone()[0]
     _check_retyped(con, path, parsed)
     result.rows_in = parsed + rejected
+    # Rows of erased people are dropped unseen and counted as quarantined (rule "erased").
+    erased = suppression.drop_suppressed(con, source, keyring)
+    parsed, rejected = parsed - erased.rows, rejected - erased.lines
 
     # Window functions (duplicate keys) are not allowed in UPDATE, so judge into a new table.
     con.execute(f"create or replace temp table _judged as select *, {rule_expression(source, now)} as _rule from _batch")
@@ -235,6 +238,10 @@ def load_file(
             """,
             [source_name, rel, run_id, now],
         )
+        con.execute(
+            "insert into quality.quarantine select ?, ?, null, 'erased', null, ?, ? from range(?)",
+            [source_name, rel, run_id, now, erased.total],
+        )
         quarantined_rows = con.execute("select count(*) from _batch where _rule is not null").fetchone()[0]
         select = ", ".join(protect.raw_select_sql(source))
         con.execute(
@@ -243,7 +250,7 @@ def load_file(
             [rel, now, run_id],
         )
         result.rows_loaded = parsed - quarantined_rows
-        result.rows_quarantined = quarantined_rows + rejected
+        result.rows_quarantined = quarantined_rows + rejected + erased.total
         con.execute(
             "insert into raw._load_log values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [

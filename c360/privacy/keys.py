@@ -237,5 +237,25 @@ def rotate_keys() -> None:
     write_key_file(keyring, path, overwrite=True)
     click.echo(
         f"Active key is now {keyring.active_key_id} (kept: {', '.join(sorted(keyring.encryption_keys))}). "
-        "Existing tokens still decrypt; re-encrypt them with rotate_table to retire old keys."
+        "Existing tokens still decrypt; `c360 keys rewrap` re-encrypts them so old keys can be retired."
+    )
+
+
+@keys_command.command("rewrap")
+@click.option("--batch-size", default=50_000, show_default=True, help="Rows re-encrypted per batch.")
+def rewrap_keys(batch_size: int) -> None:
+    """Re-encrypt every stored token under the active key (run after `c360 keys rotate`)."""
+    from c360.privacy.rewrap import remaining_key_ids, rewrap_warehouse
+    from c360.warehouse import warehouse
+
+    keyring = Keyring.load(get_settings())
+    with warehouse() as con:
+        counts = rewrap_warehouse(con, keyring, batch_size)
+        remaining = remaining_key_ids(con)
+        con.execute("checkpoint")
+    for column, n in counts.items():
+        click.echo(f"{column}: {n} rewrapped")
+    click.echo(
+        f"Tokens per key now: {', '.join(f'{k}={n}' for k, n in sorted(remaining.items())) or 'none'} "
+        f"(active {keyring.active_key_id})."
     )

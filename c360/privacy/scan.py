@@ -81,6 +81,8 @@ _MASKERS: dict[str, Callable[[str], str | None]] = {
 _AT_ESCAPES = re.compile(r"%40|&#64;|&#x40;|\\u0040", re.IGNORECASE)
 _SQLITE_MAGIC, _PARQUET_MAGIC, _GZIP_MAGIC = b"SQLite format 3\x00", b"PAR1", b"\x1f\x8b"
 _MAX_TEXT_BYTES = 512 * 1024 * 1024
+# Vendored static assets (the data docs' fonts carry their designers' contact addresses).
+SKIPPED_SUFFIXES = (".otf", ".ttf", ".woff", ".woff2", ".eot", ".png", ".jpg", ".jpeg", ".gif", ".ico", ".webp")
 
 
 @dataclass(frozen=True)
@@ -368,6 +370,8 @@ def scan(
     if files:
         roots = list(paths) if paths is not None else default_scan_roots(settings)
         for path in iter_files([*roots, *extra_paths], [*default_excludes(settings), *exclude]):
+            if path.suffix.lower() in SKIPPED_SUFFIXES:
+                continue
             try:
                 findings += scan_file(path)
             except (OSError, sqlite3.Error, duckdb.Error) as exc:

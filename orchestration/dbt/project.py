@@ -18,10 +18,23 @@ def dbt_env() -> None:
     os.environ.setdefault("C360_WAREHOUSE", str(settings.warehouse))
 
 
+def _manifest_is_stale() -> bool:
+    """The manifest is older than a model, macro, seed, test or the project file."""
+    manifest = dbt_project.manifest_path
+    if not manifest.exists():
+        return True
+    built = manifest.stat().st_mtime
+    sources = [DBT_PROJECT_DIR / "dbt_project.yml"]
+    for folder in ("models", "macros", "seeds", "tests"):
+        sources += [p for p in (DBT_PROJECT_DIR / folder).rglob("*") if p.is_file()]
+    return any(p.stat().st_mtime > built for p in sources)
+
+
 def prepare_manifest(force: bool = False) -> None:
-    """Parse the dbt project in process (about 5 s) when the manifest is missing or forced,
-    so a fresh clone works without a manual `dbt parse`."""
-    if dbt_project.manifest_path.exists() and not force:
+    """Parse the dbt project in process (about 5 s) when the manifest is missing, older than
+    the project's files, or forced, so a fresh clone (or an edited model) works without a
+    manual `dbt parse`."""
+    if not force and not _manifest_is_stale():
         return
     from dbt.cli.main import dbtRunner
 

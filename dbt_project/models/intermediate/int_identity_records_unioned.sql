@@ -52,7 +52,7 @@ device_records as (
     select
         'web_events' as source,
         device_id as source_record_id,
-        list(distinct 'account:' || account_id) filter (where account_id is not null) as link_keys
+        list_sort(list(distinct 'account:' || account_id) filter (where account_id is not null)) as link_keys
     from events
     group by device_id
 ),

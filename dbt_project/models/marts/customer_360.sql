@@ -23,6 +23,23 @@ clv as (
     select * from {{ source('ml', 'clv') }}
 ),
 
+behaviour as (
+    select * from {{ ref('int_customer_behaviour_summarised') }}
+),
+
+service as (
+    select * from {{ ref('int_customer_service_summarised') }}
+),
+
+voice as (
+    select * from {{ ref('int_customer_voice_summarised') }}
+),
+
+segments as (
+    select * from {{ source_or_empty('python_marts', 'customer_segments', {
+        'customer_id': 'varchar', 'segment_id': 'integer', 'segment_name': 'varchar'}) }}
+),
+
 consent as (
     select
         customer_id,
@@ -106,6 +123,30 @@ final as (
         l.p_alive,
         l.expected_purchases as expected_purchases_12m,
         l.expected_days_to_next_purchase,
+        b.top_category,
+        array_to_string(b.top_categories, ', ') as top_categories,
+        b.share_web,
+        b.share_app,
+        b.share_store,
+        b.preferred_channel,
+        b.preferred_time_of_day,
+        b.preferred_payment_method,
+        round(b.promotion_sensitivity, 3) as promotion_sensitivity,
+        coalesce(b.web_sessions, 0) as web_sessions,
+        b.browse_to_buy_ratio,
+        g.segment_id,
+        g.segment_name,
+        coalesce(s.tickets, 0) as tickets,
+        coalesce(s.open_tickets, 0) as open_tickets,
+        coalesce(s.complaints, 0) as complaints,
+        coalesce(s.open_complaints, 0) as open_complaints,
+        coalesce(s.complaints_90d, 0) as complaints_90d,
+        s.last_contact_at,
+        coalesce(o.reviews, 0) as reviews,
+        o.avg_review_score,
+        o.avg_sentiment,
+        coalesce(o.negative_texts, 0) as negative_texts,
+        greatest(v.last_purchase_at, b.last_web_activity_at, s.last_contact_at, o.last_review_at) as last_seen_at,
         coalesce(k.consent_email, false) as consent_email,
         coalesce(k.consent_sms, false) as consent_sms,
         coalesce(k.consent_push, false) as consent_push,
@@ -118,6 +159,10 @@ final as (
     left join rfm r using (customer_id)
     left join clv l using (customer_id)
     left join consent k using (customer_id)
+    left join behaviour b using (customer_id)
+    left join service s using (customer_id)
+    left join voice o using (customer_id)
+    left join segments g using (customer_id)
 )
 
 select * from final

@@ -1,0 +1,225 @@
+-- Churn features, one row per (customer_id, as_of_date), point-in-time correct: every feature
+-- uses only records strictly before as_of_date. Snapshots run back from the as-of date in
+-- steps of var('churn_snapshot_step_days'); `churned` is 1 when the customer makes no purchase
+-- in [as_of_date, as_of_date + var('churn_horizon_days')), null while that window is not over.
+-- Feature names and meanings are ml.churn.FEATURES.
+{% set horizon = var('churn_horizon_days', 90) | int %}
+{% set step = var('churn_snapshot_step_days', 90) | int %}
+{% set snapshots = var('churn_snapshots', 5) | int %}
+
+with purchases as (
+    select * from {{ ref('int_purchases_unioned') }}
+),
+
+identity as (
+    select * from {{ ref('int_identity_records_matched') }}
+),
+
+web_events as (
+    select * from {{ ref('stg_web__events') }}
+),
+
+tickets as (
+    select * from {{ ref('stg_service__tickets') }}
+),
+
+reviews as (
+    select * from {{ ref('stg_reviews__product_reviews') }}
+),
+
+crm as (
+    select * from {{ ref('stg_crm__customers') }}
+),
+
+customers as (
+    select distinct customer_id from identity where not is_anonymous
+),
+
+-- The end of the observed data, independent of var('as_of_date'): labels need the future.
+data_end as (
+    select cast(max(purchased_at) as date) + 1 as data_end_date from purchases
+),
+
+snapshots as (
+    select cast({{ as_of_date() }} - cast(k * {{ step }} as integer) as date) as as_of_date, k = 0 as is_latest
+    from range({{ snapshots }}) as r(k)
+),
+
+customer_purchases as (
+    select customer_id, purchased_at, cast(purchased_at as date) as day, coalesce(amount, 0) as amount, channel, used_promo
+    from purchases
+    where customer_id is not null
+),
+
+-- Web/app sessions belong to the customer of the device's identity record.
+sessions as (
+    select
+        i.customer_id,
+        e.session_id,
+        min(e.occurred_at) as started_at,
+        min(e.occurred_at) filter (where e.event_type = 'add_to_cart') as carted_at,
+        min(e.occurred_at) filter (where e.event_type = 'purchase') as paid_at
+    from web_events e
+    join identity i on i.source = 'web_events' and i.source_record_id = e.device_id
+    where not i.is_anonymous
+    group by i.customer_id, e.session_id
+),
+
+customer_tickets as (
+    select i.customer_id, t.opened_at, t.category
+    from tickets t
+    join identity i on i.source = 'service_tickets' and i.source_record_id = t.ticket_id
+),
+
+customer_reviews as (
+    select i.customer_id, r.created_at, r.score
+    from reviews r
+    join identity i on i.source = 'product_reviews' and i.source_record_id = r.review_id
+),
+
+customer_signups as (
+    select i.customer_id, cast(c.signup_date as timestamp) as signed_up_at
+    from crm c
+    join identity i on i.source = 'crm_customers' and i.source_record_id = c.customer_ref
+),
+
+first_seen as (
+    select customer_id, min(seen_at) as first_seen_at
+    from (
+        select customer_id, purchased_at as seen_at from customer_purchases
+        union all select customer_id, started_at from sessions
+        union all select customer_id, opened_at from customer_tickets
+        union all select customer_id, created_at from customer_reviews
+        union all select customer_id, signed_up_at from customer_signups
+    )
+    group by customer_id
+),
+
+-- A customer enters a snapshot once known; the latest snapshot holds every customer so that
+-- everyone gets a score.
+spine as (
+    select c.customer_id, s.as_of_date, f.first_seen_at
+    from customers c
+    cross join snapshots s
+    left join first_seen f using (customer_id)
+    where s.is_latest or f.first_seen_at < s.as_of_date
+),
+
+purchase_features as (
+    select
+        s.customer_id,
+        s.as_of_date,
+        max(p.day) as last_purchase_day,
+        count(*) filter (where p.day >= s.as_of_date - 90) as frequency_90d,
+        count(*) filter (where p.day >= s.as_of_date - 365) as frequency_365d,
+        count(*) filter (where p.day >= s.as_of_date - 180 and p.day < s.as_of_date - 90) as frequency_prev_90d,
+        sum(p.amount) filter (where p.day >= s.as_of_date - 90) as monetary_90d,
+        sum(p.amount) filter (where p.day >= s.as_of_date - 365) as monetary_365d,
+        sum(p.amount) filter (where p.day >= s.as_of_date - 180 and p.day < s.as_of_date - 90) as monetary_prev_90d,
+        count(*) filter (where p.day >= s.as_of_date - 365 and p.channel = 'store') as store_orders_365d,
+        count(*) filter (where p.day >= s.as_of_date - 365 and p.channel = 'app') as app_orders_365d,
+        count(*) filter (where p.day >= s.as_of_date - 365 and p.used_promo) as promo_orders_365d
+    from spine s
+    join customer_purchases p on p.customer_id = s.customer_id and p.purchased_at < s.as_of_date
+    group by s.customer_id, s.as_of_date
+),
+
+visit_features as (
+    select
+        s.customer_id,
+        s.as_of_date,
+        max(v.started_at) as last_visit_at,
+        count(*) filter (where v.started_at >= s.as_of_date - 30) as visits_30d,
+        count(*) filter (where v.started_at >= s.as_of_date - 90) as visits_90d,
+        count(*) filter (where v.started_at >= s.as_of_date - 45) as visits_last_45d,
+        count(*) filter (where v.started_at >= s.as_of_date - 90 and v.started_at < s.as_of_date - 45) as visits_prev_45d,
+        count(*) filter (where v.started_at >= s.as_of_date - 90 and v.carted_at < s.as_of_date) as carts_90d,
+        -- A payment after the as-of date is not known yet: that cart counts as abandoned.
+        count(*) filter (
+            where v.started_at >= s.as_of_date - 90 and v.carted_at < s.as_of_date
+                and (v.paid_at is null or v.paid_at >= s.as_of_date)
+        ) as abandoned_carts_90d
+    from spine s
+    join sessions v on v.customer_id = s.customer_id and v.started_at < s.as_of_date
+    group by s.customer_id, s.as_of_date
+),
+
+ticket_features as (
+    select
+        s.customer_id,
+        s.as_of_date,
+        count(*) as tickets_180d,
+        count(*) filter (where t.category = 'complaint') as complaints_180d
+    from spine s
+    join customer_tickets t
+        on t.customer_id = s.customer_id and t.opened_at < s.as_of_date and t.opened_at >= s.as_of_date - 180
+    group by s.customer_id, s.as_of_date
+),
+
+review_features as (
+    select s.customer_id, s.as_of_date, avg(r.score) as avg_review_score
+    from spine s
+    join customer_reviews r on r.customer_id = s.customer_id and r.created_at < s.as_of_date
+    group by s.customer_id, s.as_of_date
+),
+
+future_purchases as (
+    select s.customer_id, s.as_of_date, count(*) as purchases_in_horizon
+    from spine s
+    join customer_purchases p
+        on p.customer_id = s.customer_id and p.day >= s.as_of_date and p.day < s.as_of_date + {{ horizon }}
+    group by s.customer_id, s.as_of_date
+),
+
+labels as (
+    select
+        s.customer_id,
+        s.as_of_date,
+        case
+            when s.as_of_date + {{ horizon }} > d.data_end_date then null
+            when f.purchases_in_horizon > 0 then 0
+            else 1
+        end as churned
+    from spine s
+    cross join data_end d
+    left join future_purchases f using (customer_id, as_of_date)
+),
+
+final as (
+    select
+        s.customer_id,
+        s.as_of_date,
+        date_diff('day', p.last_purchase_day, s.as_of_date) as recency_days,
+        coalesce(p.frequency_90d, 0) as frequency_90d,
+        coalesce(p.frequency_365d, 0) as frequency_365d,
+        coalesce(p.monetary_90d, 0) as monetary_90d,
+        coalesce(p.monetary_365d, 0) as monetary_365d,
+        coalesce(p.frequency_90d, 0) - coalesce(p.frequency_prev_90d, 0) as frequency_trend,
+        coalesce(p.monetary_90d, 0) - coalesce(p.monetary_prev_90d, 0) as spend_trend,
+        coalesce(v.visits_30d, 0) as visits_30d,
+        coalesce(v.visits_90d, 0) as visits_90d,
+        coalesce(v.visits_last_45d, 0) - coalesce(v.visits_prev_45d, 0) as visit_trend,
+        v.abandoned_carts_90d / nullif(v.carts_90d, 0) as cart_abandon_rate_90d,
+        coalesce(t.tickets_180d, 0) as tickets_180d,
+        coalesce(t.complaints_180d, 0) as complaints_180d,
+        r.avg_review_score,
+        -- Stand-in until text sentiment is available: the star score rescaled, 1 -> -1, 5 -> 1.
+        (r.avg_review_score - 3) / 2 as review_sentiment,
+        case
+            when s.first_seen_at < s.as_of_date then date_diff('day', cast(s.first_seen_at as date), s.as_of_date)
+        end as tenure_days,
+        p.store_orders_365d / nullif(p.frequency_365d, 0) as store_share,
+        p.app_orders_365d / nullif(p.frequency_365d, 0) as app_share,
+        p.promo_orders_365d / nullif(p.frequency_365d, 0) as promo_share,
+        date_diff('day', cast(v.last_visit_at as date), s.as_of_date) as days_since_last_visit,
+        p.monetary_365d / nullif(p.frequency_365d, 0) as avg_order_value,
+        l.churned
+    from spine s
+    left join purchase_features p using (customer_id, as_of_date)
+    left join visit_features v using (customer_id, as_of_date)
+    left join ticket_features t using (customer_id, as_of_date)
+    left join review_features r using (customer_id, as_of_date)
+    left join labels l using (customer_id, as_of_date)
+)
+
+select * from final

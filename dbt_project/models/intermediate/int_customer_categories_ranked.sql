@@ -1,0 +1,30 @@
+-- What each customer buys, one row per customer and product category: spend, purchases and the
+-- share of the customer's spend, ranked (1 = the category they spend most on).
+with lines as (
+    select * from {{ ref('int_purchase_lines_unioned') }}
+),
+
+per_category as (
+    select
+        customer_id,
+        coalesce(category, 'uncategorised') as category,
+        sum(line_amount) as spend,
+        count(distinct purchase_id) as purchases,
+        sum(quantity) as units
+    from lines
+    group by all
+),
+
+final as (
+    select
+        customer_id,
+        category,
+        round(spend, 2) as spend,
+        purchases,
+        units,
+        coalesce(spend / nullif(sum(spend) over (partition by customer_id), 0), 0) as spend_share,
+        row_number() over (partition by customer_id order by spend desc, purchases desc, category) as category_rank
+    from per_category
+)
+
+select * from final

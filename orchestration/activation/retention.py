@@ -1,0 +1,113 @@
+"""Retention audience: high churn-risk customers, the action to take and a consented channel.
+
+``activation/retention_high_risk`` holds every customer whose champion churn score is in the
+``high`` band and who consented to the channel the action uses: ``call`` goes by phone,
+``coupon`` by email (else SMS); ``nothing`` uses no channel, and such a customer is listed (so CRM
+sees the decision) only if they consented to some marketing channel. The action comes from
+``ml.churn.suggested_action`` with the customer's value (CLV tier platinum/gold -> high,
+silver -> medium, bronze or none -> low) and RFM segment.
+"""
+
+from datetime import datetime
+
+import dagster as dg
+import pandas as pd
+from dagster_dbt import get_asset_key_for_model
+
+from ml import churn
+from orchestration.dbt.assets import dbt_models
+from orchestration.ml.churn import CHURN_SCORES_KEY, SCORES_TABLE
+from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
+
+AUDIENCE_KEY = dg.AssetKey(["activation", "retention_high_risk"])
+AUDIENCE_TABLE = "activation.retention_high_risk"
+CLV_VALUE = {"platinum": "high", "gold": "high", "silver": "medium", "bronze": "low"}
+# Channels an action may use, in order of preference; each needs the customer's consent.
+ACTION_CHANNELS = {"call": ("phone",), "coupon": ("email", "sms"), "nothing": ()}
+
+AUDIENCE_COLUMNS = [
+    ("customer_id", "varchar", "Customer id"),
+    ("churn_probability", "double", "Champion churn probability"),
+    ("risk_band", "varchar", "Always high"),
+    ("value_tier", "varchar", "high / medium / low, from the CLV tier"),
+    ("rfm_segment", "varchar", "RFM segment (marts.customer_360)"),
+    ("suggested_action", "varchar", "call, coupon or nothing (ml.churn.suggested_action)"),
+    ("channel", "varchar", "Consented channel for the action: phone, email, sms; null for nothing"),
+    ("model_version", "bigint", "Version of the churn model that scored the customer"),
+    ("created_at", "timestamp", "When the audience was built"),
+]
+
+CANDIDATES_SQL = f"""
+select
+    s.customer_id, s.churn_probability, s.risk_band, s.model_version,
+    c.clv_tier, c.rfm_segment, c.consent_email, c.consent_sms, c.consent_phone, c.consent_push
+from {SCORES_TABLE} s
+join marts.customer_360 c using (customer_id)
+where s.risk_band = 'high'
+order by s.churn_probability desc, s.customer_id
+"""
+
+
+def build_audience(candidates: pd.DataFrame) -> pd.DataFrame:
+    """Action and consented channel per high-risk candidate; drops those without consent."""
+    rows = []
+    for row in candidates.itertuples(index=False):
+        value = CLV_VALUE.get(str(row.clv_tier).lower(), "low")
+        action = churn.suggested_action(float(row.churn_probability), value, row.rfm_segment)
+        consented = {ch: bool(getattr(row, f"consent_{ch}")) for ch in ("email", "sms", "phone", "push")}
+        channel = next((ch for ch in ACTION_CHANNELS[action] if consented[ch]), None)
+        if channel is None and (action != "nothing" or not any(consented.values())):
+            continue
+        rows.append(
+            {
+                "customer_id": row.customer_id,
+                "churn_probability": float(row.churn_probability),
+                "risk_band": row.risk_band,
+                "value_tier": value,
+                "rfm_segment": row.rfm_segment,
+                "suggested_action": action,
+                "channel": channel,
+                "model_version": int(row.model_version),
+            }
+        )
+    return pd.DataFrame(rows, columns=[name for name, _, _ in AUDIENCE_COLUMNS if name != "created_at"])
+
+
+@dg.asset(
+    key=AUDIENCE_KEY,
+    deps=[
+        CHURN_SCORES_KEY,
+        get_asset_key_for_model([dbt_models], "customer_360"),
+    ],
+    group_name="activation",
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb"},
+    description="High churn-risk customers with the suggested retention action (call, coupon, "
+    "nothing) and a channel they consented to.",
+    metadata={"dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(n, t, description=d) for n, t, d in AUDIENCE_COLUMNS])},
+)
+def retention_high_risk(warehouse: WarehouseResource):
+    with warehouse.connect(read_only=True) as con:
+        candidates = con.execute(CANDIDATES_SQL).df()
+    audience = build_audience(candidates)
+    audience["created_at"] = datetime.now().replace(microsecond=0)
+    columns = ", ".join(f"cast({name} as {sql_type}) as {name}" for name, sql_type, _ in AUDIENCE_COLUMNS)
+    with warehouse.connect() as con:
+        con.execute("create schema if not exists activation")
+        con.register("_retention", audience)
+        try:
+            con.execute(f"create or replace table {AUDIENCE_TABLE} as select {columns} from _retention")
+        finally:
+            con.unregister("_retention")
+    actions = audience["suggested_action"].value_counts().to_dict()
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(audience),
+            "high_risk_customers": len(candidates),
+            "left_out_without_consent": len(candidates) - len(audience),
+            "actions": {a: int(actions.get(a, 0)) for a in ACTION_CHANNELS},
+        }
+    )
+
+
+defs = dg.Definitions(assets=[retention_high_risk])

@@ -1,0 +1,319 @@
+"""The customer marts computed in Python, beside the dbt ones.
+
+``ml/text_sentiment``: sentiment of every review and ticket text (``ml.sentiment`` trained on the
+star-rated reviews), with held-out accuracy on the generated and the Olist reviews.
+``marts/customer_segments``: k-means behaviour segments (``ml.segments``) on the features of
+``int_customer_behaviour_summarised`` (never customer_360, which reads the segments back).
+``reports/mart_pictures``: the plots a business user looks at, as PNGs and metadata.
+"""
+
+import dagster as dg
+import mlflow
+import numpy as np
+import pandas as pd
+from dagster_dbt import get_asset_key_for_model
+from pydantic import Field
+
+from c360.evals.sentiment import TEXTS_TABLE, flat_metrics, sentiment_scores
+from c360.settings import get_settings
+from ml import registry, segments, sentiment
+from orchestration.customer.pictures import funnel_figure, rfm_segments_figure, segment_value_figure
+from orchestration.dbt.assets import dbt_models
+from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
+
+SENTIMENT_KEY = dg.AssetKey(["ml", "text_sentiment"])
+SEGMENTS_KEY = dg.AssetKey(["marts", "customer_segments"])
+PICTURES_KEY = dg.AssetKey(["reports", "mart_pictures"])
+SENTIMENT_EXPERIMENT = "sentiment"
+BEHAVIOUR_TABLE = "intermediate.int_customer_behaviour_summarised"
+CATEGORIES_TABLE = "intermediate.int_customer_categories_ranked"
+MLFLOW_UI = "http://127.0.0.1:5000"  # `make ui`
+
+SENTIMENT_COLUMNS = [
+    ("source", "varchar", "product_reviews or service_tickets"),
+    ("record_id", "varchar", "review_id or ticket_id"),
+    ("customer_id", "varchar", "The person who wrote it (null if unresolved)"),
+    ("sentiment", "double", "P(positive) - P(negative), in [-1, 1]; 0 for empty text"),
+    ("label", "varchar", "negative, neutral or positive; null for empty text"),
+]
+SEGMENT_COLUMNS = [
+    ("customer_id", "varchar", "Customer with at least one purchase"),
+    ("segment_id", "integer", "Behaviour segment, 0 = the largest"),
+    ("segment_name", "varchar", "Readable name from the segment's centroid"),
+]
+
+
+def _column_schema(columns) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(n, t, description=d) for n, t, d in columns])
+
+
+def _dbt_key(model: str) -> dg.AssetKey:
+    return get_asset_key_for_model([dbt_models], model)
+
+
+def _markdown_table(df: pd.DataFrame) -> dg.MetadataValue:
+    header = "| " + " | ".join(map(str, df.columns)) + " |\n|" + "---|" * len(df.columns) + "\n"
+    rows = "".join(
+        "| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |\n"
+        for row in df.itertuples(index=False)
+    )
+    return dg.MetadataValue.md(header + rows)
+
+
+class SentimentConfig(dg.Config):
+    evaluate_olist: bool = Field(
+        default=True, description="Also report held-out accuracy on the real Olist reviews (about 10 s)."
+    )
+
+
+@dg.asset(
+    key=SENTIMENT_KEY,
+    deps=[_dbt_key("int_customer_texts_unioned")],
+    group_name="ml",
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb", "mlflow", "python"},
+    description="Sentiment of every review and service-ticket text: a TF-IDF + logistic regression "
+    "model trained offline on the star-rated reviews (the lexicon when there are too few).",
+    metadata={"dagster/column_schema": _column_schema(SENTIMENT_COLUMNS)},
+)
+def text_sentiment(context: dg.AssetExecutionContext, config: SentimentConfig, warehouse: WarehouseResource):
+    settings = get_settings().ensure_dirs()
+    with warehouse.connect(read_only=True) as con:
+        texts = con.execute(f"select source, record_id, customer_id, text, stars from {TEXTS_TABLE}").df()
+    reviews = texts[texts["source"] == "product_reviews"]
+    try:
+        model = sentiment.train_sentiment(reviews["text"], reviews["stars"])
+        scorer = "tfidf_logistic_regression"
+    except sentiment.NotEnoughReviews as exc:
+        context.log.warning(str(exc))
+        model, scorer = None, "lexicon"
+    labelled = reviews[reviews["stars"].notna() & reviews["text"].fillna("").str.strip().ne("")]
+    evaluation = sentiment_scores(labelled["text"], labelled["stars"], olist=config.evaluate_olist)
+    metrics = flat_metrics(evaluation)
+
+    scored = texts[["source", "record_id", "customer_id"]].copy()
+    scored["sentiment"] = sentiment.score_texts(model, texts["text"])
+    scored["label"] = sentiment.label_texts(model, texts["text"])
+    label_counts = {str(k): int(v) for k, v in scored["label"].value_counts().items()}
+
+    registry.configure(settings.mlflow_tracking_uri, settings.mlflow_artifact_root)
+    experiment_id = registry.get_or_create_experiment(SENTIMENT_EXPERIMENT, settings.mlflow_artifact_root)
+    # Metrics and counts only: review and ticket texts never leave the warehouse.
+    with mlflow.start_run(run_name="text_sentiment") as run:
+        mlflow.log_params(
+            {"scorer": scorer, "training_reviews": len(labelled), "dagster_run_id": context.run.run_id}
+        )
+        mlflow.log_metrics(
+            metrics | {f"texts_{k}": v for k, v in label_counts.items()} | {"texts_scored": len(scored)}
+        )
+
+    with warehouse.connect() as con:
+        con.execute("create schema if not exists ml")
+        con.register("_text_sentiment", scored)
+        try:
+            columns = ", ".join(f"cast({n} as {t}) as {n}" for n, t, _ in SENTIMENT_COLUMNS)
+            con.execute(f"create or replace table ml.text_sentiment as select {columns} from _text_sentiment")
+        finally:
+            con.unregister("_text_sentiment")
+
+    by_source = scored.groupby("source")["sentiment"].agg(["count", "mean"]).reset_index()
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(scored),
+            "scorer": scorer,
+            "label_counts": label_counts,
+            "sentiment_by_source": _markdown_table(by_source),
+            "evaluation": evaluation,
+            **{k: round(v, 4) for k, v in metrics.items() if not k.endswith(("n_train", "n_test"))},
+            "mlflow_run": dg.MetadataValue.url(
+                f"{MLFLOW_UI}/#/experiments/{experiment_id}/runs/{run.info.run_id}"
+            ),
+        }
+    )
+
+
+class SegmentsConfig(dg.Config):
+    k_min: int = Field(default=3, description="Smallest number of segments tried.")
+    k_max: int = Field(default=8, description="Largest number of segments tried.")
+    silhouette_sample: int = Field(
+        default=segments.SILHOUETTE_SAMPLE,
+        description="Customers sampled to score each k (silhouette is quadratic).",
+    )
+    random_state: int = Field(default=0, description="Seed of the sample and of k-means.")
+
+
+def behaviour_features_sql(categories: list[str]) -> str:
+    """One row per customer with a purchase: channel, time-of-day and promotion shares from
+    the behaviour summary, and one spend-share column per category."""
+    pivot = "".join(
+        f",\n        coalesce(sum(spend_share) filter (where category = '{c.replace(chr(39), chr(39) * 2)}'), 0)"
+        f' as "{segments.CATEGORY_PREFIX}{c.replace(chr(34), "").replace(" ", "_")}"'
+        for c in categories
+    )
+    return f"""
+    with behaviour as (
+        select * from {BEHAVIOUR_TABLE} where purchases > 0
+    ),
+    category_mix as (
+        select customer_id{pivot}
+        from {CATEGORIES_TABLE}
+        group by customer_id
+    ),
+    final as (
+        select
+            b.customer_id, b.share_web, b.share_app, b.share_store,
+            b.share_morning, b.share_afternoon, b.share_evening, b.share_night,
+            b.promotion_sensitivity, m.* exclude (customer_id)
+        from behaviour b
+        left join category_mix m using (customer_id)
+    )
+    select * from final order by customer_id
+    """
+
+
+@dg.asset(
+    key=SEGMENTS_KEY,
+    deps=[_dbt_key("int_customer_behaviour_summarised"), _dbt_key("int_customer_categories_ranked")],
+    group_name="marts",
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb", "python", "scikitlearn"},
+    description="Behaviour segments: k-means on category mix, time of day, promotion sensitivity and "
+    "channel, k chosen by silhouette, each segment named from its centroid. Profiles in "
+    "marts.customer_segment_profiles.",
+    metadata={"dagster/column_schema": _column_schema(SEGMENT_COLUMNS)},
+)
+def customer_segments(config: SegmentsConfig, warehouse: WarehouseResource):
+    settings = get_settings().ensure_dirs()
+    with warehouse.connect(read_only=True) as con:
+        categories = [
+            r[0]
+            for r in con.execute(f"select distinct category from {CATEGORIES_TABLE} order by 1").fetchall()
+        ]
+        behaviour = con.execute(behaviour_features_sql(categories)).df()
+    result = segments.segment_customers(
+        behaviour, range(config.k_min, config.k_max + 1), config.silhouette_sample, config.random_state
+    )
+    assigned = pd.DataFrame(
+        {
+            "customer_id": behaviour["customer_id"],
+            "segment_id": result.labels.astype(np.int32),
+            "segment_name": pd.Series(result.labels).map(result.names).to_numpy(),
+        }
+    )
+    profiles = result.profiles.reset_index()
+    plot_path = settings.reports / "customer_segments.png"
+    segments.segments_figure(result.profiles).savefig(plot_path, dpi=90)
+
+    with warehouse.connect() as con:
+        con.execute("create schema if not exists marts")
+        con.register("_segments", assigned)
+        con.register("_profiles", profiles)
+        try:
+            columns = ", ".join(f"cast({n} as {t}) as {n}" for n, t, _ in SEGMENT_COLUMNS)
+            con.execute(f"create or replace table marts.customer_segments as select {columns} from _segments")
+            con.execute("create or replace table marts.customer_segment_profiles as select * from _profiles")
+        finally:
+            con.unregister("_segments")
+            con.unregister("_profiles")
+
+    summary = profiles[
+        [
+            "segment_id",
+            "segment_name",
+            "customers",
+            "share_web",
+            "share_app",
+            "share_store",
+            "promotion_sensitivity",
+        ]
+    ]
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(assigned),
+            "k": result.k,
+            "silhouette": round(result.silhouette, 4),
+            "silhouette_by_k": {str(k): round(v, 4) for k, v in result.silhouette_by_k.items()},
+            "segments": _markdown_table(summary),
+            "segment_names": {str(k): v for k, v in result.names.items()},
+            "plot": dg.MetadataValue.path(str(plot_path)),
+        }
+    )
+
+
+@dg.asset_check(
+    asset=SEGMENTS_KEY,
+    name="every_buyer_has_one_segment",
+    blocking=True,
+    pool=WAREHOUSE_POOL,
+    description="One row per customer with a purchase, every one named.",
+)
+def every_buyer_has_one_segment(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.connect(read_only=True) as con:
+        rows, customers, unnamed, missing = con.execute(
+            f"""
+            select count(*), count(distinct customer_id), count(*) filter (where segment_name is null),
+                   (select count(*) from {BEHAVIOUR_TABLE} b where purchases > 0
+                    and customer_id not in (select customer_id from marts.customer_segments))
+            from marts.customer_segments
+            """
+        ).fetchone()
+    failures = {"duplicate_rows": rows - customers, "unnamed": unnamed, "buyers_missing": missing}
+    return dg.AssetCheckResult(passed=not any(failures.values()), metadata={"rows": rows, **failures})
+
+
+PICTURE_QUERIES = {
+    "rfm": """
+        select rfm_segment, count(*) as customers, round(sum(monetary), 2) as revenue
+        from marts.customer_rfm group by 1 order by 1
+    """,
+    "segments": """
+        select segment_name, count(*) as customers, avg(revenue) as revenue_per_customer,
+               avg(promotion_sensitivity) as promotion_sensitivity
+        from marts.customer_360 where segment_name is not null group by 1 order by 1
+    """,
+    "funnel": "select * from marts.funnel_daily",
+}
+
+
+@dg.asset(
+    key=PICTURES_KEY,
+    deps=[_dbt_key("customer_rfm"), _dbt_key("customer_360"), _dbt_key("funnel_daily"), SEGMENTS_KEY],
+    group_name="reports",
+    pool=WAREHOUSE_POOL,
+    kinds={"python"},
+    description="The customer marts as pictures under $C360_HOME/reports/: customers and revenue per "
+    "RFM segment, value per behaviour segment, and where the funnel loses sessions.",
+)
+def mart_pictures(warehouse: WarehouseResource):
+    settings = get_settings().ensure_dirs()
+    with warehouse.connect(read_only=True) as con:
+        data = {name: con.execute(sql).df() for name, sql in PICTURE_QUERIES.items()}
+    figures = {
+        "rfm_segments": rfm_segments_figure(data["rfm"]) if len(data["rfm"]) else None,
+        "segment_value": segment_value_figure(data["segments"]) if len(data["segments"]) else None,
+        "funnel_dropoff": funnel_figure(data["funnel"]) if len(data["funnel"]) else None,
+    }
+    metadata = {}
+    for name, figure in figures.items():
+        if figure is None:
+            metadata[name] = "no data"
+            continue
+        path = settings.reports / f"{name}.png"
+        figure.savefig(path, dpi=90)
+        metadata[name] = dg.MetadataValue.path(str(path))
+    funnel = data["funnel"]
+    if len(funnel):
+        totals = funnel[
+            ["sessions", "product_view_sessions", "cart_sessions", "checkout_sessions", "purchase_sessions"]
+        ].sum()
+        metadata["funnel_totals"] = {k: int(v) for k, v in totals.items()}
+        metadata["conversion_rate"] = round(
+            float(totals["purchase_sessions"] / max(totals["sessions"], 1)), 4
+        )
+    if len(data["rfm"]):
+        metadata["rfm_segments"] = _markdown_table(data["rfm"])
+    return dg.MaterializeResult(metadata=metadata)
+
+
+assets = [text_sentiment, customer_segments, mart_pictures]
+asset_checks = [every_buyer_has_one_segment]

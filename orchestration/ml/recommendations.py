@@ -1,0 +1,807 @@
+"""Product recommendations and cross-sell rules, as Dagster assets.
+
+``ml/recommender``: fits the recommender on ``int_interactions_weighted`` (EASE item-item
+collaborative filtering, popularity per RFM segment for cold starts, next-item transitions
+from each customer's time-ordered touches), evaluates it on a temporal split, logs it to
+MLflow and registers it as ``recommender``; ``champion`` moves only when the temporal NDCG@10
+beats the champion's.
+``ml/cross_sell_rules``: "bought X, also buys Y" rules counted in DuckDB over every basket
+(web/app orders and store receipts, anonymous ones included: rules are aggregates).
+``ml/recommendations``: top-k per customer of ``marts.customer_360`` and placement (home =
+personal CF, product = similar to the last touched product, cart = next item and bought-together
+complements), scored in batches by the champion model. For on-site use only.
+``activation/recommendations_email``: the home placement of customers with email consent.
+
+Repurchase: a product already bought is shown again only in categories where buying the same
+product again is typical: consumables (grocery, beauty, pets, baby, health) by default. The
+repurchase rate per category (share of (customer, product) pairs bought on two or more
+purchases, REPURCHASE_SQL) is logged with every model; ``learn_repurchase_categories`` picks
+the categories from it instead. It is off by default because on the generated data the rates do
+not separate consumables cleanly (baby 0.32 ... outdoor 0.29, beauty 0.27 ... fashion 0.19).
+"""
+
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import dagster as dg
+import mlflow
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from dagster_dbt import get_asset_key_for_model
+from pydantic import Field
+
+from c360.settings import get_settings
+from ml import recommend, registry
+from ml.recommend import ITEM, TIME, USER, WEIGHT, top_k_from_scores
+from orchestration.dbt.assets import dbt_models
+from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
+
+RECOMMENDER_KEY = dg.AssetKey(["ml", "recommender"])
+RULES_KEY = dg.AssetKey(["ml", "cross_sell_rules"])
+RECOMMENDATIONS_KEY = dg.AssetKey(["ml", "recommendations"])
+EMAIL_AUDIENCE_KEY = dg.AssetKey(["activation", "recommendations_email"])
+MODEL_NAME = "recommender"
+EXPERIMENT = "recommender"
+PROMOTION_METRIC = "temporal_ndcg_at_10"
+MLFLOW_UI = "http://127.0.0.1:5000"  # `make ui`
+
+INTERACTIONS_TABLE = "intermediate.int_interactions_weighted"
+PURCHASE_LINES_TABLE = "intermediate.int_purchase_lines_unioned"
+IDENTITY_TABLE = "intermediate.int_identity_records_matched"
+EVENTS_TABLE = "staging.stg_web__events"
+PRODUCTS_TABLE = "staging.stg_catalog__products"
+ORDERS_TABLE = "staging.stg_ecommerce__orders"
+ORDER_ITEMS_TABLE = "staging.stg_ecommerce__order_items"
+POS_TABLE = "staging.stg_pos__transaction_lines"
+CUSTOMERS_TABLE = "marts.customer_360"
+
+PLACEMENTS = ("home", "product", "cart")
+DEFAULT_REPURCHASE_CATEGORIES = ("baby", "beauty", "grocery", "health", "pets")
+REASON_PERSONAL, REASON_SIMILAR, REASON_NEXT, REASON_TOGETHER, REASON_POPULAR = (
+    "personal",
+    "similar_to_last_product",
+    "next_item",
+    "bought_together",
+    "popular_in_segment",
+)
+# Weak popularity term: breaks ties and fills slots the main signal has nothing for.
+POPULARITY_TIE_BREAK = 1e-3
+
+RECOMMENDATION_COLUMNS = [
+    ("customer_id", "varchar", "Customer (marts.customer_360)"),
+    ("placement", "varchar", "home, product or cart"),
+    ("rank", "integer", "1 = best"),
+    ("product_id", "varchar", "Recommended product: in the catalogue, not discontinued"),
+    ("score", "double", "Placement score (comparable within a customer and placement)"),
+    (
+        "reason",
+        "varchar",
+        f"{REASON_PERSONAL}, {REASON_SIMILAR}, {REASON_NEXT}, {REASON_TOGETHER}, {REASON_POPULAR}",
+    ),
+    ("model_version", "bigint", "Version of the registered MLflow model `recommender`"),
+    ("scored_at", "timestamp", "When the row was scored"),
+]
+RULE_COLUMNS = [
+    ("antecedent", "varchar", "Product in the basket"),
+    ("consequent", "varchar", "Product also bought"),
+    ("baskets", "bigint", "Baskets holding both"),
+    ("support", "double", "Share of baskets holding both"),
+    ("confidence", "double", "P(consequent | antecedent)"),
+    ("lift", "double", "confidence / P(consequent); > 1 = bought together more than by chance"),
+]
+
+
+def _column_schema(columns) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(n, t, description=d) for n, t, d in columns])
+
+
+class RecommenderConfig(dg.Config):
+    holdout_days: int = Field(
+        default=60,
+        description="Days at the end of the data held out for the temporal evaluation: the model "
+        "is trained on touches before them and scored on purchases in them (promotion metric).",
+    )
+    neighbours: int = Field(
+        default=recommend.DEFAULT_NEIGHBOURS, description="Item-item weights kept per item."
+    )
+    repurchase_categories: list[str] = Field(
+        default=list(DEFAULT_REPURCHASE_CATEGORIES),
+        description="Categories whose already-bought products may be recommended again.",
+    )
+    learn_repurchase_categories: bool = Field(
+        default=False,
+        description="Instead, allow the categories whose repurchase rate reaches min_repurchase_rate.",
+    )
+    min_repurchase_rate: float = Field(
+        default=0.3,
+        description="Share of a category's (customer, product) pairs bought on two or more purchases.",
+    )
+    promotion_margin: float = Field(
+        default=0.002, description="How much higher the temporal NDCG@10 must be to replace the champion."
+    )
+
+
+class CrossSellConfig(dg.Config):
+    min_support: float = Field(default=0.0005, description="Minimum share of baskets holding both products.")
+    min_confidence: float = Field(default=0.05, description="Minimum P(consequent | antecedent).")
+    min_lift: float = Field(default=1.5, description="Minimum lift (1 = independent).")
+    min_baskets: int = Field(default=3, description="Minimum baskets holding both (guards tiny samples).")
+
+
+class RecommendationsConfig(dg.Config):
+    k: int = Field(default=10, description="Products per customer and placement.")
+
+
+# ---------------------------------------------------------------- SQL
+
+# One row per touch (purchase, add-to-cart, product view) of the pairs in int_interactions_weighted;
+# joining back to it keeps the same customers and products. Feeds the transitions and the split.
+EVENTS_SQL = f"""
+with pairs as (
+    select customer_id, product_id from {INTERACTIONS_TABLE}
+),
+touches as (
+    select customer_id, product_id, purchased_at as event_time, 'purchase' as event_type
+    from {PURCHASE_LINES_TABLE}
+    union all
+    select i.customer_id, e.product_id, e.occurred_at, e.event_type
+    from {EVENTS_TABLE} e
+    join {IDENTITY_TABLE} i on i.source = 'web_events' and i.source_record_id = e.device_id
+    where e.event_type in ('product_view', 'add_to_cart')
+),
+final as (
+    select t.customer_id, t.product_id, t.event_time, t.event_type,
+        case t.event_type when 'purchase' then 5.0 when 'add_to_cart' then 2.0 else 1.0 end as weight
+    from touches t join pairs using (customer_id, product_id)
+)
+select * from final order by customer_id, event_time, product_id
+"""
+
+REPURCHASE_SQL = f"""
+with pairs as (
+    select customer_id, product_id, count(distinct purchase_id) as purchases
+    from {PURCHASE_LINES_TABLE} where customer_id is not null group by all
+),
+final as (
+    select p.category, count(*) as pairs, avg(case when purchases >= 2 then 1.0 else 0.0 end) as repurchase_rate
+    from pairs join {PRODUCTS_TABLE} p using (product_id)
+    group by p.category
+)
+select * from final order by repurchase_rate desc
+"""
+
+# Baskets: orders that were not cancelled and store receipts, each product once per basket.
+# Pair counts come from a self-join of the basket lines, so memory grows with pairs, not baskets².
+RULES_SQL = f"""
+with baskets as (
+    select distinct 'order:' || i.order_id as basket_id, i.product_id
+    from {ORDER_ITEMS_TABLE} i join {ORDERS_TABLE} o using (order_id)
+    where o.status not in ('cancelled')
+    union
+    select distinct 'pos:' || transaction_id, product_id from {POS_TABLE}
+),
+totals as (
+    select count(distinct basket_id)::double as n from baskets
+),
+item_counts as (
+    select product_id, count(*) as baskets from baskets group by product_id
+),
+pair_counts as (
+    select a.product_id as antecedent, b.product_id as consequent, count(*) as baskets
+    from baskets a join baskets b on a.basket_id = b.basket_id and a.product_id <> b.product_id
+    group by all
+    having count(*) >= $min_baskets
+),
+scored as (
+    select
+        p.antecedent,
+        p.consequent,
+        p.baskets,
+        p.baskets / t.n as support,
+        p.baskets / ia.baskets::double as confidence,
+        (p.baskets / ia.baskets::double) / (ic.baskets / t.n) as lift
+    from pair_counts p
+    cross join totals t
+    join item_counts ia on ia.product_id = p.antecedent
+    join item_counts ic on ic.product_id = p.consequent
+),
+final as (
+    select * from scored
+    where support >= $min_support and confidence >= $min_confidence and lift >= $min_lift
+)
+select * from final order by lift desc, support desc, antecedent, consequent
+"""
+
+
+def learn_repurchase_categories(rates: pd.DataFrame, min_rate: float) -> list[str]:
+    """Categories whose repurchase rate (REPURCHASE_SQL) reaches ``min_rate``."""
+    return sorted(rates.loc[rates["repurchase_rate"] >= min_rate, "category"].astype(str))
+
+
+def bundle_recovery(rules: pd.DataFrame, bundles: pd.DataFrame, top_n: int | None = None) -> dict:
+    """Share of planted bundle pairs (``bundle_id, product_id``) found, in either direction,
+    among the ``top_n`` rules by lift (default: two rules per planted pair)."""
+    pairs = set()
+    for _, group in bundles.groupby("bundle_id"):
+        items = sorted(group["product_id"].astype(str))
+        pairs |= {(a, b) for i, a in enumerate(items) for b in items[i + 1 :]}
+    if not pairs:
+        return {"bundle_pairs": 0, "top_n": 0, "found": 0, "share": float("nan")}
+    top_n = top_n or 2 * len(pairs)
+    top = rules.sort_values(["lift", "support"], ascending=False).head(top_n)
+    found = {tuple(sorted((str(a), str(c)))) for a, c in zip(top["antecedent"], top["consequent"])} & pairs
+    anywhere = {
+        tuple(sorted((str(a), str(c)))) for a, c in zip(rules["antecedent"], rules["consequent"])
+    } & pairs
+    return {
+        "bundle_pairs": len(pairs),
+        "top_n": int(top_n),
+        "found": len(found),
+        "share": len(found) / len(pairs),
+        "share_in_all_rules": len(anywhere) / len(pairs),
+    }
+
+
+# ---------------------------------------------------------------- fitting
+
+
+def fit_model(
+    interactions: pd.DataFrame,
+    events: pd.DataFrame,
+    l2: float,
+    neighbours: int,
+    segments: dict,
+    allow_repurchase,
+    unavailable,
+) -> recommend.RecommenderModel:
+    """CF and popularity on the weighted interactions; transitions on the time-ordered touches."""
+    matrix = recommend.build_interaction_matrix(interactions[[USER, ITEM, WEIGHT]])
+    cf = recommend.ItemItemRecommender(l2=l2, neighbours=neighbours).fit(matrix.matrix)
+    popularity = recommend.PopularityRecommender().fit(
+        matrix.matrix, [segments.get(u) for u in matrix.user_ids]
+    )
+    transitions = recommend.TransitionModel().fit(events, matrix)
+    return recommend.RecommenderModel.from_fitted(
+        matrix, cf, popularity, transitions, allow_repurchase, unavailable
+    )
+
+
+# ---------------------------------------------------------------- batch scoring
+
+
+def _normalise_rows(scores: np.ndarray) -> np.ndarray:
+    top = scores.max(axis=1, keepdims=True)
+    return np.where(top > 0, np.maximum(scores, 0) / np.where(top > 0, top, 1.0), 0.0).astype(np.float32)
+
+
+def rules_matrix(rules: pd.DataFrame, item_ids: pd.Index) -> sp.csr_matrix:
+    """Item x item confidence of the cross-sell rules, on the model's item index."""
+    a = item_ids.get_indexer(rules["antecedent"].astype(str))
+    c = item_ids.get_indexer(rules["consequent"].astype(str))
+    keep = (a >= 0) & (c >= 0)
+    return sp.csr_matrix(
+        (rules["confidence"].to_numpy(dtype=np.float32)[keep], (a[keep], c[keep])),
+        shape=(len(item_ids), len(item_ids)),
+    )
+
+
+def score_placements(
+    state: dict,
+    customers: pd.DataFrame,
+    interactions: pd.DataFrame,
+    rules: pd.DataFrame,
+    available: set,
+    repurchase: set,
+    k: int = 10,
+) -> Iterator[pd.DataFrame]:
+    """Top-k per customer for the home, product and cart placements, one frame per batch.
+
+    ``state`` is a fitted ``RecommenderModel.state``; ``customers`` has ``customer_id,
+    segment``; ``interactions`` is the current ``int_interactions_weighted`` (history, bought
+    products and each customer's last touched product, which anchors product and cart).
+    Products outside ``available`` are never shown; bought ones only if in ``repurchase``.
+    Everything is matrix algebra over blocks of customers (``recommend._batches``).
+    """
+    items = pd.Index(state["meta"]["item_ids"])
+    n_items = len(items)
+    weights, transitions = state["weights"], state["transitions"]
+    together = rules_matrix(rules, items)
+    customer_ids = customers["customer_id"].astype(str).to_numpy()
+    users = pd.Index(customer_ids)
+    known = interactions[interactions[ITEM].astype(str).isin(items)]
+    rows = users.get_indexer(known[USER].astype(str))
+    cols = items.get_indexer(known[ITEM].astype(str))
+    keep = rows >= 0
+    rows, cols, known = rows[keep], cols[keep], known[keep]
+    shape = (len(users), n_items)
+    history = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=shape)
+    history.sum_duplicates()
+    history.data[:] = 1.0
+    bought = known["purchase_count"].to_numpy() > 0
+    repurchasable = items.isin(list(repurchase))
+    not_again = bought & ~repurchasable[cols]
+    seen = sp.csr_matrix(
+        (np.ones(not_again.sum(), np.float32), (rows[not_again], cols[not_again])), shape=shape
+    )
+    blocked = ~items.isin(list(available))
+    last = np.full(len(users), -1)
+    order = np.argsort(known["last_event_at"].to_numpy(), kind="stable")
+    last[rows[order]] = cols[order]  # the latest write per customer wins
+
+    segments = pd.Index(state["meta"]["segments"])
+    globally = state["popularity"].astype(np.float32)
+    # One row per segment plus a last row, global popularity, for customers without a segment.
+    seg_pop = np.vstack(
+        [state["segment_popularity"] + globally / (globally.max() + 1.0), globally[None]]
+    ).astype(np.float32)
+    seg_rows = segments.get_indexer(customers["segment"].astype(object))
+    seg_rows = np.where(seg_rows >= 0, seg_rows, len(segments))
+    ranks = np.arange(1, k + 1, dtype=np.int32)
+
+    for block in recommend._batches(len(users), n_items):
+        h = history[block]
+        n = h.shape[0]
+        popular = _normalise_rows(seg_pop[seg_rows[block]])
+        anchor = last[block]
+        has_anchor = anchor >= 0
+        safe_anchor = np.where(has_anchor, anchor, 0)
+
+        personal = _normalise_rows(np.asarray((h @ weights).toarray(), dtype=np.float32))
+        similar = _normalise_rows(np.where(has_anchor[:, None], weights[safe_anchor].toarray(), 0.0))
+        following = _normalise_rows(np.where(has_anchor[:, None], transitions[safe_anchor].toarray(), 0.0))
+        complements = _normalise_rows(np.where(has_anchor[:, None], together[safe_anchor].toarray(), 0.0))
+        cart = 0.5 * following + 0.5 * complements
+
+        exclude = seen[block].toarray() > 0
+        exclude[:, blocked] = True
+        anchor_mask = np.zeros_like(exclude)
+        anchor_mask[np.flatnonzero(has_anchor), anchor[has_anchor]] = True
+
+        frames = []
+        for placement, main, extra_mask in (
+            ("home", personal, None),
+            ("product", similar, anchor_mask),
+            ("cart", cart, anchor_mask),
+        ):
+            scores = main + POPULARITY_TIE_BREAK * popular
+            scores[exclude] = -np.inf
+            if extra_mask is not None:
+                scores[extra_mask] = -np.inf
+            idx, top = top_k_from_scores(scores, k)
+            r = np.repeat(np.arange(n), k)
+            flat = idx.ravel()
+            valid = flat >= 0
+            r, flat = r[valid], flat[valid]
+            signal = main[r, flat] > 0
+            if placement == "home":
+                reason = np.where(signal, REASON_PERSONAL, REASON_POPULAR)
+            elif placement == "product":
+                reason = np.where(signal, REASON_SIMILAR, REASON_POPULAR)
+            else:
+                reason = np.where(
+                    following[r, flat] >= complements[r, flat],
+                    np.where(following[r, flat] > 0, REASON_NEXT, REASON_POPULAR),
+                    REASON_TOGETHER,
+                )
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "customer_id": customer_ids[block][r],
+                        "placement": placement,
+                        "rank": np.tile(ranks, n)[valid],
+                        "product_id": items.to_numpy()[flat],
+                        "score": top.ravel()[valid].astype(float),
+                        "reason": reason,
+                    }
+                )
+            )
+        yield pd.concat(frames, ignore_index=True)
+
+
+# ---------------------------------------------------------------- assets
+
+
+def _pinned_threads() -> None:
+    # Two shared cores: BLAS threads beyond that only contend (EASE's solve is the hot spot).
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(2)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+@dg.asset(
+    key=RULES_KEY,
+    deps=[
+        get_asset_key_for_model([dbt_models], "stg_ecommerce__orders"),
+        get_asset_key_for_model([dbt_models], "stg_ecommerce__order_items"),
+        get_asset_key_for_model([dbt_models], "stg_pos__transaction_lines"),
+    ],
+    group_name="recommendations",
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb"},
+    description="Cross-sell rules antecedent -> consequent with support, confidence and lift, "
+    "counted in DuckDB over every order and store receipt.",
+    metadata={"dagster/column_schema": _column_schema(RULE_COLUMNS)},
+)
+def cross_sell_rules(config: CrossSellConfig, warehouse: WarehouseResource):
+    params = config.model_dump()
+    with warehouse.connect() as con:
+        con.execute(f"create or replace table ml.cross_sell_rules as {RULES_SQL}", params)
+        rows, antecedents, max_lift = con.execute(
+            "select count(*), count(distinct antecedent), max(lift) from ml.cross_sell_rules"
+        ).fetchall()[0]
+        top = con.execute("select * from ml.cross_sell_rules order by lift desc limit 10").df()
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": int(rows),
+            "antecedents": int(antecedents),
+            "max_lift": float(max_lift or 0.0),
+            "thresholds": params,
+            "top_rules": dg.MetadataValue.md(top.round(4).to_markdown(index=False)),
+        }
+    )
+
+
+@dg.asset_check(
+    asset=RULES_KEY,
+    name="cross_sell_rules_valid",
+    blocking=True,
+    pool=WAREHOUSE_POOL,
+    description="Support and confidence in (0, 1], lift > 0, no self-pairs, one row per pair.",
+)
+def cross_sell_rules_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.connect(read_only=True) as con:
+        rows, pairs, bad_support, bad_confidence, bad_lift, self_pairs = con.execute(
+            """
+            select count(*), count(distinct (antecedent, consequent)),
+                   count(*) filter (where not support > 0 or support > 1),
+                   count(*) filter (where not confidence > 0 or confidence > 1),
+                   count(*) filter (where not lift > 0),
+                   count(*) filter (where antecedent = consequent)
+            from ml.cross_sell_rules
+            """
+        ).fetchall()[0]
+    failures = {
+        "duplicate_pairs": rows - pairs,
+        "support_out_of_range": bad_support,
+        "confidence_out_of_range": bad_confidence,
+        "lift_not_positive": bad_lift,
+        "self_pairs": self_pairs,
+    }
+    return dg.AssetCheckResult(
+        passed=not any(failures.values()),
+        metadata={"rows": int(rows), **{k: int(v) for k, v in failures.items()}},
+    )
+
+
+def _load_training_data(con) -> dict:
+    interactions = con.execute(
+        f"select customer_id, product_id, weight, purchase_count, last_event_at from {INTERACTIONS_TABLE}"
+    ).df()
+    events = con.execute(EVENTS_SQL).df()
+    segments = dict(
+        con.execute(
+            f"select customer_id, rfm_segment from {CUSTOMERS_TABLE} where rfm_segment is not null"
+        ).fetchall()
+    )
+    products = con.execute(f"select product_id, category, is_discontinued from {PRODUCTS_TABLE}").df()
+    rates = con.execute(REPURCHASE_SQL).df()
+    return {
+        "interactions": interactions,
+        "events": events,
+        "segments": segments,
+        "products": products,
+        "rates": rates,
+    }
+
+
+@dg.asset(
+    key=RECOMMENDER_KEY,
+    deps=[
+        get_asset_key_for_model([dbt_models], "int_interactions_weighted"),
+        get_asset_key_for_model([dbt_models], "customer_360"),
+    ],
+    group_name="recommendations",
+    pool=WAREHOUSE_POOL,
+    kinds={"mlflow", "python"},
+    description="EASE item-item CF, popularity per RFM segment and next-item transitions, "
+    "evaluated on a temporal split and registered in MLflow as `recommender`.",
+)
+def recommender_model(
+    context: dg.AssetExecutionContext, config: RecommenderConfig, warehouse: WarehouseResource
+):
+    _pinned_threads()
+    settings = get_settings().ensure_dirs()
+    warehouse_path = warehouse.path or str(settings.warehouse)
+    with warehouse.connect(read_only=True) as con:
+        data = _load_training_data(con)
+    interactions, events, products = data["interactions"], data["events"], data["products"]
+    if interactions.empty:
+        raise dg.Failure(f"{INTERACTIONS_TABLE} is empty: nothing to train on")
+
+    last_event = pd.Timestamp(events[TIME].max())
+    cutoff = (last_event - timedelta(days=config.holdout_days)).normalize()
+    evaluation = recommend.evaluate_temporal(events, cutoff)
+    platform, popularity = evaluation["platform"], evaluation["popularity"]
+
+    repurchase_categories = (
+        learn_repurchase_categories(data["rates"], config.min_repurchase_rate)
+        if config.learn_repurchase_categories
+        else sorted(config.repurchase_categories)
+    )
+    allow_repurchase = products.loc[products["category"].isin(repurchase_categories), "product_id"]
+    unavailable = products.loc[products["is_discontinued"], "product_id"]
+    started = time.perf_counter()
+    model = fit_model(
+        interactions,
+        events,
+        platform["l2"],
+        config.neighbours,
+        data["segments"],
+        allow_repurchase,
+        unavailable,
+    )
+    fit_seconds = time.perf_counter() - started
+
+    metrics = {
+        PROMOTION_METRIC: platform["ndcg@10"],
+        "temporal_precision_at_10": platform["precision@10"],
+        "temporal_recall_at_10": platform["recall@10"],
+        "temporal_map_at_10": platform["map@10"],
+        "temporal_coverage": platform["coverage"],
+        "popularity_ndcg_at_10": popularity["ndcg@10"],
+        "popularity_recall_at_10": popularity["recall@10"],
+        "popularity_coverage": popularity["coverage"],
+        "temporal_users_evaluated": evaluation["users"]["evaluated"],
+        "temporal_users_cold_start": evaluation["users"]["cold_start"],
+        "fit_seconds": fit_seconds,
+        "customers": len(model.state["meta"]["user_ids"]),
+        "products": len(model.state["meta"]["item_ids"]),
+        "interactions": len(interactions),
+    }
+    registry.configure(settings.mlflow_tracking_uri, settings.mlflow_artifact_root)
+    experiment_id = registry.get_or_create_experiment(EXPERIMENT, settings.mlflow_artifact_root)
+    with mlflow.start_run(run_name=f"recommender {last_event.date()}") as run:
+        mlflow.log_params(
+            {
+                "method": model.state["meta"]["method"],
+                "l2": platform["l2"],
+                "neighbours": config.neighbours,
+                "holdout_days": config.holdout_days,
+                "temporal_cutoff": str(cutoff.date()),
+                "repurchase_categories": ",".join(repurchase_categories),
+                "segments": ",".join(model.state["meta"]["segments"]),
+            }
+        )
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        registry.log_lineage(
+            interactions.drop(columns=["last_event_at"]),
+            source_table=INTERACTIONS_TABLE,
+            as_of=str(last_event),
+            dagster_run_id=context.run.run_id,
+            asset_key=context.asset_key.to_user_string(),
+            warehouse=f"duckdb://{warehouse_path}",
+            name="recommender_interactions",
+        )
+        mlflow.log_dict(
+            {"platform": platform, "popularity": popularity, "users": evaluation["users"]},
+            "temporal_eval.json",
+        )
+        mlflow.log_dict(
+            dict(zip(data["rates"]["category"], data["rates"]["repurchase_rate"].round(4))),
+            "repurchase_rates.json",
+        )
+        recommend.log_recommender(model, name="model")
+    version = registry.register(run.info.run_id, "model", MODEL_NAME)
+    promoted, reason = registry.promote_if_better(
+        MODEL_NAME, version, PROMOTION_METRIC, higher_is_better=True, margin=config.promotion_margin
+    )
+    context.log.info(reason)
+    return dg.MaterializeResult(
+        metadata={
+            "model_version": version,
+            "promoted": promoted,
+            "promotion": reason,
+            PROMOTION_METRIC: float(platform["ndcg@10"]),
+            "temporal_eval": dg.MetadataValue.md(
+                "| model | NDCG@10 | P@10 | R@10 | MAP@10 | coverage |\n|---|---:|---:|---:|---:|---:|\n"
+                + "".join(
+                    f"| {name} | {m['ndcg@10']:.4f} | {m['precision@10']:.4f} | {m['recall@10']:.4f} "
+                    f"| {m['map@10']:.4f} | {m['coverage']:.3f} |\n"
+                    for name, m in (("platform CF", platform), ("popularity", popularity))
+                )
+            ),
+            "repurchase_categories": repurchase_categories,
+            "l2": float(platform["l2"]),
+            "fit_seconds": fit_seconds,
+            "customers": metrics["customers"],
+            "products": metrics["products"],
+            "mlflow_run_id": run.info.run_id,
+            "mlflow_run": dg.MetadataValue.url(
+                f"{MLFLOW_UI}/#/experiments/{experiment_id}/runs/{run.info.run_id}"
+            ),
+        }
+    )
+
+
+def load_champion() -> tuple[int, recommend.RecommenderModel, dict]:
+    """The champion's version, its RecommenderModel (artefacts loaded) and run params."""
+    from mlflow import MlflowClient
+
+    settings = get_settings()
+    registry.configure(settings.mlflow_tracking_uri, settings.mlflow_artifact_root)
+    champion = MlflowClient().get_model_version_by_alias(MODEL_NAME, registry.CHAMPION)
+    loaded = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@{registry.CHAMPION}")
+    params = MlflowClient().get_run(champion.run_id).data.params
+    return int(champion.version), loaded.unwrap_python_model(), params
+
+
+@dg.asset(
+    key=RECOMMENDATIONS_KEY,
+    deps=[
+        RECOMMENDER_KEY,
+        RULES_KEY,
+        get_asset_key_for_model([dbt_models], "customer_360"),
+        get_asset_key_for_model([dbt_models], "int_interactions_weighted"),
+    ],
+    group_name="recommendations",
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb", "mlflow", "python"},
+    description="Top-k products per customer of marts.customer_360 for the home (personal), "
+    "product (similar to the last touched product) and cart (next item, bought together) "
+    "placements, from the champion `recommender`. On-site use; marketing uses the consented audience.",
+    metadata={"dagster/column_schema": _column_schema(RECOMMENDATION_COLUMNS)},
+)
+def recommendations(
+    context: dg.AssetExecutionContext, config: RecommendationsConfig, warehouse: WarehouseResource
+):
+    _pinned_threads()
+    version, model, params = load_champion()
+    repurchase_categories = [c for c in params.get("repurchase_categories", "").split(",") if c]
+    with warehouse.connect(read_only=True) as con:
+        customers = con.execute(
+            f"select customer_id, rfm_segment as segment from {CUSTOMERS_TABLE} order by customer_id"
+        ).df()
+        interactions = con.execute(
+            f"select customer_id, product_id, purchase_count, last_event_at from {INTERACTIONS_TABLE}"
+        ).df()
+        rules = con.execute("select antecedent, consequent, confidence from ml.cross_sell_rules").df()
+        products = con.execute(f"select product_id, category, is_discontinued from {PRODUCTS_TABLE}").df()
+    available = set(products.loc[~products["is_discontinued"], "product_id"].astype(str))
+    repurchase = set(products.loc[products["category"].isin(repurchase_categories), "product_id"].astype(str))
+
+    scored_at = datetime.now().replace(microsecond=0)
+    columns = ", ".join(
+        f"cast({name} as {sql_type}) as {name}" for name, sql_type, _ in RECOMMENDATION_COLUMNS
+    )
+    started = time.perf_counter()
+    rows = 0
+    with warehouse.connect() as con:
+        con.execute(
+            "create or replace table ml.recommendations ("
+            + ", ".join(f"{name} {sql_type}" for name, sql_type, _ in RECOMMENDATION_COLUMNS)
+            + ")"
+        )
+        for batch in score_placements(
+            model.state, customers, interactions, rules, available, repurchase, config.k
+        ):
+            batch["model_version"] = version
+            batch["scored_at"] = scored_at
+            con.register("_recs_batch", batch)
+            try:
+                con.execute(f"insert into ml.recommendations select {columns} from _recs_batch")
+            finally:
+                con.unregister("_recs_batch")
+            rows += len(batch)
+        reasons = dict(
+            con.execute(
+                "select placement || ':' || reason, count(*) from ml.recommendations group by 1"
+            ).fetchall()
+        )
+    score_seconds = time.perf_counter() - started
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "customers": len(customers),
+            "model_version": version,
+            "score_seconds": score_seconds,
+            "reasons": {k: int(v) for k, v in sorted(reasons.items())},
+            "repurchase_categories": repurchase_categories,
+        }
+    )
+
+
+@dg.asset_check(
+    asset=RECOMMENDATIONS_KEY,
+    name="recommendations_valid",
+    blocking=True,
+    pool=WAREHOUSE_POOL,
+    description="Every customer has home recommendations; no unknown or discontinued product; "
+    "nothing already bought outside the repurchase categories; one row per rank.",
+)
+def recommendations_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.connect(read_only=True) as con:
+        missing, unknown, discontinued, duplicates, rebought = con.execute(
+            f"""
+            with home as (select distinct customer_id from ml.recommendations where placement = 'home'),
+            bought as (select customer_id, product_id from {INTERACTIONS_TABLE} where purchase_count > 0),
+            repeated as (
+                select r.* from ml.recommendations r join bought b using (customer_id, product_id)
+            )
+            select
+                (select count(*) from {CUSTOMERS_TABLE} where customer_id not in (select customer_id from home)),
+                (select count(*) from ml.recommendations where product_id not in (select product_id from {PRODUCTS_TABLE})),
+                (select count(*) from ml.recommendations r join {PRODUCTS_TABLE} p using (product_id) where p.is_discontinued),
+                (select count(*) - count(distinct (customer_id, placement, rank)) from ml.recommendations),
+                (select count(distinct p.category) from repeated r join {PRODUCTS_TABLE} p using (product_id))
+            """
+        ).fetchall()[0]
+    failures = {
+        "customers_without_home_recommendations": missing,
+        "unknown_products": unknown,
+        "discontinued_products": discontinued,
+        "duplicate_ranks": duplicates,
+    }
+    return dg.AssetCheckResult(
+        passed=not any(failures.values()),
+        metadata={**{k: int(v) for k, v in failures.items()}, "categories_shown_again": int(rebought)},
+    )
+
+
+@dg.asset(
+    key=EMAIL_AUDIENCE_KEY,
+    deps=[RECOMMENDATIONS_KEY, get_asset_key_for_model([dbt_models], "customer_360")],
+    group_name="activation",
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb"},
+    description="Home-placement recommendations of customers with current email consent "
+    "(marts.customer_360.consent_email), for the email campaign export. No consent, no row.",
+)
+def recommendations_email(warehouse: WarehouseResource):
+    with warehouse.connect() as con:
+        con.execute(
+            f"""
+            create or replace table activation.recommendations_email as
+            select r.customer_id, r.rank, r.product_id, r.score, r.reason, r.model_version, r.scored_at
+            from ml.recommendations r
+            join {CUSTOMERS_TABLE} c using (customer_id)
+            where r.placement = 'home' and c.consent_email
+            order by r.customer_id, r.rank
+            """
+        )
+        rows, customers = con.execute(
+            "select count(*), count(distinct customer_id) from activation.recommendations_email"
+        ).fetchall()[0]
+    return dg.MaterializeResult(metadata={"dagster/row_count": int(rows), "customers": int(customers)})
+
+
+@dg.asset_check(
+    asset=EMAIL_AUDIENCE_KEY,
+    name="recommendations_email_consented",
+    blocking=True,
+    pool=WAREHOUSE_POOL,
+    description="Every customer in the email audience has current email consent.",
+)
+def recommendations_email_consented(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.connect(read_only=True) as con:
+        (without_consent,) = con.execute(
+            f"""
+            select count(distinct a.customer_id)
+            from activation.recommendations_email a
+            left join {CUSTOMERS_TABLE} c using (customer_id)
+            where not coalesce(c.consent_email, false)
+            """
+        ).fetchall()[0]
+    return dg.AssetCheckResult(
+        passed=without_consent == 0, metadata={"customers_without_consent": int(without_consent)}
+    )
+
+
+defs = dg.Definitions(
+    assets=[cross_sell_rules, recommender_model, recommendations, recommendations_email],
+    asset_checks=[cross_sell_rules_valid, recommendations_valid, recommendations_email_consented],
+)

@@ -1,0 +1,288 @@
+"""Recommendation assets materialized on a copy of the demo warehouse (demo_home stays read-only):
+the registered `recommender`, ml.recommendations and the consented email audience."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from mlflow import MlflowClient
+
+from orchestration.ml.recommendations import (
+    DEFAULT_REPURCHASE_CATEGORIES,
+    cross_sell_rules,
+    cross_sell_rules_valid,
+    defs,
+    recommendations,
+    recommendations_email,
+    recommendations_email_consented,
+    recommendations_valid,
+    recommender_model,
+    score_placements,
+)
+from orchestration.resources import WarehouseResource
+
+K = 10
+ASSETS = [
+    cross_sell_rules,
+    cross_sell_rules_valid,
+    recommender_model,
+    recommendations,
+    recommendations_valid,
+    recommendations_email,
+    recommendations_email_consented,
+]
+
+
+def _env(home) -> dict:
+    return {
+        "C360_HOME": str(home),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
+        "C360_MLFLOW_ARTIFACTS": str(home / "mlflow" / "artifacts"),
+        "C360_GIT_SHA": "0" * 40,
+    }
+
+
+@pytest.fixture(scope="module")
+def materialized(demo_home, tmp_path_factory):
+    home = tmp_path_factory.mktemp("recs_home")
+    warehouse = home / "warehouse.duckdb"
+    shutil.copy(demo_home / "warehouse.duckdb", warehouse)
+    previous_uri = mlflow.get_tracking_uri()
+    with pytest.MonkeyPatch.context() as env:
+        for key, value in _env(home).items():
+            env.setenv(key, value)
+        env.delenv("C360_WAREHOUSE", raising=False)
+        resources = {"warehouse": WarehouseResource(path=str(warehouse))}
+        first = dg.materialize(ASSETS, resources=resources, raise_on_error=False)
+        # Same data again: the new version ties the champion, so it must not replace it.
+        second = dg.materialize([recommender_model], resources=resources, raise_on_error=False)
+        client = MlflowClient()
+        champion = client.get_model_version_by_alias("recommender", "champion")
+        challenger = client.get_model_version_by_alias("recommender", "challenger")
+        run = client.get_run(champion.run_id)
+    mlflow.set_tracking_uri(previous_uri)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    yield {
+        "first": first,
+        "second": second,
+        "con": con,
+        "home": home,
+        "champion": champion,
+        "challenger": challenger,
+        "run": run,
+    }
+    con.close()
+
+
+def test_module_definitions_merge_with_the_platform_and_checks_are_blocking():
+    from orchestration.definitions import defs as platform
+
+    merged = dg.Definitions.merge(platform, defs)
+    keys = {k.to_user_string() for k in merged.resolve_asset_graph().get_all_asset_keys()}
+    assert {
+        "ml/recommender",
+        "ml/cross_sell_rules",
+        "ml/recommendations",
+        "activation/recommendations_email",
+        "intermediate/int_interactions_weighted",
+    } <= keys
+    for check in (cross_sell_rules_valid, recommendations_valid, recommendations_email_consented):
+        assert all(spec.blocking for spec in check.check_specs)
+
+
+def test_assets_materialize_and_every_check_passes(materialized):
+    result = materialized["first"]
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == 3 and all(e.passed for e in evaluations), [e.metadata for e in evaluations]
+
+
+def test_every_customer_gets_k_products_in_every_placement(materialized):
+    con = materialized["con"]
+    customers = con.execute("select count(*) from marts.customer_360").fetchone()[0]
+    per_placement = dict(
+        con.execute(
+            "select placement, count(distinct customer_id) from ml.recommendations group by 1"
+        ).fetchall()
+    )
+    assert per_placement == {"home": customers, "product": customers, "cart": customers}
+    bad_ranks = con.execute(
+        "select count(*) from (select customer_id, placement, count(*) n, max(rank) m "
+        "from ml.recommendations group by all) where n <> m or n > ?",
+        [K],
+    ).fetchone()[0]
+    assert bad_ranks == 0
+
+
+def test_no_unknown_discontinued_or_already_bought_products_outside_repurchase_categories(materialized):
+    con = materialized["con"]
+    unknown, discontinued = con.execute(
+        "select count(*) filter (where p.product_id is null), count(*) filter (where p.is_discontinued) "
+        "from ml.recommendations r left join staging.stg_catalog__products p using (product_id)"
+    ).fetchone()
+    assert unknown == 0 and discontinued == 0
+    rebought = con.execute(
+        "select distinct p.category from ml.recommendations r "
+        "join intermediate.int_interactions_weighted i using (customer_id, product_id) "
+        "join staging.stg_catalog__products p using (product_id) where i.purchase_count > 0"
+    ).fetchall()
+    assert {c for (c,) in rebought} <= set(DEFAULT_REPURCHASE_CATEGORIES)
+
+
+def test_home_placement_is_personal_for_customers_with_history(materialized):
+    con = materialized["con"]
+    reasons = dict(
+        con.execute(
+            "select reason, count(*) from ml.recommendations where placement = 'home' and customer_id in "
+            "(select customer_id from intermediate.int_interactions_weighted) group by 1"
+        ).fetchall()
+    )
+    assert reasons.get("personal", 0) > reasons.get("popular_in_segment", 0)
+
+
+def test_email_audience_holds_exactly_the_home_recommendations_of_consenting_customers(materialized):
+    con = materialized["con"]
+    audience = con.execute("select customer_id, rank, product_id from activation.recommendations_email").df()
+    expected = con.execute(
+        "select r.customer_id, r.rank, r.product_id from ml.recommendations r "
+        "join marts.customer_360 c using (customer_id) where r.placement = 'home' and c.consent_email"
+    ).df()
+    assert len(audience) > 0
+    key = ["customer_id", "rank"]
+    pd.testing.assert_frame_equal(
+        audience.sort_values(key).reset_index(drop=True), expected.sort_values(key).reset_index(drop=True)
+    )
+    without = con.execute(
+        "select count(*) from marts.customer_360 where not consent_email and customer_id in "
+        "(select customer_id from activation.recommendations_email)"
+    ).fetchone()[0]
+    assert without == 0
+
+
+def test_model_run_carries_lineage_and_the_temporal_metric(materialized):
+    run = materialized["run"]
+    tags = run.data.tags
+    assert tags["c360.source_table"] == "intermediate.int_interactions_weighted"
+    assert tags["c360.dataset_digest"] and tags["dagster.run_id"]
+    assert tags["git.sha"] == "0" * 40
+    assert 0 < run.data.metrics["temporal_ndcg_at_10"] <= 1
+    assert "popularity_ndcg_at_10" in run.data.metrics
+
+
+def test_a_tie_with_the_champion_does_not_promote(materialized):
+    assert materialized["second"].success
+    assert str(materialized["champion"].version) == "1"
+    assert str(materialized["challenger"].version) == "2"
+    reason = (
+        MlflowClient(tracking_uri=_env(materialized["home"])["MLFLOW_TRACKING_URI"])
+        .get_model_version("recommender", "2")
+        .tags["c360.promotion"]
+    )
+    assert "not promoted" in reason
+
+
+def test_champion_loads_in_a_fresh_process_and_answers_known_and_unknown_customers(materialized):
+    con = materialized["con"]
+    known = con.execute(
+        "select customer_id from intermediate.int_interactions_weighted order by customer_id limit 1"
+    ).fetchone()[0]
+    script = (
+        "import json, sys, mlflow, pandas as pd\n"
+        "model = mlflow.pyfunc.load_model('models:/recommender@champion')\n"
+        "frame = pd.DataFrame({'customer_id': [sys.argv[1], 'never-seen-customer']})\n"
+        "out = model.predict(frame)\n"
+        "print(json.dumps(out.astype({'rank': int, 'score': float}).to_dict(orient='records')))\n"
+    )
+    env = {**os.environ, **_env(materialized["home"])}
+    done = subprocess.run(
+        [sys.executable, "-c", script, known],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = pd.DataFrame(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert (out.groupby("customer_id").size() == K).all()
+    assert set(out["customer_id"]) == {known, "never-seen-customer"}
+    assert set(out.loc[out["customer_id"] == "never-seen-customer", "reason"]) == {"popular"}
+    discontinued = {
+        p
+        for (p,) in con.execute(
+            "select product_id from staging.stg_catalog__products where is_discontinued"
+        ).fetchall()
+    }
+    assert not set(out["product_id"]) & discontinued
+
+
+def test_model_artefacts_hold_only_pseudonymous_customer_ids(materialized):
+    con = materialized["con"]
+    client = MlflowClient(tracking_uri=_env(materialized["home"])["MLFLOW_TRACKING_URI"])
+    path = mlflow.artifacts.download_artifacts(
+        artifact_uri=client.get_model_version_download_uri("recommender", materialized["champion"].version),
+        tracking_uri=_env(materialized["home"])["MLFLOW_TRACKING_URI"],
+    )
+    meta = json.loads(next(Path(path).rglob("meta.json")).read_text())
+    customers = {c for (c,) in con.execute("select customer_id from marts.customer_360").fetchall()}
+    assert set(meta["user_ids"]) <= customers
+    assert not any("@" in u for u in meta["user_ids"])
+
+
+# ---------------------------------------------------------------- batch scoring, no warehouse
+
+
+def _state() -> dict:
+    # Items: 0 p-a (fashion), 1 p-b (grocery), 2 p-c (fashion), 3 p-d (discontinued).
+    weights = np.array(
+        [[0, 0.1, 0.9, 0.8], [0.2, 0, 0.1, 0], [0.9, 0.1, 0, 0], [0.5, 0, 0, 0]], dtype=np.float32
+    )
+    transitions = np.array([[0, 1.0, 0, 0], [0, 0, 1.0, 0], [1.0, 0, 0, 0], [0, 0, 0, 0]], dtype=np.float32)
+    return {
+        "weights": sp.csr_matrix(weights),
+        "transitions": sp.csr_matrix(transitions),
+        "popularity": np.array([4.0, 3.0, 2.0, 9.0], dtype=np.float32),
+        "segment_popularity": np.array([[0.0, 1.0, 5.0, 9.0]], dtype=np.float32),
+        "meta": {"item_ids": ["p-a", "p-b", "p-c", "p-d"], "segments": ["champions"]},
+    }
+
+
+def test_batch_scoring_respects_history_repurchase_and_availability():
+    customers = pd.DataFrame({"customer_id": ["c1", "c2", "c3"], "segment": ["champions", None, "champions"]})
+    interactions = pd.DataFrame(
+        {
+            "customer_id": ["c1", "c1", "c2"],
+            "product_id": ["p-a", "p-b", "p-b"],
+            "purchase_count": [1, 1, 1],
+            "last_event_at": pd.to_datetime(["2025-01-01", "2025-02-01", "2025-01-01"]),
+        }
+    )
+    rules = pd.DataFrame({"antecedent": ["p-b"], "consequent": ["p-a"], "confidence": [0.5]})
+    out = pd.concat(
+        score_placements(_state(), customers, interactions, rules, {"p-a", "p-b", "p-c"}, {"p-b"}, k=3),
+        ignore_index=True,
+    )
+    assert "p-d" not in set(out["product_id"])  # discontinued, although the most popular
+    c1 = out[out["customer_id"] == "c1"]
+    # Bought fashion p-a never comes back; bought grocery p-b may.
+    assert "p-a" not in set(c1["product_id"])
+    home = c1[c1["placement"] == "home"].sort_values("rank")
+    assert home.iloc[0]["product_id"] == "p-c" and home.iloc[0]["reason"] == "personal"
+    # Anchor = c1's last touched product p-b: the product page never shows the anchor itself.
+    assert "p-b" not in set(c1.loc[c1["placement"] != "home", "product_id"])
+    cart = c1[c1["placement"] == "cart"].sort_values("rank")
+    assert cart.iloc[0]["product_id"] == "p-c" and cart.iloc[0]["reason"] == "next_item"
+    c3 = out[(out["customer_id"] == "c3") & (out["placement"] == "home")].sort_values("rank")
+    # No history: segment popularity (p-c top in the segment once p-d is unavailable).
+    assert list(c3["product_id"]) == ["p-c", "p-b", "p-a"]
+    assert set(c3["reason"]) == {"popular_in_segment"}
