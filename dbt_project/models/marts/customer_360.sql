@@ -40,6 +40,11 @@ segments as (
         'customer_id': 'varchar', 'segment_id': 'integer', 'segment_name': 'varchar'}) }}
 ),
 
+churn as (
+    select * from {{ source_or_empty('ml', 'churn_scores', {
+        'customer_id': 'varchar', 'churn_probability': 'double', 'risk_band': 'varchar', 'model_version': 'varchar'}) }}
+),
+
 consent as (
     select
         customer_id,
@@ -147,6 +152,9 @@ final as (
         o.avg_sentiment,
         coalesce(o.negative_texts, 0) as negative_texts,
         greatest(v.last_purchase_at, b.last_web_activity_at, s.last_contact_at, o.last_review_at) as last_seen_at,
+        cast(h.churn_probability as double) as churn_probability,
+        cast(h.risk_band as varchar) as churn_risk_band,
+        cast(h.model_version as varchar) as churn_model_version,
         coalesce(k.consent_email, false) as consent_email,
         coalesce(k.consent_sms, false) as consent_sms,
         coalesce(k.consent_push, false) as consent_push,
@@ -163,6 +171,7 @@ final as (
     left join service s using (customer_id)
     left join voice o using (customer_id)
     left join segments g using (customer_id)
+    left join churn h using (customer_id)
 )
 
 select * from final
