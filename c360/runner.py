@@ -27,7 +27,6 @@ def prepare_instance(settings: Settings | None = None) -> Settings:
     settings = (settings or get_settings()).ensure_dirs()
     os.environ["C360_HOME"] = str(settings.home)
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
-    os.environ.setdefault("MLFLOW_TRACKING_URI", settings.mlflow_tracking_uri)
     config = settings.dagster_home / "dagster.yaml"
     if not config.exists():
         config.write_text(DAGSTER_YAML)

@@ -21,6 +21,10 @@ def _build_demo(home: Path) -> dict:
     from c360.settings import get_settings
 
     os.environ["C360_HOME"] = str(home)
+    os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    # Paths derived from another home (set by an earlier test in this process) must not leak in.
+    for var in ("C360_WAREHOUSE", "MLFLOW_TRACKING_URI", "C360_LANDING", "C360_KEY_FILE", "C360_KEYS_DIR"):
+        os.environ.pop(var, None)
     settings = get_settings()
     ensure_dev_keys(settings)
     generate(settings.landing, customers=DEMO_CUSTOMERS, seed=DEMO_SEED, progress=False)
@@ -49,6 +53,8 @@ def demo_home(tmp_path_factory, worker_id) -> Path:
             done.write_text(json.dumps(_build_demo(home)))
     os.environ["C360_HOME"] = str(home)
     os.environ["DAGSTER_HOME"] = str(home / "dagster")
+    for var in ("C360_WAREHOUSE", "MLFLOW_TRACKING_URI", "C360_LANDING"):
+        os.environ.pop(var, None)
     return home
 
 
@@ -67,6 +73,7 @@ def c360_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "c360"
     monkeypatch.setenv("C360_HOME", str(home))
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
-    monkeypatch.delenv("C360_WAREHOUSE", raising=False)
+    for var in ("C360_WAREHOUSE", "MLFLOW_TRACKING_URI", "C360_LANDING"):
+        monkeypatch.delenv(var, raising=False)
     ensure_dev_keys(get_settings())
     return home

@@ -13,9 +13,9 @@ dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_D
 
 def dbt_env() -> None:
     """dbt runs with the project folder as working directory: give it absolute paths."""
-    settings = get_settings()
-    os.environ["C360_HOME"] = str(settings.home)
-    os.environ.setdefault("C360_WAREHOUSE", str(settings.warehouse))
+    # Only C360_HOME is exported: the profile derives the warehouse from it unless the user set
+    # C360_WAREHOUSE. Exporting a derived path would outlive a later change of C360_HOME.
+    os.environ["C360_HOME"] = str(get_settings().home)
 
 
 def _manifest_is_stale() -> bool:
