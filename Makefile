@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 export C360_HOME ?= $(CURDIR)/.c360
 export DAGSTER_HOME ?= $(C360_HOME)/dagster
+# Tools of the virtualenv (dbt, dagster, mlflow) first, activated or not.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 CUSTOMERS ?= 20000
 SEED ?= 42
 
@@ -34,13 +36,14 @@ test: install
 	$(BIN)/pytest -n 2 --dist loadfile
 
 ui: install
-	@echo "Dagster UI: http://127.0.0.1:3000   MLflow UI: http://127.0.0.1:5000   (Ctrl-C stops both)"
+	@echo "Dagster UI: http://127.0.0.1:3000   MLflow UI: http://127.0.0.1:5000   Insights app: http://127.0.0.1:8501   (Ctrl-C stops all)"
 	@trap 'kill 0' INT TERM EXIT; \
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 \
 	    --backend-store-uri sqlite:///$(C360_HOME)/mlflow/mlflow.db \
 	    --default-artifact-root $(C360_HOME)/mlflow/artifacts & \
 	$(BIN)/c360 dagster-home >/dev/null; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000 & \
+	$(BIN)/c360 app --host 127.0.0.1 --port 8501 & \
 	wait
 
 bench: install

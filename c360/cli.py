@@ -144,6 +144,7 @@ _mount(eval_group, "c360.evals.churn", "eval_churn_command", "churn")
 _mount(eval_group, "c360.evals.sentiment", "eval_sentiment_command", "sentiment")
 _mount(main, "c360.privacy.erasure", "erase_command", "erase")
 _mount(main, "c360.privacy.access", "reveal_command", "reveal")
+_mount(main, "c360.app_cli", "app_command", "app")
 _mount(main, "c360.privacy.keys", "keys_command", "keys")
 _mount(main, "c360.privacy.scan", "scan_pii_command", "scan-pii")
 

@@ -59,7 +59,8 @@ def demo_warehouse(demo_home):
 def test_customer_360_keeps_one_row_per_customer_with_behaviour_columns(demo_warehouse):
     columns = {r[0] for r in demo_warehouse.execute("describe marts.customer_360").fetchall()}
     assert BEHAVIOUR_COLUMNS <= columns
-    assert not {"churn_probability", "churn_risk"} & columns
+    # Risk comes from the churn model's scores (empty until it has run).
+    assert {"churn_probability", "churn_risk_band"} <= columns
     rows, customers, shares_off = demo_warehouse.execute(
         "select count(*), count(distinct customer_id), "
         "count(*) filter (where abs(share_web + share_app + share_store - 1) > 1e-9) from marts.customer_360"

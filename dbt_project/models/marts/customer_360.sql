@@ -84,8 +84,10 @@ value as (
         count(*) filter (where channel in ('web', 'app')) as orders_online,
         count(*) filter (where channel = 'store') as orders_in_store,
         count(*) as orders_total,
-        round(sum(amount), 2) as revenue,
-        round(avg(amount), 2) as avg_order_value,
+        -- Exact decimal sums: a float sum depends on the (parallel) order of its terms, which
+        -- made reruns on the same inputs differ in the last cent.
+        cast(sum(cast(amount as decimal(18, 2))) as double) as revenue,
+        round(cast(sum(cast(amount as decimal(18, 2))) / count(*) as double), 2) as avg_order_value,
         min(purchased_at) as first_purchase_at,
         max(purchased_at) as last_purchase_at
     from purchases

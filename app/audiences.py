@@ -1,0 +1,112 @@
+"""Audiences built from filters, with consent enforced in the SQL itself: whatever the filters,
+only customers who consented to the chosen channel are counted or exported. Exports hold the
+customer id and the masked contact only, and every export is logged (who, when, filters, row
+count; no personal data) to ``$C360_HOME/reports/audience_exports.jsonl``.
+
+The app's warehouse connection is read-only (the pipeline is the one writer), so the log is a
+file rather than a table.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+from queries import CONSENT_CHANNELS, run
+
+# The contact a channel reaches, masked; push goes to the app by customer id.
+CHANNEL_CONTACT = {"email": "email_masked", "sms": "phone_masked", "phone": "phone_masked", "push": None}
+EXPORT_LOG = "audience_exports.jsonl"
+
+
+@dataclass(frozen=True)
+class AudienceFilter:
+    channel: str
+    rfm_segments: tuple[str, ...] = field(default_factory=tuple)
+    clv_tiers: tuple[str, ...] = field(default_factory=tuple)
+    risk_bands: tuple[str, ...] = field(default_factory=tuple)
+    cluster_names: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.channel not in CONSENT_CHANNELS:
+            raise ValueError(f"channel must be one of {CONSENT_CHANNELS}, not {self.channel!r}")
+
+
+def audience_sql(spec: AudienceFilter, select: str) -> tuple[str, list]:
+    """The audience query and its parameters. The consent condition is not optional."""
+    where = [f"c.consent_{spec.channel} is true"]
+    if CHANNEL_CONTACT[spec.channel]:
+        where.append(f"c.{CHANNEL_CONTACT[spec.channel]} is not null")
+    params: list = []
+    joins = []
+    if spec.rfm_segments:
+        where.append("c.rfm_segment in (select unnest(?))")
+        params.append(list(spec.rfm_segments))
+    if spec.clv_tiers:
+        where.append("c.clv_tier in (select unnest(?))")
+        params.append(list(spec.clv_tiers))
+    if spec.risk_bands:
+        joins.append("join ml.churn_scores k on k.customer_id = c.customer_id")
+        where.append("k.risk_band in (select unnest(?))")
+        params.append(list(spec.risk_bands))
+    if spec.cluster_names:
+        joins.append("join marts.customer_segments s on s.customer_id = c.customer_id")
+        where.append("s.segment_name in (select unnest(?))")
+        params.append(list(spec.cluster_names))
+    sql = f"select {select} from marts.customer_360 c {' '.join(joins)} where {' and '.join(where)}"
+    return sql, params
+
+
+def audience_size(path: str, spec: AudienceFilter) -> int:
+    sql, params = audience_sql(spec, "count(distinct c.customer_id) as n")
+    return int(run(path, sql, params)["n"].iloc[0])
+
+
+def audience_rows(path: str, spec: AudienceFilter, limit: int | None = None) -> pd.DataFrame:
+    """customer_id, channel and the masked contact for that channel: what the CSV holds."""
+    contact = CHANNEL_CONTACT[spec.channel]
+    contact_sql = f"c.{contact}" if contact else "null::varchar"
+    select = f"distinct c.customer_id, '{spec.channel}' as channel, {contact_sql} as contact_masked"
+    sql, params = audience_sql(spec, select)
+    sql += " order by c.customer_id" + (f" limit {int(limit)}" if limit is not None else "")
+    return run(path, sql, params)
+
+
+def audience_csv(rows: pd.DataFrame) -> bytes:
+    return rows[["customer_id", "channel", "contact_masked"]].to_csv(index=False).encode()
+
+
+def export(path: str, reports_dir: Path, spec: AudienceFilter, user: str | None = None) -> bytes:
+    """The audience as CSV bytes, logged. Called when the user clicks export."""
+    rows = audience_rows(path, spec)
+    csv = audience_csv(rows)
+    log_export(reports_dir, spec, len(rows), csv, user)
+    return csv
+
+
+def who() -> str:
+    return os.environ.get("C360_APP_USER") or getpass.getuser()
+
+
+def log_export(
+    reports_dir: Path, spec: AudienceFilter, rows: int, csv: bytes, user: str | None = None
+) -> dict:
+    """Append one line to the export log: no customer ids or contacts, only what was asked and
+    how many rows left (the file's digest lets an auditor match a file to its line)."""
+    entry = {
+        "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "user": user or who(),
+        "filters": asdict(spec),
+        "rows": int(rows),
+        "sha256": hashlib.sha256(csv).hexdigest(),
+    }
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    with (reports_dir / EXPORT_LOG).open("a", encoding="utf-8") as log:
+        log.write(json.dumps(entry) + "\n")
+    return entry

@@ -1,0 +1,120 @@
+"""The insights app's queries without a browser, on the demo platform and on small hand-made
+warehouses: consent is enforced whatever the filters, exports hold masked contacts only and are
+logged without personal data, sensitive columns never come back, and missing tables or a
+warehouse locked by a writer give a message rather than a crash."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "app"))
+logging.getLogger("streamlit").setLevel(logging.ERROR)
+
+import audiences
+import queries
+
+
+@pytest.fixture
+def tiny_warehouse(tmp_path) -> str:
+    path = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("create schema marts")
+    con.execute(
+        """create table marts.customer_360 as select * from (values
+        ('C1', 'a***@x.com', '***1111', 'important value', 'gold', true, false, true, false, 'tok1', 'h1'),
+        ('C2', 'b***@x.com', '***2222', 'important value', 'gold', false, true, false, false, 'tok2', 'h2'),
+        ('C3', null, '***3333', 'general win-back', 'bronze', true, true, true, true, 'tok3', 'h3'),
+        ('C4', 'd***@x.com', null, 'general win-back', 'gold', true, null, null, null, 'tok4', 'h4'))
+        t(customer_id, email_masked, phone_masked, rfm_segment, clv_tier, consent_email, consent_sms,
+          consent_push, consent_phone, email_enc, email_hash)"""
+    )
+    con.close()
+    return str(path)
+
+
+def test_audience_includes_only_customers_consented_to_the_channel(tiny_warehouse):
+    email = audiences.AudienceFilter("email")
+    # C3 consented to email but has no email address; C2 did not consent.
+    assert audiences.audience_rows(tiny_warehouse, email)["customer_id"].tolist() == ["C1", "C4"]
+    sms_gold = audiences.AudienceFilter("sms", clv_tiers=("gold",))
+    assert audiences.audience_rows(tiny_warehouse, sms_gold)["customer_id"].tolist() == ["C2"]
+    assert audiences.audience_size(tiny_warehouse, audiences.AudienceFilter("phone")) == 1
+
+
+def test_audience_rejects_an_unknown_channel():
+    with pytest.raises(ValueError, match="channel must be one of"):
+        audiences.AudienceFilter("email or 1=1")
+
+
+def test_export_holds_id_and_masked_contact_and_logs_no_personal_data(tiny_warehouse, tmp_path):
+    reports = tmp_path / "reports"
+    spec = audiences.AudienceFilter("email", rfm_segments=("important value", "general win-back"))
+    csv = audiences.export(tiny_warehouse, reports, spec, user="analyst")
+
+    assert csv.decode().splitlines() == [
+        "customer_id,channel,contact_masked",
+        "C1,email,a***@x.com",
+        "C4,email,d***@x.com",
+    ]
+    (line,) = (reports / audiences.EXPORT_LOG).read_text().splitlines()
+    entry = json.loads(line)
+    assert entry["user"] == "analyst" and entry["rows"] == 2 and entry["filters"]["channel"] == "email"
+    assert "C1" not in line and "a***" not in line
+
+
+def test_results_never_carry_encrypted_or_hashed_columns(tiny_warehouse):
+    frame = queries.run(tiny_warehouse, "select * from marts.customer_360")
+    assert "customer_id" in frame.columns
+    assert not [c for c in frame.columns if c.endswith(("_enc", "_hash"))]
+
+
+def test_a_missing_table_is_reported_not_raised_as_a_crash(tiny_warehouse):
+    with pytest.raises(queries.TableMissing):
+        queries.run(tiny_warehouse, "select * from ml.churn_scores")
+
+
+def test_a_warehouse_locked_by_a_writer_gives_a_friendly_message(tiny_warehouse):
+    import subprocess
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys, time; c = duckdb.connect({tiny_warehouse!r}); print('ok', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ok"
+        with pytest.raises(queries.WarehouseUnavailable, match="writing to the warehouse"):
+            queries.run(tiny_warehouse, "select 1")
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+
+
+def test_demo_pages_queries_answer_on_the_demo_platform(demo_home):
+    stamp = queries.stamp()
+    assert stamp[0] == str(demo_home / "warehouse.duckdb")
+    k = queries.kpis(stamp).iloc[0]
+    assert k.customers > 0 and 0 < k.active_customers <= k.customers
+    trend = queries.monthly_trend(stamp)
+    assert set(trend["channel"]) >= {"web", "store"}
+    moves = queries.rfm_movement(stamp, 90)
+    # Everyone segmented now appears once in the movement matrix.
+    assert moves["customers"].sum() == len(
+        queries.run(stamp[0], "select customer_id from marts.customer_rfm")
+    )
+    checks = queries.quality_checks(str(demo_home / "dagster"))
+    assert (checks["kind"] == "quality gate").any()
+    customer = queries.sample_customers(stamp, 1)[0]
+    profile = queries.profile(stamp, customer)
+    assert profile["customer_id"].tolist() == [customer]
+    assert not [c for c in profile.columns if c.endswith(("_enc", "_hash"))]
