@@ -77,3 +77,24 @@ def c360_home(tmp_path, monkeypatch) -> Path:
         monkeypatch.delenv(var, raising=False)
     ensure_dev_keys(get_settings())
     return home
+
+
+@pytest.fixture(scope="session")
+def loaded_home(tmp_path_factory):
+    """300 generated customers loaded into raw (no dbt): the warehouse file and landing folder."""
+    from c360.generate import generate
+    from c360.ingest.loader import load_source, quarantine_duplicate_orders
+    from c360.privacy.keys import Keyring
+    from c360.warehouse import connect
+
+    home = tmp_path_factory.mktemp("c360")
+    generate(home / "landing", customers=300, seed=7, progress=False)
+    keyring = Keyring.generate()
+    con = connect(home / "warehouse.duckdb")
+    for source in ("products", "crm_customers", "ecommerce_orders", "ecommerce_order_items"):
+        load_source(con, source, home / "landing", keyring)
+    quarantine_duplicate_orders(con, "test")
+    for source in ("web_events", "pos_transactions", "service_tickets", "product_reviews", "marketing_consent"):
+        load_source(con, source, home / "landing", keyring)
+    con.close()
+    return home
