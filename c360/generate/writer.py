@@ -62,11 +62,20 @@ def _csv_escape(value: str) -> str:
     return '"' + value.replace('"', '""') + '"' if any(c in value for c in '",\r\n') else value
 
 
-def concat_lines(lines: pa.Array) -> bytes:
-    with_nl = pc.binary_join_element_wise(lines, "", "\n")
-    if not len(with_nl):
-        return b""
-    offsets = np.frombuffer(with_nl.buffers()[1], dtype=np.int32)[
+def concat_lines(lines: pa.Array | pa.ChunkedArray) -> bytes:
+    """One newline-terminated line per element, as bytes, without a Python loop over rows.
+    At large scale pyarrow hands back ChunkedArrays (and a chunk may use 64-bit offsets), so
+    join chunk by chunk."""
+    chunks = lines.chunks if isinstance(lines, pa.ChunkedArray) else [lines]
+    return b"".join(_concat_chunk(c) for c in chunks if len(c))
+
+
+def _concat_chunk(lines: pa.Array) -> bytes:
+    # 64-bit offsets: one chunk of a big file can pass 2 GiB of text.
+    lines = lines.cast(pa.large_string())
+    nl, empty = pa.scalar("\n", pa.large_string()), pa.scalar("", pa.large_string())
+    with_nl = pc.binary_join_element_wise(lines, empty, nl)
+    offsets = np.frombuffer(with_nl.buffers()[1], dtype=np.int64)[
         with_nl.offset : with_nl.offset + len(with_nl) + 1
     ]
     return with_nl.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
