@@ -95,6 +95,22 @@ def test_tags_cover_the_groups_and_belong_to_known_customers(demo_warehouse):
     ).fetchone()[0]
     assert orphans == 0
 
+def test_churn_risk_tags_follow_the_champions_bands(demo_warehouse):
+    # High and medium bands in customer_360 become risk tags; low risk is not a tag.
+    expected = set(
+        demo_warehouse.execute(
+            "select customer_id, churn_risk_band || ' churn risk' from marts.customer_360"
+            " where churn_risk_band in ('high', 'medium')"
+        ).fetchall()
+    )
+    tagged = set(
+        demo_warehouse.execute(
+            "select customer_id, value from marts.customer_tags where tag_group = 'risk' and tag = 'churn_risk'"
+        ).fetchall()
+    )
+    assert expected, "the demo's churn model scored no one high or medium"
+    assert tagged == expected
+
 
 @pytest.fixture(scope="module")
 def materialized(demo_home, tmp_path_factory):

@@ -18,8 +18,8 @@
 -- value      big_spender            yes when the average order value is in the top 10%
 -- risk       complaint              open complaint / recent complaint (90 days) / repeat complainer (>= 2 ever)
 -- risk       voice                  negative voice (average text sentiment < -0.3)
--- (churn-risk tags from ml.churn_scores are added by the lead once that table is part of every run:
---  a dbt unit test cannot mock a source table that does not exist yet)
+-- risk       churn_risk             high / medium churn risk: the champion churn model's band in customer_360
+--                                   (low is not a tag; no tag until the churn model has scored)
 with customers as (
     select * from {{ ref('customer_360') }}
 ),
@@ -65,7 +65,9 @@ rules as (
                 when open_complaints > 0 then 'open complaint'
                 when complaints_90d > 0 then 'recent complaint'
                 when complaints >= 2 then 'repeat complainer' end},
-            {'tag_group': 'risk', 'tag': 'voice', 'value': case when avg_sentiment < -0.3 then 'negative voice' end}
+            {'tag_group': 'risk', 'tag': 'voice', 'value': case when avg_sentiment < -0.3 then 'negative voice' end},
+            {'tag_group': 'risk', 'tag': 'churn_risk', 'value': case
+                when churn_risk_band in ('high', 'medium') then churn_risk_band || ' churn risk' end}
         ]) as rule
     from profiles
 ),
