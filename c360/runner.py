@@ -19,6 +19,10 @@ concurrency:
     default_limit: 1
   runs:
     max_concurrent_runs: 4
+# Loading the code (dbt manifest, MLflow, scikit-learn) takes tens of seconds on an idle 2-core
+# machine and minutes on a busy one; Dagster's default 180 s would kill the code server first.
+code_servers:
+  local_startup_timeout: 600
 """
 
 

@@ -22,16 +22,6 @@ from pathlib import Path
 
 import duckdb
 
-MERGED_DEFS = """
-import dagster as dg
-from orchestration.definitions import defs as platform_defs
-from orchestration.activation.cart_abandoned import defs as cart_defs
-from orchestration.alerts.definitions import defs as alerts_defs
-from orchestration.automation.definitions import defs as automation_defs
-from orchestration.sensors.definitions import defs as sensors_defs
-
-defs = dg.Definitions.merge(platform_defs, cart_defs, automation_defs, sensors_defs, alerts_defs)
-"""
 HEADER = "event_id,occurred_at,session_id,device_id,user_id,event_type,product_id,search_query,channel,order_id"
 
 
@@ -84,7 +74,6 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="c360_latency_"))
     home = work / "home"
     shutil.copytree(args.home, home, ignore=shutil.ignore_patterns("dagster"))
-    (work / "merged_defs.py").write_text(MERGED_DEFS)
     # The code server may run another interpreter than this one: dbt must be on its PATH.
     venv_bin = str(Path(sys.executable).parent)
     env = os.environ | {
@@ -95,7 +84,7 @@ def main() -> None:
     port = _free_port()
     log = open(work / "dagster_dev.log", "w")
     dev = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster"), "dev", "-f", str(work / "merged_defs.py"),
+        [str(Path(sys.executable).parent / "dagster"), "dev", "-m", "orchestration.definitions", "-a", "defs",
          "-h", "127.0.0.1", "-p", str(port)],
         env=env, cwd=Path(__file__).resolve().parent.parent, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,
