@@ -214,7 +214,9 @@ def write_web(
     fut = plant(rng, codes, "web_events", "future_timestamp", ~protect, floor)
     plant(rng, codes, "web_events", "malformed_line", ~protect, floor)
     t = t.copy()
-    t[fut] += rng.integers(2 * 365, 5 * 365, len(fut)) * DAY
+    # 2-5 years after the data's END, not after the event: shifted from the event's own time, a
+    # late-2024 event landed in late 2026 - no longer in the future when the files were loaded.
+    t[fut] = horizon.end_s + 1 + rng.integers(2 * 365, 5 * 365, len(fut)) * DAY + t[fut] % DAY
     mask = np.zeros(m, dtype=bool)
     mask[miss] = True
     session_id = pc.if_else(pa.array(mask), pa.nulls(m, pa.string()), session_id)

@@ -126,7 +126,10 @@ def write_orders(
     copy_of = np.where(copy_of >= 0, pos_of[np.maximum(copy_of, 0)], -1)
     t_written = t_all.copy()
     fut_rows = codes == CODE["future_timestamp"]
-    t_written[fut_rows] += rng.integers(2 * 365, 5 * 365, fut_rows.sum()) * DAY
+    # 2-5 years after the data's end (see clickstream.py), so the defect stays a future timestamp.
+    t_written[fut_rows] = (
+        horizon.end_s + 1 + rng.integers(2 * 365, 5 * 365, fut_rows.sum()) * DAY + t_written[fut_rows] % DAY
+    )
     m = len(rows)
     sel = pa.array(rows)
     amount_w = amount[rows]
