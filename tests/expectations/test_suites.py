@@ -40,6 +40,24 @@ def test_negative_amount_fails_the_amount_range_only(warehouse):
     ]
 
 
+def test_future_timestamps_are_caught_inside_and_beyond_the_nanosecond_range(warehouse):
+    # The runner hands GX nanosecond timestamps (vectorised); a year-9999 value does not fit
+    # nanoseconds and must still be judged, on the exact microsecond column.
+    for ts, offset, future in (("now() + interval 30 day", 0, 2), ("timestamp '9999-01-01 00:00:00'", 2, 3)):
+        warehouse.execute(f"update raw.service_tickets set opened_at = {ts} where ticket_id in (select ticket_id "
+                          f"from raw.service_tickets order by ticket_id limit {future - offset} offset {offset})")
+        outcome = validate_suite(warehouse, load_suite("raw.service_tickets"), batch_rows=2_000)
+        assert [(e["column"], e["unexpected"]) for e in outcome.failed if e["part"] == "rows"] == [("opened_at", future)]
+
+
+def test_zero_quantity_fails_the_quantity_range(warehouse):
+    # quantity is an INTEGER (int32 in Arrow): the runner widens it so GX compares vectorised.
+    warehouse.execute("update raw.ecommerce_order_items set quantity = 0 where order_item_id in "
+                      "(select order_item_id from raw.ecommerce_order_items order by order_item_id limit 3)")
+    outcome = validate_suite(warehouse, load_suite("raw.ecommerce_order_items"), batch_rows=2_000)
+    assert [(e["column"], e["unexpected"]) for e in outcome.failed] == [("quantity", 3)]
+
+
 def test_plaintext_email_in_a_hash_column_fails_the_hash_format(warehouse):
     warehouse.execute("update raw.service_tickets set email_hash = 'li.wei@example.com' where ticket_id in "
                       "(select ticket_id from raw.service_tickets where email_hash is not null limit 1)")
