@@ -10,7 +10,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 CUSTOMERS ?= 20000
 SEED ?= 42
 
-.PHONY: install demo test ui bench lint clean
+.PHONY: install demo test test-spark ui bench lint clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -35,6 +35,15 @@ demo: install
 test: install
 	$(BIN)/pytest -n 2 --dist loadfile
 
+# The dbt project on Apache Spark vs DuckDB (needs Java 17+), in a virtualenv of its own: with
+# pyspark installed, Great Expectations imports pyspark.sql.connect, whose import calls sys.exit(0)
+# in any process started with `python -c` (Dagster's run workers among them), so it must never
+# share the platform's .venv.
+SPARK_VENV := .venv-spark
+test-spark: $(UV)
+	UV_PROJECT_ENVIRONMENT=$(SPARK_VENV) $(UV) sync --frozen --extra dev --extra spark --python $(PYTHON)
+	PATH=$(CURDIR)/$(SPARK_VENV)/bin:$$PATH $(SPARK_VENV)/bin/pytest -m spark tests/spark
+
 ui: install
 	@echo "Dagster UI: http://127.0.0.1:3000   MLflow UI: http://127.0.0.1:5000   Insights app: http://127.0.0.1:8501   (Ctrl-C stops all)"
 	@trap 'kill 0' INT TERM EXIT; \
@@ -46,8 +55,11 @@ ui: install
 	$(BIN)/c360 app --host 127.0.0.1 --port 8501 & \
 	wait
 
+# S and M by default; L on request: make bench BENCH_SCALES=L BENCH_ARGS="--landing /path/to/landing"
+BENCH_SCALES ?= S M
+BENCH_ARGS ?=
 bench: install
-	$(BIN)/c360 bench --scale S --scale M
+	$(BIN)/c360 bench $(foreach s,$(BENCH_SCALES),--scale $(s)) --results benchmarks/results.json $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check c360 orchestration ml expectations tests

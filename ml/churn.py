@@ -60,6 +60,20 @@ FEATURE_DESCRIPTIONS: dict[str, str] = {
     "promo_share": "share of the last 365 days' orders that used a promotion",
     "days_since_last_visit": "days from the last web/app session to the as-of date (NaN without sessions)",
     "avg_order_value": "monetary_365d / frequency_365d (NaN without orders)",
+    # Purchase rate over the whole history: a steadier estimate than one year's count, and with
+    # the first order's age it separates a slow buyer from one who has stopped.
+    "frequency_all": "orders before the as-of date, whole history",
+    "order_rate": "frequency_all / tenure_days: orders per day since first known (NaN without tenure)",
+    "first_purchase_days": "days from the first order to the as-of date (NaN if the customer never ordered)",
+    "frequency_180d": "orders in the 180 days before the as-of date",
+    "frequency_same_window_last_year": "orders in the horizon's window one year earlier (same season, e.g. Singles' Day)",
+    "sale_orders_all": "orders in the run-ups to Singles' Day (Nov 1-11) and the 618 sale (Jun 1-18), whole history",
+    "visits_365d": "web/app sessions in the 365 days before the as-of date",
+    "visits_prev_90d": "web/app sessions 180 to 90 days before the as-of date",
+    "complaints_refunds_90d": "complaint or refund tickets opened in the last 90 days",
+    "days_since_last_ticket_180d": "days from the last support ticket of the last 180 days (NaN without one)",
+    "reviews_120d": "product reviews written in the last 120 days",
+    "avg_review_score_120d": "mean rating of the reviews written in the last 120 days (NaN without any)",
 }
 FEATURES: list[str] = list(FEATURE_DESCRIPTIONS)
 

@@ -511,3 +511,37 @@ def fit_benchmark(n_customers: int = 1_000_000, seed: int = 0) -> dict:
         "bgnbd_fitted": asdict(bgnbd),
         "gamma_gamma_fitted": asdict(gamma_gamma),
     }
+
+
+def fit_summary(summary: pd.DataFrame) -> tuple[BGNBDParams, GammaGammaParams]:
+    """BG/NBD and Gamma-Gamma fitted on a per-customer summary (frequency, recency_days, t_days,
+    monetary_value; days as the time unit)."""
+    bgnbd = fit_bgnbd(summary["frequency"], summary["recency_days"], summary["t_days"])
+    gamma_gamma = fit_gamma_gamma(summary["frequency"], summary["monetary_value"])
+    return bgnbd, gamma_gamma
+
+
+def score_customers(
+    summary: pd.DataFrame,
+    bgnbd: BGNBDParams,
+    gamma_gamma: GammaGammaParams,
+    horizon_months: int,
+    monthly_discount_rate: float,
+) -> pd.DataFrame:
+    """The summary with p_alive, expected purchases over the horizon, expected average value,
+    discounted CLV, tier and expected days to the next purchase (days as the time unit)."""
+    x, t_x, big_t, m = (summary[c] for c in ("frequency", "recency_days", "t_days", "monetary_value"))
+    days_per_month = PERIODS_PER_MONTH["D"]
+    scored = summary.copy()
+    scored["p_alive"] = p_alive(bgnbd, x, t_x, big_t)
+    scored["expected_purchases"] = expected_purchases(bgnbd, horizon_months * days_per_month, x, t_x, big_t)
+    scored["expected_avg_value"] = expected_avg_value(gamma_gamma, x, m)
+    scored["clv"] = np.maximum(
+        customer_lifetime_value(
+            bgnbd, gamma_gamma, x, t_x, big_t, m, horizon_months, monthly_discount_rate, days_per_month
+        ),
+        0.0,  # guards against -0.0 / rounding below zero; the formula itself is non-negative
+    )
+    scored["clv_tier"] = clv_tier(scored["clv"]).astype(str)
+    scored["expected_days_to_next_purchase"] = expected_days_to_next_purchase(bgnbd, x, t_x, big_t)
+    return scored

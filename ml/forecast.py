@@ -11,8 +11,16 @@ weekly history per category there are too few seasons to initialise a 52-period
 Holt-Winters well or to give trees enough examples of each holiday, whereas a regression
 forecasts every horizon directly (no recursion), extrapolates the trend, moves CNY with the
 lunar calendar, and is fitted in closed form. Recent weeks weigh more, so the trend follows
-the latest years. Series shorter than two seasons (under a season of training rows once the
-lag is taken) fall back to ``seasonal_naive``.
+the latest years. With two seasons of history the ridge also uses the same week a season ago;
+with at least ``MIN_WEEKS_FOR_RIDGE`` weeks (a season plus a quarter) it fits on the calendar
+terms alone; shorter series fall back to ``seasonal_naive``.
+
+``level_adjusted_naive`` is seasonal-naive scaled by how the latest weeks compare with the same
+weeks a season earlier: the simplest model that follows growth.
+
+``forecast`` chooses per category, by a backtest on the category's own most recent weeks
+(up to ``SELECTION_FOLDS`` windows of the horizon, never the weeks being forecast), among
+seasonal-naive, the level-adjusted naive and the ridge (``choose_model``).
 """
 
 from __future__ import annotations
@@ -28,7 +36,12 @@ SEASON = 52
 FOURIER_TERMS = 6
 RIDGE_PENALTY = 1.0
 HALF_LIFE_WEEKS = 104
-MIN_WEEKS_FOR_MODEL = 2 * SEASON
+MIN_WEEKS_FOR_MODEL = 2 * SEASON  # the ridge with the season-ago lag
+MIN_WEEKS_FOR_RIDGE = SEASON + 13  # the ridge on calendar terms only
+LEVEL_WEEKS = 8  # recent weeks compared with a season earlier by level_adjusted_naive
+MIN_LEVEL_WEEKS = 4
+LEVEL_RATIO_BOUNDS = (0.5, 2.0)  # a few odd weeks must not double or halve a whole season
+SELECTION_FOLDS = 2
 INTERVAL_LEVEL = 0.9
 FORECAST_COLUMNS = ["category", "week_start", "units_forecast", "lower", "upper"]
 
@@ -43,6 +56,7 @@ CHINESE_NEW_YEAR = pd.to_datetime(
 )  # fmt: skip
 
 ModelFn = Callable[[pd.DataFrame, int], pd.DataFrame]
+OneSeriesFn = Callable[[str, pd.Series, int, int, float], pd.DataFrame]
 
 
 def _complete_weeks(history: pd.DataFrame) -> dict[str, pd.Series]:
@@ -148,7 +162,9 @@ def _seasonal_ridge_one(category, units: pd.Series, horizon, season, level) -> p
     n = len(y)
     weeks = units.index
     future = _future_weeks(weeks[-1], horizon)
-    use_lag = horizon <= season  # beyond a season the lag would need our own forecasts
+    # Beyond a season the lag would need our own forecasts; under two seasons it would leave
+    # less than a season of training rows.
+    use_lag = horizon <= season and n >= 2 * season
     rows = np.arange(season if use_lag else 0, n)
 
     def design(week_index, row_numbers):
@@ -173,18 +189,80 @@ def seasonal_ridge(
     history: pd.DataFrame, horizon: int = 8, season: int = SEASON, level: float = INTERVAL_LEVEL
 ) -> pd.DataFrame:
     """Per-category ridge forecast (see module docstring); seasonal-naive on short series."""
-    frames = []
-    for category, units in _complete_weeks(history).items():
-        if len(units) < MIN_WEEKS_FOR_MODEL:
-            frames.append(_seasonal_naive_one(category, units, horizon, season, level))
-        else:
-            frames.append(_seasonal_ridge_one(category, units, horizon, season, level))
+    return _per_category(history, _ridge_or_naive_one, horizon, season, level)
+
+
+def _ridge_or_naive_one(category, units: pd.Series, horizon, season, level) -> pd.DataFrame:
+    if len(units) < MIN_WEEKS_FOR_RIDGE:
+        return _seasonal_naive_one(category, units, horizon, season, level)
+    return _seasonal_ridge_one(category, units, horizon, season, level)
+
+
+def _level_adjusted_one(category, units: pd.Series, horizon, season, level) -> pd.DataFrame:
+    y = units.to_numpy()
+    recent = min(LEVEL_WEEKS, len(y) - season)
+    if recent < MIN_LEVEL_WEEKS:
+        return _seasonal_naive_one(category, units, horizon, season, level)
+    now, year_ago = y[-recent:].sum(), y[-recent - season : -season].sum()
+    ratio = float(np.clip(now / year_ago, *LEVEL_RATIO_BOUNDS)) if year_ago > 0 else 1.0
+    naive = _seasonal_naive_one(category, units, horizon, season, level)
+    spread = (naive["upper"] - naive["units_forecast"]).to_numpy()
+    return _frame(category, naive["week_start"], ratio * naive["units_forecast"].to_numpy(), ratio * spread)
+
+
+def level_adjusted_naive(
+    history: pd.DataFrame, horizon: int = 8, season: int = SEASON, level: float = INTERVAL_LEVEL
+) -> pd.DataFrame:
+    """Seasonal-naive times (last ``LEVEL_WEEKS`` weeks / the same weeks a season earlier)."""
+    return _per_category(history, _level_adjusted_one, horizon, season, level)
+
+
+def _per_category(history, one: OneSeriesFn, horizon, season, level) -> pd.DataFrame:
+    frames = [one(c, units, horizon, season, level) for c, units in _complete_weeks(history).items()]
     return pd.concat(frames, ignore_index=True) if frames else _empty_forecast()
 
 
+CANDIDATES: dict[str, OneSeriesFn] = {
+    "seasonal_naive": _seasonal_naive_one,
+    "level_adjusted_naive": _level_adjusted_one,
+    "seasonal_ridge": _ridge_or_naive_one,
+}
+
+
+def choose_model(
+    units: pd.Series, horizon: int = 8, season: int = SEASON, folds: int = SELECTION_FOLDS
+) -> str:
+    """The candidate with the lowest absolute error over the last windows of ``horizon`` weeks of
+    ``units`` (up to ``folds``, as many as leave a season and ``MIN_LEVEL_WEEKS`` to train on),
+    each forecast from the weeks before it; seasonal-naive keeps ties. Too short to hold out a
+    window: the level-adjusted naive when there is a season and ``MIN_LEVEL_WEEKS`` of history,
+    else seasonal-naive."""
+    usable = min(folds, (len(units) - season - MIN_LEVEL_WEEKS) // horizon)
+    if usable < 1:
+        return "level_adjusted_naive" if len(units) >= season + MIN_LEVEL_WEEKS else "seasonal_naive"
+    errors = dict.fromkeys(CANDIDATES, 0.0)
+    for fold in range(usable):
+        cut = len(units) - (usable - fold) * horizon
+        train, actual = units.iloc[:cut], units.iloc[cut : cut + horizon].to_numpy()
+        for name, one in CANDIDATES.items():
+            guess = one("_", train, horizon, season, INTERVAL_LEVEL)["units_forecast"].to_numpy()
+            errors[name] += float(np.abs(actual - guess).sum())
+    return min(errors, key=lambda name: (errors[name], name != "seasonal_naive"))
+
+
+def chosen_models(history: pd.DataFrame, horizon: int = 8, season: int = SEASON) -> dict[str, str]:
+    """Per category, the model ``forecast`` uses (``choose_model``)."""
+    return {c: choose_model(units, horizon, season) for c, units in _complete_weeks(history).items()}
+
+
+def _chosen_one(category, units: pd.Series, horizon, season, level) -> pd.DataFrame:
+    return CANDIDATES[choose_model(units, horizon, season)](category, units, horizon, season, level)
+
+
 def forecast(history: pd.DataFrame, horizon: int = 8) -> pd.DataFrame:
-    """Next ``horizon`` weeks per category: category, week_start, units_forecast, lower, upper."""
-    return seasonal_ridge(history, horizon=horizon)
+    """Next ``horizon`` weeks per category: category, week_start, units_forecast, lower, upper,
+    each category from the model its own recent backtest chose (``choose_model``)."""
+    return _per_category(history, _chosen_one, horizon, SEASON, INTERVAL_LEVEL)
 
 
 def _mase_scale(train: np.ndarray, season: int) -> float:
@@ -199,10 +277,11 @@ def rolling_backtest(
     """Rolling-origin evaluation: ``folds`` consecutive, non-overlapping test windows of
     ``horizon`` weeks at the end of the history; each fold's model sees only weeks before
     its window. MASE is scaled by the in-sample seasonal-naive error of that fold's
-    training data; MAPE (in %) skips weeks with zero actual units.
+    training data; MAPE (in %) skips weeks with zero actual units; WAPE (in %) is the absolute
+    error over the actual units, summed over weeks (and folds, categories for the totals).
 
-    Returns {"mase", "mape"} averaged over folds and categories, and "folds", one row per
-    (fold, category).
+    Returns {"mase", "mape"} averaged over folds and categories, "wape" over everything,
+    "folds", one row per (fold, category), and "categories", one row per category.
     """
     history = history.assign(week_start=pd.to_datetime(history["week_start"]))
     weeks = np.sort(history["week_start"].unique())
@@ -234,6 +313,8 @@ def rolling_backtest(
                     "category": category,
                     "test_start": pd.Timestamp(test_weeks[0]),
                     "mae": float(errors.mean()),
+                    "abs_error": float(errors.sum()),
+                    "actual_units": float(truth.sum()),
                     "mase": float(errors.mean() / _mase_scale(train_series[category].to_numpy(), season)),
                     "mape": float(100 * np.mean(errors[positive] / truth.to_numpy()[positive]))
                     if positive.any()
@@ -241,7 +322,20 @@ def rolling_backtest(
                 }
             )
     table = pd.DataFrame(rows)
-    return {"mase": float(table["mase"].mean()), "mape": float(table["mape"].mean()), "folds": table}
+    by_category = table.groupby("category").agg(
+        mase=("mase", "mean"),
+        mape=("mape", "mean"),
+        abs_error=("abs_error", "sum"),
+        actual_units=("actual_units", "sum"),
+    )
+    by_category["wape"] = 100 * by_category["abs_error"] / by_category["actual_units"]
+    return {
+        "mase": float(table["mase"].mean()),
+        "mape": float(table["mape"].mean()),
+        "wape": float(100 * table["abs_error"].sum() / table["actual_units"].sum()),
+        "folds": table,
+        "categories": by_category[["mase", "wape", "mape"]].reset_index(),
+    }
 
 
 def compare_models(
@@ -250,11 +344,32 @@ def compare_models(
     horizon: int = 8,
     folds: int = 4,
 ) -> pd.DataFrame:
-    """MASE and MAPE per model from the same rolling backtest, best MASE first."""
-    models = models or {"seasonal_naive": seasonal_naive, "seasonal_ridge": seasonal_ridge}
+    """MASE, WAPE and MAPE per model from the same rolling backtest, best MASE first."""
+    return backtest_report(history, models, horizon, folds)["overall"]
+
+
+DEFAULT_MODELS: dict[str, ModelFn] = {
+    "seasonal_naive": seasonal_naive,
+    "level_adjusted_naive": level_adjusted_naive,
+    "seasonal_ridge": seasonal_ridge,
+    "forecast": forecast,
+}
+
+
+def backtest_report(
+    history: pd.DataFrame, models: dict[str, ModelFn] | None = None, horizon: int = 8, folds: int = 4
+) -> dict[str, pd.DataFrame]:
+    """The rolling backtest of each model: ``overall`` (model -> mase, wape, mape; best MASE
+    first) and ``categories`` (category, model, mase, wape, mape)."""
+    models = models or DEFAULT_MODELS
     results = {name: rolling_backtest(history, fn, horizon, folds) for name, fn in models.items()}
-    table = pd.DataFrame({name: {"mase": r["mase"], "mape": r["mape"]} for name, r in results.items()}).T
-    return table.rename_axis("model").sort_values("mase")
+    overall = pd.DataFrame(
+        {name: {"mase": r["mase"], "wape": r["wape"], "mape": r["mape"]} for name, r in results.items()}
+    ).T
+    categories = pd.concat(
+        [r["categories"].assign(model=name) for name, r in results.items()], ignore_index=True
+    )[["category", "model", "mase", "wape", "mape"]]
+    return {"overall": overall.rename_axis("model").sort_values("mase"), "categories": categories}
 
 
 def plot_forecast(

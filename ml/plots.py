@@ -145,3 +145,22 @@ def importance_figure(importance: pd.Series, title: str = "Feature importance", 
     ax.axvline(0, color="grey", linewidth=0.8)
     ax.set(xlabel=importance.name or "importance")
     return fig
+
+
+def clv_by_tier_figure(scored: pd.DataFrame) -> Figure:
+    """Histogram of CLV (log scale) stacked by tier: bins, no single-customer points."""
+    from ml.clv import TIER_SHARES
+
+    figure = Figure(figsize=(7, 4), layout="constrained")
+    ax = figure.subplots()
+    values = np.log10(1 + scored["clv"].to_numpy())
+    bins = np.linspace(0, max(values.max(), 1e-6), 40)
+    tiers = [name for name, _ in TIER_SHARES if (scored["clv_tier"] == name).any()]
+    ax.hist([values[scored["clv_tier"].to_numpy() == t] for t in tiers], bins=bins, stacked=True, label=tiers)
+    ax.set(
+        xlabel="log10(1 + CLV)",
+        ylabel="customers",
+        title=f"CLV distribution by tier ({len(scored):,} customers)",
+    )
+    ax.legend()
+    return figure

@@ -11,6 +11,10 @@ Population: a customer's person is the majority person of its identity records
 the as-of date are left out, as the generator leaves persons without purchases out of its own
 ``bayes_auc``: their churn is certain by construction and would inflate every AUC.
 Targets: ``auc >= bayes_auc - 0.03`` and ``ece <= 0.05``.
+
+``--timing`` also measures, on whatever warehouse C360_HOME points to (e.g. a 1M-customer one),
+the training asset's own fit (validation fits plus refit, ``orchestration.ml.churn.train_churn``)
+and the scoring throughput of the refitted model on the latest snapshot, in customers per second.
 """
 
 from __future__ import annotations
@@ -94,9 +98,56 @@ def evaluate(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> dict:
     }
 
 
+def measure_timing(con: duckdb.DuckDBPyConnection) -> dict:
+    """Training seconds of the churn asset's fit and scoring throughput, with the machine load."""
+    import os
+    import time
+
+    from threadpoolctl import threadpool_limits
+
+    from ml import churn
+    from orchestration.ml.churn import (
+        TRAINING_THREADS,
+        ChurnTrainingConfig,
+        read_features,
+        score_latest,
+        train_churn,
+    )
+
+    started = time.perf_counter()
+    features = read_features(con)
+    read_seconds = time.perf_counter() - started
+    result = train_churn(features, ChurnTrainingConfig())
+    latest = features[features[churn.AS_OF] == features[churn.AS_OF].max()]
+    with threadpool_limits(limits=TRAINING_THREADS):
+        started = time.perf_counter()
+        score_latest(result["final_model"], latest)
+        scoring_seconds = time.perf_counter() - started
+    return {
+        "feature_rows": len(features),
+        "labelled_rows": len(result["labelled"]),
+        "customers_scored": len(latest),
+        "read_seconds": read_seconds,
+        "validation_seconds": result["validation_seconds"],
+        "refit_seconds": result["refit_seconds"],
+        "training_seconds": result["validation_seconds"] + result["refit_seconds"],
+        "scoring_seconds": scoring_seconds,
+        "scoring_customers_per_second": len(latest) / max(scoring_seconds, 1e-9),
+        "best_kind": result["best_kind"],
+        "training_threads": TRAINING_THREADS,
+        "load_average": list(os.getloadavg()),
+        "cpus": os.cpu_count(),
+    }
+
+
 @click.command(help="Champion churn AUC and ECE at the end of the data against _truth/persons.csv "
                f"(targets: AUC within {AUC_GAP_TARGET} of the Bayes-optimal AUC, ECE <= {ECE_TARGET}).")
-def eval_churn_command() -> None:
+@click.option(
+    "--timing",
+    is_flag=True,
+    help="Also time the training asset's fit and the scoring throughput (customers/s) on this warehouse.",
+)
+def eval_churn_command(timing: bool) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -112,6 +163,8 @@ def eval_churn_command() -> None:
     con = duckdb.connect(str(settings.warehouse), read_only=True)
     try:
         scores = evaluate(con, settings.truth)
+        if timing:
+            scores["timing"] = measure_timing(con)
     finally:
         con.close()
     scores["auc_gap"] = scores["bayes_auc"] - scores["auc"]
@@ -125,5 +178,13 @@ def eval_churn_command() -> None:
         value = scores[key]
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value))
     Console().print(table)
+    if timing:
+        t = scores["timing"]
+        click.echo(
+            f"timing: {t['labelled_rows']:,} labelled rows trained in {t['training_seconds']:.1f} s "
+            f"(validation {t['validation_seconds']:.1f} s + refit {t['refit_seconds']:.1f} s, {t['best_kind']}); "
+            f"scored {t['customers_scored']:,} customers at {t['scoring_customers_per_second']:,.0f}/s; "
+            f"load average {', '.join(f'{x:.1f}' for x in t['load_average'])} on {t['cpus']} CPUs"
+        )
     path = write_report("churn", scores)
     click.echo(f"wrote {path}")

@@ -6,6 +6,9 @@ loaded by the same loader the ingest assets use (contract, row rules, pseudonymi
 a throw-away DuckDB file with an ephemeral keyring, read back from ``raw.ecommerce_orders``
 and fitted. Re-submitted-order de-duplication is deliberately not run: several CDNOW orders
 on one day are real purchases (the RFM summary merges them into one purchase day).
+
+With a warehouse, the weekly demand forecast (``ml.forecast.forecast``) is backtested against
+seasonal-naive on the warehouse's weekly units per category: MASE and WAPE overall and per category.
 """
 
 from __future__ import annotations
@@ -103,6 +106,79 @@ def platform_clv_summary() -> dict | None:
     }
 
 
+def demand_backtest(horizon: int = 8, folds: int = 4) -> dict | None:
+    """Rolling backtest of the demand forecast vs seasonal-naive on the configured warehouse."""
+    from c360.settings import get_settings
+    from c360.warehouse import connect, table_exists
+    from ml import forecast
+    from orchestration.ml.clv import WEEKLY_UNITS_SQL
+
+    warehouse = get_settings().warehouse
+    if not warehouse.exists():
+        return None
+    try:
+        con = connect(warehouse, read_only=True)
+    except duckdb.Error as exc:
+        return {"error": f"could not open {warehouse}: {exc}"}
+    try:
+        if not table_exists(con, "intermediate", "int_purchase_lines_unioned"):
+            return None
+        history = con.execute(WEEKLY_UNITS_SQL).df()
+    finally:
+        con.close()
+    history["week_start"] = pd.to_datetime(history["week_start"])
+    if history["week_start"].nunique() <= horizon * folds:
+        return {"error": f"{history['week_start'].nunique()} weeks of history: too short for the backtest"}
+    models = {"forecast": forecast.forecast, "seasonal_naive": forecast.seasonal_naive}
+    report = forecast.backtest_report(history, models, horizon=horizon, folds=folds)
+    per_category = report["categories"].pivot(index="category", columns="model", values=["wape", "mase"])
+    return {
+        "weeks": int(history["week_start"].nunique()),
+        "horizon_weeks": horizon,
+        "folds": folds,
+        "overall": {m: {k: float(v) for k, v in row.items()} for m, row in report["overall"].iterrows()},
+        "categories": {
+            str(c): {f"{metric}_{model}": float(row[(metric, model)]) for metric, model in row.index}
+            for c, row in per_category.iterrows()
+        },
+        "models_chosen": forecast.chosen_models(history, horizon),
+    }
+
+
+def _print_demand(demand: dict | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if demand is None:
+        console.print("Demand: no purchase lines in the warehouse yet.")
+        return
+    if "error" in demand:
+        console.print(f"[yellow]Demand: {demand['error']}[/yellow]")
+        return
+    table = Table(
+        title=f"Demand forecast vs seasonal-naive: {demand['folds']} x {demand['horizon_weeks']}-week rolling "
+        f"backtest on {demand['weeks']} weeks"
+    )
+    for col in ("category", "model chosen", "WAPE %", "naive WAPE %", "MASE", "naive MASE"):
+        table.add_column(col, justify="left" if col in ("category", "model chosen") else "right")
+    for category, row in demand["categories"].items():
+        table.add_row(
+            category,
+            demand["models_chosen"].get(category, ""),
+            f"{row['wape_forecast']:.1f}",
+            f"{row['wape_seasonal_naive']:.1f}",
+            f"{row['mase_forecast']:.3f}",
+            f"{row['mase_seasonal_naive']:.3f}",
+        )
+    ours, naive = demand["overall"]["forecast"], demand["overall"]["seasonal_naive"]
+    table.add_row(
+        "overall", "", f"{ours['wape']:.1f}", f"{naive['wape']:.1f}", f"{ours['mase']:.3f}", f"{naive['mase']:.3f}",
+        style="bold",
+    )
+    console.print(table)
+
+
 def _print(validation: dict, ingestion: dict, platform: dict | None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -175,9 +251,13 @@ def eval_clv_command() -> None:
         orders, ingestion = ingest_cdnow(Path(tmp))
     validation = cdnow_validation(orders)
     platform = platform_clv_summary()
+    demand = demand_backtest()
     _print(validation, ingestion, platform)
+    _print_demand(demand)
     payload = {"cdnow": {**validation, "ingestion": ingestion}}
     if platform is not None:
         payload["platform"] = platform
+    if demand is not None:
+        payload["demand"] = demand
     path = write_report("clv", payload)
     click.echo(f"Report: {path}")

@@ -76,8 +76,9 @@ def person_to_customer(con, identity_csv: Path) -> pd.DataFrame:
 
 
 def planted_section(con, truth_dir: Path, k: int = 10) -> dict:
+    from ml.placements import score_placements
     from ml.rec_metrics import recall_against
-    from orchestration.ml.recommendations import load_champion, score_placements
+    from orchestration.ml.recommendations import load_champion
 
     future_csv, identity_csv = truth_dir / "future_purchases.csv", truth_dir / "identity.csv"
     if not (future_csv.exists() and identity_csv.exists()):
@@ -127,7 +128,7 @@ def planted_section(con, truth_dir: Path, k: int = 10) -> dict:
 
 
 def bundles_section(con, truth_dir: Path) -> dict:
-    from orchestration.ml.recommendations import bundle_recovery
+    from ml.placements import bundle_recovery
 
     bundles_csv = truth_dir / "bundles.csv"
     if not bundles_csv.exists():

@@ -8,6 +8,6 @@
     {%- if found or (execute and not relation.schema) -%}
         {{ relation }}
     {%- else -%}
-        (select {% for name, type in columns.items() %}cast(null as {{ type }}) as {{ name }}{{ ', ' if not loop.last }}{% endfor %} where false)
+        (select {% for name, type in columns.items() %}cast(null as {{ portable_type(type) }}) as {{ name }}{{ ', ' if not loop.last }}{% endfor %} where false)
     {%- endif -%}
 {%- endmacro %}

@@ -16,6 +16,7 @@ from dagster_dbt import get_asset_key_for_model
 
 from ml import churn
 from orchestration.dbt.assets import dbt_models
+from orchestration.ml import mlflow_meta
 from orchestration.ml.churn import CHURN_SCORES_KEY, SCORES_TABLE
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
 
@@ -84,7 +85,7 @@ def build_audience(candidates: pd.DataFrame) -> pd.DataFrame:
     kinds={"duckdb"},
     description="High churn-risk customers with the suggested retention action (call, coupon, "
     "nothing) and a channel they consented to.",
-    metadata={"dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(n, t, description=d) for n, t, d in AUDIENCE_COLUMNS])},
+    metadata={"dagster/column_schema": mlflow_meta.column_schema(AUDIENCE_COLUMNS)},
 )
 def retention_high_risk(warehouse: WarehouseResource):
     with warehouse.connect(read_only=True) as con:

@@ -16,9 +16,10 @@ from pydantic import Field
 
 from c360.evals.sentiment import TEXTS_TABLE, flat_metrics, sentiment_scores
 from c360.settings import get_settings
-from ml import registry, segments, sentiment
+from ml import segments, sentiment
 from orchestration.customer.pictures import funnel_figure, rfm_segments_figure, segment_value_figure
 from orchestration.dbt.assets import dbt_models
+from orchestration.ml import mlflow_meta
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
 
 SENTIMENT_KEY = dg.AssetKey(["ml", "text_sentiment"])
@@ -27,7 +28,6 @@ PICTURES_KEY = dg.AssetKey(["reports", "mart_pictures"])
 SENTIMENT_EXPERIMENT = "sentiment"
 BEHAVIOUR_TABLE = "intermediate.int_customer_behaviour_summarised"
 CATEGORIES_TABLE = "intermediate.int_customer_categories_ranked"
-MLFLOW_UI = "http://127.0.0.1:5000"  # `make ui`
 
 SENTIMENT_COLUMNS = [
     ("source", "varchar", "product_reviews or service_tickets"),
@@ -41,10 +41,6 @@ SEGMENT_COLUMNS = [
     ("segment_id", "integer", "Behaviour segment, 0 = the largest"),
     ("segment_name", "varchar", "Readable name from the segment's centroid"),
 ]
-
-
-def _column_schema(columns) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(n, t, description=d) for n, t, d in columns])
 
 
 def _dbt_key(model: str) -> dg.AssetKey:
@@ -74,10 +70,10 @@ class SentimentConfig(dg.Config):
     kinds={"duckdb", "mlflow", "python"},
     description="Sentiment of every review and service-ticket text: a TF-IDF + logistic regression "
     "model trained offline on the star-rated reviews (the lexicon when there are too few).",
-    metadata={"dagster/column_schema": _column_schema(SENTIMENT_COLUMNS)},
+    metadata={"dagster/column_schema": mlflow_meta.column_schema(SENTIMENT_COLUMNS)},
 )
 def text_sentiment(context: dg.AssetExecutionContext, config: SentimentConfig, warehouse: WarehouseResource):
-    settings = get_settings().ensure_dirs()
+    get_settings().ensure_dirs()
     with warehouse.connect(read_only=True) as con:
         texts = con.execute(f"select source, record_id, customer_id, text, stars from {TEXTS_TABLE}").df()
     reviews = texts[texts["source"] == "product_reviews"]
@@ -96,8 +92,7 @@ def text_sentiment(context: dg.AssetExecutionContext, config: SentimentConfig, w
     scored["label"] = sentiment.label_texts(model, texts["text"])
     label_counts = {str(k): int(v) for k, v in scored["label"].value_counts().items()}
 
-    registry.configure(settings.mlflow_tracking_uri, settings.mlflow_artifact_root)
-    experiment_id = registry.get_or_create_experiment(SENTIMENT_EXPERIMENT, settings.mlflow_artifact_root)
+    experiment_id = mlflow_meta.experiment_id(SENTIMENT_EXPERIMENT)
     # Metrics and counts only: review and ticket texts never leave the warehouse.
     with mlflow.start_run(run_name="text_sentiment") as run:
         mlflow.log_params(
@@ -125,9 +120,7 @@ def text_sentiment(context: dg.AssetExecutionContext, config: SentimentConfig, w
             "sentiment_by_source": _markdown_table(by_source),
             "evaluation": evaluation,
             **{k: round(v, 4) for k, v in metrics.items() if not k.endswith(("n_train", "n_test"))},
-            "mlflow_run": dg.MetadataValue.url(
-                f"{MLFLOW_UI}/#/experiments/{experiment_id}/runs/{run.info.run_id}"
-            ),
+            **mlflow_meta.run_metadata(experiment_id, run.info.run_id),
         }
     )
 
@@ -180,7 +173,7 @@ def behaviour_features_sql(categories: list[str]) -> str:
     description="Behaviour segments: k-means on category mix, time of day, promotion sensitivity and "
     "channel, k chosen by silhouette, each segment named from its centroid. Profiles in "
     "marts.customer_segment_profiles.",
-    metadata={"dagster/column_schema": _column_schema(SEGMENT_COLUMNS)},
+    metadata={"dagster/column_schema": mlflow_meta.column_schema(SEGMENT_COLUMNS)},
 )
 def customer_segments(config: SegmentsConfig, warehouse: WarehouseResource):
     settings = get_settings().ensure_dirs()

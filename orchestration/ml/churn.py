@@ -30,8 +30,9 @@ from pydantic import Field
 from threadpoolctl import threadpool_limits
 
 from c360.settings import get_settings
-from ml import churn, metrics, plots, registry
+from ml import churn, plots, registry
 from orchestration.dbt.assets import dbt_models
+from orchestration.ml import mlflow_meta
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
 
 CHURN_MODEL_KEY = dg.AssetKey(["ml", "churn_model"])
@@ -41,7 +42,6 @@ FEATURES_TABLE = "features.churn_features"
 SCORES_TABLE = "ml.churn_scores"
 CHURN_EXPERIMENT = "churn"
 PROMOTION_METRIC = churn.VALIDATION_METRIC
-MLFLOW_UI = "http://127.0.0.1:5000"  # `make ui`
 # Two cores shared by the warehouse pool and the UI: more BLAS/OpenMP threads only oversubscribe.
 TRAINING_THREADS = int(os.environ.get("C360_TRAINING_THREADS", "2"))
 IMPORTANCE_SAMPLE = 5000
@@ -79,11 +79,7 @@ class ChurnTrainingConfig(dg.Config):
     random_state: int = Field(default=0, description="Seed of the estimators.")
 
 
-def _column_schema(columns) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(n, t, description=d) for n, t, d in columns])
-
-
-def _read_features(con) -> pd.DataFrame:
+def read_features(con) -> pd.DataFrame:
     df = con.execute(f"select * from {FEATURES_TABLE} order by as_of_date, customer_id").df()
     df[churn.AS_OF] = pd.to_datetime(df[churn.AS_OF])
     return df
@@ -126,8 +122,8 @@ def _evaluation_figures(result: dict) -> dict:
     y_valid = churn.labels(result["valid"])
     scores = result["valid_scores"]
     best = result["best_kind"]
-    # Permutation importance on a fixed sample: the ranking is stable and 21 x 3 re-scorings of
-    # the full validation set would cost more than the training.
+    # Permutation importance on a fixed sample: the ranking is stable, and features x 3 re-scorings
+    # of the full validation set would cost more than the training.
     sample = result["valid"].sample(n=min(len(result["valid"]), IMPORTANCE_SAMPLE), random_state=0)
     with threadpool_limits(limits=TRAINING_THREADS):
         importance = plots.feature_importance(
@@ -158,7 +154,7 @@ def churn_model(context: dg.AssetExecutionContext, config: ChurnTrainingConfig, 
     settings = get_settings().ensure_dirs()
     warehouse_path = warehouse.path or str(settings.warehouse)
     with warehouse.connect(read_only=True) as con:
-        features_df = _read_features(con)
+        features_df = read_features(con)
     try:
         result = train_churn(features_df, config)
     except ValueError as exc:
@@ -170,8 +166,7 @@ def churn_model(context: dg.AssetExecutionContext, config: ChurnTrainingConfig, 
     labelled_dates = sorted(str(d.date()) for d in result["labelled"][churn.AS_OF].unique())
     valid_as_of = str(result["valid_as_of"].date())
 
-    registry.configure(settings.mlflow_tracking_uri, settings.mlflow_artifact_root)
-    experiment_id = registry.get_or_create_experiment(CHURN_EXPERIMENT, settings.mlflow_artifact_root)
+    experiment_id = mlflow_meta.experiment_id(CHURN_EXPERIMENT)
     with mlflow.start_run(run_name=f"churn {best} valid {valid_as_of}") as run:
         mlflow.log_params(
             {
@@ -218,7 +213,7 @@ def churn_model(context: dg.AssetExecutionContext, config: ChurnTrainingConfig, 
         churn.log_churn_model(result["final_model"], result["labelled"])
     version = registry.register(run.info.run_id, "model", churn.MODEL_NAME)
     registry.set_alias(churn.MODEL_NAME, registry.CHALLENGER, version)
-    run_url = f"{MLFLOW_UI}/#/experiments/{experiment_id}/runs/{run.info.run_id}"
+    run_url = mlflow_meta.run_url(experiment_id, run.info.run_id)
     context.log.info(f"churn v{version} ({best}) validation {PROMOTION_METRIC}={report[PROMOTION_METRIC]:.4f}: {run_url}")
 
     comparison = "| model | ROC-AUC | PR-AUC | Brier | ECE | lift@10% | capture@10% |\n|---|---:|---:|---:|---:|---:|---:|\n" + "".join(
@@ -240,8 +235,7 @@ def churn_model(context: dg.AssetExecutionContext, config: ChurnTrainingConfig, 
             "training_seconds": round(result["validation_seconds"] + result["refit_seconds"], 2),
             "promotion_margin": config.promotion_margin,
             "min_validation_auc": config.min_validation_auc,
-            "mlflow_run_id": run.info.run_id,
-            "mlflow_run": dg.MetadataValue.url(run_url),
+            **mlflow_meta.run_metadata(experiment_id, run.info.run_id),
         }
     )
 
@@ -285,8 +279,7 @@ def churn_champion_gate(context: dg.AssetCheckExecutionContext) -> dg.AssetCheck
     if event is None or event.asset_materialization is None:
         return dg.AssetCheckResult(passed=False, metadata={"reason": "ml/churn_model was never materialized"})
     meta = event.asset_materialization.metadata
-    settings = get_settings().ensure_dirs()
-    registry.configure(settings.mlflow_tracking_uri, settings.mlflow_artifact_root)
+    mlflow_meta.configure_mlflow()
     outcome = apply_champion_gate(
         int(meta["model_version"].value), float(meta["promotion_margin"].value), float(meta["min_validation_auc"].value)
     )
@@ -319,17 +312,16 @@ def score_latest(model, features_df: pd.DataFrame) -> pd.DataFrame:
     kinds={"duckdb", "mlflow", "python"},
     description="Churn probability and risk band of every known customer at the latest as-of date, "
     "scored by `models:/churn@champion`.",
-    metadata={"dagster/column_schema": _column_schema(SCORE_COLUMNS)},
+    metadata={"dagster/column_schema": mlflow_meta.column_schema(SCORE_COLUMNS)},
 )
 def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    settings = get_settings().ensure_dirs()
-    registry.configure(settings.mlflow_tracking_uri, settings.mlflow_artifact_root)
+    mlflow_meta.configure_mlflow()
     champion = registry.champion_info(churn.MODEL_NAME)
     if champion is None:
         raise dg.Failure(f"`{churn.MODEL_NAME}` has no @champion: materialize ml/churn_model and its gate first")
     model = mlflow.pyfunc.load_model(f"models:/{churn.MODEL_NAME}@{registry.CHAMPION}")
     with warehouse.connect(read_only=True) as con:
-        features_df = _read_features(con)
+        features_df = read_features(con)
     with threadpool_limits(limits=TRAINING_THREADS):
         started = time.perf_counter()
         scored = score_latest(model, features_df)

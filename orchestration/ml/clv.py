@@ -3,7 +3,8 @@
 ``ml/clv``: per-customer purchase-day summaries built in DuckDB, BG/NBD + Gamma-Gamma fitted
 with ``ml.clv``, every customer scored, the fit tracked and registered in MLflow as ``clv``.
 ``ml/demand_forecast``: weekly units per category built in DuckDB, forecast with
-``ml.forecast`` and backtested against seasonal-naive.
+``ml.forecast`` (per category the model its own recent backtest chose) and backtested against
+seasonal-naive (MASE, WAPE, MAPE overall and per category).
 
 Promotion metric of ``clv``: ``holdout_mae_repeat_purchases``, the mean absolute error per
 customer of predicted vs actual repeat purchase days over the last ``holdout_days`` of data,
@@ -20,12 +21,12 @@ import mlflow
 import numpy as np
 import pandas as pd
 from dagster_dbt import get_asset_key_for_model
-from matplotlib.figure import Figure
 from pydantic import Field
 
 from c360.settings import get_settings
-from ml import clv, forecast, registry
+from ml import clv, forecast, plots, registry
 from orchestration.dbt.assets import dbt_models
+from orchestration.ml import mlflow_meta
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
 
 CLV_KEY = dg.AssetKey(["ml", "clv"])
@@ -35,7 +36,6 @@ CLV_EXPERIMENT = "clv"
 PROMOTION_METRIC = "holdout_mae_repeat_purchases"
 PURCHASES_TABLE = "intermediate.int_purchases_unioned"
 PURCHASE_LINES_TABLE = "intermediate.int_purchase_lines_unioned"
-MLFLOW_UI = "http://127.0.0.1:5000"  # `make ui`
 
 CLV_COLUMNS = [
     ("customer_id", "varchar", "Customer id (marts.identity_map)"),
@@ -58,12 +58,8 @@ DEMAND_COLUMNS = [
     ("units_forecast", "double", "Forecast units"),
     ("lower", "double", "Lower bound of the 90% interval"),
     ("upper", "double", "Upper bound of the 90% interval"),
-    ("model", "varchar", "seasonal_ridge, or seasonal_naive for series under two years"),
+    ("model", "varchar", "Model chosen by the category's own backtest (ml.forecast.choose_model)"),
 ]
-
-
-def _column_schema(columns) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(n, t, description=d) for n, t, d in columns])
 
 
 class CLVConfig(dg.Config):
@@ -131,12 +127,6 @@ def _summary(con, as_of: date) -> pd.DataFrame:
     return con.execute(SUMMARY_SQL, {"as_of": as_of}).df()
 
 
-def _fit(summary: pd.DataFrame) -> tuple[clv.BGNBDParams, clv.GammaGammaParams]:
-    bgnbd = clv.fit_bgnbd(summary["frequency"], summary["recency_days"], summary["t_days"])
-    gamma_gamma = clv.fit_gamma_gamma(summary["frequency"], summary["monetary_value"])
-    return bgnbd, gamma_gamma
-
-
 def holdout_check(con, as_of: date, holdout_days: int) -> dict:
     """Refit on purchases before ``as_of - holdout_days``; compare predicted and actual repeat
     purchase days in the holdout, per customer acquired before it. NaN metrics if too short."""
@@ -160,49 +150,6 @@ def holdout_check(con, as_of: date, holdout_days: int) -> dict:
         "holdout_predicted_repeat": float(predicted.sum()),
         "holdout_actual_repeat": float(actual.sum()),
     }
-
-
-def score_customers(
-    summary: pd.DataFrame,
-    bgnbd: clv.BGNBDParams,
-    gamma_gamma: clv.GammaGammaParams,
-    horizon_months: int,
-    monthly_discount_rate: float,
-) -> pd.DataFrame:
-    x, t_x, big_t, m = (summary[c] for c in ("frequency", "recency_days", "t_days", "monetary_value"))
-    days_per_month = clv.PERIODS_PER_MONTH["D"]
-    scored = summary.copy()
-    scored["p_alive"] = clv.p_alive(bgnbd, x, t_x, big_t)
-    scored["expected_purchases"] = clv.expected_purchases(
-        bgnbd, horizon_months * days_per_month, x, t_x, big_t
-    )
-    scored["expected_avg_value"] = clv.expected_avg_value(gamma_gamma, x, m)
-    scored["clv"] = np.maximum(
-        clv.customer_lifetime_value(
-            bgnbd, gamma_gamma, x, t_x, big_t, m, horizon_months, monthly_discount_rate, days_per_month
-        ),
-        0.0,  # guards against -0.0 / rounding below zero; the formula itself is non-negative
-    )
-    scored["clv_tier"] = clv.clv_tier(scored["clv"]).astype(str)
-    scored["expected_days_to_next_purchase"] = clv.expected_days_to_next_purchase(bgnbd, x, t_x, big_t)
-    return scored
-
-
-def clv_by_tier_figure(scored: pd.DataFrame) -> Figure:
-    """Histogram of CLV (log scale) stacked by tier: bins, no single-customer points."""
-    figure = Figure(figsize=(7, 4), layout="constrained")
-    ax = figure.subplots()
-    values = np.log10(1 + scored["clv"].to_numpy())
-    bins = np.linspace(0, max(values.max(), 1e-6), 40)
-    tiers = [name for name, _ in clv.TIER_SHARES if (scored["clv_tier"] == name).any()]
-    ax.hist([values[scored["clv_tier"].to_numpy() == t] for t in tiers], bins=bins, stacked=True, label=tiers)
-    ax.set(
-        xlabel="log10(1 + CLV)",
-        ylabel="customers",
-        title=f"CLV distribution by tier ({len(scored):,} customers)",
-    )
-    ax.legend()
-    return figure
 
 
 def _model_example() -> pd.DataFrame:
@@ -245,7 +192,7 @@ def _log_clv_model(model: clv.CLVModel):
     kinds={"duckdb", "mlflow", "python"},
     description="Customer lifetime value per customer: BG/NBD purchase frequency and P(alive), "
     "Gamma-Gamma spend, discounted CLV over the horizon, value tier. Model registered as `clv`.",
-    metadata={"dagster/column_schema": _column_schema(CLV_COLUMNS)},
+    metadata={"dagster/column_schema": mlflow_meta.column_schema(CLV_COLUMNS)},
 )
 def clv_scores(context: dg.AssetExecutionContext, config: CLVConfig, warehouse: WarehouseResource):
     settings = get_settings().ensure_dirs()
@@ -256,24 +203,25 @@ def clv_scores(context: dg.AssetExecutionContext, config: CLVConfig, warehouse: 
             raise dg.Failure(f"{PURCHASES_TABLE} has no purchases: nothing to fit")
         summary = _summary(con, as_of)
         started = time.perf_counter()
-        bgnbd, gamma_gamma = _fit(summary)
+        bgnbd, gamma_gamma = clv.fit_summary(summary)
         fit_seconds = time.perf_counter() - started
         holdout = holdout_check(con, as_of, config.holdout_days)
 
     model = clv.CLVModel(
         bgnbd, gamma_gamma, config.horizon_months, config.monthly_discount_rate, clv.PERIODS_PER_MONTH["D"]
     )
-    scored = score_customers(summary, bgnbd, gamma_gamma, config.horizon_months, config.monthly_discount_rate)
+    scored = clv.score_customers(
+        summary, bgnbd, gamma_gamma, config.horizon_months, config.monthly_discount_rate
+    )
     tier_counts = {t: int((scored["clv_tier"] == t).sum()) for t, _ in clv.TIER_SHARES}
     log_likelihood = clv.bgnbd_log_likelihood(
         bgnbd, summary["frequency"], summary["recency_days"], summary["t_days"]
     )
-    figure = clv_by_tier_figure(scored)
+    figure = plots.clv_by_tier_figure(scored)
     plot_path = settings.reports / "clv_by_tier.png"
     figure.savefig(plot_path, dpi=100)
 
-    registry.configure(settings.mlflow_tracking_uri, settings.mlflow_artifact_root)
-    experiment_id = registry.get_or_create_experiment(CLV_EXPERIMENT, settings.mlflow_artifact_root)
+    experiment_id = mlflow_meta.experiment_id(CLV_EXPERIMENT)
     with mlflow.start_run(run_name=f"clv {as_of}") as run:
         mlflow.log_params(model.params_dict() | {"holdout_days": config.holdout_days, "time_unit": "day"})
         mlflow.log_metrics(
@@ -325,10 +273,7 @@ def clv_scores(context: dg.AssetExecutionContext, config: CLVConfig, warehouse: 
             PROMOTION_METRIC: holdout[PROMOTION_METRIC],
             "holdout": {k: v for k, v in holdout.items() if k != PROMOTION_METRIC},
             "fit_seconds": fit_seconds,
-            "mlflow_run_id": run.info.run_id,
-            "mlflow_run": dg.MetadataValue.url(
-                f"{MLFLOW_UI}/#/experiments/{experiment_id}/runs/{run.info.run_id}"
-            ),
+            **mlflow_meta.run_metadata(experiment_id, run.info.run_id),
             "model_version": version,
             "promoted": promoted,
             "promotion": reason,
@@ -407,14 +352,6 @@ select * from final order by category, week_start
 """
 
 
-def _models_used(history: pd.DataFrame) -> dict[str, str]:
-    weeks = history.groupby("category")["week_start"].nunique()
-    return {
-        c: "seasonal_ridge" if n >= forecast.MIN_WEEKS_FOR_MODEL else "seasonal_naive"
-        for c, n in weeks.items()
-    }
-
-
 @dg.asset(
     key=DEMAND_KEY,
     deps=[get_asset_key_for_model([dbt_models], "int_purchase_lines_unioned")],
@@ -423,7 +360,7 @@ def _models_used(history: pd.DataFrame) -> dict[str, str]:
     kinds={"duckdb", "python"},
     description="Weekly units per product category for the next weeks, with a 90% interval, "
     "backtested against seasonal-naive.",
-    metadata={"dagster/column_schema": _column_schema(DEMAND_COLUMNS)},
+    metadata={"dagster/column_schema": mlflow_meta.column_schema(DEMAND_COLUMNS)},
 )
 def demand_forecast(
     context: dg.AssetExecutionContext, config: DemandForecastConfig, warehouse: WarehouseResource
@@ -435,24 +372,40 @@ def demand_forecast(
         raise dg.Failure(f"{PURCHASE_LINES_TABLE} has no whole week of sales: nothing to forecast")
     history["week_start"] = pd.to_datetime(history["week_start"])
     predicted = forecast.forecast(history, horizon=config.horizon_weeks)
-    predicted["model"] = predicted["category"].map(_models_used(history))
+    predicted["model"] = predicted["category"].map(forecast.chosen_models(history, config.horizon_weeks))
 
     weeks = history["week_start"].nunique()
     if weeks > config.backtest_folds * config.horizon_weeks:
-        backtest = forecast.compare_models(history, horizon=config.horizon_weeks, folds=config.backtest_folds)
+        report = forecast.backtest_report(history, horizon=config.horizon_weeks, folds=config.backtest_folds)
         backtest_meta = {
-            model: {"mase": round(float(row.mase), 4), "mape": round(float(row.mape), 2)}
-            for model, row in backtest.iterrows()
+            model: {
+                "mase": round(float(row.mase), 4),
+                "wape": round(float(row.wape), 2),
+                "mape": round(float(row.mape), 2),
+            }
+            for model, row in report["overall"].iterrows()
         }
         backtest_md = dg.MetadataValue.md(
-            "| model | MASE | MAPE (%) |\n|---|---:|---:|\n"
-            + "".join(f"| {m} | {v['mase']:.3f} | {v['mape']:.1f} |\n" for m, v in backtest_meta.items())
+            "| model | MASE | WAPE (%) | MAPE (%) |\n|---|---:|---:|---:|\n"
+            + "".join(
+                f"| {m} | {v['mase']:.3f} | {v['wape']:.1f} | {v['mape']:.1f} |\n"
+                for m, v in backtest_meta.items()
+            )
+        )
+        by_category = report["categories"].pivot(index="category", columns="model", values="wape")
+        category_md = dg.MetadataValue.md(
+            "WAPE (%) per category, rolling backtest\n\n| category | forecast | seasonal-naive |\n|---|---:|---:|\n"
+            + "".join(
+                f"| {c} | {row['forecast']:.1f} | {row['seasonal_naive']:.1f} |\n"
+                for c, row in by_category.iterrows()
+            )
         )
     else:
         context.log.warning(
             f"{weeks} weeks of history: too short for a {config.backtest_folds}-fold backtest"
         )
         backtest_meta, backtest_md = {}, dg.MetadataValue.md("history too short for a backtest")
+        category_md = backtest_md
 
     plot_path = settings.reports / "demand_forecast.png"
     forecast.plot_forecast(history, predicted).savefig(plot_path, dpi=90)
@@ -476,6 +429,8 @@ def demand_forecast(
             "last_history_week": str(history["week_start"].max().date()),
             "backtest": backtest_meta,
             "backtest_table": backtest_md,
+            "backtest_by_category": category_md,
+            "models_chosen": predicted.groupby("category")["model"].first().to_dict(),
             "plot": dg.MetadataValue.path(str(plot_path)),
         }
     )

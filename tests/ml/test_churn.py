@@ -72,6 +72,18 @@ def synthetic_feature_table(n_customers: int, as_of_dates=AS_OF_DATES, seed: int
             "promo_share": rng.uniform(0, 1, n),
             "days_since_last_visit": rng.exponential(30, n),
             "avg_order_value": rng.gamma(3, 20, n),
+            "frequency_all": rng.poisson(10, n),
+            "order_rate": rng.gamma(2, 0.01, n),
+            "first_purchase_days": rng.uniform(10, 700, n),
+            "frequency_180d": rng.poisson(3, n),
+            "frequency_same_window_last_year": rng.poisson(1.5, n),
+            "sale_orders_all": rng.poisson(1, n),
+            "visits_365d": rng.poisson(30, n),
+            "visits_prev_90d": rng.poisson(9, n),
+            "complaints_refunds_90d": rng.poisson(0.1, n),
+            "days_since_last_ticket_180d": rng.uniform(0, 180, n),
+            "reviews_120d": rng.poisson(0.3, n),
+            "avg_review_score_120d": rng.uniform(1, 5, n),
         }
         df = pd.DataFrame(f)
         # Thresholds, an interaction and a U-shape: easy for trees, hard for a linear model.
@@ -107,7 +119,7 @@ def trained(feature_table):
 
 def test_every_feature_is_documented_once():
     assert churn.FEATURES == list(churn.FEATURE_DESCRIPTIONS)
-    assert len(churn.FEATURES) == len(set(churn.FEATURES)) == 21
+    assert len(churn.FEATURES) == len(set(churn.FEATURES)) == 33
     assert all(churn.FEATURE_DESCRIPTIONS[f] for f in churn.FEATURES)
     assert churn.HORIZON_DAYS == 90
 

@@ -69,13 +69,14 @@ def test_backtest_models_never_see_the_weeks_they_forecast(history):
     assert all(start - last == pd.Timedelta(days=7) for last, start in zip(seen, starts))
 
 
-def test_backtest_scores_do_not_change_when_future_data_is_corrupted(history):
+@pytest.mark.parametrize("model", [fc.seasonal_ridge, fc.forecast], ids=["ridge", "chosen_per_category"])
+def test_backtest_scores_do_not_change_when_future_data_is_corrupted(history, model):
     # Only the last fold's test window differs, so earlier folds must score exactly the same.
     last_window = np.sort(history["week_start"].unique())[-8]
     corrupted = history.copy()
     corrupted.loc[corrupted["week_start"] >= last_window, "units"] = 1e9
-    clean = fc.rolling_backtest(history, fc.seasonal_ridge)["folds"]
-    dirty = fc.rolling_backtest(corrupted, fc.seasonal_ridge)["folds"]
+    clean = fc.rolling_backtest(history, model)["folds"]
+    dirty = fc.rolling_backtest(corrupted, model)["folds"]
     early = clean["fold"] < 3
     pd.testing.assert_frame_equal(clean[early], dirty[early])
 
@@ -90,3 +91,38 @@ def test_plot_forecast_draws_one_panel_per_category(history):
     figure = fc.plot_forecast(history, fc.forecast(history))
     assert isinstance(figure, matplotlib.figure.Figure)
     assert sum(ax.get_visible() for ax in figure.axes) == 2
+
+
+@pytest.fixture(scope="module")
+def short_history():
+    # Like the demo: just under two seasons, so the season-ago lag leaves too few training rows.
+    return fc.synthetic_demand(categories=2, weeks=103, noise=0.08, seed=3)
+
+
+def test_forecast_beats_seasonal_naive_on_trending_seasonal_series_under_two_seasons(short_history):
+    report = fc.backtest_report(short_history)
+    overall = report["overall"]
+    assert overall.loc["forecast", "mase"] < overall.loc["seasonal_naive", "mase"]
+    assert overall.loc["forecast", "wape"] < overall.loc["seasonal_naive", "wape"]
+    categories = report["categories"].pivot(index="category", columns="model", values="wape")
+    assert (categories["forecast"] < categories["seasonal_naive"]).all()
+
+
+def test_level_adjusted_naive_scales_last_season_by_recent_growth():
+    weeks = pd.date_range("2023-01-02", periods=60, freq="7D")
+    units = np.r_[np.full(52, 10.0), np.full(8, 15.0)]  # the last 8 weeks sell 1.5x a season ago
+    history = pd.DataFrame({"category": "a", "week_start": weeks, "units": units})
+    result = fc.level_adjusted_naive(history, horizon=3)
+    np.testing.assert_allclose(result["units_forecast"], 15.0)
+
+
+def test_model_choice_falls_back_to_seasonal_naive_on_short_series():
+    weeks = pd.date_range("2023-01-02", periods=40, freq="7D")
+    units = pd.Series(np.arange(40.0), index=weeks)
+    assert fc.choose_model(units, horizon=8) == "seasonal_naive"
+    history = pd.DataFrame({"category": "a", "week_start": weeks, "units": units.to_numpy()})
+    np.testing.assert_array_equal(fc.forecast(history, horizon=2)["units_forecast"], [39.0, 39.0])
+
+
+def test_every_chosen_model_is_a_candidate(short_history):
+    assert set(fc.chosen_models(short_history).values()) <= set(fc.CANDIDATES)

@@ -17,8 +17,8 @@ import pytest
 import scipy.sparse as sp
 from mlflow import MlflowClient
 
+from ml.placements import DEFAULT_REPURCHASE_CATEGORIES, score_placements
 from orchestration.ml.recommendations import (
-    DEFAULT_REPURCHASE_CATEGORIES,
     cross_sell_rules,
     cross_sell_rules_valid,
     defs,
@@ -27,7 +27,6 @@ from orchestration.ml.recommendations import (
     recommendations_email_consented,
     recommendations_valid,
     recommender_model,
-    score_placements,
 )
 from orchestration.resources import WarehouseResource
 

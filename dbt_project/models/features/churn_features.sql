@@ -118,7 +118,20 @@ purchase_features as (
         sum(p.amount) filter (where p.day >= s.as_of_date - 180 and p.day < s.as_of_date - 90) as monetary_prev_90d,
         count(*) filter (where p.day >= s.as_of_date - 365 and p.channel = 'store') as store_orders_365d,
         count(*) filter (where p.day >= s.as_of_date - 365 and p.channel = 'app') as app_orders_365d,
-        count(*) filter (where p.day >= s.as_of_date - 365 and p.used_promo) as promo_orders_365d
+        count(*) filter (where p.day >= s.as_of_date - 365 and p.used_promo) as promo_orders_365d,
+        count(*) as frequency_all,
+        min(p.day) as first_purchase_day,
+        count(*) filter (where p.day >= s.as_of_date - 180) as frequency_180d,
+        -- The coming 90 days a year ago: how this customer shopped in the season being predicted
+        -- (the Singles' Day peak for an October as-of date).
+        count(*) filter (
+            where p.day >= s.as_of_date - 365 and p.day < s.as_of_date - 365 + {{ horizon }}
+        ) as frequency_same_window_last_year,
+        -- Orders in the run-ups to Singles' Day (11-11) and the 618 sale: promotion-driven buying.
+        count(*) filter (
+            where (extract(month from p.day) = 11 and extract(day from p.day) <= 11)
+                or (extract(month from p.day) = 6 and extract(day from p.day) <= 18)
+        ) as sale_orders_all
     from spine s
     join customer_purchases p on p.customer_id = s.customer_id and p.purchased_at < s.as_of_date
     group by s.customer_id, s.as_of_date
@@ -138,7 +151,9 @@ visit_features as (
         count(*) filter (
             where v.started_at >= s.as_of_date - 90 and v.carted_at < s.as_of_date
                 and (v.paid_at is null or v.paid_at >= s.as_of_date)
-        ) as abandoned_carts_90d
+        ) as abandoned_carts_90d,
+        count(*) filter (where v.started_at >= s.as_of_date - 365) as visits_365d,
+        count(*) filter (where v.started_at >= s.as_of_date - 180 and v.started_at < s.as_of_date - 90) as visits_prev_90d
     from spine s
     join sessions v on v.customer_id = s.customer_id and v.started_at < s.as_of_date
     group by s.customer_id, s.as_of_date
@@ -149,7 +164,11 @@ ticket_features as (
         s.customer_id,
         s.as_of_date,
         count(*) as tickets_180d,
-        count(*) filter (where t.category = 'complaint') as complaints_180d
+        count(*) filter (where t.category = 'complaint') as complaints_180d,
+        count(*) filter (
+            where t.opened_at >= s.as_of_date - 90 and t.category in ('complaint', 'refund')
+        ) as complaints_refunds_90d,
+        max(t.opened_at) as last_ticket_at
     from spine s
     join customer_tickets t
         on t.customer_id = s.customer_id and t.opened_at < s.as_of_date and t.opened_at >= s.as_of_date - 180
@@ -157,7 +176,12 @@ ticket_features as (
 ),
 
 review_features as (
-    select s.customer_id, s.as_of_date, avg(r.score) as avg_review_score
+    select
+        s.customer_id,
+        s.as_of_date,
+        avg(r.score) as avg_review_score,
+        count(*) filter (where r.created_at >= s.as_of_date - 120) as reviews_120d,
+        avg(r.score) filter (where r.created_at >= s.as_of_date - 120) as avg_review_score_120d
     from spine s
     join customer_reviews r on r.customer_id = s.customer_id and r.created_at < s.as_of_date
     group by s.customer_id, s.as_of_date
@@ -189,7 +213,7 @@ final as (
     select
         s.customer_id,
         s.as_of_date,
-        date_diff('day', p.last_purchase_day, s.as_of_date) as recency_days,
+        {{ date_diff_of('day', 'p.last_purchase_day', 's.as_of_date') }} as recency_days,
         coalesce(p.frequency_90d, 0) as frequency_90d,
         coalesce(p.frequency_365d, 0) as frequency_365d,
         coalesce(p.monetary_90d, 0) as monetary_90d,
@@ -206,13 +230,30 @@ final as (
         -- Stand-in until text sentiment is available: the star score rescaled, 1 -> -1, 5 -> 1.
         (r.avg_review_score - 3) / 2 as review_sentiment,
         case
-            when s.first_seen_at < s.as_of_date then date_diff('day', cast(s.first_seen_at as date), s.as_of_date)
+            when s.first_seen_at < s.as_of_date then {{ date_diff_of('day', 'cast(s.first_seen_at as date)', 's.as_of_date') }}
         end as tenure_days,
         p.store_orders_365d / nullif(p.frequency_365d, 0) as store_share,
         p.app_orders_365d / nullif(p.frequency_365d, 0) as app_share,
         p.promo_orders_365d / nullif(p.frequency_365d, 0) as promo_share,
-        date_diff('day', cast(v.last_visit_at as date), s.as_of_date) as days_since_last_visit,
+        {{ date_diff_of('day', 'cast(v.last_visit_at as date)', 's.as_of_date') }} as days_since_last_visit,
         p.monetary_365d / nullif(p.frequency_365d, 0) as avg_order_value,
+        coalesce(p.frequency_all, 0) as frequency_all,
+        -- The purchase rate as a ratio: trees approximate a ratio of two features poorly.
+        case
+            when s.first_seen_at < s.as_of_date then coalesce(p.frequency_all, 0) / nullif(
+                {{ date_diff_of('day', 'cast(s.first_seen_at as date)', 's.as_of_date') }}, 0
+            )
+        end as order_rate,
+        {{ date_diff_of('day', 'p.first_purchase_day', 's.as_of_date') }} as first_purchase_days,
+        coalesce(p.frequency_180d, 0) as frequency_180d,
+        coalesce(p.frequency_same_window_last_year, 0) as frequency_same_window_last_year,
+        coalesce(p.sale_orders_all, 0) as sale_orders_all,
+        coalesce(v.visits_365d, 0) as visits_365d,
+        coalesce(v.visits_prev_90d, 0) as visits_prev_90d,
+        coalesce(t.complaints_refunds_90d, 0) as complaints_refunds_90d,
+        {{ date_diff_of('day', 'cast(t.last_ticket_at as date)', 's.as_of_date') }} as days_since_last_ticket_180d,
+        coalesce(r.reviews_120d, 0) as reviews_120d,
+        r.avg_review_score_120d,
         l.churned
     from spine s
     left join purchase_features p using (customer_id, as_of_date)

@@ -25,7 +25,7 @@ final as (
     select
         customer_id,
         channel,
-        arg_max(granted, (occurred_at, consent_event_id)) as granted,
+        {{ arg_max_of('granted', ['occurred_at', 'consent_event_id']) }} as granted,
         max(occurred_at) as decided_at
     from events
     group by customer_id, channel

@@ -46,13 +46,13 @@ buying as (
 
 -- Ties go to the alphabetically first value, so reruns agree.
 favourite_time as (
-    select customer_id, first(time_of_day order by n desc, time_of_day) as preferred_time_of_day
+    select customer_id, {{ arg_min_of('time_of_day', ['-n', 'time_of_day']) }} as preferred_time_of_day
     from (select customer_id, time_of_day, count(*) as n from timed group by all)
     group by customer_id
 ),
 
 favourite_payment as (
-    select customer_id, first(payment_method order by n desc, payment_method) as preferred_payment_method
+    select customer_id, {{ arg_min_of('payment_method', ['-n', 'payment_method']) }} as preferred_payment_method
     from (select customer_id, payment_method, count(*) as n from timed where payment_method is not null group by all)
     group by customer_id
 ),
@@ -61,7 +61,7 @@ top_categories as (
     select
         customer_id,
         min(category) filter (where category_rank = 1) as top_category,
-        list(category order by category_rank) filter (where category_rank <= 3) as top_categories,
+        {{ ordered_list_agg('category', 'category_rank', 'category_rank <= 3') }} as top_categories,
         count(*) as categories_bought
     from categories
     group by customer_id

@@ -2,7 +2,7 @@
 -- them (so people keep their ids when new data arrives, and a merge keeps the elder id); a
 -- component of new records only gets a new id derived from its smallest record.
 -- full_refresh is off: rebuilding from scratch would re-mint ids downstream systems know.
-{{ config(materialized='incremental', unique_key='record_node', incremental_strategy='delete+insert', full_refresh=false) }}
+{{ config(materialized='incremental', unique_key='record_node', incremental_strategy=replace_rows_strategy(), full_refresh=false) }}
 
 with components as (
     select * from {{ ref('int_identity_components_resolved') }}
@@ -14,7 +14,7 @@ previous as (
 ),
 {% else %}
 previous as (
-    select null::varchar as record_node, null::varchar as customer_id, null::timestamp as assigned_at
+    select cast(null as {{ string_type() }}) as record_node, cast(null as {{ string_type() }}) as customer_id, null::timestamp as assigned_at
     where false
 ),
 {% endif %}
@@ -22,7 +22,7 @@ previous as (
 component_ids as (
     select
         c.component,
-        arg_min(p.customer_id, (p.assigned_at, p.customer_id)) as existing_id,
+        {{ arg_min_of('p.customer_id', ['p.assigned_at', 'p.customer_id']) }} as existing_id,
         min(p.assigned_at) as existing_assigned_at
     from components c
     left join previous p using (record_node)
@@ -32,7 +32,7 @@ component_ids as (
 final as (
     select
         c.record_node,
-        coalesce(i.existing_id, 'C' || substr(sha256(c.component), 1, 16)) as customer_id,
+        coalesce(i.existing_id, 'C' || substr({{ sha256_hex('c.component') }}, 1, 16)) as customer_id,
         coalesce(i.existing_assigned_at, current_timestamp::timestamp) as assigned_at
     from components c
     join component_ids i using (component)

@@ -6,7 +6,7 @@ with records as (
 ),
 
 key_edges as (
-    select record_node as node_a, unnest(link_keys) as node_b, 'key' as edge_kind
+    select record_node as node_a, {{ explode_list('link_keys') }} as node_b, 'key' as edge_kind
     from records
 ),
 
@@ -14,7 +14,7 @@ key_edges as (
 self_edges as (
     select record_node as node_a, record_node as node_b, 'self' as edge_kind
     from records
-    where len(link_keys) = 0
+    where {{ list_size('link_keys') }} = 0
 ),
 
 crm as (
@@ -30,7 +30,7 @@ fuzzy_edges as (
       on a.postcode = b.postcode
      and a.birth_date = b.birth_date
      and a.record_node < b.record_node
-    where jaro_winkler_similarity(a.name_key, b.name_key) >= {{ var('fuzzy_name_threshold') }}
+    where {{ jaro_winkler('a.name_key', 'b.name_key') }} >= {{ var('fuzzy_name_threshold') }}
 ),
 
 final as (

@@ -39,7 +39,7 @@ fuzzy as (
 ),
 
 identified as (
-    select a.customer_id, bool_or(len(r.link_keys) > 0) as is_identified
+    select a.customer_id, bool_or({{ list_size('r.link_keys') }} > 0) as is_identified
     from records r
     join assigned a using (record_node)
     group by a.customer_id

@@ -32,7 +32,7 @@ crm_records as (
     select
         'crm_customers' as source,
         customer_ref as source_record_id,
-        ['crm:' || customer_ref, 'email:' || email_hash, 'phone:' || phone_hash, 'loyalty:' || loyalty_card_hash] as link_keys,
+        {{ dbt.array_construct(["'crm:' || customer_ref", "'email:' || email_hash", "'phone:' || phone_hash", "'loyalty:' || loyalty_card_hash"]) }} as link_keys,
         name_key,
         birth_date,
         postcode
@@ -43,7 +43,7 @@ order_records as (
     select
         'ecommerce_orders' as source,
         order_id as source_record_id,
-        ['account:' || account_id, 'email:' || email_hash, 'phone:' || phone_hash] as link_keys
+        {{ dbt.array_construct(["'account:' || account_id", "'email:' || email_hash", "'phone:' || phone_hash"]) }} as link_keys
     from orders
 ),
 
@@ -52,7 +52,7 @@ device_records as (
     select
         'web_events' as source,
         device_id as source_record_id,
-        list_sort(list(distinct 'account:' || account_id) filter (where account_id is not null)) as link_keys
+        {{ sorted_set_agg("'account:' || account_id", 'account_id is not null') }} as link_keys
     from events
     group by device_id
 ),
@@ -61,37 +61,34 @@ receipt_records as (
     select
         'pos_transactions' as source,
         transaction_id as source_record_id,
-        ['loyalty:' || any_value(loyalty_card_hash), 'phone:' || any_value(phone_hash)] as link_keys
+        {{ dbt.array_construct(["'loyalty:' || " ~ any_value_of('loyalty_card_hash'), "'phone:' || " ~ any_value_of('phone_hash')]) }} as link_keys
     from pos
     group by transaction_id
 ),
 
 ticket_records as (
     select 'service_tickets' as source, ticket_id as source_record_id,
-        ['email:' || email_hash, 'phone:' || phone_hash] as link_keys
+        {{ dbt.array_construct(["'email:' || email_hash", "'phone:' || phone_hash"]) }} as link_keys
     from tickets
 ),
 
 review_records as (
     select 'product_reviews' as source, review_id as source_record_id,
-        ['account:' || account_id] as link_keys
+        {{ dbt.array_construct(["'account:' || account_id"]) }} as link_keys
     from reviews
 ),
 
 consent_records as (
     select 'marketing_consent' as source, consent_event_id as source_record_id,
-        ['crm:' || customer_ref] as link_keys
+        {{ dbt.array_construct(["'crm:' || customer_ref"]) }} as link_keys
     from consent
 ),
 
 unioned as (
-    select * from crm_records
-    union all by name select * from order_records
-    union all by name select * from device_records
-    union all by name select * from receipt_records
-    union all by name select * from ticket_records
-    union all by name select * from review_records
-    union all by name select * from consent_records
+    select source, source_record_id, link_keys, name_key, birth_date, postcode from crm_records
+    {% for records in ['order_records', 'device_records', 'receipt_records', 'ticket_records', 'review_records', 'consent_records'] %}
+    union all select source, source_record_id, link_keys, null, null, null from {{ records }}
+    {% endfor %}
 ),
 
 final as (
@@ -99,7 +96,7 @@ final as (
         source,
         source_record_id,
         source || ':' || source_record_id as record_node,
-        coalesce(list_filter(link_keys, lambda k: k is not null), []) as link_keys,
+        {{ list_compact('link_keys') }} as link_keys,
         name_key,
         birth_date,
         postcode

@@ -31,7 +31,7 @@ receipts as (
         transaction_id,
         min(occurred_at) as purchased_at,
         sum(line_amount) as amount,
-        any_value(payment_method) as payment_method,
+        {{ any_value_of('payment_method') }} as payment_method,
         bool_or(promo_code is not null) as used_promo
     from pos
     group by transaction_id

@@ -64,14 +64,14 @@ as_of as (
 profile as (
     select
         i.customer_id,
-        arg_max(c.gender, c.updated_at) as gender,
-        arg_max(c.birth_date, c.updated_at) as birth_date,
-        arg_max(c.city, c.updated_at) as city,
-        arg_max(c.region, c.updated_at) as region,
-        arg_max(c.signup_channel, c.updated_at) as signup_channel,
+        {{ arg_max_of('c.gender', 'c.updated_at') }} as gender,
+        {{ arg_max_of('c.birth_date', 'c.updated_at') }} as birth_date,
+        {{ arg_max_of('c.city', 'c.updated_at') }} as city,
+        {{ arg_max_of('c.region', 'c.updated_at') }} as region,
+        {{ arg_max_of('c.signup_channel', 'c.updated_at') }} as signup_channel,
         min(c.signup_date) as signup_date,
-        arg_max(c.email_masked, c.updated_at) as email_masked,
-        arg_max(c.phone_masked, c.updated_at) as phone_masked,
+        {{ arg_max_of('c.email_masked', 'c.updated_at') }} as email_masked,
+        {{ arg_max_of('c.phone_masked', 'c.updated_at') }} as phone_masked,
         count(*) as crm_records
     from identity i
     join crm c on i.source = 'crm_customers' and i.source_record_id = c.customer_ref
@@ -100,17 +100,17 @@ final as (
         p.gender,
         case
             when p.birth_date is null then 'unknown'
-            when date_diff('year', p.birth_date, a.as_of_date) < 25 then '18-24'
-            when date_diff('year', p.birth_date, a.as_of_date) < 35 then '25-34'
-            when date_diff('year', p.birth_date, a.as_of_date) < 45 then '35-44'
-            when date_diff('year', p.birth_date, a.as_of_date) < 55 then '45-54'
+            when {{ date_diff_of('year', 'p.birth_date', 'a.as_of_date') }} < 25 then '18-24'
+            when {{ date_diff_of('year', 'p.birth_date', 'a.as_of_date') }} < 35 then '25-34'
+            when {{ date_diff_of('year', 'p.birth_date', 'a.as_of_date') }} < 45 then '35-44'
+            when {{ date_diff_of('year', 'p.birth_date', 'a.as_of_date') }} < 55 then '45-54'
             else '55+'
         end as age_band,
         p.city,
         p.region,
         p.signup_channel,
         p.signup_date,
-        a.as_of_date - p.signup_date as tenure_days,
+        {{ days_between('p.signup_date', 'a.as_of_date') }} as tenure_days,
         p.email_masked,
         p.phone_masked,
         coalesce(p.crm_records, 0) as crm_records,
@@ -131,7 +131,7 @@ final as (
         l.expected_purchases as expected_purchases_12m,
         l.expected_days_to_next_purchase,
         b.top_category,
-        array_to_string(b.top_categories, ', ') as top_categories,
+        {{ list_join('b.top_categories', "', '") }} as top_categories,
         b.share_web,
         b.share_app,
         b.share_store,
@@ -155,8 +155,8 @@ final as (
         coalesce(o.negative_texts, 0) as negative_texts,
         greatest(v.last_purchase_at, b.last_web_activity_at, s.last_contact_at, o.last_review_at) as last_seen_at,
         cast(h.churn_probability as double) as churn_probability,
-        cast(h.risk_band as varchar) as churn_risk_band,
-        cast(h.model_version as varchar) as churn_model_version,
+        cast(h.risk_band as {{ string_type() }}) as churn_risk_band,
+        cast(h.model_version as {{ string_type() }}) as churn_model_version,
         coalesce(k.consent_email, false) as consent_email,
         coalesce(k.consent_sms, false) as consent_sms,
         coalesce(k.consent_push, false) as consent_push,

@@ -17,7 +17,7 @@ per_customer as (
     select
         p.customer_id,
         a.as_of_date,
-        a.as_of_date - cast(max(p.purchased_at) as date) as recency_days,
+        {{ days_between('cast(max(p.purchased_at) as date)', 'a.as_of_date') }} as recency_days,
         count(*) as frequency,
         sum(p.amount) as monetary
     from purchases p
@@ -46,7 +46,7 @@ final as (
         s.r_score,
         s.f_score,
         s.m_score,
-        s.r_score::varchar || s.f_score::varchar || s.m_score::varchar as rfm_cell,
+        cast(s.r_score as {{ string_type() }}) || cast(s.f_score as {{ string_type() }}) || cast(s.m_score as {{ string_type() }}) as rfm_cell,
         r.rfm_segment
     from scored s
     join rules r

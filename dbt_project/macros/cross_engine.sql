@@ -1,0 +1,138 @@
+{# SQL that DuckDB and Spark spell differently, one macro per idiom (docs/SCALE_OUT.md). Each has
+   a duckdb__ body that renders exactly the SQL the models used before (so DuckDB output does not
+   change) and a spark__ body with the same semantics; dbt's own cross-database macros
+   (dbt.array_construct, dbt.type_*) are used where they already agree. #}
+
+{# The string type: DuckDB's varchar; Spark rejects varchar without a length. #}
+{% macro string_type() -%}{{ return(adapter.dispatch('string_type', 'customer_360')()) }}{%- endmacro %}
+{% macro duckdb__string_type() -%}varchar{%- endmacro %}
+{% macro default__string_type() -%}string{%- endmacro %}
+
+{# A type name written the DuckDB way (as in source_or_empty's column lists) for this engine. #}
+{% macro portable_type(name) -%}
+    {%- if name | lower in ('varchar', 'text', 'string') -%}{{ string_type() }}{%- else -%}{{ name }}{%- endif -%}
+{%- endmacro %}
+
+{# The value at the row with the largest (smallest) key, skipping rows whose value is null as
+   DuckDB's arg_max does. `key` is an expression or a list of them (compared left to right). #}
+{% macro arg_max_of(value, key) -%}{{ return(adapter.dispatch('arg_max_of', 'customer_360')(value, key, 'max')) }}{%- endmacro %}
+{% macro arg_min_of(value, key) -%}{{ return(adapter.dispatch('arg_max_of', 'customer_360')(value, key, 'min')) }}{%- endmacro %}
+{% macro duckdb__arg_max_of(value, key, fn) -%}
+    arg_{{ fn }}({{ value }}, {% if key is string %}{{ key }}{% else %}({{ key | join(', ') }}){% endif %})
+{%- endmacro %}
+{% macro default__arg_max_of(value, key, fn) -%}
+    {{ fn }}_by({{ value }}, case when {{ value }} is not null then {% if key is string %}{{ key }}{% else %}struct({{ key | join(', ') }}){% endif %} end)
+{%- endmacro %}
+
+{# Any non-null value of the group. #}
+{% macro any_value_of(value) -%}{{ return(adapter.dispatch('any_value_of', 'customer_360')(value)) }}{%- endmacro %}
+{% macro duckdb__any_value_of(value) -%}any_value({{ value }}){%- endmacro %}
+{% macro default__any_value_of(value) -%}any_value({{ value }}, true){%- endmacro %}
+
+{# Whole datepart boundaries crossed from start to end, as DuckDB's date_diff counts them
+   (year: calendar years, not age). dbt.datediff differs on Spark for years. #}
+{% macro date_diff_of(datepart, start, end) -%}{{ return(adapter.dispatch('date_diff_of', 'customer_360')(datepart, start, end)) }}{%- endmacro %}
+{% macro duckdb__date_diff_of(datepart, start, end) -%}date_diff('{{ datepart }}', {{ start }}, {{ end }}){%- endmacro %}
+{% macro default__date_diff_of(datepart, start, end) -%}
+    {%- if datepart == 'year' -%} cast(year({{ end }}) - year({{ start }}) as bigint)
+    {%- elif datepart == 'day' -%} cast(datediff(cast({{ end }} as date), cast({{ start }} as date)) as bigint)
+    {%- elif datepart == 'second' -%} (unix_timestamp({{ end }}) - unix_timestamp({{ start }}))
+    {%- else -%} {{ exceptions.raise_compiler_error("date_diff_of: datepart '" ~ datepart ~ "' is not implemented for " ~ target.type) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{# Days from one date to another (DuckDB: date - date; Spark's gives an interval). #}
+{% macro days_between(start, end) -%}{{ return(adapter.dispatch('days_between', 'customer_360')(start, end)) }}{%- endmacro %}
+{% macro duckdb__days_between(start, end) -%}{{ end }} - {{ start }}{%- endmacro %}
+{% macro default__days_between(start, end) -%}cast(datediff({{ end }}, {{ start }}) as bigint){%- endmacro %}
+
+{# Lists (DuckDB) / arrays (Spark). #}
+{% macro list_size(list) -%}{{ return(adapter.dispatch('list_size', 'customer_360')(list)) }}{%- endmacro %}
+{% macro duckdb__list_size(list) -%}len({{ list }}){%- endmacro %}
+{% macro default__list_size(list) -%}size({{ list }}){%- endmacro %}
+
+{% macro list_join(list, separator) -%}{{ return(adapter.dispatch('list_join', 'customer_360')(list, separator)) }}{%- endmacro %}
+{% macro duckdb__list_join(list, separator) -%}array_to_string({{ list }}, {{ separator }}){%- endmacro %}
+{% macro default__list_join(list, separator) -%}array_join({{ list }}, {{ separator }}){%- endmacro %}
+
+{# The list without its nulls, [] when the list itself is null. #}
+{% macro list_compact(list) -%}{{ return(adapter.dispatch('list_compact', 'customer_360')(list)) }}{%- endmacro %}
+{% macro duckdb__list_compact(list) -%}coalesce(list_filter({{ list }}, lambda k: k is not null), []){%- endmacro %}
+{% macro default__list_compact(list) -%}coalesce(filter({{ list }}, k -> k is not null), array()){%- endmacro %}
+
+{# Aggregate: the sorted distinct non-null values of the group. #}
+{% macro sorted_set_agg(value, where) -%}{{ return(adapter.dispatch('sorted_set_agg', 'customer_360')(value, where)) }}{%- endmacro %}
+{% macro duckdb__sorted_set_agg(value, where) -%}list_sort(list(distinct {{ value }}) filter (where {{ where }})){%- endmacro %}
+{% macro default__sorted_set_agg(value, where) -%}array_sort(collect_set({{ value }}) filter (where {{ where }})){%- endmacro %}
+
+{# Aggregate: the values of the group ordered by an expression. #}
+{% macro ordered_list_agg(value, order_by, where) -%}{{ return(adapter.dispatch('ordered_list_agg', 'customer_360')(value, order_by, where)) }}{%- endmacro %}
+{% macro duckdb__ordered_list_agg(value, order_by, where) -%}list({{ value }} order by {{ order_by }}) filter (where {{ where }}){%- endmacro %}
+{% macro default__ordered_list_agg(value, order_by, where) -%}
+    nullif(transform(array_sort(collect_list(struct({{ order_by }} as k, {{ value }} as v)) filter (where {{ where }})), x -> x.v), array())
+{%- endmacro %}
+
+{# One row per element of a list (in a select list). #}
+{% macro explode_list(list) -%}{{ return(adapter.dispatch('explode_list', 'customer_360')(list)) }}{%- endmacro %}
+{% macro duckdb__explode_list(list) -%}unnest({{ list }}){%- endmacro %}
+{% macro default__explode_list(list) -%}explode({{ list }}){%- endmacro %}
+
+{# Hex SHA-256 of a string. #}
+{% macro sha256_hex(value) -%}{{ return(adapter.dispatch('sha256_hex', 'customer_360')(value)) }}{%- endmacro %}
+{% macro duckdb__sha256_hex(value) -%}sha256({{ value }}){%- endmacro %}
+{% macro default__sha256_hex(value) -%}sha2({{ value }}, 256){%- endmacro %}
+
+{# Continuous (interpolated) quantile. #}
+{% macro quantile_cont_of(value, fraction) -%}{{ return(adapter.dispatch('quantile_cont_of', 'customer_360')(value, fraction)) }}{%- endmacro %}
+{% macro duckdb__quantile_cont_of(value, fraction) -%}quantile_cont({{ value }}, {{ fraction }}){%- endmacro %}
+{% macro default__quantile_cont_of(value, fraction) -%}percentile({{ value }}, {{ fraction }}){%- endmacro %}
+
+{# Jaro-Winkler similarity (prefix weight 0.1 over at most 4 characters, applied above 0.7), as
+   DuckDB's jaro_winkler_similarity computes it. Spark has no such function: the matching pass is
+   a fold over the first string's characters; `transform(array(x), v -> ...)[0]` binds x once. #}
+{% macro jaro_winkler(a, b) -%}{{ return(adapter.dispatch('jaro_winkler', 'customer_360')(a, b)) }}{%- endmacro %}
+{% macro duckdb__jaro_winkler(a, b) -%}jaro_winkler_similarity({{ a }}, {{ b }}){%- endmacro %}
+{% macro default__jaro_winkler(a, b) -%}
+case when length({{ a }}) = 0 or length({{ b }}) = 0 then cast(0 as double) else
+transform(array(named_struct('l1', length({{ a }}), 'l2', length({{ b }}),
+    'w', greatest(greatest(length({{ a }}), length({{ b }})) div 2 - 1, 0))), p ->
+  transform(array(aggregate(
+      sequence(1, p.l1),
+      named_struct('used', array_repeat(false, p.l2), 'hits', cast(array() as array<int>)),
+      (acc, i) -> transform(array(array_min(filter(sequence(1, p.l2), j ->
+              abs(j - i) <= p.w and not element_at(acc.used, j) and substr({{ b }}, j, 1) = substr({{ a }}, i, 1)))), j ->
+          if(j is null, acc, named_struct(
+              'used', transform(acc.used, (u, k) -> u or k + 1 = j),
+              'hits', concat(acc.hits, array(i)))))[0]
+  )), f ->
+    transform(array(named_struct(
+        'm', size(f.hits),
+        't', size(filter(zip_with(
+                transform(f.hits, i -> substr({{ a }}, i, 1)),
+                filter(transform(f.used, (u, k) -> if(u, substr({{ b }}, k + 1, 1), null)), c -> c is not null),
+                (x, y) -> x != y), d -> d)) div 2,
+        'prefix', aggregate(sequence(1, least(4, p.l1, p.l2)), 0,
+                (n, k) -> if(n = k - 1 and substr({{ a }}, k, 1) = substr({{ b }}, k, 1), k, n)))), s ->
+      case when s.m = 0 then cast(0 as double) else
+        transform(array((s.m / p.l1 + s.m / p.l2 + (s.m - s.t) / s.m) / 3.0), jaro ->
+          if(jaro > 0.7, jaro + s.prefix * 0.1 * (1.0 - jaro), jaro))[0]
+      end
+    )[0]
+  )[0]
+)[0]
+end
+{%- endmacro %}
+
+{# How int_customer_ids_assigned replaces the rows it recomputes: DuckDB deletes and re-inserts by key; Spark (Parquet tables, no Delta Lake here) overwrites the
+   table, which is the same thing because the model recomputes every record's id. #}
+{% macro replace_rows_strategy() -%}{{ return(adapter.dispatch('replace_rows_strategy', 'customer_360')()) }}{%- endmacro %}
+{% macro default__replace_rows_strategy() -%}{{ return('delete+insert') }}{%- endmacro %}
+{% macro spark__replace_rows_strategy() -%}{{ return('merge' if config.get('file_format') in ('delta', 'iceberg', 'hudi') else 'insert_overwrite') }}{%- endmacro %}
+
+{# Whether label propagation (int_identity_components_resolved) may jump pointers. Spark inlines
+   a CTE at every reference, and a jump reads each round twice: 2^rounds copies of the first
+   round's plan. There each round reads the previous one once and more rounds are run instead
+   (one hop each); assert_identity_components_converged checks they were enough either way. #}
+{% macro pointer_jumping() -%}{{ return(adapter.dispatch('pointer_jumping', 'customer_360')()) }}{%- endmacro %}
+{% macro duckdb__pointer_jumping() -%}{{ return(true) }}{%- endmacro %}
+{% macro default__pointer_jumping() -%}{{ return(false) }}{%- endmacro %}
