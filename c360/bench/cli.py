@@ -36,8 +36,7 @@ import click
 @click.option(
     "--end-date",
     default=None,
-    help="Last generated day (YYYY-MM-DD). Default: three weeks ago (recent enough for the loader's "
-    "wall-clock future check and the freshness gates; see BENCHMARKS.md).",
+    help="Last generated day (YYYY-MM-DD). Default: the generator's default, so runs are repeatable.",
 )
 @click.option(
     "--root",

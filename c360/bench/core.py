@@ -13,7 +13,6 @@ import re
 import shutil
 import sys
 import time
-from datetime import date, timedelta
 from pathlib import Path
 
 from c360.bench import landing as bench_landing
@@ -65,12 +64,14 @@ def generation_seconds(log: Path) -> float | None:
 
 
 def default_end_date() -> str:
-    """Three weeks ago. The loader judges "future" timestamps against the wall clock, so data
-    ending long before today lets planted future timestamps (event time + 2-5 years) through as
-    fresh rows and the freshness gates (30 days) fail; data ending yesterday puts the checked
-    days of the drift gates on whatever season today is in (on 22 November: the Double 11 peak,
-    which the generator simulates and the gates flag)."""
-    return (date.today() - timedelta(days=21)).isoformat()
+    """The generator's own default end date, so every bench run at a scale generates the same
+    bytes whatever the day. (Planted future timestamps are anchored 2-5 years after the end date,
+    so they stay in the future for the loader's wall-clock check.)"""
+    import inspect
+
+    from c360.generate.core import generate
+
+    return inspect.signature(generate).parameters["end_date"].default
 
 
 def _dir_bytes(path: Path) -> int:
