@@ -16,6 +16,7 @@
 -- value      rfm_segment            the RFM-8 segment
 -- value      clv_tier               platinum / gold / silver / bronze
 -- value      big_spender            yes when the average order value is in the top 10%
+-- value      high_value_at_risk     yes for platinum or gold CLV with P(alive) < 0.5 (BG/NBD): worth a call
 -- risk       complaint              open complaint / recent complaint (90 days) / repeat complainer (>= 2 ever)
 -- risk       voice                  negative voice (average text sentiment < -0.3)
 -- risk       churn_risk             high / medium churn risk: the champion churn model's band in customer_360
@@ -61,6 +62,8 @@ rules as (
             {'tag_group': 'value', 'tag': 'rfm_segment', 'value': rfm_segment},
             {'tag_group': 'value', 'tag': 'clv_tier', 'value': clv_tier},
             {'tag_group': 'value', 'tag': 'big_spender', 'value': case when avg_order_value >= top_decile then 'yes' end},
+            {'tag_group': 'value', 'tag': 'high_value_at_risk', 'value': case
+                when clv_tier in ('platinum', 'gold') and p_alive < 0.5 then 'yes' end},
             {'tag_group': 'risk', 'tag': 'complaint', 'value': case
                 when open_complaints > 0 then 'open complaint'
                 when complaints_90d > 0 then 'recent complaint'
