@@ -64,6 +64,12 @@ class Settings:
     def duckdb_memory_limit(self) -> str | None:
         return os.environ.get("C360_DUCKDB_MEMORY_LIMIT")
 
+    @property
+    def writer_lock_wait_s(self) -> float:
+        # How long a writer waits for readers (the app, an export, a poller) to release DuckDB's
+        # file lock before its step fails.
+        return float(os.environ.get("C360_WRITER_LOCK_WAIT_S", "60"))
+
     def ensure_dirs(self) -> "Settings":
         for path in (self.home, self.landing, self.reports, self.dagster_home, self.mlflow_dir):
             path.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -23,11 +24,26 @@ def connect(path: Path | str | None = None, read_only: bool = False, settings: S
         config["threads"] = str(settings.duckdb_threads)
     if settings.duckdb_memory_limit:
         config["memory_limit"] = settings.duckdb_memory_limit
-    con = duckdb.connect(str(path), read_only=read_only, config=config)
+    con = _open(path, read_only, config, wait_s=0.0 if read_only else settings.writer_lock_wait_s)
     if not read_only:
         for schema in SCHEMAS:
             con.execute(f"create schema if not exists {schema}")
     return con
+
+
+def _open(path: Path, read_only: bool, config: dict[str, str], wait_s: float):
+    """DuckDB lets one process write a file, and any open connection - even a short read-only
+    query from the insights app or a poller - blocks the writer. A writer waits (with backoff)
+    for such readers instead of failing its step; readers fail at once (the app says why)."""
+    deadline, delay = time.monotonic() + wait_s, 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=config)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 @contextmanager

@@ -54,4 +54,7 @@ cart_abandonment_job = dg.define_asset_job(
     | dg.AssetSelection.checks(dg.AssetCheckKey(WEB_EVENTS_KEY, "rows_conserved")),
     description="Micro-batch: new web_events files -> raw.web_events -> activation.cart_abandoned.",
     tags={"c360/trigger": "clickstream", "dagster/priority": "10"},
+    # Three small steps in a row: the multiprocess executor would start (and import the whole code
+    # location in) a fresh process per step, most of the latency budget on a 2-core machine.
+    executor_def=dg.in_process_executor,
 )
