@@ -31,18 +31,14 @@ MASK_REGEX = {
     "national_id": r"^\*{14}[0-9A-Z]{4}$",
     "card": r"^\*{4} \*{4} \*{4} [0-9]{4}$",
 }
-# Accepted values not spelled out in the contract's column types.
+# Accepted values not spelled out in the contract's column types. Product categories are not a
+# closed list: a catalogue grows new ones (Olist's has 70), so a new category must not stop the run.
 ACCEPTED = {
     ("crm_customers", "gender"): ["F", "M", "U"],
     ("crm_customers", "signup_channel"): ["web", "app", "store"],
-    ("products", "category"): [
-        "electronics", "fashion", "beauty", "home", "outdoor", "grocery", "sports", "books", "toys", "baby",
-        "pets", "health",
-    ],
     ("ecommerce_orders", "channel"): ["web", "app"],
     ("ecommerce_orders", "status"): ["placed", "paid", "shipped", "delivered", "cancelled", "returned"],
     ("ecommerce_orders", "payment_method"): ["card", "alipay", "wechat_pay", "cod"],
-    ("ecommerce_orders", "currency"): ["CNY"],
     ("web_events", "event_type"): ["page_view", "search", "product_view", "add_to_cart", "checkout", "purchase"],
     ("web_events", "channel"): ["web", "app"],
     ("pos_transactions", "payment_method"): ["cash", "card", "alipay", "wechat_pay"],

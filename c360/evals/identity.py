@@ -79,12 +79,17 @@ def olist_recovery(home: Path, src: Path) -> dict:
     env = dict(os.environ, C360_HOME=str(home), DAGSTER_HOME=str(home / "dagster"))
     env.pop("C360_WAREHOUSE", None)
     c360 = [sys.executable, "-m", "c360.cli"]
-    subprocess.run([*c360, "keys", "init", "--if-missing"], env=env, check=True, capture_output=True)
-    subprocess.run([*c360, "ingest", "--mapping", "olist", "--src", str(src)], env=env, check=True, capture_output=True)
-    subprocess.run(
-        [*c360, "run", "--select", "+key:marts/identity_map and not group:ingest", "--no-summary"],
-        env=env, check=True, capture_output=True,
-    )
+
+    def step(*args: str) -> None:
+        done = subprocess.run([*c360, *args], env=env, capture_output=True, text=True, check=False)
+        if done.returncode:
+            # Say which step of the Olist build failed and why (its own last lines), not just an exit code.
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+            raise RuntimeError(f"Olist recovery: `c360 {' '.join(args)}` failed (C360_HOME={home}):\n{tail}")
+
+    step("keys", "init", "--if-missing")
+    step("ingest", "--mapping", "olist", "--src", str(src))
+    step("run", "--select", "+key:marts/identity_map and not group:ingest", "--no-summary")
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     try:
         return pairwise_scores(con, home / "landing" / "_truth" / "identity.csv")
