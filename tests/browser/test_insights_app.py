@@ -88,6 +88,12 @@ def test_audience_export_holds_only_consented_customers_and_is_logged(page, app_
     page.get_by_text("sms", exact=True).click()
     page.wait_for_selector(RENDERED)
     page.wait_for_function("() => document.body.innerText.includes('consented to sms')")
+    # The metric changes while the rerun is still drawing the rest of the page. A click on the
+    # export button of the run before is lost: Streamlit drops that run's deferred download when
+    # the rerun finishes. So wait until the script is idle, then click the button that stays.
+    page.wait_for_selector(RENDERED)
+    page.wait_for_timeout(1000)
+    page.wait_for_selector(RENDERED)
     with page.expect_download(timeout=120_000) as download:
         page.get_by_role("button", name="Export CSV").click()
     rows = list(csv.DictReader(io.StringIO(download.value.path().read_text())))
