@@ -4,6 +4,7 @@ so every run shows up in the Dagster UI, and summarise what a run produced."""
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field
 
 from c360.settings import Settings, get_settings
@@ -37,6 +38,51 @@ def prepare_instance(settings: Settings | None = None) -> Settings:
     return settings
 
 
+# Tags on every in-process run: which process on which machine runs it, so that a later run can
+# tell a run still going from one whose process was killed.
+PID_TAG = "c360/pid"
+HOST_TAG = "c360/host"
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by another user
+        return False
+    return False
+
+
+def release_abandoned_slots(instance) -> list[str]:
+    """Free the warehouse pool slots held by runs that can no longer release them; return their ids.
+
+    A run frees its slot as each step ends. An in-process ``c360 run`` killed with SIGKILL (or a
+    machine that lost power) never does, and every later run would then wait on the pool for
+    ever ("Step still blocked by limit for pool warehouse"). Dagster's daemon frees slots only
+    for runs that ended, and the CLI runs without it. So before each run: a run that has ended
+    has its slots freed; a run still marked started whose c360 process on this machine is gone
+    is marked failed (with a message saying so) and its slots freed. Runs launched by the
+    Dagster UI or daemon carry no c360 process tag and are left to the daemon's run monitoring.
+    """
+    freed = []
+    for run_id in instance.event_log_storage.get_concurrency_run_ids():
+        run = instance.get_run_by_id(run_id)
+        if run is not None and not run.is_finished:
+            pid, host = run.tags.get(PID_TAG), run.tags.get(HOST_TAG)
+            if not (pid and host == socket.gethostname() and _process_gone(int(pid))):
+                continue
+            instance.report_run_failed(
+                run,
+                f"Process {pid} running this run on {host} is gone (killed or crashed); "
+                "c360 marked the run failed and freed its warehouse pool slot. "
+                "Its warehouse writes were rolled back; run it again.",
+            )
+        instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+        freed.append(run_id)
+    return freed
+
+
 @dataclass
 class RunSummary:
     success: bool
@@ -54,14 +100,16 @@ def materialize(selection: str | None = None, tags: dict[str, str] | None = None
     prepare_instance()
     from orchestration.definitions import defs
 
+    instance = dg.DagsterInstance.get()
+    release_abandoned_slots(instance)
     assets = list(defs.assets or []) + list(defs.asset_checks or [])
     result = dg.materialize(
         assets,
-        instance=dg.DagsterInstance.get(),
+        instance=instance,
         resources=defs.resources,
         selection=selection,
         raise_on_error=False,
-        tags=tags,
+        tags={**(tags or {}), PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
     )
     summary = RunSummary(success=result.success, run_id=result.run_id)
     for event in result.get_asset_materialization_events():

@@ -16,7 +16,8 @@ final as (
         unit_price,
         quantity * unit_price as line_amount,
         lower(trim(payment_method)) as payment_method,
-        nullif(trim(promo_code), '') as promo_code
+        nullif(trim(promo_code), '') as promo_code,
+        _loaded_at
     from source
 )
 

@@ -13,7 +13,8 @@ final as (
         nullif(trim(product_id), '') as product_id,
         search_query,
         lower(trim(channel)) as channel,
-        nullif(trim(order_id), '') as order_id
+        nullif(trim(order_id), '') as order_id,
+        _loaded_at
     from source
 )
 
