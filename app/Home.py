@@ -9,7 +9,9 @@ import ui
 EXPECTED_TABLES = {
     "marts.customer_360": "Overview, Segments, Customer lookup, Audiences",
     "marts.customer_rfm": "Segments",
-    "intermediate.int_purchases_unioned": "Overview, Segments (movement)",
+    "marts.revenue_monthly": "Overview (trend)",
+    "marts.rfm_segment_movement": "Segments (movement)",
+    "intermediate.int_purchases_unioned": "Customer lookup (purchases)",
     "marts.customer_segments": "Segments (behaviour clusters)",
     "marts.customer_tags": "Customer lookup (tags)",
     "marts.funnel_daily": "Funnel",

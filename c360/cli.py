@@ -148,6 +148,7 @@ _mount(main, "c360.app_cli", "app_command", "app")
 _mount(main, "c360.privacy.keys", "keys_command", "keys")
 _mount(main, "c360.privacy.scan", "scan_pii_command", "scan-pii")
 _mount(main, "c360.bench.cli", "bench_command", "bench")
+_mount(main, "c360.bench.app", "bench_app_command", "bench-app")
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -8,7 +8,9 @@ result so Data Docs show one page per suite and run. GX's SQL path does not work
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -33,6 +35,67 @@ AGGREGATE_RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count
 BATCH_ROWS = 500_000
 
 
+# Row expectations judge each row on its own (types, formats, ranges, accepted values): a row that
+# passed once passes again. So a raw table's gate validates only rows loaded since the rows it
+# last passed (keys, references, counts and drift are whole-table SQL aggregates, run every
+# time). The watermark is kept per suite with a fingerprint of its row rules: a changed rule set
+# validates the whole table again; a failed gate keeps the old watermark, so its rows are
+# validated again next run.
+WATERMARKS_DDL = """
+create table if not exists quality.gate_watermarks (
+    suite varchar primary key,
+    loaded_through timestamp,
+    rules_fingerprint varchar,
+    run_id varchar,
+    validated_at timestamp
+)"""
+RULES_EPOCH = datetime(2000, 1, 1)  # rules rendered at a fixed time, for their fingerprint
+
+
+def rules_fingerprint(suite: QualitySuite) -> str:
+    rendered = [
+        json.dumps(exp.configuration.to_json_dict(), sort_keys=True, default=str)
+        for exp in suite.row_expectations(RULES_EPOCH)
+    ]
+    return hashlib.sha256("\n".join(rendered).encode()).hexdigest()[:16]
+
+
+def _has_load_time(con, table: str) -> bool:
+    schema, name = table.split(".", 1)
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.columns "
+            "where table_schema = ? and table_name = ? and column_name = '_loaded_at'",
+            [schema, name],
+        ).fetchall()[0][0]
+    )
+
+
+def validated_through(con, suite: QualitySuite) -> datetime | None:
+    """Load time up to which the suite's row rules (as they are now) passed, or None."""
+    exists = con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'quality' and table_name = 'gate_watermarks'"
+    ).fetchall()[0][0]
+    if not exists:
+        return None
+    rows = con.execute(
+        "select loaded_through from quality.gate_watermarks where suite = ? and rules_fingerprint = ?",
+        [suite.name, rules_fingerprint(suite)],
+    ).fetchall()
+    return rows[0][0] if rows else None
+
+
+def record_validated(con, suite: QualitySuite, loaded_through: datetime | None, run_name: str) -> None:
+    if loaded_through is None:
+        return
+    con.execute("create schema if not exists quality")
+    con.execute(WATERMARKS_DDL)
+    con.execute(
+        "insert or replace into quality.gate_watermarks values (?, ?, ?, ?, ?)",
+        [suite.name, loaded_through, rules_fingerprint(suite), run_name, datetime.now().replace(microsecond=0)],
+    )
+
+
 def load_suite(name: str) -> QualitySuite:
     """``raw.<source>`` or ``marts.<model>`` -> its suite from ``expectations/<table>.py``."""
     return importlib.import_module(f"expectations.{name.split('.', 1)[1]}").suite
@@ -51,6 +114,8 @@ class SuiteOutcome:
     batches: int
     seconds: float
     drift: dict = field(default_factory=dict)
+    # Incremental row validation: rows loaded after this time were validated (None: all rows).
+    rows_loaded_after: datetime | None = None
     docs_page: Path | None = None
     docs_index: Path | None = None
 
@@ -191,12 +256,21 @@ def _merge(results: list) -> list:
 # --- the three parts ----------------------------------------------------------------------------
 
 
-def _validate_rows(con, ctx, suite: QualitySuite, now: datetime, batch_rows: int):
+def _validate_rows(
+    con, ctx, suite: QualitySuite, now: datetime, batch_rows: int, window: tuple[datetime | None, datetime] | None = None
+):
+    """Row rules over the table, or over the rows loaded in ``window`` = (after, up to)."""
     expectations = suite.row_expectations(now)
     if not expectations:
         return [], 0, 0
     cols = ", ".join(f'"{c}"' for c in suite.columns_for_rows(now))
-    reader = con.sql(f"select {cols} from {suite.table}").to_arrow_reader(batch_rows)
+    where, params = "", []
+    if window:
+        after, upto = window
+        where, params = "where _loaded_at <= ?", [upto]
+        if after is not None:
+            where, params = "where _loaded_at > ? and _loaded_at <= ?", [after, upto]
+    reader = con.sql(f"select {cols} from {suite.table} {where}", params=params or None).to_arrow_reader(batch_rows)
     results, rows = [], 0
     for record_batch in _full_batches(reader, batch_rows):
         frame = _gx_frame(record_batch)
@@ -320,14 +394,24 @@ def validate_suite(
     now: datetime | None = None,
     batch_rows: int = BATCH_ROWS,
     run_name: str = "manual",
+    incremental: bool = False,
 ) -> SuiteOutcome:
-    """Validate one suite; with ``docs_root``, store the result and rebuild its Data Docs."""
+    """Validate one suite; with ``docs_root``, store the result and rebuild its Data Docs.
+
+    ``incremental`` (raw tables): row rules run only on rows loaded since the suite last passed,
+    and a pass moves that watermark (``quality.gate_watermarks``); needs a writable connection.
+    """
     from great_expectations.core import ExpectationSuiteValidationResult
 
     started = time.perf_counter()
     now = now or datetime.now().replace(microsecond=0)
     ctx = gx_context(docs_root)
-    rows, n_rows, n_batches = _validate_rows(con, ctx, suite, now, batch_rows)
+    window = None
+    if incremental and _has_load_time(con, suite.table):
+        upto = con.execute(f"select max(_loaded_at) from {suite.table}").fetchall()[0][0]
+        if upto is not None:
+            window = (validated_through(con, suite), upto)
+    rows, n_rows, n_batches = _validate_rows(con, ctx, suite, now, batch_rows, window)
     facts = _validate_facts(con, ctx, suite)
     drift, drift_info = _validate_drift(con, ctx, suite)
     parts = [(r, "rows") for r in rows] + [(r, "facts") for r in facts] + [(r, "drift") for r in drift]
@@ -336,7 +420,10 @@ def validate_suite(
     outcome = SuiteOutcome(
         suite=suite.name, success=success, expectations=described, rows_validated=n_rows,
         batches=n_batches, seconds=0.0, drift=drift_info,
+        rows_loaded_after=window[0] if window else None,
     )
+    if window and success:
+        record_validated(con, suite, window[1], run_name)
     if docs_root:
         results = [r for r, _ in parts]
         evaluated = len(results)

@@ -11,7 +11,7 @@ stamp = ui.page(
     "Overview", "How many customers, how active, how much they spend, and how fresh and clean the data is."
 )
 if stamp and ui.require(
-    stamp, "marts.customer_360", "intermediate.int_purchases_unioned", what="The overview"
+    stamp, "marts.customer_360", "marts.revenue_monthly", what="The overview"
 ):
     with ui.section("The overview"):
         k = queries.kpis(stamp).iloc[0]

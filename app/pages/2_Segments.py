@@ -23,14 +23,16 @@ if stamp:
     st.subheader("Movement since the last period")
     period = st.select_slider("Period (days)", options=[30, 60, 90, 180], value=90)
     if ui.require(
-        stamp, "intermediate.int_purchases_unioned", "reference.rfm_segment_rules", what="Segment movement"
+        stamp,
+        "marts.rfm_segment_movement",
+        what="Segment movement",
     ):
         with ui.section("Segment movement"):
             moves = queries.rfm_movement(stamp, period)
             moved = moves[moves["segment_before"] != moves["segment_now"]]
             stayed = int(moves.loc[moves["segment_before"] == moves["segment_now"], "customers"].sum())
             st.caption(
-                f"RFM recomputed at the latest as-of date and {period} days earlier: "
+                f"RFM segments now (marts.customer_rfm) and {period} days before its as-of date: "
                 f"{stayed:,} customers kept their segment, {int(moved['customers'].sum()):,} moved."
             )
             heat = (

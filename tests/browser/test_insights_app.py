@@ -16,7 +16,7 @@ pytestmark = pytest.mark.browser
 # page path -> tables it needs to show data
 PAGES = {
     "": ["marts.customer_360"],
-    "Overview": ["marts.customer_360", "intermediate.int_purchases_unioned"],
+    "Overview": ["marts.customer_360", "marts.revenue_monthly"],
     "Segments": ["marts.customer_rfm"],
     "Risk_and_value": ["marts.customer_360"],
     "Funnel": ["marts.funnel_daily"],

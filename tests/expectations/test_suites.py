@@ -110,3 +110,34 @@ def test_data_docs_are_built_and_hold_no_plaintext_personal_data(warehouse, tmp_
     # Only what GX writes from our results: its bundled fonts trip the text scanner (binary noise).
     findings = [f for path in docs.rglob("*") if path.suffix in (".html", ".json") for f in scan_file(path)]
     assert findings == []
+
+
+def test_incremental_gate_validates_only_rows_loaded_since_it_last_passed(warehouse):
+    suite = load_suite("raw.ecommerce_orders")
+    total = warehouse.execute("select count(*) from raw.ecommerce_orders").fetchall()[0][0]
+
+    first = validate_suite(warehouse, suite, incremental=True)
+    assert first.success and first.rows_validated == total and first.rows_loaded_after is None
+    nothing_new = validate_suite(warehouse, suite, incremental=True)
+    assert nothing_new.success and nothing_new.rows_validated == 0
+
+    # Three new rows arrive, one with a negative amount: only they are validated, the gate
+    # fails, and the watermark stays, so the next run judges them again.
+    warehouse.execute(
+        "insert into raw.ecommerce_orders select * replace ('new-' || order_id as order_id, "
+        "case when row_number() over () = 1 then -5 else amount end as amount, "
+        "now()::timestamp + interval 1 second as _loaded_at) from raw.ecommerce_orders limit 3"
+    )
+    for _ in range(2):
+        outcome = validate_suite(warehouse, suite, incremental=True)
+        assert outcome.rows_validated == 3 and not outcome.success
+        assert [(e["column"], e["unexpected"]) for e in outcome.failed if e["part"] == "rows"] == [("amount", 1)]
+
+    # The bad row is corrected: the three pass and the watermark moves past them.
+    warehouse.execute("update raw.ecommerce_orders set amount = 5 where amount < 0")
+    assert validate_suite(warehouse, suite, incremental=True).rows_validated == 3
+    assert validate_suite(warehouse, suite, incremental=True).rows_validated == 0
+
+    # Rules changed since the watermark was written: every row is validated again.
+    warehouse.execute("update quality.gate_watermarks set rules_fingerprint = 'older-rules'")
+    assert validate_suite(warehouse, suite, incremental=True).rows_validated == total + 3
