@@ -34,7 +34,7 @@ from c360.settings import PROJECT_ROOT
 
 APP_DIR = PROJECT_ROOT / "app"
 CHROMIUM = Path("/usr/bin/chromium")
-# As tests/browser/conftest.py: headless, no sandbox (containers), nothing that calls home.
+# Headless, no sandbox (containers), nothing that calls home; the browser tests use these too.
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",

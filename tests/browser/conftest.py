@@ -17,19 +17,11 @@ from pathlib import Path
 
 import pytest
 
+# The same browser and flags as `c360 bench-app` (headless, no sandbox, nothing that calls home).
+from c360.bench.app import CHROMIUM, CHROMIUM_FLAGS
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 START_TIMEOUT = float(os.environ.get("C360_BROWSER_START_TIMEOUT", "240"))
 
 
