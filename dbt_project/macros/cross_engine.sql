@@ -136,3 +136,9 @@ end
 {% macro pointer_jumping() -%}{{ return(adapter.dispatch('pointer_jumping', 'customer_360')()) }}{%- endmacro %}
 {% macro duckdb__pointer_jumping() -%}{{ return(true) }}{%- endmacro %}
 {% macro default__pointer_jumping() -%}{{ return(false) }}{%- endmacro %}
+
+{# An RFM quintile score 1..5 by percent rank, so customers with equal values share a score
+   (customer_rfm, and rfm_segment_movement for earlier as-of dates). #}
+{% macro rfm_quintile(order_by, partition_by=none) -%}
+least(5, 1 + floor(5 * percent_rank() over ({% if partition_by %}partition by {{ partition_by }} {% endif %}order by {{ order_by }})))::integer
+{%- endmacro %}

@@ -6,7 +6,6 @@ end of the session with its whole process group."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 # The same browser and flags as `c360 bench-app` (headless, no sandbox, nothing that calls home).
-from c360.bench.app import CHROMIUM, CHROMIUM_FLAGS
+from c360.bench.app import CHROMIUM, CHROMIUM_FLAGS, stop_process_group
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -76,15 +75,7 @@ def server(name: str, command: list[str], health_path: str, env: dict, logs: Pat
         _wait_http(base + health_path, proc, log, time.monotonic() + START_TIMEOUT)
         yield base
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=10)
+        stop_process_group(proc)
 
 
 @pytest.fixture(scope="session")

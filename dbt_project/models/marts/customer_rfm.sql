@@ -29,10 +29,9 @@ per_customer as (
 scored as (
     select
         *,
-        -- Quintiles by percent rank, so customers with equal values share a score.
-        least(5, 1 + floor(5 * percent_rank() over (order by recency_days desc)))::integer as r_score,
-        least(5, 1 + floor(5 * percent_rank() over (order by frequency)))::integer as f_score,
-        least(5, 1 + floor(5 * percent_rank() over (order by monetary)))::integer as m_score
+        {{ rfm_quintile('recency_days desc') }} as r_score,
+        {{ rfm_quintile('frequency') }} as f_score,
+        {{ rfm_quintile('monetary') }} as m_score
     from per_customer
 ),
 

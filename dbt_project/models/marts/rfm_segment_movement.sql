@@ -43,9 +43,9 @@ per_customer as (
 scored as (
     select
         *,
-        least(5, 1 + floor(5 * percent_rank() over (partition by period_days order by recency_days desc)))::integer as r_score,
-        least(5, 1 + floor(5 * percent_rank() over (partition by period_days order by frequency)))::integer as f_score,
-        least(5, 1 + floor(5 * percent_rank() over (partition by period_days order by monetary)))::integer as m_score
+        {{ rfm_quintile('recency_days desc', partition_by='period_days') }} as r_score,
+        {{ rfm_quintile('frequency', partition_by='period_days') }} as f_score,
+        {{ rfm_quintile('monetary', partition_by='period_days') }} as m_score
     from per_customer
 ),
 
