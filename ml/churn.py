@@ -182,6 +182,21 @@ def time_split(
     return train.reset_index(drop=True), valid.reset_index(drop=True)
 
 
+def cap_rows(df: pd.DataFrame, max_rows: int | None, random_state: int = 0) -> pd.DataFrame:
+    """``df`` itself when it has at most ``max_rows`` rows, else a uniform random sample of
+    ``max_rows`` rows (the same share of every snapshot, in expectation), in the original order.
+
+    Why: past a few hundred thousand rows the boosted trees' validation AUC stops moving while the
+    fit time keeps growing linearly (15 fits: 5 calibration folds for each of two kinds, then 5
+    for the refit), so at 1M customers x 5 snapshots training on everything buys nothing.
+    """
+    if max_rows is None or len(df) <= max_rows:
+        return df
+    if max_rows < 1:
+        raise ValueError(f"max_rows must be positive, got {max_rows}")
+    return df.sample(n=max_rows, random_state=random_state).sort_index().reset_index(drop=True)
+
+
 def predict_churn(model, df: pd.DataFrame) -> np.ndarray:
     """Churn probability per row (positive-class column of ``predict_proba``)."""
     proba = model.predict_proba(feature_matrix(df))

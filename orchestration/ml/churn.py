@@ -77,6 +77,12 @@ class ChurnTrainingConfig(dg.Config):
         default=0.6, description="A challenger below this validation ROC-AUC is never promoted."
     )
     random_state: int = Field(default=0, description="Seed of the estimators.")
+    max_training_rows: int | None = Field(
+        default=500_000,
+        description="Fit on at most this many rows of the training (and refit) snapshots, a uniform "
+        "random sample beyond it (ml.churn.cap_rows); validation always scores the whole snapshot. "
+        "None fits on every row.",
+    )
 
 
 def read_features(con) -> pd.DataFrame:
@@ -101,6 +107,9 @@ def train_churn(features_df: pd.DataFrame, config: ChurnTrainingConfig) -> dict:
     """Fit, validate and (optionally) refit; pure apart from CPU. Returns the ``train_and_evaluate``
     dict plus ``final_model``, ``train``, ``valid``, ``labelled``, ``valid_as_of``, timings."""
     train, valid, labelled, valid_as_of = split_snapshots(features_df, config.validation_as_of)
+    available = {"train": len(train), "labelled": len(labelled)}
+    train = churn.cap_rows(train, config.max_training_rows, config.random_state)
+    labelled = churn.cap_rows(labelled, config.max_training_rows, config.random_state)
     with threadpool_limits(limits=TRAINING_THREADS):
         started = time.perf_counter()
         result = churn.train_and_evaluate(
@@ -114,7 +123,9 @@ def train_churn(features_df: pd.DataFrame, config: ChurnTrainingConfig) -> dict:
         else:
             final = result["best_model"]
         result["refit_seconds"] = time.perf_counter() - started
-    result.update(final_model=final, train=train, valid=valid, labelled=labelled, valid_as_of=valid_as_of)
+    result.update(
+        final_model=final, train=train, valid=valid, labelled=labelled, valid_as_of=valid_as_of, available=available
+    )
     return result
 
 
@@ -183,6 +194,7 @@ def churn_model(context: dg.AssetExecutionContext, config: ChurnTrainingConfig, 
                 "min_validation_auc": config.min_validation_auc,
                 "random_state": config.random_state,
                 "training_threads": TRAINING_THREADS,
+                "max_training_rows": config.max_training_rows,
             }
         )
         # The chosen model's validation metrics unprefixed (the promotion gate reads roc_auc),
@@ -193,6 +205,8 @@ def churn_model(context: dg.AssetExecutionContext, config: ChurnTrainingConfig, 
                 **{f"{kind}_{name}": value for kind, rep in result["metrics"].items() for name, value in rep.items()},
                 "train_rows": len(result["train"]),
                 "labelled_rows": len(result["labelled"]),
+                "train_rows_available": result["available"]["train"],
+                "labelled_rows_available": result["available"]["labelled"],
                 "validation_seconds": result["validation_seconds"],
                 "refit_seconds": result["refit_seconds"],
             }
@@ -232,6 +246,7 @@ def churn_model(context: dg.AssetExecutionContext, config: ChurnTrainingConfig, 
             "train_as_of_dates": train_dates,
             "train_rows": len(result["train"]),
             "labelled_rows": len(result["labelled"]),
+            "rows_available": result["available"],
             "training_seconds": round(result["validation_seconds"] + result["refit_seconds"], 2),
             "promotion_margin": config.promotion_margin,
             "min_validation_auc": config.min_validation_auc,

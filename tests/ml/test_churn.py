@@ -153,6 +153,21 @@ def test_time_split_trains_on_earlier_snapshots_and_validates_on_the_later_one(f
     assert len(train) + len(valid) == len(feature_table)
 
 
+def test_cap_rows_keeps_small_tables_and_samples_large_ones_in_order(feature_table):
+    assert churn.cap_rows(feature_table, None) is feature_table
+    assert churn.cap_rows(feature_table, len(feature_table)) is feature_table
+    n = len(feature_table) // 3
+    capped = churn.cap_rows(feature_table, n, random_state=1)
+    assert len(capped) == n
+    # A sample of the rows, not a prefix, kept in the table's order.
+    merged = capped.merge(feature_table.reset_index(), on=list(feature_table.columns), how="left")
+    assert merged["index"].is_monotonic_increasing and merged["index"].notna().all()
+    assert merged["index"].max() > n
+    assert set(capped.as_of_date) == set(feature_table.as_of_date)
+    with pytest.raises(ValueError, match="max_rows must be positive"):
+        churn.cap_rows(feature_table, 0)
+
+
 def test_time_split_refuses_training_labels_that_overlap_validation(feature_table):
     with pytest.raises(ValueError) as error:
         churn.time_split(feature_table, "2024-04-01", "2024-07-01", horizon_days=120)

@@ -56,7 +56,8 @@ def churn_home(demo_home, tmp_path_factory):
             second = _materialize(
                 warehouse,
                 instance,
-                {"ops": {"ml__churn_model": {"config": {"promotion_margin": 1.0, "kinds": ["logreg"]}}}},
+                {"ops": {"ml__churn_model": {"config": {"promotion_margin": 1.0, "kinds": ["logreg"],
+                                                       "max_training_rows": 300}}}},
             )
         client = MlflowClient(tracking_uri=tracking_uri)
         yield {"home": home, "warehouse": warehouse, "first": first, "second": second,
@@ -114,6 +115,19 @@ def test_gate_promotes_the_first_version_and_keeps_it_against_a_challenger_under
     assert all(e.passed for e in first_gate + second_gate)
 
 
+def test_training_rows_are_capped_by_config_and_the_cap_is_logged(churn_home):
+    client = churn_home["client"]
+    runs = [client.get_run(run.get_asset_materialization_events()[0].materialization.metadata["mlflow_run_id"].value)
+            for run in (churn_home["first"], churn_home["second"])]
+    uncapped, capped = (r.data.metrics for r in runs)
+    # The demo has fewer rows than the default cap: the first run fits on all of them.
+    assert uncapped["train_rows"] == uncapped["train_rows_available"] > 300
+    assert uncapped["labelled_rows"] == uncapped["labelled_rows_available"]
+    assert capped["train_rows"] == capped["labelled_rows"] == 300
+    assert capped["labelled_rows_available"] == uncapped["labelled_rows_available"]
+    assert runs[1].data.params["max_training_rows"] == "300"
+
+
 def test_training_run_logs_metrics_plots_model_and_lineage_without_customer_ids(churn_home):
     client = churn_home["client"]
     materialization = churn_home["first"].get_asset_materialization_events()[0].materialization
@@ -156,7 +170,7 @@ def test_champion_loads_in_a_fresh_process_and_scores_features(churn_home):
         "print(' '.join(repr(float(x)) for x in p))\n"
     )
     env = dict(os.environ, MLFLOW_TRACKING_URI=churn_home["tracking_uri"])
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", script], check=False, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     predicted = [float(x) for x in done.stdout.split()]
     assert predicted == pytest.approx(latest["churn_probability"].tolist(), abs=1e-6)
