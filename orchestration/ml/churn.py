@@ -164,7 +164,7 @@ def _evaluation_figures(result: dict) -> dict:
 def churn_model(context: dg.AssetExecutionContext, config: ChurnTrainingConfig, warehouse: WarehouseResource):
     settings = get_settings().ensure_dirs()
     warehouse_path = warehouse.path or str(settings.warehouse)
-    with warehouse.connect(read_only=True) as con:
+    with warehouse.reader() as con:
         features_df = read_features(con)
     try:
         result = train_churn(features_df, config)
@@ -335,7 +335,7 @@ def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     if champion is None:
         raise dg.Failure(f"`{churn.MODEL_NAME}` has no @champion: materialize ml/churn_model and its gate first")
     model = mlflow.pyfunc.load_model(f"models:/{churn.MODEL_NAME}@{registry.CHAMPION}")
-    with warehouse.connect(read_only=True) as con:
+    with warehouse.reader() as con:
         features_df = read_features(con)
     with threadpool_limits(limits=TRAINING_THREADS):
         started = time.perf_counter()

@@ -30,7 +30,7 @@ from dagster_dbt import get_asset_key_for_model
 from pydantic import Field
 
 from c360.settings import get_settings
-from ml import recommend, registry
+from ml import recommend, recommend_spark, registry
 from ml.placements import (
     DEFAULT_REPURCHASE_CATEGORIES,
     REASON_NEXT,
@@ -45,7 +45,7 @@ from ml.placements import (
 from ml.recommend import TIME
 from orchestration.dbt.assets import dbt_models
 from orchestration.ml import mlflow_meta
-from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
+from orchestration.resources import WAREHOUSE_POOL, SparkWarehouseResource, WarehouseResource
 
 RECOMMENDER_KEY = dg.AssetKey(["ml", "recommender"])
 RULES_KEY = dg.AssetKey(["ml", "cross_sell_rules"])
@@ -113,6 +113,14 @@ class RecommenderConfig(dg.Config):
     promotion_margin: float = Field(
         default=0.002, description="How much higher the temporal NDCG@10 must be to replace the champion."
     )
+    engine: str = Field(
+        default="ease",
+        description="ease: the EASE model above, registered in MLflow (serves ml/recommendations). "
+        "spark_als: Spark MLlib implicit ALS for interaction data beyond one machine (the spark "
+        "extra and Java 17+); writes the top als_k products per customer to ml.recommendations_als, "
+        "not registered (docs/SCALE_OUT.md).",
+    )
+    als_k: int = Field(default=10, description="spark_als: products per customer.")
 
 
 class CrossSellConfig(dg.Config):
@@ -157,7 +165,7 @@ with pairs as (
     from {PURCHASE_LINES_TABLE} where customer_id is not null group by all
 ),
 final as (
-    select p.category, count(*) as pairs, avg(case when purchases >= 2 then 1.0 else 0.0 end) as repurchase_rate
+    select p.category, count(*) as pairs, avg(cast(purchases >= 2 as double)) as repurchase_rate
     from pairs join {PRODUCTS_TABLE} p using (product_id)
     group by p.category
 )
@@ -321,10 +329,14 @@ def _load_training_data(con) -> dict:
 def recommender_model(
     context: dg.AssetExecutionContext, config: RecommenderConfig, warehouse: WarehouseResource
 ):
+    if config.engine == "spark_als":
+        return _fit_spark_als(config, warehouse)
+    if config.engine != "ease":
+        raise dg.Failure(f"unknown recommender engine {config.engine!r}: use 'ease' or 'spark_als'")
     _pinned_threads()
     settings = get_settings().ensure_dirs()
     warehouse_path = warehouse.path or str(settings.warehouse)
-    with warehouse.connect(read_only=True) as con:
+    with warehouse.reader() as con:
         data = _load_training_data(con)
     interactions, events, products = data["interactions"], data["events"], data["products"]
     if interactions.empty:
@@ -431,6 +443,49 @@ def recommender_model(
     )
 
 
+def _fit_spark_als(config: RecommenderConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """The spark_als engine: ALS on the interactions where they live (the Spark tables with
+    SparkWarehouseResource; otherwise read from DuckDB into a local session), top-k to DuckDB."""
+    try:
+        recommend_spark.require_pyspark()
+    except RuntimeError as exc:
+        raise dg.Failure(str(exc)) from exc
+    spark_warehouse = (
+        warehouse
+        if isinstance(warehouse, SparkWarehouseResource)
+        else SparkWarehouseResource(path=warehouse.path)
+    )
+    session = spark_warehouse.session()
+    columns = "customer_id, product_id, weight"
+    if warehouse is spark_warehouse:
+        interactions = session.sql(f"select {columns} from {INTERACTIONS_TABLE}")
+    else:
+        interactions = session.createDataFrame(
+            warehouse.read_frame(f"select {columns} from {INTERACTIONS_TABLE}")
+        )
+    started = time.perf_counter()
+    try:
+        top = recommend_spark.fit_als_top_k(interactions, k=config.als_k).toPandas()
+    except ValueError as exc:
+        raise dg.Failure(f"{INTERACTIONS_TABLE}: {exc}") from exc
+    fit_seconds = time.perf_counter() - started
+    with warehouse.connect() as con:
+        con.execute("create schema if not exists ml")
+        con.register("_als_top", top)
+        try:
+            con.execute("create or replace table ml.recommendations_als as select * from _als_top")
+        finally:
+            con.unregister("_als_top")
+    return dg.MaterializeResult(
+        metadata={
+            "engine": "spark_als",
+            "rows": len(top),
+            "customers": int(top["customer_id"].nunique()),
+            "fit_seconds": fit_seconds,
+        }
+    )
+
+
 def load_champion() -> tuple[int, recommend.RecommenderModel, dict]:
     """The champion's version, its RecommenderModel (artefacts loaded) and run params."""
     from mlflow import MlflowClient
@@ -464,15 +519,17 @@ def recommendations(
     _pinned_threads()
     version, model, params = load_champion()
     repurchase_categories = [c for c in params.get("repurchase_categories", "").split(",") if c]
-    with warehouse.connect(read_only=True) as con:
+    with warehouse.reader() as con:
         customers = con.execute(
             f"select customer_id, rfm_segment as segment from {CUSTOMERS_TABLE} order by customer_id"
         ).df()
         interactions = con.execute(
             f"select customer_id, product_id, purchase_count, last_event_at from {INTERACTIONS_TABLE}"
         ).df()
-        rules = con.execute("select antecedent, consequent, confidence from ml.cross_sell_rules").df()
         products = con.execute(f"select product_id, category, is_discontinued from {PRODUCTS_TABLE}").df()
+    # The rules are this platform's own output (ml.*), always in the DuckDB file.
+    with warehouse.connect(read_only=True) as con:
+        rules = con.execute("select antecedent, consequent, confidence from ml.cross_sell_rules").df()
     available = set(products.loc[~products["is_discontinued"], "product_id"].astype(str))
     repurchase = set(products.loc[products["category"].isin(repurchase_categories), "product_id"].astype(str))
 
