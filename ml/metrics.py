@@ -89,15 +89,37 @@ def expected_calibration_error(y_true, p, n_bins: int = ECE_BINS) -> float:
 
 def _positives_in_top(y: np.ndarray, s: np.ndarray, fraction: float) -> tuple[float, float]:
     """Expected number of positives and of rows in the top ``fraction`` by score, ties shared."""
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-    k = fraction * s.size
+    return float(_positives_in_tops(y, s, np.array([fraction]))[0]), fraction * s.size
+
+
+def _positives_in_tops(y: np.ndarray, s: np.ndarray, fractions: np.ndarray) -> np.ndarray:
+    """Expected positives in the top ``fraction`` by score for each of ``fractions``, ties shared
+    (a tied group straddling the cut counts in proportion). One sort for all fractions: a gains
+    curve of 100 points over a million customers would otherwise sort a hundred times."""
+    fractions = np.asarray(fractions, dtype=float)
+    if np.any((fractions <= 0) | (fractions > 1)):
+        raise ValueError(f"fraction must be in (0, 1], got {fractions[(fractions <= 0) | (fractions > 1)][0]}")
     order = np.argsort(-s, kind="stable")
-    cutoff = s[order[max(math.ceil(k) - 1, 0)]]
-    above = s > cutoff
-    tied = s == cutoff
-    share_of_tie = (k - above.sum()) / tied.sum()
-    return float(y[above].sum() + share_of_tie * y[tied].sum()), k
+    s_sorted, y_sorted = s[order], y[order]
+    # Tied scores form groups [start, end) in the sorted order.
+    new_group = np.concatenate([[True], s_sorted[1:] != s_sorted[:-1]])
+    starts = np.flatnonzero(new_group)
+    ends = np.append(starts[1:], s.size)
+    cum_y = np.concatenate([[0.0], np.cumsum(y_sorted)])
+    k = fractions * s.size
+    # The group holding the k-th row (1-based: index ceil(k) - 1).
+    g = np.searchsorted(starts, np.maximum(np.ceil(k).astype(np.int64) - 1, 0), side="right") - 1
+    above = starts[g]
+    share_of_tie = (k - above) / (ends[g] - above)
+    return cum_y[above] + share_of_tie * (cum_y[ends[g]] - cum_y[above])
+
+
+def capture_curve(y_true, p, fractions) -> np.ndarray:
+    """Share of all positives found in the top ``fraction`` by score, for each fraction."""
+    y, s = _as_arrays(y_true, p)
+    if y.sum() == 0:
+        return np.full(len(fractions), math.nan)
+    return _positives_in_tops(y, s, np.asarray(fractions, dtype=float)) / y.sum()
 
 
 def lift(y_true, p, fraction: float = TOP_FRACTION) -> float:

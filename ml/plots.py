@@ -80,7 +80,7 @@ def calibration_figure(
 
 def _cumulative_gains(y: np.ndarray, p: np.ndarray, points: int = 101) -> tuple[np.ndarray, np.ndarray]:
     fractions = np.linspace(0.01, 1, points - 1)
-    captured = [metrics.capture_rate(y, p, f) for f in fractions]
+    captured = metrics.capture_curve(y, p, fractions)
     return np.concatenate([[0.0], fractions]), np.concatenate([[0.0], captured])
 
 

@@ -72,6 +72,19 @@ def test_ties_at_the_cutoff_are_shared_not_decided_by_row_order():
     assert metrics.capture_rate(y[::-1], p[::-1]) == pytest.approx(0.5)
 
 
+def test_capture_curve_shares_ties_and_reaches_every_positive():
+    y = np.array([1, 0, 1, 0, 0, 1, 0, 0, 0, 0])
+    p = np.array([0.9, 0.9, 0.8, 0.5, 0.5, 0.5, 0.5, 0.1, 0.1, 0.0])
+    fractions = np.array([0.1, 0.2, 0.3, 0.5, 0.7, 1.0])
+    # 0.1: half of the tied pair (half a positive); 0.2: the pair; 0.3: + the 0.8 positive;
+    # 0.5: two of the four tied at 0.5, which hold one positive: half of it; 0.7: all four.
+    expected = np.array([0.5, 1, 2, 2.5, 3, 3]) / 3
+    assert metrics.capture_curve(y, p, fractions) == pytest.approx(expected)
+    assert [metrics.capture_rate(y, p, f) for f in fractions] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="fraction must be in"):
+        metrics.capture_curve(y, p, [0.0, 0.5])
+
+
 def test_report_returns_every_metric_and_undefined_ones_as_nan():
     report = metrics.classification_report(Y, P)
     assert set(report) == {
