@@ -142,3 +142,21 @@ end
 {% macro rfm_quintile(order_by, partition_by=none) -%}
 least(5, 1 + floor(5 * percent_rank() over ({% if partition_by %}partition by {{ partition_by }} {% endif %}order by {{ order_by }})))::integer
 {%- endmacro %}
+
+{# A string split into a list at a literal separator (Spark's split takes a regular expression:
+   the separator must not be a regex metacharacter). #}
+{% macro split_list(value, separator) -%}{{ return(adapter.dispatch('split_list', 'customer_360')(value, separator)) }}{%- endmacro %}
+{% macro duckdb__split_list(value, separator) -%}string_split({{ value }}, {{ separator }}){%- endmacro %}
+{% macro default__split_list(value, separator) -%}split({{ value }}, {{ separator }}){%- endmacro %}
+
+{# One tag rule of int_customer_tags_assigned as a struct (tag_group, tag, value), the value being
+   the body of a call block: {% call tag_rule('basic', 'gender') %}expr{% endcall %};
+   and a list of them: {% call list_of() %}rule, rule{% endcall %}. DuckDB writes
+   struct and list literals, Spark named_struct and array. #}
+{% macro tag_rule(tag_group, tag) -%}{{ adapter.dispatch('tag_rule', 'customer_360')(tag_group, tag, caller()) }}{%- endmacro %}
+{% macro duckdb__tag_rule(tag_group, tag, value) -%}{'tag_group': '{{ tag_group }}', 'tag': '{{ tag }}', 'value': {{ value }} }{%- endmacro %}
+{% macro default__tag_rule(tag_group, tag, value) -%}named_struct('tag_group', '{{ tag_group }}', 'tag', '{{ tag }}', 'value', {{ value }}){%- endmacro %}
+
+{% macro list_of() -%}{{ adapter.dispatch('list_of', 'customer_360')(caller()) }}{%- endmacro %}
+{% macro duckdb__list_of(items) -%}[{{ items }}]{%- endmacro %}
+{% macro default__list_of(items) -%}array({{ items }}){%- endmacro %}

@@ -1,6 +1,6 @@
 """The whole dbt project builds unchanged on Apache Spark (dbt-spark, session method, local[*]; the
 build is the `both_builds` fixture of conftest.py) and gives the same tables as on DuckDB:
-customer_360, customer_rfm, identity_map and churn_features compared row by row.
+customer_360, customer_rfm, identity_map, churn_features and customer_tags compared row by row.
 
 Data: the session's demo platform (tests/conftest.py, 400 generated customers, every planted
 identity case, ML tables written). Spark in local mode spends its time in per-query overhead
@@ -24,12 +24,14 @@ pyspark = pytest.importorskip("pyspark", reason="the spark extra is not installe
 if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
     pytest.skip("Spark needs a Java 17+ runtime (java on PATH or JAVA_HOME)", allow_module_level=True)
 
-# Compared row by row: the three marts of issue 11 and the churn features (floats in tolerance).
+# Compared row by row: the three marts of issue 11, the churn features (floats in tolerance) and
+# the current tags (customer_tag_history keeps only the current period on Spark: a plain table).
 TABLES = {
     "marts.customer_360": ("customer_id",),
     "marts.customer_rfm": ("customer_id",),
     "marts.identity_map": ("source", "source_record_id"),
     "features.churn_features": ("customer_id", "as_of_date"),
+    "marts.customer_tags": ("customer_id", "tag_group", "tag", "value"),
 }
 
 

@@ -27,7 +27,7 @@ with customers as (
 ),
 
 aov_cut as (
-    select quantile_cont(avg_order_value, 0.9) as top_decile from customers
+    select {{ quantile_cont_of('avg_order_value', 0.9) }} as top_decile from customers
 ),
 
 profiles as (
@@ -37,49 +37,57 @@ profiles as (
 ),
 
 rules as (
-    select
-        customer_id,
-        as_of_date,
-        unnest([
-            {'tag_group': 'basic', 'tag': 'age_band', 'value': age_band},
-            {'tag_group': 'basic', 'tag': 'gender', 'value': case when gender in ('F', 'M') then gender end},
-            {'tag_group': 'basic', 'tag': 'tenure', 'value': case
+    -- One struct per rule (tag_rule, list_of: cross_engine.sql), one row per rule.
+    {% set rule_list -%}
+    {% call list_of() %}
+            {% call tag_rule('basic', 'age_band') %}age_band{% endcall %},
+            {% call tag_rule('basic', 'gender') %}case when gender in ('F', 'M') then gender end{% endcall %},
+            {% call tag_rule('basic', 'tenure') %}case
                 when tenure_days < 90 then 'new'
                 when tenure_days < 365 then 'established'
-                when tenure_days >= 365 then 'long-standing' end},
-            {'tag_group': 'behaviour', 'tag': 'preferred_channel', 'value': preferred_channel},
-            {'tag_group': 'behaviour', 'tag': 'time_of_day', 'value': preferred_time_of_day},
-            {'tag_group': 'behaviour', 'tag': 'payment_method', 'value': preferred_payment_method},
-            {'tag_group': 'behaviour', 'tag': 'promotion', 'value': case
+                when tenure_days >= 365 then 'long-standing' end{% endcall %},
+            {% call tag_rule('behaviour', 'preferred_channel') %}preferred_channel{% endcall %},
+            {% call tag_rule('behaviour', 'time_of_day') %}preferred_time_of_day{% endcall %},
+            {% call tag_rule('behaviour', 'payment_method') %}preferred_payment_method{% endcall %},
+            {% call tag_rule('behaviour', 'promotion') %}case
                 when promotion_sensitivity >= 0.4 then 'promo hunter'
                 when promotion_sensitivity >= 0.15 then 'promo responsive'
-                when promotion_sensitivity >= 0 then 'full price' end},
-            {'tag_group': 'behaviour', 'tag': 'activity', 'value': case
+                when promotion_sensitivity >= 0 then 'full price' end{% endcall %},
+            {% call tag_rule('behaviour', 'activity') %}case
                 when last_seen_at is null then 'never seen'
                 when cast(last_seen_at as date) >= as_of_date - 30 then 'active 30d'
                 when cast(last_seen_at as date) >= as_of_date - 90 then 'active 90d'
-                else 'dormant' end},
-            {'tag_group': 'behaviour', 'tag': 'segment', 'value': segment_name},
-            {'tag_group': 'value', 'tag': 'rfm_segment', 'value': rfm_segment},
-            {'tag_group': 'value', 'tag': 'clv_tier', 'value': clv_tier},
-            {'tag_group': 'value', 'tag': 'big_spender', 'value': case when avg_order_value >= top_decile then 'yes' end},
-            {'tag_group': 'value', 'tag': 'high_value_at_risk', 'value': case
-                when clv_tier in ('platinum', 'gold') and p_alive < 0.5 then 'yes' end},
-            {'tag_group': 'risk', 'tag': 'complaint', 'value': case
+                else 'dormant' end{% endcall %},
+            {% call tag_rule('behaviour', 'segment') %}segment_name{% endcall %},
+            {% call tag_rule('value', 'rfm_segment') %}rfm_segment{% endcall %},
+            {% call tag_rule('value', 'clv_tier') %}clv_tier{% endcall %},
+            {% call tag_rule('value', 'big_spender') %}case when avg_order_value >= top_decile then 'yes' end{% endcall %},
+            {% call tag_rule('value', 'high_value_at_risk') %}case
+                when clv_tier in ('platinum', 'gold') and p_alive < 0.5 then 'yes' end{% endcall %},
+            {% call tag_rule('risk', 'complaint') %}case
                 when open_complaints > 0 then 'open complaint'
                 when complaints_90d > 0 then 'recent complaint'
-                when complaints >= 2 then 'repeat complainer' end},
-            {'tag_group': 'risk', 'tag': 'voice', 'value': case when avg_sentiment < -0.3 then 'negative voice' end},
-            {'tag_group': 'risk', 'tag': 'churn_risk', 'value': case
-                when churn_risk_band in ('high', 'medium') then churn_risk_band || ' churn risk' end}
-        ]) as rule
+                when complaints >= 2 then 'repeat complainer' end{% endcall %},
+            {% call tag_rule('risk', 'voice') %}case when avg_sentiment < -0.3 then 'negative voice' end{% endcall %},
+            {% call tag_rule('risk', 'churn_risk') %}case
+                when churn_risk_band in ('high', 'medium') then churn_risk_band || ' churn risk' end{% endcall %}
+    {% endcall %}
+    {%- endset %}
+    select
+        customer_id,
+        as_of_date,
+        {{ explode_list(rule_list) }} as rule
     from profiles
 ),
 
 interests as (
     select customer_id, as_of_date, 'interest' as tag_group, 'category' as tag, trim(category) as value
-    from customers, unnest(string_split(top_categories, ',')) as t(category)
-    where top_categories is not null and trim(category) <> ''
+    from (
+        select customer_id, as_of_date, {{ explode_list(split_list('top_categories', "','")) }} as category
+        from customers
+        where top_categories is not null
+    ) as t
+    where trim(category) <> ''
 ),
 
 tags as (
