@@ -6,16 +6,6 @@
 {% set horizon = var('churn_horizon_days', 90) | int %}
 {% set step = var('churn_snapshot_step_days', 90) | int %}
 {% set snapshots = var('churn_snapshots', 5) | int %}
--- Sale days (the Singles' Day run-up Nov 1-11 and the 618 run-up Jun 1-18) before the date
--- __d__, counted from 2000: the difference of two dates gives the sale days between them. Sales
--- are planned and announced, so their days in a coming window are known at the as-of date.
-{% set sale_days_before -%}
-(29 * (extract(year from __d__) - 2000)
-    + case when extract(month from __d__) > 6 then 18
-        when extract(month from __d__) = 6 then least(extract(day from __d__) - 1, 18) else 0 end
-    + case when extract(month from __d__) > 11 then 11
-        when extract(month from __d__) = 11 then least(extract(day from __d__) - 1, 11) else 0 end)
-{%- endset %}
 
 with purchases as (
     select * from {{ ref('int_purchases_unioned') }}
@@ -219,24 +209,6 @@ labels as (
     left join future_purchases f using (customer_id, as_of_date)
 ),
 
--- Sale days the customer has been known for, and sale days in the coming label window: the
--- exposure behind the sale-day purchase rate and what that rate predicts.
-exposure as (
-    select
-        customer_id,
-        as_of_date,
-        {{ sale_days_before | replace('__d__', '(s.as_of_date + ' ~ horizon ~ ')') }}
-            - {{ sale_days_before | replace('__d__', 's.as_of_date') }} as sale_days_in_horizon,
-        case when s.first_seen_at < s.as_of_date then
-            {{ sale_days_before | replace('__d__', 's.as_of_date') }}
-                - {{ sale_days_before | replace('__d__', 'cast(s.first_seen_at as date)') }}
-        end as sale_days_known,
-        case
-            when s.first_seen_at < s.as_of_date then {{ date_diff_of('day', 'cast(s.first_seen_at as date)', 's.as_of_date') }}
-        end as days_known
-    from spine s
-),
-
 final as (
     select
         s.customer_id,
@@ -282,26 +254,6 @@ final as (
         {{ date_diff_of('day', 'cast(t.last_ticket_at as date)', 's.as_of_date') }} as days_since_last_ticket_180d,
         coalesce(r.reviews_120d, 0) as reviews_120d,
         r.avg_review_score_120d,
-        e.sale_days_in_horizon,
-        -- Purchase rates on sale days and on other days, from first known: the generator's
-        -- shoppers (and real ones) differ in how much a sale lifts them, and the coming window's
-        -- sale days say which rate matters.
-        coalesce(p.sale_orders_all, 0) / nullif(e.sale_days_known, 0) as sale_day_order_rate,
-        (coalesce(p.frequency_all, 0) - coalesce(p.sale_orders_all, 0))
-            / nullif(e.days_known - e.sale_days_known, 0) as regular_day_order_rate,
-        (coalesce(p.frequency_all, 0) - coalesce(p.sale_orders_all, 0))
-            / nullif(e.days_known - e.sale_days_known, 0) * ({{ horizon }} - e.sale_days_in_horizon)
-            + coalesce(
-                coalesce(p.sale_orders_all, 0) / nullif(e.sale_days_known, 0),
-                (coalesce(p.frequency_all, 0) - coalesce(p.sale_orders_all, 0))
-                    / nullif(e.days_known - e.sale_days_known, 0)
-            ) * e.sale_days_in_horizon as expected_orders_in_horizon,
-        -- Silence measured in the customer's own purchase rhythm: 60 days without an order means
-        -- little for a twice-a-year buyer and a lot for a weekly one.
-        {{ date_diff_of('day', 'p.last_purchase_day', 's.as_of_date') }}
-            * coalesce(p.frequency_all, 0) / nullif(e.days_known, 0) as recency_in_orders,
-        {{ date_diff_of('day', 'cast(v.last_visit_at as date)', 's.as_of_date') }}
-            * coalesce(v.visits_365d, 0) / nullif(least(e.days_known, 365), 0) as visit_gap_in_visits,
         l.churned
     from spine s
     left join purchase_features p using (customer_id, as_of_date)
@@ -309,7 +261,6 @@ final as (
     left join ticket_features t using (customer_id, as_of_date)
     left join review_features r using (customer_id, as_of_date)
     left join labels l using (customer_id, as_of_date)
-    left join exposure e using (customer_id, as_of_date)
 )
 
 select * from final
