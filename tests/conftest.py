@@ -59,6 +59,31 @@ def demo_home(tmp_path_factory, worker_id) -> Path:
 
 
 @pytest.fixture(scope="session")
+def dbt_run():
+    """``dbt_run(target_path, select, *args)``: ``dbt run`` in this process (dbtRunner costs ~0.3 s
+    a call after the first, the CLI 6-8 s), with its own target path so the project's
+    dbt_project/target (manifest, partial parse) stays untouched. Reads $C360_HOME's warehouse."""
+    from dbt.cli.main import dbtRunner
+
+    from c360.settings import DBT_PROJECT_DIR
+
+    def run(target_path, select: str, *args: str) -> None:
+        result = dbtRunner().invoke(
+            [
+                "run",
+                "--project-dir", str(DBT_PROJECT_DIR),
+                "--profiles-dir", str(DBT_PROJECT_DIR),
+                "--target-path", str(target_path),
+                "--select", select,
+                *args,
+            ]
+        )
+        assert result.success, result.exception
+
+    return run
+
+
+@pytest.fixture(scope="session")
 def demo_run(demo_home) -> dict:
     root = demo_home.parent
     return json.loads((root / "demo_home.json").read_text())

@@ -8,26 +8,8 @@ from datetime import timedelta
 import duckdb
 import pytest
 
-from c360.settings import DBT_PROJECT_DIR
-
 MODELS = "customer_360 int_customer_tags_assigned customer_tag_history customer_tags"
 KEY = "customer_id, tag_group, tag, value"
-
-
-def dbt_run(target_path, *args: str) -> None:
-    from dbt.cli.main import dbtRunner
-
-    result = dbtRunner().invoke(
-        [
-            "run",
-            "--project-dir", str(DBT_PROJECT_DIR),
-            "--profiles-dir", str(DBT_PROJECT_DIR),
-            "--target-path", str(target_path),
-            "--select", MODELS,
-            *args,
-        ]
-    )
-    assert result.success, result.exception
 
 
 def rows(con, sql: str) -> set[tuple]:
@@ -35,7 +17,7 @@ def rows(con, sql: str) -> set[tuple]:
 
 
 @pytest.fixture(scope="module")
-def builds(demo_home, tmp_path_factory):
+def builds(demo_home, tmp_path_factory, dbt_run):
     """(connection, first as-of date, last as-of date, assigned tags at each) after a build at an
     earlier date and one at the end of the data. One copy for the module (each build costs dbt
     runs); the last test builds once more and must stay last."""
@@ -51,12 +33,12 @@ def builds(demo_home, tmp_path_factory):
             last = con.execute("select max(as_of_date) from marts.customer_360").fetchall()[0][0]
         first = last - timedelta(days=120)
 
-        dbt_run(target, "--full-refresh", "--vars", f"{{as_of_date: '{first}'}}")
+        dbt_run(target, MODELS, "--full-refresh", "--vars", f"{{as_of_date: '{first}'}}")
         with duckdb.connect(warehouse) as con:
             assigned_first = rows(con, f"select {KEY} from intermediate.int_customer_tags_assigned")
             history_first = rows(con, "select * from marts.customer_tag_history")
 
-        dbt_run(target)
+        dbt_run(target, MODELS)
         state = {"con": duckdb.connect(warehouse), "first": first, "last": last, "target": target, "home": home,
                  "assigned_first": assigned_first, "history_first": history_first}
         state["assigned_last"] = rows(state["con"], f"select {KEY} from intermediate.int_customer_tags_assigned")
@@ -89,11 +71,11 @@ def test_tags_that_changed_close_new_ones_open_and_the_rest_keep_their_start(bui
     assert current == {(*k, history[k][0]) for k in after}
 
 
-def test_a_build_with_nothing_new_leaves_the_history_as_it_is(builds):
+def test_a_build_with_nothing_new_leaves_the_history_as_it_is(builds, dbt_run):
     con = builds["con"]
     before = rows(con, "select * from marts.customer_tag_history")
     con.close()
-    dbt_run(builds["target"])
+    dbt_run(builds["target"], MODELS)
     con = duckdb.connect(str(builds["home"] / "warehouse.duckdb"))
     builds["con"] = con
     assert rows(con, "select * from marts.customer_tag_history") == before

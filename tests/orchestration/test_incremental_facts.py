@@ -7,31 +7,14 @@ import shutil
 import duckdb
 import pytest
 
-from c360.settings import DBT_PROJECT_DIR
-
 # The incremental facts and the unique key of their rows.
 FACTS = {
     "int_device_sessions_sessionised": "session_id",
     "int_purchases_recorded": "purchase_id",
 }
+SELECT = " ".join(FACTS)
 # The raw sources they read, each with its newest landing file held back for the increment.
 HELD_SOURCES = ("web_events", "pos_transactions", "ecommerce_orders")
-
-
-def dbt_run(target_path, *args: str) -> None:
-    from dbt.cli.main import dbtRunner
-
-    result = dbtRunner().invoke(
-        [
-            "run",
-            "--project-dir", str(DBT_PROJECT_DIR),
-            "--profiles-dir", str(DBT_PROJECT_DIR),
-            "--target-path", str(target_path),
-            "--select", " ".join(FACTS),
-            *args,
-        ]
-    )
-    assert result.success, result.exception
 
 
 def snapshot(con, suffix: str) -> dict[str, int]:
@@ -63,7 +46,7 @@ def warehouse(demo_home, tmp_path, monkeypatch):
     return home / "warehouse.duckdb"
 
 
-def test_an_increment_gives_what_a_full_rebuild_gives(warehouse, tmp_path):
+def test_an_increment_gives_what_a_full_rebuild_gives(warehouse, tmp_path, dbt_run):
     target = tmp_path / "target"
     con = duckdb.connect(str(warehouse))
     con.execute("create schema scratch")
@@ -75,7 +58,7 @@ def test_an_increment_gives_what_a_full_rebuild_gives(warehouse, tmp_path):
         held[source] = con.execute(f"delete from raw.{source} where _source_file = ?", [newest]).fetchall()[0][0]
         assert held[source] > 0
     con.close()
-    dbt_run(target, "--full-refresh")
+    dbt_run(target, SELECT, "--full-refresh")
 
     # The files arrive: their rows are loaded now, after the last build.
     con = duckdb.connect(str(warehouse))
@@ -86,16 +69,16 @@ def test_an_increment_gives_what_a_full_rebuild_gives(warehouse, tmp_path):
             f"select * replace (now()::timestamp as _loaded_at) from scratch.held_{source}"
         )
     con.close()
-    dbt_run(target)
+    dbt_run(target, SELECT)
 
     con = duckdb.connect(str(warehouse))
     incremental = snapshot(con, "incremental")
     con.close()
-    dbt_run(target)  # nothing new since: changes nothing
+    dbt_run(target, SELECT)  # nothing new since: changes nothing
     con = duckdb.connect(str(warehouse))
     again = snapshot(con, "again")
     con.close()
-    dbt_run(target, "--full-refresh")
+    dbt_run(target, SELECT, "--full-refresh")
 
     con = duckdb.connect(str(warehouse))
     full = snapshot(con, "full")

@@ -82,23 +82,24 @@ def register_tables(spark, tables: dict[str, Path]) -> None:
         spark.sql(f"create table {name} using parquet location '{folder}'")
 
 
+def _dbt_args(target_path, *args: str) -> list[str]:
+    """dbt arguments for this project with its own target path (the shared dbt_project/target,
+    its manifest and partial parse, stays untouched)."""
+    return [
+        *args,
+        "--project-dir", str(DBT_PROJECT),
+        "--profiles-dir", str(DBT_PROJECT),
+        "--target-path", str(target_path),
+        "--quiet",
+    ]
+
+
 def _dbt(target_path, *args: str) -> None:
     """dbt in this process: dbt-spark's session method then reuses the session registered below.
     Own target path: the shared dbt_project/target (manifest, partial parse) stays untouched."""
     from dbt.cli.main import dbtRunner
 
-    result = dbtRunner().invoke(
-        [
-            *args,
-            "--project-dir",
-            str(DBT_PROJECT),
-            "--profiles-dir",
-            str(DBT_PROJECT),
-            "--target-path",
-            str(target_path),
-            "--quiet",
-        ]
-    )
+    result = dbtRunner().invoke(_dbt_args(target_path, *args))
     if not result.success:
         failed = [
             f"{r.node.name}: {str(r.message)[:800]}"
@@ -112,19 +113,7 @@ def _dbt_duckdb(target_path, *args: str) -> None:
     """dbt on DuckDB in a child process: dbt-duckdb keeps its connection open in-process, which
     would stop this process from opening the file read-only afterwards."""
     dbt = Path(sys.executable).parent / "dbt"
-    command = [
-        str(dbt),
-        *args,
-        "--target",
-        "duckdb",
-        "--project-dir",
-        str(DBT_PROJECT),
-        "--profiles-dir",
-        str(DBT_PROJECT),
-        "--target-path",
-        str(target_path),
-        "--quiet",
-    ]
+    command = [str(dbt), *_dbt_args(target_path, *args, "--target", "duckdb")]
     done = subprocess.run(command, check=False, capture_output=True, text=True)
     assert done.returncode == 0, (
         f"dbt {' '.join(args)} on DuckDB failed:\n{done.stdout[-4000:]}{done.stderr[-2000:]}"
