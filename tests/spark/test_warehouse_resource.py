@@ -11,39 +11,24 @@ pytestmark = pytest.mark.spark
 pytest.importorskip("pyspark", reason="the spark extra is not installed (make test-spark)")
 
 
-def _queries(as_of) -> dict[str, tuple[str, object]]:
-    """name -> (sql, params): what the ML assets read, imported from them (pytest only: with
-    pyspark installed, orchestration.definitions must not be imported under `python -c`)."""
+def _asset_inputs(reader) -> dict[str, pd.DataFrame]:
+    """What the ML assets read, through their own loaders (so a change to an asset's query is
+    tested here too), rows sorted: engines return rows in any order. pytest only: with pyspark
+    installed, orchestration.definitions must not be imported under `python -c`."""
     from orchestration.ml import churn, recommendations
 
-    return {
-        "churn_features": (f"select * from {churn.FEATURES_TABLE} order by as_of_date, customer_id", None),
-        "interactions": (
-            (
-                "select customer_id, product_id, weight, purchase_count, last_event_at "
-                f"from {recommendations.INTERACTIONS_TABLE} order by customer_id, product_id"
-            ),
-            None,
-        ),
-        "events": (f"select * from ({recommendations.EVENTS_SQL}) order by all", None),
-        "repurchase_rates": (f"select * from ({recommendations.REPURCHASE_SQL}) order by all", None),
-        "segments": (
-            (
-                f"select customer_id, rfm_segment from {recommendations.CUSTOMERS_TABLE} "
-                "where rfm_segment is not null order by customer_id"
-            ),
-            None,
-        ),
-        "products": (
-            f"select product_id, category, is_discontinued from {recommendations.PRODUCTS_TABLE}",
-            None,
-        ),
-        # Parameters: DuckDB's $name becomes Spark's :name.
-        "churn_snapshot": (
-            f"select * from {churn.FEATURES_TABLE} where as_of_date = $as_of order by customer_id",
-            {"as_of": as_of},
-        ),
+    data = recommendations._load_training_data(reader)
+    frames = {
+        "churn_features": churn.read_features(reader),
+        "churn_latest": churn.read_features(reader, latest_only=True),
+        "segments": pd.DataFrame(sorted(data["segments"].items()), columns=["customer_id", "rfm_segment"]),
+        **{name: data[name] for name in ("interactions", "events", "products", "rates")},
     }
+    return {name: f.sort_values(list(f.columns)).reset_index(drop=True) for name, f in frames.items()}
+
+
+# Parameters: DuckDB's $name becomes Spark's :name.
+SNAPSHOT_SQL = "select * from features.churn_features where as_of_date = $as_of order by customer_id"
 
 
 def _same_frames(expected: pd.DataFrame, actual: pd.DataFrame) -> list:
@@ -71,24 +56,25 @@ def resources(both_builds):
     return WarehouseResource(path=str(warehouse)), SparkWarehouseResource(path=str(warehouse))
 
 
+@pytest.fixture(scope="module")
+def inputs(resources):
+    """(DuckDB frames, Spark frames) of every ML input, read once per engine."""
+    frames = []
+    for resource in resources:
+        with resource.reader() as reader:
+            frames.append(_asset_inputs(reader))
+    latest = resources[0].read_frame("select max(as_of_date) as d from features.churn_features")["d"][0]
+    for resource, found in zip(resources, frames):
+        found["churn_snapshot"] = resource.read_frame(SNAPSHOT_SQL, {"as_of": latest})
+    return frames
+
+
 @pytest.mark.parametrize(
     "name",
-    [
-        "churn_features",
-        "interactions",
-        "events",
-        "repurchase_rates",
-        "segments",
-        "products",
-        "churn_snapshot",
-    ],
+    ["churn_features", "churn_latest", "interactions", "events", "rates", "segments", "products", "churn_snapshot"],
 )
-def test_ml_inputs_are_the_same_through_duckdb_and_spark(resources, name):
-    duck, spark = resources
-    latest = duck.read_frame("select max(as_of_date) as d from features.churn_features")["d"][0]
-    sql, params = _queries(latest)[name]
-    expected = duck.read_frame(sql, params)
-    actual = spark.read_frame(sql, params)
+def test_ml_inputs_are_the_same_through_duckdb_and_spark(inputs, name):
+    expected, actual = inputs[0][name], inputs[1][name]
     assert not expected.empty, f"{name} is empty on DuckDB: the comparison would prove nothing"
     differences = _same_frames(expected, actual)
     assert not differences, f"{name}: {len(differences)} values differ, e.g. {differences[:5]}"
