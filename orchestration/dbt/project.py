@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 from dagster_dbt import DbtProject
+from filelock import FileLock
 
 from c360.settings import DBT_PROJECT_DIR, get_settings
 
@@ -33,17 +37,41 @@ def _manifest_is_stale() -> bool:
 def prepare_manifest(force: bool = False) -> None:
     """Parse the dbt project in process (about 5 s) when the manifest is missing, older than
     the project's files, or forced, so a fresh clone (or an edited model) works without a
-    manual `dbt parse`."""
-    if not force and not _manifest_is_stale():
-        return
-    from dbt.cli.main import dbtRunner
+    manual `dbt parse`.
 
-    dbt_env()
-    result = dbtRunner().invoke(
-        ["parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR), "--quiet"]
-    )
-    if not result.success:
-        raise RuntimeError(f"dbt parse failed: {result.exception}")
+    Several processes import this at once (pytest-xdist workers, Dagster's run workers, a
+    `dagster dev` next to a CLI run), so the check and the parse hold a file lock, and the
+    parse writes into a scratch folder whose files are then renamed into place: a reader never
+    sees a half-written manifest.json (the mtime check alone let a second process read one)."""
+    target = dbt_project.manifest_path.parent
+    target.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target / ".parse.lock")):
+        if not force and not _manifest_is_stale():
+            return
+        from dbt.cli.main import dbtRunner
+
+        dbt_env()
+        scratch = Path(tempfile.mkdtemp(prefix=".parse-", dir=target))
+        try:
+            partial = target / "partial_parse.msgpack"
+            if partial.exists():  # keep partial parsing: only changed files are re-read
+                shutil.copy2(partial, scratch / partial.name)
+            result = dbtRunner().invoke(
+                [
+                    "parse",
+                    "--project-dir", str(DBT_PROJECT_DIR),
+                    "--profiles-dir", str(DBT_PROJECT_DIR),
+                    "--target-path", str(scratch),
+                    "--quiet",
+                ]
+            )
+            if not result.success:
+                raise RuntimeError(f"dbt parse failed: {result.exception}")
+            for produced in scratch.iterdir():
+                if produced.is_file():
+                    os.replace(produced, target / produced.name)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 dbt_project.prepare_if_dev()
