@@ -17,7 +17,7 @@ def streamlit_command(host: str, port: int) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "streamlit",
+        "c360.app_serve",  # Streamlit's CLI with the heavy imports done first (see there)
         "run",
         str(APP_SCRIPT),
         "--server.address",
