@@ -61,22 +61,23 @@ def bundle_recovery(rules: pd.DataFrame, bundles: pd.DataFrame, top_n: int | Non
 
 def fit_model(
     interactions: pd.DataFrame,
-    events: pd.DataFrame,
+    transitions: pd.DataFrame,
     l2: float,
     neighbours: int,
     segments: dict,
     allow_repurchase,
     unavailable,
 ) -> recommend.RecommenderModel:
-    """CF and popularity on the weighted interactions; transitions on the time-ordered touches."""
+    """CF and popularity on the weighted interactions; the next-item model from the transition
+    counts (``from_product, to_product, transitions``) of the time-ordered touches."""
     matrix = recommend.build_interaction_matrix(interactions[[USER, ITEM, WEIGHT]])
     cf = recommend.ItemItemRecommender(l2=l2, neighbours=neighbours).fit(matrix.matrix)
     popularity = recommend.PopularityRecommender().fit(
         matrix.matrix, [segments.get(u) for u in matrix.user_ids]
     )
-    transitions = recommend.TransitionModel().fit(events, matrix)
+    next_items = recommend.TransitionModel.from_counts(transitions, matrix)
     return recommend.RecommenderModel.from_fitted(
-        matrix, cf, popularity, transitions, allow_repurchase, unavailable
+        matrix, cf, popularity, next_items, allow_repurchase, unavailable
     )
 
 

@@ -401,6 +401,21 @@ class TransitionModel:
         counts = sp.csr_matrix(
             (np.ones(pair.sum(), dtype=np.float32), (items[:-1][pair], items[1:][pair])), shape=(n, n)
         )
+        return self._normalise(counts)
+
+    @classmethod
+    def from_counts(cls, counts: pd.DataFrame, matrix: InteractionMatrix) -> TransitionModel:
+        """The same model from counts already made (``from_product, to_product, transitions``,
+        e.g. in SQL over every touch, which need not fit in memory); products outside ``matrix``
+        are left out."""
+        a = matrix.item_indices(counts["from_product"])
+        b = matrix.item_indices(counts["to_product"])
+        keep = (a >= 0) & (b >= 0)
+        n = len(matrix.item_ids)
+        weights = counts["transitions"].to_numpy(dtype=np.float32)[keep]
+        return cls()._normalise(sp.csr_matrix((weights, (a[keep], b[keep])), shape=(n, n)))
+
+    def _normalise(self, counts: sp.csr_matrix) -> TransitionModel:
         counts.sum_duplicates()
         totals = np.asarray(counts.sum(axis=1)).ravel()
         self.probabilities_ = sp.diags(1.0 / np.maximum(totals, 1.0)).astype(np.float32) @ counts

@@ -41,9 +41,10 @@ def movielens_section(path: Path | None = None) -> dict:
 
 def platform_temporal_section(con, holdout_days: int = 60) -> dict:
     from ml.recommend import TIME, evaluate_temporal
-    from orchestration.ml.recommendations import EVENTS_SQL
+    from orchestration.ml.recommendations import EVALUATION_CUSTOMERS, EVALUATION_EVENTS_SQL
 
-    events = con.execute(EVENTS_SQL).df()
+    # The same customers as the recommender's own evaluation (all of them up to 100k).
+    events = con.execute(EVALUATION_EVENTS_SQL.format(limit=EVALUATION_CUSTOMERS)).df()
     if events.empty:
         return {"skipped": "no interactions in the warehouse"}
     cutoff = (pd.Timestamp(events[TIME].max()) - timedelta(days=holdout_days)).normalize()

@@ -285,3 +285,41 @@ def test_batch_scoring_respects_history_repurchase_and_availability():
     # No history: segment popularity (p-c top in the segment once p-d is unavailable).
     assert list(c3["product_id"]) == ["p-c", "p-b", "p-a"]
     assert set(c3["reason"]) == {"popular_in_segment"}
+
+
+def test_transitions_counted_in_sql_equal_the_model_fitted_on_every_touch(materialized):
+    """The next-item model is fitted from counts made in SQL (every touch need not fit in
+    memory at 1M customers): it must equal TransitionModel.fit over all the touches."""
+    from ml.recommend import TransitionModel, build_interaction_matrix
+    from orchestration.ml.recommendations import (
+        EVALUATION_EVENTS_SQL,
+        INTERACTIONS_TABLE,
+        TRANSITIONS_SQL,
+    )
+
+    con = materialized["con"]
+    every_touch = con.execute(EVALUATION_EVENTS_SQL.format(limit=10**9)).df()
+    matrix = build_interaction_matrix(
+        con.execute(f"select customer_id, product_id, weight from {INTERACTIONS_TABLE}").df()
+    )
+    expected = TransitionModel().fit(every_touch, matrix).probabilities_
+    counts = con.execute(TRANSITIONS_SQL).df()
+    assert counts["transitions"].sum() > 100, "too few moves for the comparison to mean anything"
+    found = TransitionModel.from_counts(counts, matrix).probabilities_
+    assert expected.nnz == found.nnz
+    np.testing.assert_allclose(found.toarray(), expected.toarray(), rtol=1e-6)
+
+
+def test_the_evaluation_sample_is_a_fixed_subset_of_whole_customers(materialized):
+    from orchestration.ml.recommendations import EVALUATION_EVENTS_SQL
+
+    con = materialized["con"]
+    every_touch = con.execute(EVALUATION_EVENTS_SQL.format(limit=10**9)).df()
+    customers = every_touch["customer_id"].nunique()
+    sample = con.execute(EVALUATION_EVENTS_SQL.format(limit=customers // 4)).df()
+    assert sample["customer_id"].nunique() == customers // 4
+    # Whole histories: each sampled customer keeps every one of their touches.
+    kept = every_touch[every_touch["customer_id"].isin(sample["customer_id"])]
+    assert len(kept) == len(sample)
+    again = con.execute(EVALUATION_EVENTS_SQL.format(limit=customers // 4)).df()
+    assert set(again["customer_id"]) == set(sample["customer_id"])

@@ -22,7 +22,7 @@ def _asset_inputs(reader) -> dict[str, pd.DataFrame]:
         "churn_features": churn.read_features(reader),
         "churn_latest": churn.read_features(reader, latest_only=True),
         "segments": pd.DataFrame(sorted(data["segments"].items()), columns=["customer_id", "rfm_segment"]),
-        **{name: data[name] for name in ("interactions", "events", "products", "rates")},
+        **{name: data[name] for name in ("interactions", "events", "transitions", "products", "rates")},
     }
     return {name: f.sort_values(list(f.columns)).reset_index(drop=True) for name, f in frames.items()}
 
@@ -71,7 +71,17 @@ def inputs(resources):
 
 @pytest.mark.parametrize(
     "name",
-    ["churn_features", "churn_latest", "interactions", "events", "rates", "segments", "products", "churn_snapshot"],
+    [
+        "churn_features",
+        "churn_latest",
+        "interactions",
+        "events",
+        "transitions",
+        "rates",
+        "segments",
+        "products",
+        "churn_snapshot",
+    ],
 )
 def test_ml_inputs_are_the_same_through_duckdb_and_spark(inputs, name):
     expected, actual = inputs[0][name], inputs[1][name]
