@@ -13,7 +13,7 @@ import dagster as dg
 from c360.contracts import SOURCES
 from c360.settings import get_settings
 from orchestration.activation.cart_abandoned import CART_ABANDONED_KEY, CartAbandonedConfig
-from orchestration.automation.jobs import ML_GROUPS, cart_abandonment_job, landing_refresh_job
+from orchestration.automation.jobs import ML_SELECTION, cart_abandonment_job, landing_refresh_job
 from orchestration.ingest.assets import LOAD_UNITS, raw_key
 from orchestration.sensors import landing
 
@@ -56,7 +56,7 @@ def _tags(files: list[landing.LandingFile]) -> dict[str, str]:
 
 def _landing_request(context: dg.SensorEvaluationContext, files: list[landing.LandingFile]) -> dg.RunRequest:
     roots = _unit_keys({f.source for f in files})
-    selection = dg.AssetSelection.assets(*roots).downstream() - dg.AssetSelection.groups(*ML_GROUPS)
+    selection = dg.AssetSelection.assets(*roots).downstream() - ML_SELECTION
     keys = selection.resolve(context.repository_def.asset_graph)
     return dg.RunRequest(run_key=landing.run_key(files), asset_selection=sorted(keys), tags=_tags(files))
 
