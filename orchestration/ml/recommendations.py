@@ -194,8 +194,6 @@ where previous is not null and previous <> product_id
 group by previous, product_id"""
 )
 
-LAST_TOUCH_SQL = _TOUCHES_CTES + "\nselect max(event_time) as last_event_at from final"
-
 REPURCHASE_SQL = f"""
 with pairs as (
     select customer_id, product_id, count(distinct purchase_id) as purchases
@@ -336,7 +334,6 @@ def _load_training_data(con, evaluation_customers: int = EVALUATION_CUSTOMERS) -
     ).df()
     events = con.execute(EVALUATION_EVENTS_SQL.format(limit=int(evaluation_customers))).df()
     transitions = con.execute(TRANSITIONS_SQL).df()
-    last_event_at = con.execute(LAST_TOUCH_SQL).fetchone()[0]
     segments = dict(
         con.execute(
             f"select customer_id, rfm_segment from {CUSTOMERS_TABLE} where rfm_segment is not null"
@@ -348,7 +345,6 @@ def _load_training_data(con, evaluation_customers: int = EVALUATION_CUSTOMERS) -
         "interactions": interactions,
         "events": events,
         "transitions": transitions,
-        "last_event_at": last_event_at,
         "segments": segments,
         "products": products,
         "rates": rates,
@@ -383,7 +379,8 @@ def recommender_model(
     if interactions.empty:
         raise dg.Failure(f"{INTERACTIONS_TABLE} is empty: nothing to train on")
 
-    last_event = pd.Timestamp(data["last_event_at"])
+    # The same touches as EVALUATION_EVENTS_SQL's, whose latest int_interactions_weighted keeps per pair.
+    last_event = pd.Timestamp(interactions["last_event_at"].max())
     cutoff = (last_event - timedelta(days=config.holdout_days)).normalize()
     evaluation = recommend.evaluate_temporal(events, cutoff)
     platform, popularity = evaluation["platform"], evaluation["popularity"]

@@ -316,6 +316,11 @@ def test_the_evaluation_sample_is_a_fixed_subset_of_whole_customers(materialized
     con = materialized["con"]
     every_touch = con.execute(EVALUATION_EVENTS_SQL.format(limit=10**9)).df()
     customers = every_touch["customer_id"].nunique()
+    # The temporal cutoff is taken from int_interactions_weighted: it holds the same latest touch.
+    latest = con.execute("select max(last_event_at) from intermediate.int_interactions_weighted").fetchone()[
+        0
+    ]
+    assert pd.Timestamp(latest) == pd.Timestamp(every_touch["event_time"].max())
     sample = con.execute(EVALUATION_EVENTS_SQL.format(limit=customers // 4)).df()
     assert sample["customer_id"].nunique() == customers // 4
     # Whole histories: each sampled customer keeps every one of their touches.
