@@ -65,12 +65,18 @@ class Settings:
         return os.environ.get("C360_DUCKDB_MEMORY_LIMIT")
 
     @property
+    def training_threads(self) -> int:
+        # Two cores shared by the warehouse pool and the UIs: more BLAS/OpenMP threads for model
+        # fitting and scoring only oversubscribe them.
+        return int(os.environ.get("C360_TRAINING_THREADS", "2"))
+
+    @property
     def writer_lock_wait_s(self) -> float:
         # How long a writer waits for readers (the app, an export, a poller) to release DuckDB's
         # file lock before its step fails.
         return float(os.environ.get("C360_WRITER_LOCK_WAIT_S", "60"))
 
-    def ensure_dirs(self) -> "Settings":
+    def ensure_dirs(self) -> Settings:
         for path in (self.home, self.landing, self.reports, self.dagster_home, self.mlflow_dir):
             path.mkdir(parents=True, exist_ok=True)
         return self

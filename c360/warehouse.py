@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 
@@ -72,3 +72,24 @@ def row_counts(con, schemas: tuple[str, ...] = SCHEMAS) -> list[tuple[str, str, 
         [list(schemas)],
     ).fetchall()
     return [(s, t, con.execute(f'select count(*) from "{s}"."{t}"').fetchone()[0]) for s, t in tables]
+
+
+def write_frame(con, table: str, frame, columns=None, *, append: bool = False, order_by: str | None = None) -> None:
+    """Write a pandas frame or Arrow table to ``schema.table``: replace it, or ``append`` rows.
+
+    ``columns``: ``(name, sql type, ...)`` tuples (the tables' documented column schemas); each
+    is cast to its type, in that order, so the table's types never depend on the frame's dtypes.
+    Without them the frame's own columns are written as they are.
+    """
+    con.execute(f"create schema if not exists {table.split('.', 1)[0]}")
+    view = f"_frame_{abs(hash(table))}"
+    select = ", ".join(f'cast("{c[0]}" as {c[1]}) as "{c[0]}"' for c in columns) if columns else "*"
+    order = f" order by {order_by}" if order_by else ""
+    con.register(view, frame)
+    try:
+        if append:
+            con.execute(f"insert into {table} select {select} from {view}{order}")
+        else:
+            con.execute(f"create or replace table {table} as select {select} from {view}{order}")
+    finally:
+        con.unregister(view)

@@ -162,15 +162,15 @@ def _skip_batch_fingerprints() -> None:
 def _batch_definition(ctx, part: str):
     try:
         source = ctx.data_sources.get("c360")
-    except Exception:  # GX raises several kinds of "not found"
+    except Exception:  # noqa: BLE001 - GX raises several kinds of "not found"
         source = ctx.data_sources.add_pandas("c360")
     try:
         asset = source.get_asset(part)
-    except Exception:
+    except Exception:  # noqa: BLE001
         asset = source.add_dataframe_asset(part)
     try:
         return asset.get_batch_definition("frame")
-    except Exception:
+    except Exception:  # noqa: BLE001
         return asset.add_batch_definition_whole_dataframe("frame")
 
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -29,8 +31,9 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
-from ml import metrics
+from ml import metrics, plots
 
 HORIZON_DAYS = 90
 CUSTOMER_ID = "customer_id"
@@ -90,6 +93,10 @@ SKOPS_TRUSTED_TYPES = [
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
 ]
+
+# Permutation importance on a fixed sample: the ranking is stable, and features x 3 re-scorings of
+# the full validation set would cost more than the training.
+IMPORTANCE_SAMPLE = 5000
 
 # Probability thresholds, checked top-down: first band whose lower bound p reaches.
 RISK_BANDS: tuple[tuple[str, float], ...] = (("high", 0.50), ("medium", 0.20), ("low", 0.0))
@@ -233,6 +240,90 @@ def train_and_evaluate(
         "best_model": models[best],
         "validation_metric": VALIDATION_METRIC,
     }
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """How ``train`` fits: which snapshot validates, which estimators compete, on how many rows."""
+
+    validation_as_of: str | None = None  # default: the latest snapshot whose label window is over
+    kinds: tuple[str, ...] = KINDS
+    refit_on_all_labelled: bool = True
+    random_state: int = 0
+    max_training_rows: int | None = 500_000
+    threads: int = 2
+
+
+def split_snapshots(features_df: pd.DataFrame, validation_as_of: str | None = None):
+    """(train, valid, labelled, valid_as_of): validate on the latest labelled snapshot (or the
+    one asked for), train on the snapshots whose label window ends by then."""
+    labelled = features_df[features_df[LABEL].notna()].reset_index(drop=True)
+    if labelled.empty:
+        raise ValueError("the feature table has no labelled snapshot: the data is shorter than the horizon")
+    valid_as_of = pd.Timestamp(validation_as_of) if validation_as_of else labelled[AS_OF].max()
+    train_cutoff = valid_as_of - pd.Timedelta(days=HORIZON_DAYS)
+    train, valid = time_split(labelled, train_cutoff, valid_as_of)
+    return train, valid, labelled, valid_as_of
+
+
+def train(features_df: pd.DataFrame, options: TrainingOptions = TrainingOptions()) -> dict:
+    """Fit, validate and (optionally) refit. Returns the ``train_and_evaluate`` dict plus
+    ``final_model``, ``train``, ``valid``, ``labelled``, ``valid_as_of``, ``available`` (rows
+    before ``cap_rows``) and the seconds spent validating and refitting."""
+    train_df, valid, labelled, valid_as_of = split_snapshots(features_df, options.validation_as_of)
+    available = {"train": len(train_df), "labelled": len(labelled)}
+    train_df = cap_rows(train_df, options.max_training_rows, options.random_state)
+    labelled = cap_rows(labelled, options.max_training_rows, options.random_state)
+    with threadpool_limits(limits=options.threads):
+        started = time.perf_counter()
+        result = train_and_evaluate(train_df, valid, kinds=tuple(options.kinds), random_state=options.random_state)
+        result["validation_seconds"] = time.perf_counter() - started
+        started = time.perf_counter()
+        if options.refit_on_all_labelled:
+            final = estimator(result["best_kind"], random_state=options.random_state)
+            final.fit(feature_matrix(labelled), labels(labelled))
+        else:
+            final = result["best_model"]
+        result["refit_seconds"] = time.perf_counter() - started
+    result.update(
+        final_model=final, train=train_df, valid=valid, labelled=labelled, valid_as_of=valid_as_of, available=available
+    )
+    return result
+
+
+def evaluation_figures(result: dict, threads: int = 2) -> tuple[dict, pd.Series]:
+    """The validation plots of ``train``'s chosen model, and its permutation importance."""
+    y_valid = labels(result["valid"])
+    scores = result["valid_scores"]
+    sample = result["valid"].sample(n=min(len(result["valid"]), IMPORTANCE_SAMPLE), random_state=0)
+    with threadpool_limits(limits=threads):
+        importance = plots.feature_importance(
+            result["best_model"], feature_matrix(sample), labels(sample), n_repeats=3
+        )
+    figures = {
+        "roc.png": plots.roc_figure(y_valid, scores),
+        "pr.png": plots.pr_figure(y_valid, scores),
+        "calibration.png": plots.calibration_figure(y_valid, scores),
+        "lift.png": plots.gains_figure(y_valid, scores),
+        "feature_importance.png": plots.importance_figure(
+            importance, title=f"Permutation importance ({result['best_kind']}, validation ROC-AUC)"
+        ),
+    }
+    return figures, importance
+
+
+def score_latest(model, features_df: pd.DataFrame) -> pd.DataFrame:
+    """Churn probability and risk band of every customer at the latest as-of date."""
+    latest = features_df[features_df[AS_OF] == features_df[AS_OF].max()]
+    p = np.clip(np.asarray(model.predict(feature_matrix(latest)), dtype=float).ravel(), 0.0, 1.0)
+    return pd.DataFrame(
+        {
+            CUSTOMER_ID: latest[CUSTOMER_ID].to_numpy(),
+            "churn_probability": p,
+            "risk_band": [risk_band(x) for x in p],
+            AS_OF: latest[AS_OF].dt.date.to_numpy(),
+        }
+    )
 
 
 def risk_band(p: float) -> str:

@@ -9,7 +9,6 @@ In the platform the summary is built in SQL; ``rfm_summary`` is the reference ve
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 
 import mlflow.pyfunc
@@ -24,6 +23,9 @@ TIER_SHARES: tuple[tuple[str, float], ...] = (
     ("silver", 0.30),
     ("bronze", 0.50),
 )
+MODEL_NAME = "clv"
+# Lower is better: mean absolute error of predicted repeat purchase days over a held-out period.
+HOLDOUT_METRIC = "holdout_mae_repeat_purchases"
 DEFAULT_MONTHLY_DISCOUNT_RATE = 0.01  # ~12.7% a year
 DAYS_PER_UNIT = {"D": 1.0, "W": 7.0}
 # lifetimes' month conversion factors, kept so CLV numbers are comparable with it.
@@ -486,33 +488,6 @@ class CLVModel(mlflow.pyfunc.PythonModel):
         )
 
 
-def fit_benchmark(n_customers: int = 1_000_000, seed: int = 0) -> dict:
-    """Time both fits on a simulated summary of ``n_customers`` (day resolution, in weeks)."""
-    truth = BGNBDParams(r=0.25, alpha=4.0, a=0.8, b=2.5)
-    summary = simulate_bgnbd_summary(truth, n_customers, max_T=52.0, seed=seed, resolution=1 / 7)
-    rng = np.random.default_rng(seed)
-    x = summary["frequency"].to_numpy()
-    # Gamma-Gamma: spend ~ Gamma(p, nu), nu ~ Gamma(q, v); the mean of x spends ~ Gamma(p*x, x*nu).
-    nu = rng.gamma(3.7, 1 / 15.0, n_customers)
-    mean_spend = rng.gamma(6.0 * np.maximum(x, 1), 1 / (np.maximum(x, 1) * nu))
-    summary["monetary_value"] = np.where(x > 0, mean_spend, 0.0).round(2)
-    started = time.perf_counter()
-    bgnbd = fit_bgnbd(summary["frequency"], summary["recency"], summary["T"])
-    bgnbd_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    gamma_gamma = fit_gamma_gamma(summary["frequency"], summary["monetary_value"])
-    gamma_gamma_seconds = time.perf_counter() - started
-    return {
-        "n_customers": n_customers,
-        "unique_triples": len(summary[["frequency", "recency", "T"]].drop_duplicates()),
-        "bgnbd_seconds": bgnbd_seconds,
-        "gamma_gamma_seconds": gamma_gamma_seconds,
-        "bgnbd_truth": asdict(truth),
-        "bgnbd_fitted": asdict(bgnbd),
-        "gamma_gamma_fitted": asdict(gamma_gamma),
-    }
-
-
 def fit_summary(summary: pd.DataFrame) -> tuple[BGNBDParams, GammaGammaParams]:
     """BG/NBD and Gamma-Gamma fitted on a per-customer summary (frequency, recency_days, t_days,
     monetary_value; days as the time unit)."""
@@ -545,3 +520,52 @@ def score_customers(
     scored["clv_tier"] = clv_tier(scored["clv"]).astype(str)
     scored["expected_days_to_next_purchase"] = expected_days_to_next_purchase(bgnbd, x, t_x, big_t)
     return scored
+
+
+def holdout_error(calibration: pd.DataFrame, holdout_purchases: pd.Series, holdout_days: int) -> dict:
+    """The promotion metric: BG/NBD refitted on the ``calibration`` summary (purchases before the
+    holdout) predicts each of its customers' repeat purchase days in the next ``holdout_days``;
+    ``holdout_mae_repeat_purchases`` is the mean absolute error against ``holdout_purchases``
+    (per customer id; absent = 0). NaN when the calibration data is too small to fit."""
+    if len(calibration) < 20 or (calibration["frequency"] > 0).sum() < 5:
+        return {HOLDOUT_METRIC: float("nan"), "holdout_customers": len(calibration)}
+    actual = holdout_purchases.reindex(calibration["customer_id"], fill_value=0).to_numpy(dtype=float)
+    bgnbd = fit_bgnbd(calibration["frequency"], calibration["recency_days"], calibration["t_days"])
+    predicted = expected_purchases(
+        bgnbd, holdout_days, calibration["frequency"], calibration["recency_days"], calibration["t_days"]
+    )
+    return {
+        HOLDOUT_METRIC: float(np.mean(np.abs(predicted - actual))),
+        "holdout_customers": len(calibration),
+        "holdout_predicted_repeat": float(predicted.sum()),
+        "holdout_actual_repeat": float(actual.sum()),
+    }
+
+
+def model_example() -> pd.DataFrame:
+    """Synthetic customers (days) as the logged model's input example: no one's data in artifacts."""
+    return pd.DataFrame(
+        {
+            "frequency": [0.0, 2.0, 8.0],
+            "recency": [0.0, 120.0, 400.0],
+            "T": [60.0, 365.0, 420.0],
+            "monetary_value": [0.0, 45.0, 80.0],
+        }
+    )
+
+
+def log_clv_model(model: CLVModel, name: str = "model"):
+    """Log ``model`` to the active MLflow run with its signature and an input example."""
+    import importlib.metadata
+
+    from mlflow.models import infer_signature
+
+    example = model_example()
+    return mlflow.pyfunc.log_model(
+        name=name,
+        python_model=model,
+        signature=infer_signature(example, model.predict(None, example)),
+        input_example=example,
+        # Explicit requirements: inference would load the model in a subprocess (slow).
+        pip_requirements=[f"{p}=={importlib.metadata.version(p)}" for p in ("mlflow", "numpy", "pandas", "scipy")],
+    )

@@ -109,23 +109,25 @@ def _as_uri(location: str) -> str:
     return Path(location).resolve().as_uri()
 
 
-def configure(tracking_uri: str, artifact_root: str | None = None) -> None:
-    """Point MLflow tracking and registry at ``tracking_uri`` (creating a sqlite file's folder).
+def configure(tracking_uri: str | None = None, artifact_root: str | None = None) -> str:
+    """Point MLflow tracking and registry at ``tracking_uri`` (creating a sqlite file's folder);
+    returns the artifact root new experiments use (``get_or_create_experiment``).
 
-    ``artifact_root`` is where ``get_or_create_experiment`` puts new experiments' artifacts.
+    Without arguments, both come from ``c360.settings``: C360_HOME's store, or
+    ``MLFLOW_TRACKING_URI`` / ``C360_MLFLOW_ARTIFACTS``. The one MLflow set-up of the platform:
+    assets, checks, evals and the CLI all call it.
     """
+    if tracking_uri is None or artifact_root is None:
+        settings = get_settings().ensure_dirs()
+        tracking_uri = tracking_uri or settings.mlflow_tracking_uri
+        artifact_root = artifact_root or settings.mlflow_artifact_root
     if tracking_uri.startswith("sqlite:///"):
         Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
-    if artifact_root is not None and _as_uri(artifact_root).startswith("file://"):
+    if _as_uri(artifact_root).startswith("file://"):
         Path(urlparse(_as_uri(artifact_root)).path).mkdir(parents=True, exist_ok=True)
-
-
-def configure_from_settings() -> None:
-    """``configure`` with the tracking URI and artifact root from ``c360.settings``."""
-    settings = get_settings().ensure_dirs()
-    configure(settings.mlflow_tracking_uri, settings.mlflow_artifact_root)
+    return artifact_root
 
 
 def get_or_create_experiment(name: str, artifact_root: str | None = None) -> str:
@@ -142,6 +144,11 @@ def get_or_create_experiment(name: str, artifact_root: str | None = None) -> str
         experiment_id = experiment.experiment_id
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+def use_experiment(name: str) -> str:
+    """``configure()`` from the settings, then make experiment ``name`` active; returns its id."""
+    return get_or_create_experiment(name, configure())
 
 
 def git_sha(repo_dir: Path = PROJECT_ROOT) -> str:
@@ -339,3 +346,53 @@ def promote_if_better(
         set_alias(model_name, CHAMPION, candidate_version)
     client.set_model_version_tag(model_name, candidate_version, "c360.promotion", reason)
     return promoted, reason
+
+
+def register_challenger(run_id: str, model_name: str, artifact_name: str = "model") -> int:
+    """Register the model logged in run ``run_id`` as a new version of ``model_name`` with alias
+    ``challenger``; returns the version. ``promote_challenger`` (the gate) decides the champion."""
+    version = register(run_id, artifact_name, model_name)
+    set_alias(model_name, CHALLENGER, version)
+    return version
+
+
+def promote_challenger(
+    model_name: str,
+    version: int | str,
+    metric: str,
+    *,
+    higher_is_better: bool = True,
+    margin: float = 0.0,
+    floor: float | None = None,
+) -> dict:
+    """The promotion gate every registered model goes through: version ``version`` becomes
+    ``champion`` when its run's ``metric`` clears ``floor`` (if any) and beats the champion's by
+    ``margin`` (``promote_if_better``). Returns what happened; ``has_acceptable_champion`` is
+    False when no champion is left that clears the floor (the blocking check then fails)."""
+    client = MlflowClient()
+    candidate = client.get_model_version(model_name, str(version))
+    value = client.get_run(candidate.run_id).data.metrics.get(metric, float("nan"))
+
+    def acceptable(x: float) -> bool:
+        if floor is None:
+            return True
+        return x >= floor if higher_is_better else x <= floor
+
+    if not acceptable(value):
+        set_alias(model_name, CHALLENGER, version)
+        promoted, reason = False, f"v{version} {metric}={value:.4f} does not clear the floor {floor}"
+    else:
+        promoted, reason = promote_if_better(
+            model_name, version, metric, higher_is_better=higher_is_better, margin=margin
+        )
+    champion = champion_info(model_name)
+    champion_value = champion["metrics"].get(metric, float("nan")) if champion else float("nan")
+    return {
+        "challenger_version": int(version),
+        "challenger_" + metric: float(value),
+        "promoted": promoted,
+        "reason": reason,
+        "champion_version": champion["version"] if champion else None,
+        "champion_" + metric: float(champion_value),
+        "has_acceptable_champion": bool(champion) and (floor is None or acceptable(champion_value)),
+    }

@@ -179,6 +179,50 @@ def olist_review_texts(src_dir: Path | None = None) -> pd.DataFrame:
     )
 
 
+HEADLINE = ("accuracy", "macro_f1", "majority_baseline_accuracy", "lexicon_accuracy", "n_train", "n_test")
+
+
+def evaluate_or_reason(texts: Sequence, stars: Sequence) -> dict:
+    """``evaluate_sentiment`` on a stratified 80/20 split, or ``{"skipped": reason}`` when there
+    are too few labelled reviews to hold any out."""
+    try:
+        return evaluate_sentiment(list(texts), list(stars))
+    except (NotEnoughReviews, ValueError) as exc:
+        return {"skipped": str(exc)}
+
+
+def olist_scores(src: Path | None = None) -> dict:
+    """Held-out scores on the Olist reviews with text, or ``{"skipped": reason}`` without them."""
+    from c360.ingest.mappings.olist import olist_dir
+
+    folder = Path(src or olist_dir())
+    if not (folder / "olist_order_reviews_dataset.csv").exists():
+        return {"skipped": f"no Olist reviews in {folder}"}
+    reviews = olist_review_texts(folder)
+    reviews = reviews[reviews["text"].str.strip() != ""]
+    return {"source": str(folder), **evaluate_or_reason(reviews["text"], reviews["score"])}
+
+
+def sentiment_scores(texts: Sequence, stars: Sequence, olist_src: Path | None = None, olist: bool = True) -> dict:
+    """``{"generated": {...}, "olist": {...}}``, each with accuracy, macro-F1 and baselines: shared
+    by the ``ml/text_sentiment`` asset (its metadata) and ``c360 eval sentiment``."""
+    payload = {"generated": evaluate_or_reason(texts, stars)}
+    if olist:
+        payload["olist"] = olist_scores(olist_src)
+    return payload
+
+
+def flat_metrics(payload: dict) -> dict[str, float]:
+    """``generated_accuracy``, ``olist_macro_f1``... for MLflow and metadata."""
+    return {
+        f"{corpus}_{key}": float(scores[key])
+        for corpus, scores in payload.items()
+        if isinstance(scores, dict)
+        for key in HEADLINE
+        if key in scores
+    }
+
+
 # Bilingual (English / Portuguese) opinion words, accents removed, lowercase. Deliberately small:
 # it is a fallback, not a model. Stems end in "*" and match any word starting with them.
 _POSITIVE = """

@@ -17,8 +17,8 @@ DEMO_SEED = 7
 def _build_demo(home: Path) -> dict:
     from c360.generate import generate
     from c360.privacy.keys import ensure_dev_keys
-    from c360.runner import materialize
     from c360.settings import get_settings
+    from cli.runner import materialize
 
     os.environ["C360_HOME"] = str(home)
     os.environ["DAGSTER_HOME"] = str(home / "dagster")

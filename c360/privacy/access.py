@@ -14,7 +14,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-import click
 import duckdb
 
 from c360.contracts import SOURCES
@@ -147,33 +146,3 @@ def reveal(
         raise LookupError(f"customer {customer_id} has no {field} on record")
     audit_id = _audit(con, **audit, outcome="revealed", records=len(values))
     return Revealed(customer_id, field, values, audit_id)
-
-
-@click.command("reveal")
-@click.option("--customer-id", required=True, help="The person (marts.customer_360.customer_id).")
-@click.option("--field", type=click.Choice(REVEALABLE_FIELDS), required=True, help="Which value to decrypt.")
-@click.option("--reason", required=True, help="Why (ticket or request id); stored in the audit.")
-@click.option("--role", type=click.Choice(list(ROLES)), required=True, help="The role you act in.")
-@click.option("--as", "actor", default=None, help="Who is asking (default: the OS user).")
-def reveal_command(customer_id: str, field: str, reason: str, role: str, actor: str | None) -> None:
-    """Decrypt one sensitive field of one person for an authorised role; every attempt is audited
-    in privacy.access_audit."""
-    from c360.privacy.keys import MissingKeyError
-    from c360.warehouse import warehouse
-
-    try:
-        keyring = Keyring.load()
-    except MissingKeyError:
-        keyring = None
-    with warehouse() as con:
-        try:
-            result = reveal(con, customer_id, field, role=role, reason=reason, keyring=keyring, actor=actor)
-        except AccessDenied as exc:
-            raise click.ClickException(f"denied: {exc} (audited)") from None
-        except LookupError as exc:
-            raise click.ClickException(f"{exc} (audited)") from None
-        except Exception as exc:  # noqa: BLE001 - any decryption failure is reported (and was audited)
-            raise click.ClickException(f"could not decrypt: {type(exc).__name__}: {exc} (audited)") from None
-    for record, value in result.values:
-        click.echo(f"{record}\t{value}")
-    click.echo(f"audit {result.audit_id}", err=True)

@@ -27,7 +27,6 @@ id (the recommender stores each customer's purchase history): retrain them.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import time
@@ -37,7 +36,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import click
 import duckdb
 from cryptography.exceptions import InvalidTag
 
@@ -386,36 +384,3 @@ def erase_and_compact(customer_ids: list[str], request_id: str | None = None) ->
     result.compacted = True
     result.seconds += time.perf_counter() - started
     return result
-
-
-def read_requests(path: Path) -> list[str]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames or "customer_id" not in reader.fieldnames:
-            raise click.ClickException(f"{path} needs a header with a customer_id column")
-        return [row["customer_id"].strip() for row in reader if (row.get("customer_id") or "").strip()]
-
-
-@click.command("erase")
-@click.option("--customer-id", "customer_ids", multiple=True, help="A person to erase (repeatable).")
-@click.option(
-    "--file",
-    "request_file",
-    type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="CSV with a customer_id column: a batch of requests.",
-)
-@click.option("--request-id", default=None, help="Your erasure request reference (default: a new uuid).")
-def erase_command(customer_ids: tuple[str, ...], request_file: Path | None, request_id: str | None) -> None:
-    """Erase people everywhere (raw, quarantine, derived tables, audiences) and keep them out."""
-    ids = list(customer_ids) + (read_requests(request_file) if request_file else [])
-    if not ids:
-        raise click.UsageError("give --customer-id or --file")
-    result = erase_and_compact(sorted(set(ids)), request_id)
-    total = sum(result.rows_by_table.values())
-    click.echo(
-        f"Erasure {result.request_id}: {result.customers} person(s), {total} rows in {len(result.rows_by_table)} tables "
-        f"({result.seconds:.1f}s, warehouse rewritten)."
-    )
-    for table, n in result.rows_by_table.items():
-        click.echo(f"  {table}: {n}")
-    click.echo(RETRAIN_NOTICE)

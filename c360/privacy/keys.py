@@ -23,8 +23,6 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import click
-
 from c360.settings import Settings, get_settings
 
 ENV_ENCRYPTION_KEYS = "C360_ENCRYPTION_KEYS"
@@ -187,75 +185,12 @@ def write_key_file(keyring: Keyring, path: Path, *, overwrite: bool = False) -> 
 
 
 def ensure_dev_keys(settings: Settings | None = None) -> Path | None:
-    """Create a local key file if no keys are configured (``make demo``). Returns its path."""
+    """Create a local key file if no keys are configured (``make demo``). Returns its path, or
+    None when the keys come from the environment."""
     settings = settings or get_settings()
     if Keyring.from_env() is not None:
-        click.echo(f"Using encryption keys from {ENV_ENCRYPTION_KEYS} / {ENV_HMAC_KEY}.")
         return None
     path = key_file_path(settings)
-    if path.exists():
-        click.echo(f"Using key file {path}")
-    else:
+    if not path.exists():
         write_key_file(Keyring.generate(), path)
-        click.echo(f"Created development key file {path} (0600). Back it up: encrypted data needs it.")
     return path
-
-
-@click.group("keys")
-def keys_command() -> None:
-    """Manage the encryption and pseudonymisation keys."""
-
-
-@keys_command.command("init")
-@click.option("--if-missing", is_flag=True, help="Keep an existing key file (or env keys) instead of failing.")
-def init_keys(if_missing: bool) -> None:
-    """Create a key file with a fresh AES-256 key and HMAC key."""
-    if if_missing:
-        ensure_dev_keys(get_settings())
-        return
-    path = key_file_path(get_settings())
-    if Keyring.from_env() is not None:
-        click.echo(f"Note: {ENV_ENCRYPTION_KEYS} is set and takes precedence over {path}.", err=True)
-    try:
-        write_key_file(Keyring.generate(), path)
-    except FileExistsError:
-        raise click.ClickException(f"{path} already exists; use `c360 keys rotate` to add a key") from None
-    click.echo(f"Created {path} (mode 0600, active key k1). Keep it out of the repository and back it up.")
-
-
-@keys_command.command("rotate")
-def rotate_keys() -> None:
-    """Add a new active encryption key to the key file; old keys keep decrypting."""
-    path = key_file_path(get_settings())
-    if not path.is_file():
-        raise click.ClickException(f"no key file at {path}; run `c360 keys init` first")
-    if Keyring.from_env() is not None:
-        raise click.ClickException(
-            f"keys come from {ENV_ENCRYPTION_KEYS}; rotate them where they are managed"
-        )
-    keyring = Keyring.from_file(path).rotated()
-    write_key_file(keyring, path, overwrite=True)
-    click.echo(
-        f"Active key is now {keyring.active_key_id} (kept: {', '.join(sorted(keyring.encryption_keys))}). "
-        "Existing tokens still decrypt; `c360 keys rewrap` re-encrypts them so old keys can be retired."
-    )
-
-
-@keys_command.command("rewrap")
-@click.option("--batch-size", default=50_000, show_default=True, help="Rows re-encrypted per batch.")
-def rewrap_keys(batch_size: int) -> None:
-    """Re-encrypt every stored token under the active key (run after `c360 keys rotate`)."""
-    from c360.privacy.rewrap import remaining_key_ids, rewrap_warehouse
-    from c360.warehouse import warehouse
-
-    keyring = Keyring.load(get_settings())
-    with warehouse() as con:
-        counts = rewrap_warehouse(con, keyring, batch_size)
-        remaining = remaining_key_ids(con)
-        con.execute("checkpoint")
-    for column, n in counts.items():
-        click.echo(f"{column}: {n} rewrapped")
-    click.echo(
-        f"Tokens per key now: {', '.join(f'{k}={n}' for k, n in sorted(remaining.items())) or 'none'} "
-        f"(active {keyring.active_key_id})."
-    )

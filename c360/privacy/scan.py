@@ -29,14 +29,11 @@ import gzip
 import os
 import re
 import sqlite3
-import sys
-import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import duckdb
 
 from c360.privacy.crypto import (
@@ -377,48 +374,3 @@ def scan(
             except (OSError, sqlite3.Error, duckdb.Error) as exc:
                 warnings.warn(f"could not scan {path}: {exc}", stacklevel=2)
     return findings
-
-
-@click.command("scan-pii")
-@click.option(
-    "--path",
-    "extra_paths",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Also scan this file or directory.",
-)
-@click.option(
-    "--exclude", multiple=True, type=click.Path(path_type=Path), help="Skip this file or directory."
-)
-@click.option("--no-files", is_flag=True, help="Scan only the warehouse.")
-@click.option("--no-warehouse", is_flag=True, help="Scan only files.")
-@click.option(
-    "--include-views", is_flag=True, help="Also scan warehouse views (slower; tables are always scanned)."
-)
-def scan_pii_command(extra_paths, exclude, no_files, no_warehouse, include_views) -> None:
-    """Find plaintext emails, phones, PRC ids and card numbers in the warehouse and the run outputs.
-
-    Exits 1 when anything is found; samples are masked.
-    """
-    settings = get_settings()
-    started = time.perf_counter()
-    with warnings.catch_warnings(record=True) as problems:
-        warnings.simplefilter("always")
-        findings = scan(
-            settings,
-            extra_paths=extra_paths,
-            exclude=exclude,
-            warehouse=not no_warehouse,
-            files=not no_files,
-            include_views=include_views,
-        )
-    for problem in problems:
-        click.echo(f"warning: {problem.message}", err=True)
-    elapsed = time.perf_counter() - started
-    if not findings:
-        click.echo(f"No plaintext PII found ({elapsed:.1f}s).")
-        return
-    for finding in sorted(findings, key=lambda f: (f.location, f.kind)):
-        click.echo(str(finding))
-    click.echo(f"{len(findings)} location(s) with plaintext PII ({elapsed:.1f}s).", err=True)
-    sys.exit(1)

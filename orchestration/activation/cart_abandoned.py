@@ -17,10 +17,9 @@ from datetime import datetime
 from typing import Literal
 
 import dagster as dg
-from dagster_dbt import get_asset_key_for_model
 from pydantic import Field
 
-from orchestration.dbt.assets import dbt_models
+from orchestration.dbt.assets import dbt_key
 from orchestration.ingest.assets import raw_key
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
 
@@ -132,8 +131,8 @@ def refresh_cart_abandoned(con, config: CartAbandonedConfig, wall_now: datetime 
     key=CART_ABANDONED_KEY,
     deps=[
         WEB_EVENTS_KEY,
-        get_asset_key_for_model([dbt_models], "identity_map"),
-        get_asset_key_for_model([dbt_models], "customer_360"),
+        dbt_key("identity_map"),
+        dbt_key("customer_360"),
     ],
     group_name="activation",
     kinds={"duckdb"},
@@ -165,5 +164,3 @@ def cart_abandoned(config: CartAbandonedConfig, warehouse: WarehouseResource) ->
         }
     )
 
-
-defs = dg.Definitions(assets=[cart_abandoned])

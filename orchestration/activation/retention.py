@@ -12,12 +12,12 @@ from datetime import datetime
 
 import dagster as dg
 import pandas as pd
-from dagster_dbt import get_asset_key_for_model
 
+from c360.warehouse import write_frame
 from ml import churn
-from orchestration.dbt.assets import dbt_models
-from orchestration.ml import mlflow_meta
-from orchestration.ml.churn import CHURN_SCORES_KEY, SCORES_TABLE
+from orchestration import metadata
+from orchestration.churn.assets import CHURN_SCORES_KEY, SCORES_TABLE
+from orchestration.dbt.assets import dbt_key
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
 
 AUDIENCE_KEY = dg.AssetKey(["activation", "retention_high_risk"])
@@ -78,28 +78,22 @@ def build_audience(candidates: pd.DataFrame) -> pd.DataFrame:
     key=AUDIENCE_KEY,
     deps=[
         CHURN_SCORES_KEY,
-        get_asset_key_for_model([dbt_models], "customer_360"),
+        dbt_key("customer_360"),
     ],
     group_name="activation",
     pool=WAREHOUSE_POOL,
     kinds={"duckdb"},
     description="High churn-risk customers with the suggested retention action (call, coupon, "
     "nothing) and a channel they consented to.",
-    metadata={"dagster/column_schema": mlflow_meta.column_schema(AUDIENCE_COLUMNS)},
+    metadata={"dagster/column_schema": metadata.column_schema(AUDIENCE_COLUMNS)},
 )
 def retention_high_risk(warehouse: WarehouseResource):
     with warehouse.connect(read_only=True) as con:
         candidates = con.execute(CANDIDATES_SQL).df()
     audience = build_audience(candidates)
     audience["created_at"] = datetime.now().replace(microsecond=0)
-    columns = ", ".join(f"cast({name} as {sql_type}) as {name}" for name, sql_type, _ in AUDIENCE_COLUMNS)
     with warehouse.connect() as con:
-        con.execute("create schema if not exists activation")
-        con.register("_retention", audience)
-        try:
-            con.execute(f"create or replace table {AUDIENCE_TABLE} as select {columns} from _retention")
-        finally:
-            con.unregister("_retention")
+        write_frame(con, AUDIENCE_TABLE, audience, AUDIENCE_COLUMNS)
     actions = audience["suggested_action"].value_counts().to_dict()
     return dg.MaterializeResult(
         metadata={
@@ -110,5 +104,3 @@ def retention_high_risk(warehouse: WarehouseResource):
         }
     )
 
-
-defs = dg.Definitions(assets=[retention_high_risk])

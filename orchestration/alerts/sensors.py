@@ -2,8 +2,8 @@
 
 import dagster as dg
 
+from c360.alerts import build_alert, send_alert
 from c360.settings import get_settings
-from orchestration.alerts.notify import build_alert, send_alert
 
 
 def _message(error) -> str:

@@ -4,10 +4,9 @@ shows as a failed WARN check on its asset in the UI, with how late it is."""
 from datetime import timedelta
 
 import dagster as dg
-from dagster_dbt import get_asset_key_for_model
 
-from orchestration.dbt.assets import dbt_models
-from orchestration.ml.clv import CLV_KEY
+from orchestration.clv.assets import CLV_MODEL_KEY
+from orchestration.dbt.assets import dbt_key
 
 MART_MODELS = ("identity_map", "customer_360", "customer_rfm", "customer_tags", "funnel_daily")
 # A daily schedule plus a couple of hours of slack for a slow or retried run.
@@ -15,11 +14,11 @@ MART_MAX_AGE = timedelta(hours=26)
 MODEL_MAX_AGE = timedelta(days=8)
 
 mart_freshness_checks = dg.build_last_update_freshness_checks(
-    assets=[get_asset_key_for_model([dbt_models], name) for name in MART_MODELS],
+    assets=[dbt_key(name) for name in MART_MODELS],
     lower_bound_delta=MART_MAX_AGE,
 )
 model_freshness_checks = dg.build_last_update_freshness_checks(
-    assets=[CLV_KEY],
+    assets=[CLV_MODEL_KEY],
     lower_bound_delta=MODEL_MAX_AGE,
 )
 freshness_checks = [*mart_freshness_checks, *model_freshness_checks]

@@ -11,15 +11,14 @@ import dagster as dg
 import mlflow
 import numpy as np
 import pandas as pd
-from dagster_dbt import get_asset_key_for_model
 from pydantic import Field
 
-from c360.evals.sentiment import TEXTS_TABLE, flat_metrics, sentiment_scores
 from c360.settings import get_settings
-from ml import segments, sentiment
-from orchestration.customer.pictures import funnel_figure, rfm_segments_figure, segment_value_figure
-from orchestration.dbt.assets import dbt_models
-from orchestration.ml import mlflow_meta
+from c360.warehouse import write_frame
+from ml import registry, segments, sentiment
+from ml.pictures import funnel_figure, rfm_segments_figure, segment_value_figure
+from orchestration import metadata
+from orchestration.dbt.assets import dbt_key
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
 
 SENTIMENT_KEY = dg.AssetKey(["ml", "text_sentiment"])
@@ -28,6 +27,7 @@ PICTURES_KEY = dg.AssetKey(["reports", "mart_pictures"])
 SENTIMENT_EXPERIMENT = "sentiment"
 BEHAVIOUR_TABLE = "intermediate.int_customer_behaviour_summarised"
 CATEGORIES_TABLE = "intermediate.int_customer_categories_ranked"
+TEXTS_TABLE = "intermediate.int_customer_texts_unioned"
 
 SENTIMENT_COLUMNS = [
     ("source", "varchar", "product_reviews or service_tickets"),
@@ -43,19 +43,6 @@ SEGMENT_COLUMNS = [
 ]
 
 
-def _dbt_key(model: str) -> dg.AssetKey:
-    return get_asset_key_for_model([dbt_models], model)
-
-
-def _markdown_table(df: pd.DataFrame) -> dg.MetadataValue:
-    header = "| " + " | ".join(map(str, df.columns)) + " |\n|" + "---|" * len(df.columns) + "\n"
-    rows = "".join(
-        "| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |\n"
-        for row in df.itertuples(index=False)
-    )
-    return dg.MetadataValue.md(header + rows)
-
-
 class SentimentConfig(dg.Config):
     evaluate_olist: bool = Field(
         default=True, description="Also report held-out accuracy on the real Olist reviews (about 10 s)."
@@ -64,13 +51,13 @@ class SentimentConfig(dg.Config):
 
 @dg.asset(
     key=SENTIMENT_KEY,
-    deps=[_dbt_key("int_customer_texts_unioned")],
+    deps=[dbt_key("int_customer_texts_unioned")],
     group_name="ml",
     pool=WAREHOUSE_POOL,
     kinds={"duckdb", "mlflow", "python"},
     description="Sentiment of every review and service-ticket text: a TF-IDF + logistic regression "
     "model trained offline on the star-rated reviews (the lexicon when there are too few).",
-    metadata={"dagster/column_schema": mlflow_meta.column_schema(SENTIMENT_COLUMNS)},
+    metadata={"dagster/column_schema": metadata.column_schema(SENTIMENT_COLUMNS)},
 )
 def text_sentiment(context: dg.AssetExecutionContext, config: SentimentConfig, warehouse: WarehouseResource):
     get_settings().ensure_dirs()
@@ -84,15 +71,15 @@ def text_sentiment(context: dg.AssetExecutionContext, config: SentimentConfig, w
         context.log.warning(str(exc))
         model, scorer = None, "lexicon"
     labelled = reviews[reviews["stars"].notna() & reviews["text"].fillna("").str.strip().ne("")]
-    evaluation = sentiment_scores(labelled["text"], labelled["stars"], olist=config.evaluate_olist)
-    metrics = flat_metrics(evaluation)
+    evaluation = sentiment.sentiment_scores(labelled["text"], labelled["stars"], olist=config.evaluate_olist)
+    metrics = sentiment.flat_metrics(evaluation)
 
     scored = texts[["source", "record_id", "customer_id"]].copy()
     scored["sentiment"] = sentiment.score_texts(model, texts["text"])
     scored["label"] = sentiment.label_texts(model, texts["text"])
     label_counts = {str(k): int(v) for k, v in scored["label"].value_counts().items()}
 
-    experiment_id = mlflow_meta.experiment_id(SENTIMENT_EXPERIMENT)
+    experiment_id = registry.use_experiment(SENTIMENT_EXPERIMENT)
     # Metrics and counts only: review and ticket texts never leave the warehouse.
     with mlflow.start_run(run_name="text_sentiment") as run:
         mlflow.log_params(
@@ -103,13 +90,7 @@ def text_sentiment(context: dg.AssetExecutionContext, config: SentimentConfig, w
         )
 
     with warehouse.connect() as con:
-        con.execute("create schema if not exists ml")
-        con.register("_text_sentiment", scored)
-        try:
-            columns = ", ".join(f"cast({n} as {t}) as {n}" for n, t, _ in SENTIMENT_COLUMNS)
-            con.execute(f"create or replace table ml.text_sentiment as select {columns} from _text_sentiment")
-        finally:
-            con.unregister("_text_sentiment")
+        write_frame(con, "ml.text_sentiment", scored, SENTIMENT_COLUMNS)
 
     by_source = scored.groupby("source")["sentiment"].agg(["count", "mean"]).reset_index()
     return dg.MaterializeResult(
@@ -117,10 +98,10 @@ def text_sentiment(context: dg.AssetExecutionContext, config: SentimentConfig, w
             "dagster/row_count": len(scored),
             "scorer": scorer,
             "label_counts": label_counts,
-            "sentiment_by_source": _markdown_table(by_source),
+            "sentiment_by_source": metadata.markdown_table(by_source),
             "evaluation": evaluation,
             **{k: round(v, 4) for k, v in metrics.items() if not k.endswith(("n_train", "n_test"))},
-            **mlflow_meta.run_metadata(experiment_id, run.info.run_id),
+            **metadata.run_metadata(experiment_id, run.info.run_id),
         }
     )
 
@@ -166,14 +147,14 @@ def behaviour_features_sql(categories: list[str]) -> str:
 
 @dg.asset(
     key=SEGMENTS_KEY,
-    deps=[_dbt_key("int_customer_behaviour_summarised"), _dbt_key("int_customer_categories_ranked")],
+    deps=[dbt_key("int_customer_behaviour_summarised"), dbt_key("int_customer_categories_ranked")],
     group_name="marts",
     pool=WAREHOUSE_POOL,
     kinds={"duckdb", "python", "scikitlearn"},
     description="Behaviour segments: k-means on category mix, time of day, promotion sensitivity and "
     "channel, k chosen by silhouette, each segment named from its centroid. Profiles in "
     "marts.customer_segment_profiles.",
-    metadata={"dagster/column_schema": mlflow_meta.column_schema(SEGMENT_COLUMNS)},
+    metadata={"dagster/column_schema": metadata.column_schema(SEGMENT_COLUMNS)},
 )
 def customer_segments(config: SegmentsConfig, warehouse: WarehouseResource):
     settings = get_settings().ensure_dirs()
@@ -198,16 +179,8 @@ def customer_segments(config: SegmentsConfig, warehouse: WarehouseResource):
     segments.segments_figure(result.profiles).savefig(plot_path, dpi=90)
 
     with warehouse.connect() as con:
-        con.execute("create schema if not exists marts")
-        con.register("_segments", assigned)
-        con.register("_profiles", profiles)
-        try:
-            columns = ", ".join(f"cast({n} as {t}) as {n}" for n, t, _ in SEGMENT_COLUMNS)
-            con.execute(f"create or replace table marts.customer_segments as select {columns} from _segments")
-            con.execute("create or replace table marts.customer_segment_profiles as select * from _profiles")
-        finally:
-            con.unregister("_segments")
-            con.unregister("_profiles")
+        write_frame(con, "marts.customer_segments", assigned, SEGMENT_COLUMNS)
+        write_frame(con, "marts.customer_segment_profiles", profiles)
 
     summary = profiles[
         [
@@ -226,32 +199,11 @@ def customer_segments(config: SegmentsConfig, warehouse: WarehouseResource):
             "k": result.k,
             "silhouette": round(result.silhouette, 4),
             "silhouette_by_k": {str(k): round(v, 4) for k, v in result.silhouette_by_k.items()},
-            "segments": _markdown_table(summary),
+            "segments": metadata.markdown_table(summary),
             "segment_names": {str(k): v for k, v in result.names.items()},
             "plot": dg.MetadataValue.path(str(plot_path)),
         }
     )
-
-
-@dg.asset_check(
-    asset=SEGMENTS_KEY,
-    name="every_buyer_has_one_segment",
-    blocking=True,
-    pool=WAREHOUSE_POOL,
-    description="One row per customer with a purchase, every one named.",
-)
-def every_buyer_has_one_segment(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    with warehouse.connect(read_only=True) as con:
-        rows, customers, unnamed, missing = con.execute(
-            f"""
-            select count(*), count(distinct customer_id), count(*) filter (where segment_name is null),
-                   (select count(*) from {BEHAVIOUR_TABLE} b where purchases > 0
-                    and customer_id not in (select customer_id from marts.customer_segments))
-            from marts.customer_segments
-            """
-        ).fetchone()
-    failures = {"duplicate_rows": rows - customers, "unnamed": unnamed, "buyers_missing": missing}
-    return dg.AssetCheckResult(passed=not any(failures.values()), metadata={"rows": rows, **failures})
 
 
 PICTURE_QUERIES = {
@@ -270,7 +222,7 @@ PICTURE_QUERIES = {
 
 @dg.asset(
     key=PICTURES_KEY,
-    deps=[_dbt_key("customer_rfm"), _dbt_key("customer_360"), _dbt_key("funnel_daily"), SEGMENTS_KEY],
+    deps=[dbt_key("customer_rfm"), dbt_key("customer_360"), dbt_key("funnel_daily"), SEGMENTS_KEY],
     group_name="reports",
     pool=WAREHOUSE_POOL,
     kinds={"python"},
@@ -304,9 +256,5 @@ def mart_pictures(warehouse: WarehouseResource):
             float(totals["purchase_sessions"] / max(totals["sessions"], 1)), 4
         )
     if len(data["rfm"]):
-        metadata["rfm_segments"] = _markdown_table(data["rfm"])
+        metadata["rfm_segments"] = metadata.markdown_table(data["rfm"])
     return dg.MaterializeResult(metadata=metadata)
-
-
-assets = [text_sentiment, customer_segments, mart_pictures]
-asset_checks = [every_buyer_has_one_segment]

@@ -3,6 +3,9 @@ themselves are dbt models in dbt_project/models/marts)."""
 
 import dagster as dg
 
-from orchestration.customer.assets import asset_checks, assets
+from orchestration.customer.assets import customer_segments, mart_pictures, text_sentiment
+from orchestration.customer.checks import every_buyer_has_one_segment
 
-defs = dg.Definitions(assets=assets, asset_checks=asset_checks)
+defs = dg.Definitions(
+    assets=[text_sentiment, customer_segments, mart_pictures], asset_checks=[every_buyer_has_one_segment]
+)

@@ -2,7 +2,7 @@
 
 
 import dagster as dg
-from dagster_dbt import DbtCliResource, dbt_assets
+from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
 
 from orchestration.dbt.project import dbt_env, dbt_project
 from orchestration.dbt.translator import CustomerDbtTranslator
@@ -18,3 +18,8 @@ from orchestration.resources import WAREHOUSE_POOL
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     dbt_env()
     yield from dbt.cli(["build"], context=context).stream()
+
+
+def dbt_key(model: str) -> dg.AssetKey:
+    """The asset key of dbt model ``model``: Python assets find their dbt inputs through it."""
+    return get_asset_key_for_model([dbt_models], model)

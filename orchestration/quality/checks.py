@@ -62,11 +62,9 @@ def build_quality_gate(asset_key: dg.AssetKey, suite_name: str, incremental: boo
 
 
 def mart_keys() -> dict[str, dg.AssetKey]:
-    from dagster_dbt import get_asset_key_for_model
+    from orchestration.dbt.assets import dbt_key
 
-    from orchestration.dbt.assets import dbt_models
-
-    return {name: get_asset_key_for_model([dbt_models], name) for name in ("customer_360", "identity_map")}
+    return {name: dbt_key(name) for name in ("customer_360", "identity_map")}
 
 
 # Raw tables only grow: their row rules run on the rows loaded since the gate last passed

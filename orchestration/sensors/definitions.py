@@ -11,11 +11,11 @@ and even a reader would block that writer).
 import dagster as dg
 
 from c360.contracts import SOURCES
+from c360.ingest import landing
 from c360.settings import get_settings
 from orchestration.activation.cart_abandoned import CART_ABANDONED_KEY, CartAbandonedConfig
 from orchestration.automation.jobs import ML_SELECTION, cart_abandonment_job, landing_refresh_job
 from orchestration.ingest.assets import LOAD_UNITS, raw_key
-from orchestration.sensors import landing
 
 CLICKSTREAM_SOURCES = ["web_events"]
 BATCH_SOURCES = [s for s in SOURCES if s not in CLICKSTREAM_SOURCES]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 # The same browser and flags as `c360 bench-app` (headless, no sandbox, nothing that calls home).
-from c360.bench.app import CHROMIUM, CHROMIUM_FLAGS, stop_process_group
+from cli.bench.app_pages import CHROMIUM, CHROMIUM_FLAGS, stop_process_group
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -106,7 +106,7 @@ def screenshots(demo_home) -> Path:
 
 @pytest.fixture(scope="session")
 def app_url(server_env, server_logs):
-    from c360.app_cli import streamlit_command
+    from cli.app import streamlit_command
 
     with server(
         "app", streamlit_command("127.0.0.1", "{port}"), "/_stcore/health", server_env, server_logs

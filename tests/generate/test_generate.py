@@ -14,9 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from c360.contracts import RULES, SOURCES
-from c360.generate import generate, generate_command
+from c360.generate import generate
 from c360.generate.core import auc
 from c360.generate.identity import luhn_valid, national_id_valid
+from cli.generate import generate_command
 
 IDENTITY_SOURCES = {
     "crm_customers": "customer_ref",

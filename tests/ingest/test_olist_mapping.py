@@ -197,7 +197,7 @@ def test_the_olist_sample_loads_through_every_quality_gate(tmp_path):
     import sys
 
     env = dict(os.environ, C360_HOME=str(tmp_path / "home"), DAGSTER_HOME=str(tmp_path / "home" / "dagster"))
-    cli = [sys.executable, "-m", "c360.cli"]
+    cli = [sys.executable, "-m", "cli.main"]
     subprocess.run([*cli, "keys", "init", "--if-missing"], env=env, check=True, capture_output=True)
     done = subprocess.run(
         [*cli, "ingest", "--mapping", "olist", "--src", str(OLIST)], env=env, capture_output=True, text=True, check=False

@@ -2,7 +2,7 @@
 
 import pytest
 
-from c360.evals.clv import ingest_cdnow
+from cli.evals.clv import ingest_cdnow
 from ml import cdnow
 
 CDNOW_ROWS = 6919

@@ -5,8 +5,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ml.placements import bundle_recovery
-from orchestration.ml.recommendations import cross_sell_rules, cross_sell_rules_valid
+from ml.recommendations.placements import bundle_recovery
+from orchestration.recommendations.assets import cross_sell_rules
+from orchestration.recommendations.checks import cross_sell_rules_valid
 from orchestration.resources import WarehouseResource
 
 # 10 baskets. A and B go together (4 baskets of 10), C is everywhere, D once with A.

@@ -15,13 +15,8 @@ from mlflow import MlflowClient
 
 from ml import churn
 from orchestration.activation.retention import build_audience, retention_high_risk
-from orchestration.ml.churn import (
-    churn_champion_gate,
-    churn_model,
-    churn_scores,
-    churn_scores_valid,
-    defs,
-)
+from orchestration.churn.assets import churn_model, churn_scores
+from orchestration.churn.checks import churn_champion_gate, churn_scores_valid
 from orchestration.resources import WarehouseResource
 
 ASSETS = [churn_model, churn_champion_gate, churn_scores, churn_scores_valid, retention_high_risk]
@@ -65,14 +60,11 @@ def churn_home(demo_home, tmp_path_factory):
 
 
 def test_definitions_load_with_the_platform():
-    from orchestration.activation.retention import defs as activation_defs
     from orchestration.definitions import defs as platform
 
     def keys(definitions):
         return {k.to_user_string() for k in definitions.resolve_asset_graph().get_all_asset_keys()}
 
-    if "ml/churn_model" not in keys(platform):  # until the platform merges these definitions
-        platform = dg.Definitions.merge(platform, defs, activation_defs)
     graph = platform.resolve_asset_graph()
     assert {"ml/churn_model", "ml/churn_scores", "activation/retention_high_risk"} <= keys(platform)
     assert dg.AssetKey(["features", "churn_features"]) in graph.get(dg.AssetKey(["ml", "churn_model"])).parent_keys

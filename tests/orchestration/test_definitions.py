@@ -27,7 +27,7 @@ def test_models_are_retrained_by_the_weekly_job_only_and_the_daily_job_keeps_ser
     graph = defs.resolve_asset_graph()
     daily = {k.to_user_string() for k in daily_refresh_job.selection.resolve(graph)}
     weekly = {k.to_user_string() for k in weekly_retrain_job.selection.resolve(graph)}
-    trained = {"ml/churn_model", "ml/recommender", "ml/clv"}  # each registers an MLflow model
+    trained = {"ml/churn_model", "ml/recommender", "ml/clv_model"}  # each registers an MLflow model
     assert trained <= weekly
     assert not trained & daily
     assert {"ml/recommendations", "marts/customer_360", "raw/web_events"} <= daily
@@ -36,7 +36,7 @@ def test_models_are_retrained_by_the_weekly_job_only_and_the_daily_job_keeps_ser
 
 
 def test_the_bench_times_exactly_the_daily_refresh_job_as_its_incremental_run():
-    from c360.bench.core import DAILY_SELECTION
+    from cli.bench.core import DAILY_SELECTION
     from orchestration.automation.jobs import daily_refresh_job
 
     graph = defs.resolve_asset_graph()

@@ -48,7 +48,7 @@ def test_loading_the_same_files_again_changes_nothing(demo_home, tmp_path, monke
     before = customer_360_fingerprint(settings.warehouse)
 
     con = connect()
-    counts = lambda: [con.execute(f"select count(*) from raw.{s}").fetchone()[0] for s in SOURCES]  # noqa: E731
+    counts = lambda: [con.execute(f"select count(*) from raw.{s}").fetchone()[0] for s in SOURCES]
     raw_before = counts()
     log_before = con.execute("select count(*) from raw._load_log").fetchone()[0]
     for source in SOURCES:
@@ -68,7 +68,8 @@ def test_running_twice_on_the_same_inputs_gives_the_same_customer_360(demo_home,
     fingerprints = [customer_360_fingerprint(home / "warehouse.duckdb")]
     for _ in range(2):
         done = subprocess.run(
-            [c360, "run", "--select", REBUILD_SELECTION, "--no-summary"], env=env, capture_output=True, text=True,
+            [c360, "run", "--select", REBUILD_SELECTION, "--no-summary"],
+            check=False, env=env, capture_output=True, text=True,
             timeout=900,
         )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -32,7 +32,7 @@ def test_no_plaintext_sensitive_values_in_the_warehouse(demo_home):
 
 
 def test_identity_resolution_meets_targets_on_generated_data(demo_home):
-    from c360.evals.identity import pairwise_scores
+    from cli.evals.identity import pairwise_scores
 
     con = duckdb.connect(str(demo_home / "warehouse.duckdb"), read_only=True)
     scores = pairwise_scores(con, demo_home / "landing" / "_truth" / "identity.csv")

@@ -17,17 +17,18 @@ import pytest
 import scipy.sparse as sp
 from mlflow import MlflowClient
 
-from ml.placements import DEFAULT_REPURCHASE_CATEGORIES, score_placements
-from orchestration.ml.recommendations import (
-    cross_sell_rules,
-    cross_sell_rules_valid,
-    defs,
-    recommendations,
+from ml.recommendations.placements import DEFAULT_REPURCHASE_CATEGORIES, score_placements
+from orchestration.activation.recommendations_email import (
     recommendations_email,
     recommendations_email_consented,
-    recommendations_valid,
-    recommender_model,
 )
+from orchestration.recommendations.assets import cross_sell_rules, recommendations, recommender_model
+from orchestration.recommendations.checks import (
+    cross_sell_rules_valid,
+    recommendations_valid,
+    recommender_champion_gate,
+)
+from orchestration.recommendations.definitions import defs
 from orchestration.resources import WarehouseResource
 
 K = 10
@@ -35,6 +36,7 @@ ASSETS = [
     cross_sell_rules,
     cross_sell_rules_valid,
     recommender_model,
+    recommender_champion_gate,
     recommendations,
     recommendations_valid,
     recommendations_email,
@@ -64,7 +66,9 @@ def materialized(demo_home, tmp_path_factory):
         resources = {"warehouse": WarehouseResource(path=str(warehouse))}
         first = dg.materialize(ASSETS, resources=resources, raise_on_error=False)
         # Same data again: the new version ties the champion, so it must not replace it.
-        second = dg.materialize([recommender_model], resources=resources, raise_on_error=False)
+        second = dg.materialize(
+            [recommender_model, recommender_champion_gate], resources=resources, raise_on_error=False
+        )
         client = MlflowClient()
         champion = client.get_model_version_by_alias("recommender", "champion")
         challenger = client.get_model_version_by_alias("recommender", "challenger")
@@ -83,11 +87,10 @@ def materialized(demo_home, tmp_path_factory):
     con.close()
 
 
-def test_module_definitions_merge_with_the_platform_and_checks_are_blocking():
+def test_the_platform_holds_the_recommendation_assets_and_their_checks_are_blocking():
     from orchestration.definitions import defs as platform
 
-    merged = dg.Definitions.merge(platform, defs)
-    keys = {k.to_user_string() for k in merged.resolve_asset_graph().get_all_asset_keys()}
+    keys = {k.to_user_string() for k in platform.resolve_asset_graph().get_all_asset_keys()}
     assert {
         "ml/recommender",
         "ml/cross_sell_rules",
@@ -95,7 +98,8 @@ def test_module_definitions_merge_with_the_platform_and_checks_are_blocking():
         "activation/recommendations_email",
         "intermediate/int_interactions_weighted",
     } <= keys
-    for check in (cross_sell_rules_valid, recommendations_valid, recommendations_email_consented):
+    assert set(defs.assets) <= set(platform.assets)
+    for check in (recommender_champion_gate, cross_sell_rules_valid, recommendations_valid, recommendations_email_consented):
         assert all(spec.blocking for spec in check.check_specs)
 
 
@@ -103,7 +107,7 @@ def test_assets_materialize_and_every_check_passes(materialized):
     result = materialized["first"]
     assert result.success
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 3 and all(e.passed for e in evaluations), [e.metadata for e in evaluations]
+    assert len(evaluations) == 4 and all(e.passed for e in evaluations), [e.metadata for e in evaluations]
 
 
 def test_every_customer_gets_k_products_in_every_placement(materialized):
@@ -290,8 +294,8 @@ def test_batch_scoring_respects_history_repurchase_and_availability():
 def test_transitions_counted_in_sql_equal_the_model_fitted_on_every_touch(materialized):
     """The next-item model is fitted from counts made in SQL (every touch need not fit in
     memory at 1M customers): it must equal TransitionModel.fit over all the touches."""
-    from ml.recommend import TransitionModel, build_interaction_matrix
-    from orchestration.ml.recommendations import (
+    from ml.recommendations.models import TransitionModel, build_interaction_matrix
+    from orchestration.recommendations.assets import (
         EVALUATION_EVENTS_SQL,
         INTERACTIONS_TABLE,
         TRANSITIONS_SQL,
@@ -311,7 +315,7 @@ def test_transitions_counted_in_sql_equal_the_model_fitted_on_every_touch(materi
 
 
 def test_the_evaluation_sample_is_a_fixed_subset_of_whole_customers(materialized):
-    from orchestration.ml.recommendations import EVALUATION_EVENTS_SQL
+    from orchestration.recommendations.assets import EVALUATION_EVENTS_SQL
 
     con = materialized["con"]
     every_touch = con.execute(EVALUATION_EVENTS_SQL.format(limit=10**9)).df()

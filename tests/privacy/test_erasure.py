@@ -16,8 +16,9 @@ from click.testing import CliRunner
 from c360.contracts import SOURCES
 from c360.ingest.loader import load_file
 from c360.privacy import suppression
-from c360.privacy.erasure import RETRAIN_NOTICE, erase_command, find_subject
+from c360.privacy.erasure import RETRAIN_NOTICE, find_subject
 from c360.privacy.keys import Keyring
+from cli.privacy import erase_command
 
 
 def _occurrences(path: Path, values: set[str]) -> set[str]:
@@ -140,7 +141,7 @@ def test_erased_person_leaves_no_trace_even_after_reingest_and_full_refresh(eras
         resent = original.with_name(original.stem + "_resent.csv")
         resent.write_bytes(original.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
 
-    from c360.runner import materialize
+    from cli.runner import materialize
 
     run = materialize()
     with duckdb.connect(str(warehouse)) as con:

@@ -13,9 +13,9 @@ from c360.privacy.keys import (
     MissingKeyError,
     ensure_dev_keys,
     key_file_path,
-    keys_command,
 )
 from c360.settings import get_settings
+from cli.privacy import keys_command
 
 
 def _b64(raw: bytes) -> str:

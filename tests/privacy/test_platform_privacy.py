@@ -15,9 +15,10 @@ from cryptography.exceptions import InvalidTag
 
 from c360.privacy import crypto
 from c360.privacy.access import AccessDenied, reveal
-from c360.privacy.keys import Keyring, key_file_path, keys_command
+from c360.privacy.keys import Keyring, key_file_path
 from c360.privacy.scan import scan
 from c360.settings import Settings
+from cli.privacy import keys_command
 
 
 def _landing_rows(home: Path, source: str) -> list[dict]:

@@ -11,8 +11,9 @@ from click.testing import CliRunner
 from pii_fakes import luhn_card, mobile, prc_id
 
 from c360.privacy.crypto import encrypt_column, mask_card, mask_email, mask_phone, pseudonym
-from c360.privacy.scan import Finding, scan, scan_file, scan_pii_command
+from c360.privacy.scan import Finding, scan, scan_file
 from c360.settings import get_settings
+from cli.privacy import scan_pii_command
 
 EMAIL, PHONE = "wang.wei@example.com", "+86 138-1234-5678"
 NATIONAL_ID, CARD = "11010519491231002X", "6222021234567894"

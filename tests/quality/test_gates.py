@@ -4,8 +4,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from c360.evals.quality import quality_scores
 from c360.privacy.scan import scan_file
+from cli.evals.quality import quality_scores
 from orchestration.ingest.assets import raw_key
 from orchestration.quality.checks import GATE_NAME, build_quality_gate, quality_checks
 from orchestration.resources import WarehouseResource

@@ -10,7 +10,7 @@ import pytest
 pytestmark = pytest.mark.spark
 pytest.importorskip("pyspark", reason="the spark extra is not installed (make test-spark)")
 
-from ml.recommend_spark import fit_als_top_k
+from ml.recommendations.spark_als import fit_als_top_k
 
 FAMILIES = {"a": [f"a{i}" for i in range(5)], "b": [f"b{i}" for i in range(5)]}
 

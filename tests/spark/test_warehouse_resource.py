@@ -15,7 +15,8 @@ def _asset_inputs(reader) -> dict[str, pd.DataFrame]:
     """What the ML assets read, through their own loaders (so a change to an asset's query is
     tested here too), rows sorted: engines return rows in any order. pytest only: with pyspark
     installed, orchestration.definitions must not be imported under `python -c`."""
-    from orchestration.ml import churn, recommendations
+    from orchestration.churn import assets as churn
+    from orchestration.recommendations import assets as recommendations
 
     data = recommendations._load_training_data(reader)
     frames = {
@@ -103,7 +104,7 @@ def test_recommender_asset_runs_spark_als_on_the_spark_tables(resources):
     per customer to ml.recommendations_als in the DuckDB file, never a product already touched."""
     import dagster as dg
 
-    from orchestration.ml.recommendations import RecommenderConfig, recommender_model
+    from orchestration.recommendations.assets import RecommenderConfig, recommender_model
 
     duck, spark = resources
     result = dg.materialize(

@@ -1,0 +1,225 @@
+"""The benchmark report: a table on the terminal, ``bench.json`` and ``bench.md``, and the
+committed per-scale summary ``benchmarks/results.json``."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform as host
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from c360.settings import PROJECT_ROOT
+from cli.bench.measure import GIB
+
+HEADLINE = ("end_to_end_s", "peak_rss_gib", "sql_vs_floor", "speedup_vs_pandas", "incremental_share")
+TARGETS_AT_L = {
+    "end_to_end_s": ("<=", 900),
+    "peak_rss_gib": ("<=", 8),
+    "sql_vs_floor": ("<=", 1.5),
+    "speedup_vs_pandas": (">=", 5),
+    "incremental_share": ("<=", 0.10),
+}
+
+
+def machine() -> dict:
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GIB
+    try:
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                cwd=PROJECT_ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.strip()
+            or None
+        )
+    except OSError:
+        commit = None
+    return {
+        "cores": os.cpu_count(),
+        "ram_gib": round(ram, 1),
+        "python": host.python_version(),
+        "platform": host.platform(),
+        "duckdb_threads": os.environ.get("C360_DUCKDB_THREADS") or "2 (dbt profile default)",
+        "duckdb_memory_limit": os.environ.get("C360_DUCKDB_MEMORY_LIMIT") or "8GB (dbt profile default)",
+        "git_commit": commit,
+    }
+
+
+def _fmt(value, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.2f}{unit}"
+    return f"{value}{unit}"
+
+
+def stage_rows(r: dict) -> list[tuple[str, object, object]]:
+    """(stage, seconds, note) rows of one scale, in pipeline order."""
+    full, floor, peer, inc = r["platform"], r["floor"], r["peer"], r["incremental"]
+    gen = r["generate"]
+    rows = [("generate", gen["seconds"], "reused " + gen["reused"] if gen["reused"] else "c360 generate")]
+    rows.append(("ingest (Dagster steps)", full["stages"]["ingest"], "load + pseudonymise + quarantine"))
+    rows.append(
+        (
+            "dbt build (Dagster steps)",
+            full["stages"]["dbt build"],
+            f"models {full['dbt_models_s']} s + tests {full['dbt_tests_s']} s (dbt's own times, 2 threads)",
+        )
+    )
+    for m in full["slowest_models"][:5]:
+        rows.append((f"  model {m['name']}", m["seconds"], "dbt execution_time"))
+    rows.append(
+        ("quality gates (asset checks)", full["stages"]["quality gates"], "GX suites + conservation checks")
+    )
+    ml = [s for s in full["steps"] if s["stage"] == "ml"]
+    rows.append(("ml (training + scoring)", full["stages"]["ml"], f"{len(ml)} steps"))
+    for s in ml:
+        rows.append((f"  {s['step']}", s["seconds"], ""))
+    rows.append(("other steps", full["stages"]["other"], "segments, activation, freshness"))
+    rows.append(("end to end (c360 run)", full["wall_s"], f"peak RSS {full['peak_rss_gib']} GiB"))
+    rows.append(("platform SQL stages", r["platform_sql_s"], "ingest + dbt models upstream of the marts"))
+    rows.append(
+        (
+            "floor (raw DuckDB SQL)",
+            floor["total_s"],
+            f"ingest {floor['ingest_s']} s + models {floor['models_s']} s, peak RSS {floor['peak_rss_gib']} GiB",
+        )
+    )
+    if peer.get("total_s") is not None:
+        rows.append(
+            (
+                "peer (pandas)",
+                peer["total_s"],
+                f"ingest {peer['ingest_s']} s, identity {peer['identity_s']} s, peak RSS {peer['peak_rss_gib']} GiB",
+            )
+        )
+    else:
+        rows.append(("peer (pandas)", None, peer.get("error") or "skipped"))
+    if not inc:
+        rows.append(("incremental run", None, "not run (--no-incremental)"))
+        return rows
+    rows.append(
+        (
+            "incremental run",
+            inc["wall_s"],
+            (
+                f"{inc['held_out']['rows']:,} new rows ({inc['held_out']['bytes_share']:.1%} of bytes), "
+                f"ingest {inc['stages']['ingest']} s, dbt {inc['stages']['dbt build']} s"
+            ),
+        )
+    )
+    return rows
+
+
+def print_report(report: dict, console: Console | None = None) -> None:
+    console = console or Console()
+    for r in report["scales"].values():
+        table = Table(
+            title=f"Scale {r['scale']}: {r['customers']:,} customers, warehouse {r['warehouse_gib']} GiB"
+        )
+        table.add_column("stage")
+        table.add_column("seconds", justify="right")
+        table.add_column("note")
+        for stage, seconds, note in stage_rows(r):
+            table.add_row(stage, _fmt(seconds), note)
+        console.print(table)
+    summary = Table(title="Headline (targets are for L)")
+    summary.add_column("scale")
+    for key in HEADLINE:
+        summary.add_column(key, justify="right")
+    for r in report["scales"].values():
+        summary.add_row(r["scale"], *(_fmt(r[k]) for k in HEADLINE))
+    summary.add_row("target at L", *(f"{op} {v}" for op, v in TARGETS_AT_L.values()))
+    console.print(summary)
+
+
+def markdown(report: dict) -> str:
+    m = report["machine"]
+    lines = [
+        "# Benchmark run",
+        "",
+        f"Command: `{report['command']}`  ",
+        f"Started {report['started_at']}, {report['seconds']} s.  ",
+        (
+            f"Machine: {m['cores']} cores, {m['ram_gib']} GiB RAM, DuckDB threads {m['duckdb_threads']}, "
+            f"memory limit {m['duckdb_memory_limit']}, commit {m['git_commit']}.  "
+        ),
+        f"Load average (1, 5, 15 min) sampled between stages: {report['load_avg_samples']}",
+        "",
+        "| scale | " + " | ".join(HEADLINE) + " |",
+        "|---|" + "---:|" * len(HEADLINE),
+    ]
+    for r in report["scales"].values():
+        lines.append(f"| {r['scale']} | " + " | ".join(_fmt(r[k]) for k in HEADLINE) + " |")
+    for r in report["scales"].values():
+        lines += [
+            "",
+            f"## {r['scale']}: {r['customers']:,} customers",
+            "",
+            f"Warehouse {r['warehouse_gib']} GiB, landing {r['landing_gib']} GiB.",
+            "",
+            "| stage | seconds | note |",
+            "|---|---:|---|",
+        ]
+        lines += [f"| {s} | {_fmt(sec)} | {note} |" for s, sec, note in stage_rows(r)]
+        lines += [
+            "",
+            "Marts compared (customers, revenue):",
+            "",
+            f"- platform: {r['platform_marts']['customers']:,}, {r['platform_marts']['revenue']:,.2f}",
+            f"- floor: {r['floor']['marts']['customers']:,}, {r['floor']['marts']['revenue']:,.2f}",
+        ]
+        if r["peer"].get("marts"):
+            lines.append(
+                f"- pandas peer: {r['peer']['marts']['customers']:,}, {r['peer']['marts']['revenue']:,.2f}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict, reports_dir: Path) -> tuple[Path, Path]:
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    js, md = reports_dir / "bench.json", reports_dir / "bench.md"
+    js.write_text(json.dumps(report, indent=2, default=str))
+    md.write_text(markdown(report))
+    return js, md
+
+
+def update_results(report: dict, path: Path) -> Path:
+    """Merge this run's scales into the committed results file (other scales are kept)."""
+    current = json.loads(path.read_text()) if path.exists() else {}
+    scales = current.get("scales", {})
+    for name, r in report["scales"].items():
+        scales[name] = {k: r[k] for k in HEADLINE} | {
+            "customers": r["customers"],
+            "end_to_end_with_generate_s": r["end_to_end_with_generate_s"],
+            "generate_s": r["generate"]["seconds"],
+            "platform_sql_s": r["platform_sql_s"],
+            "floor_s": r["floor"]["total_s"],
+            "pandas_s": r["peer"].get("total_s"),
+            "pandas_error": r["peer"].get("error"),
+            "incremental_s": (r["incremental"] or {}).get("wall_s"),
+            "incremental_rows": (r["incremental"] or {}).get("held_out", {}).get("rows"),
+            "warehouse_gib": r["warehouse_gib"],
+            "stages_s": r["platform"]["stages"],
+            "slowest_models": [(m["name"], m["seconds"]) for m in r["platform"]["slowest_models"][:5]],
+            "load_avg_samples": r["load_avg_samples"],
+            "measured_at": report["started_at"],
+            "machine": report["machine"],
+            "command": report["command"],
+        }
+    current["scales"] = dict(sorted(scales.items(), key=lambda kv: ("SML".find(kv[0]) % 4, kv[0])))
+    current["targets_at_L"] = {k: f"{op} {v}" for k, (op, v) in TARGETS_AT_L.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(current, indent=2) + "\n")
+    return path
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat()

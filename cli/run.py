@@ -1,0 +1,110 @@
+"""``c360 run``, ``c360 ingest``, ``c360 summary`` and ``c360 dagster-home``: the pipeline in process,
+recorded in C360_HOME's Dagster instance, and what it produced."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from c360.settings import get_settings
+
+console = Console()
+
+
+@click.command("run", help="Materialize every asset, or a Dagster selection (e.g. 'key:marts/customer_360+').")
+@click.option("--select", "selection", default=None, help="Dagster asset selection string.")
+@click.option("--summary/--no-summary", default=True, help="Print tables, checks and models afterwards.")
+def run_command(selection: str | None, summary: bool) -> None:
+    from cli.runner import materialize
+
+    result = materialize(selection)
+    if summary:
+        print_summary(result)
+    if not result.success:
+        for failure in result.failures:
+            console.print(f"[red]FAILED[/red] {failure}")
+        sys.exit(1)
+
+
+@click.command("ingest", help="Load landing files into raw (optionally mapping another layout first).")
+@click.option("--mapping", type=click.Choice(["olist"]), default=None, help="Convert a known layout first.")
+@click.option("--src", type=click.Path(path_type=Path, exists=True), default=None, help="Folder in that layout.")
+def ingest_command(mapping: str | None, src: Path | None) -> None:
+    from cli.runner import materialize, prepare_instance
+
+    settings = prepare_instance()
+    if mapping:
+        from c360.ingest.mappings import MAPPINGS
+
+        src = src or Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "olist_sample"
+        written = MAPPINGS[mapping](src, settings.landing)
+        console.print(f"mapped {mapping} from {src} into {settings.landing}: {written}")
+    result = materialize("group:ingest")
+    print_summary(result)
+    sys.exit(0 if result.success else 1)
+
+
+@click.command("dagster-home", help="Create C360_HOME's Dagster instance (dagster.yaml) and print its path.")
+def dagster_home_command() -> None:
+    from cli.runner import prepare_instance
+
+    click.echo(prepare_instance().dagster_home)
+
+
+@click.command("summary", help="Print tables with row counts, the last run's checks and registered models.")
+def summary_command() -> None:
+    print_summary(None)
+
+
+def print_summary(result) -> None:
+    from c360.warehouse import connect, row_counts
+
+    settings = get_settings()
+    if settings.warehouse.exists():
+        con = connect(settings.warehouse, read_only=True)
+        try:
+            table = Table(title=f"Warehouse {settings.warehouse}")
+            for col in ("schema", "table", "rows"):
+                table.add_column(col, justify="right" if col == "rows" else "left")
+            for schema, name, rows in row_counts(con):
+                if not name.startswith("_"):
+                    table.add_row(schema, name, f"{rows:,}")
+            console.print(table)
+        finally:
+            con.close()
+    if result is not None:
+        console.print(
+            f"Run {result.run_id}: {len(result.materialized)} assets materialized, "
+            f"checks passed {len(result.checks_passed)}, failed {len(result.checks_failed)}"
+        )
+        for name in result.checks_failed:
+            console.print(f"  [red]check failed[/red] {name}")
+    models = _registered_models(settings)
+    if models:
+        console.print("Registered models: " + ", ".join(models))
+    console.print(
+        "\nOpen the UIs with [bold]make ui[/bold]: Dagster http://127.0.0.1:3000, "
+        "MLflow http://127.0.0.1:5000\n"
+        f"Reports: {settings.reports}\nWarehouse: duckdb {settings.warehouse}"
+    )
+
+
+def _registered_models(settings) -> list[str]:
+    db = settings.mlflow_dir / "mlflow.db"
+    if not db.exists():
+        return []
+    try:
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+        out = []
+        for model in client.search_registered_models():
+            aliases = ", ".join(f"@{a}=v{v}" for a, v in (model.aliases or {}).items())
+            out.append(f"{model.name} ({aliases or 'no alias'})")
+        return out
+    except Exception as exc:  # noqa: BLE001 - the summary must not fail on a broken store
+        return [f"(could not read MLflow: {exc})"]

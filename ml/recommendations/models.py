@@ -1,0 +1,777 @@
+"""Product recommendations: interaction matrix, popularity fallback, item-item CF, next-item
+transitions, and the MLflow pyfunc that serves them.
+
+The collaborative model is EASE^R (Steck 2019, "Embarrassingly Shallow Autoencoders"): a
+closed-form item-item weight matrix ``B = argmin ||X - XB||² + λ||B||², diag(B) = 0``. It
+needs a dense ``n_items x n_items`` solve, so it is used up to ``MAX_EASE_ITEMS`` items
+(10k items: 3.4 GB peak and ~2 min on one shared core, measured); above that the model falls back to
+BM25-weighted item-kNN, which only needs a sparse ``X'X``. Both keep the ``neighbours``
+largest weights per item, so scoring is a sparse product and the served artefact stays small.
+
+Conventions: users and items are row/column indices of a CSR matrix built by
+``build_interaction_matrix``; top-k results are ``(item_idx, scores)`` arrays of shape
+``n x k``, best first, with item ``-1`` (score ``-inf``) in slots that have no candidate.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.linalg import lapack
+
+from ml.recommendations.ranking import ndcg_at_k
+
+USER, ITEM, WEIGHT, TIME = "customer_id", "product_id", "weight", "event_time"
+
+# Dense EASE solve limit: the Gram matrix is n_items² float64 (15k items = 1.8 GB).
+MAX_EASE_ITEMS = 15_000
+# Chosen on MovieLens 100k with a validation split carved from training data (see
+# ml/movielens.py): validation NDCG@10 was 0.153/0.157/0.161/0.161/0.162/0.159 for
+# λ = 50/100/200/300/500/1000. λ grows with data volume, so platforms re-tune with
+# ``tune_l2`` (as ``compare_on_split`` does) rather than trust this default.
+DEFAULT_L2 = 500.0
+# Kept weights per item. On MovieLens 100k, 200 of 1,682 keeps NDCG@10 within 2% of dense
+# EASE (0.189 vs 0.192) and makes a 10k-item model ~25 MB instead of 400 MB.
+DEFAULT_NEIGHBOURS = 200
+# BM25 item-kNN fallback (implicit's BM25Recommender defaults, K raised to 100).
+BM25_K1, BM25_B, KNN_NEIGHBOURS = 1.2, 0.75, 100
+# Dense score block per batch: ~80 MB of float32 whatever the catalogue size.
+SCORE_BLOCK_CELLS = 20_000_000
+
+
+# ---------------------------------------------------------------- interaction matrix
+
+
+@dataclass
+class InteractionMatrix:
+    """A user x item CSR matrix with the ids of its rows and columns."""
+
+    matrix: sp.csr_matrix
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.user_index = pd.Index(self.user_ids)
+        self.item_index = pd.Index(self.item_ids)
+
+    def user_indices(self, ids: Iterable) -> np.ndarray:
+        """Row index of each id, -1 for ids not in the matrix."""
+        return self.user_index.get_indexer(_array_like(ids))
+
+    def item_indices(self, ids: Iterable) -> np.ndarray:
+        """Column index of each id, -1 for ids not in the matrix."""
+        return self.item_index.get_indexer(_array_like(ids))
+
+
+def _array_like(ids: Iterable):
+    """Columns and arrays as they are: list() of a pyarrow-backed column makes one Python string
+    per row, 5x slower than looking the column up whole (minutes for 1M customers' transitions)."""
+    return ids if isinstance(ids, (pd.Series, pd.Index, np.ndarray)) else list(ids)
+
+
+def build_interaction_matrix(
+    interactions: pd.DataFrame,
+    user_ids: Sequence | None = None,
+    item_ids: Sequence | None = None,
+) -> InteractionMatrix:
+    """Sum ``weight`` per (customer_id, product_id) into a CSR matrix.
+
+    Pass ``user_ids``/``item_ids`` to reuse another matrix's index (e.g. a test matrix
+    aligned with the training one); rows whose ids are not in them are dropped. Without a
+    ``weight`` column every row counts 1.
+    """
+    missing = {USER, ITEM} - set(interactions.columns)
+    if missing:
+        raise ValueError(f"interactions lack columns {sorted(missing)}")
+    users = pd.Index(pd.unique(interactions[USER]) if user_ids is None else list(user_ids))
+    items = pd.Index(pd.unique(interactions[ITEM]) if item_ids is None else list(item_ids))
+    if user_ids is None:
+        users = users.sort_values()
+    if item_ids is None:
+        items = items.sort_values()
+    rows = users.get_indexer(interactions[USER])
+    cols = items.get_indexer(interactions[ITEM])
+    weights = (
+        interactions[WEIGHT].to_numpy(dtype=np.float32)
+        if WEIGHT in interactions
+        else np.ones(len(interactions), dtype=np.float32)
+    )
+    keep = (rows >= 0) & (cols >= 0)
+    matrix = sp.csr_matrix(
+        (weights[keep], (rows[keep], cols[keep])), shape=(len(users), len(items)), dtype=np.float32
+    )
+    matrix.sum_duplicates()
+    return InteractionMatrix(matrix, users.to_numpy(), items.to_numpy())
+
+
+def holdout_last_per_user(
+    interactions: pd.DataFrame, fraction: float = 0.2
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Temporal per-user split: each user's last ``fraction`` of interactions (by
+    ``event_time``, ties broken by product id) become the held-out set.
+
+    A user with n interactions keeps ``ceil((1 - fraction) * n)`` of them for training, so
+    everyone keeps at least one and single-interaction users hold nothing out.
+    """
+    ordered = interactions.sort_values([USER, TIME, ITEM], kind="stable")
+    position = ordered.groupby(USER).cumcount().to_numpy()
+    count = ordered.groupby(USER)[ITEM].transform("size").to_numpy()
+    held_out = position >= np.ceil((1.0 - fraction) * count - 1e-9)
+    return ordered[~held_out], ordered[held_out]
+
+
+# ---------------------------------------------------------------- top-k helpers
+
+
+def top_k_from_scores(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``k`` columns per row of a dense score block; ``-inf`` entries are never chosen."""
+    n_rows, n_cols = scores.shape
+    take = min(k, n_cols)
+    part = (
+        np.argpartition(-scores, take - 1, axis=1)[:, :take]
+        if take < n_cols
+        else np.tile(np.arange(n_cols), (n_rows, 1))
+    )
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    idx = np.take_along_axis(part, order, axis=1)
+    top_scores = np.take_along_axis(part_scores, order, axis=1)
+    idx = np.where(np.isneginf(top_scores), -1, idx)
+    if take < k:
+        idx = np.pad(idx, ((0, 0), (0, k - take)), constant_values=-1)
+        top_scores = np.pad(top_scores, ((0, 0), (0, k - take)), constant_values=-np.inf)
+    return idx, top_scores.astype(np.float32)
+
+
+def _mask(scores: np.ndarray, exclude_rows: sp.csr_matrix | None) -> None:
+    if exclude_rows is not None and exclude_rows.nnz:
+        r, c = exclude_rows.nonzero()
+        scores[r, c] = -np.inf
+
+
+def _exclude_rows(exclude: sp.spmatrix | None, user_indices: np.ndarray) -> sp.csr_matrix | None:
+    return None if exclude is None else sp.csr_matrix(exclude)[user_indices]
+
+
+def _batches(n: int, n_items: int) -> Iterable[slice]:
+    size = max(1, SCORE_BLOCK_CELLS // max(n_items, 1))
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+def _top_weights_per_row(dense: np.ndarray, keep: int) -> sp.csr_matrix:
+    """Keep the ``keep`` largest-magnitude entries of each row (negatives matter in EASE)."""
+    n_rows, n_cols = dense.shape
+    if keep >= n_cols:
+        return sp.csr_matrix(dense)
+    blocks = []
+    for rows in _batches(n_rows, n_cols):
+        block = dense[rows]
+        cols = np.argpartition(-np.abs(block), keep - 1, axis=1)[:, :keep]
+        values = np.take_along_axis(block, cols, axis=1)
+        r = np.repeat(np.arange(block.shape[0]), keep)
+        blocks.append(sp.csr_matrix((values.ravel(), (r, cols.ravel())), shape=block.shape))
+    out = sp.vstack(blocks).tocsr()
+    out.eliminate_zeros()
+    return out
+
+
+# ---------------------------------------------------------------- popularity
+
+
+class PopularityRecommender:
+    """Most-bought items (distinct customers per item), globally or within a segment."""
+
+    def fit(self, user_item: sp.spmatrix, user_segments: Sequence | None = None) -> PopularityRecommender:
+        """``user_segments`` gives each matrix row's segment label (None: global only)."""
+        binary = sp.csr_matrix(user_item, copy=True)
+        binary.data = np.ones_like(binary.data)
+        self.scores_ = np.asarray(binary.sum(axis=0), dtype=np.float32).ravel()
+        self.segment_scores_: dict[str, np.ndarray] = {}
+        if user_segments is not None:
+            labels = pd.Series(list(user_segments), dtype="object")
+            for segment, rows in labels.groupby(labels).groups.items():
+                seg = np.asarray(binary[np.asarray(rows)].sum(axis=0), dtype=np.float32).ravel()
+                self.segment_scores_[str(segment)] = seg
+        return self
+
+    def item_scores(self, segment: str | None = None) -> np.ndarray:
+        """Segment popularity with a tiny global tie-break, global when the segment is unknown."""
+        base = self.scores_
+        if segment is not None and str(segment) in self.segment_scores_:
+            return self.segment_scores_[str(segment)] + base / (base.max() + 1.0)
+        return base
+
+    def recommend(
+        self,
+        user_indices: np.ndarray,
+        k: int = 10,
+        exclude: sp.spmatrix | None = None,
+        segments: Sequence | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        user_indices = np.asarray(user_indices)
+        labels = [None] * len(user_indices) if segments is None else list(segments)
+        exclude_rows = _exclude_rows(exclude, user_indices)
+        idx_out, score_out = [], []
+        for rows in _batches(len(user_indices), len(self.scores_)):
+            scores = np.vstack([self.item_scores(s) for s in labels[rows]]).astype(np.float32)
+            _mask(scores, None if exclude_rows is None else exclude_rows[rows])
+            idx, top = top_k_from_scores(scores, k)
+            idx_out.append(idx)
+            score_out.append(top)
+        return _stack(idx_out, score_out, k)
+
+
+def _stack(idx: list, scores: list, k: int) -> tuple[np.ndarray, np.ndarray]:
+    if not idx:
+        return np.empty((0, k), dtype=np.int64), np.empty((0, k), dtype=np.float32)
+    return np.vstack(idx), np.vstack(scores)
+
+
+# ---------------------------------------------------------------- collaborative filtering
+
+
+def ease_weights(user_item: sp.spmatrix, l2: float) -> np.ndarray:
+    """Dense EASE^R item-item weights B (diag 0) for a binarised user x item matrix."""
+    x = sp.csr_matrix(user_item, dtype=np.float64, copy=True)
+    x.data = np.ones_like(x.data)
+    gram = (x.T @ x).toarray()
+    gram[np.diag_indices_from(gram)] += l2
+    # Cholesky inverse: half the flops of a general inverse, and the matrix is SPD.
+    factor, info = lapack.dpotrf(gram, lower=False, overwrite_a=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"EASE Gram matrix not positive definite (dpotrf info={info})")
+    inverse, info = lapack.dpotri(factor, lower=False, overwrite_c=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"EASE inverse failed (dpotri info={info})")
+    # dpotri fills one triangle; mirror it and scale in place to keep peak memory ~3 n².
+    inverse = np.triu(inverse)
+    inverse += np.triu(inverse, 1).T
+    inverse /= -np.diag(inverse).copy()
+    np.fill_diagonal(inverse, 0.0)
+    return inverse
+
+
+def bm25_knn_weights(user_item: sp.spmatrix, neighbours: int = KNN_NEIGHBOURS) -> sp.csr_matrix:
+    """Item-item dot products of BM25-weighted item vectors, ``neighbours`` per item."""
+    item_user = sp.coo_matrix(sp.csr_matrix(user_item).T)
+    n_users = item_user.shape[1]
+    idf = np.log(n_users) - np.log1p(np.bincount(item_user.col, minlength=n_users))
+    lengths = np.asarray(item_user.tocsr().sum(axis=1)).ravel()
+    norm = (1.0 - BM25_B) + BM25_B * lengths / max(lengths.mean(), 1e-12)
+    data = item_user.data * (BM25_K1 + 1.0) / (BM25_K1 * norm[item_user.row] + item_user.data)
+    weighted = sp.csr_matrix(
+        (data * idf[item_user.col], (item_user.row, item_user.col)), shape=item_user.shape
+    )
+    similarity = (weighted @ weighted.T).tocsr()
+    similarity.setdiag(0.0)
+    similarity.eliminate_zeros()
+    return _top_sparse_per_row(similarity, neighbours)
+
+
+def _top_sparse_per_row(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:
+    rows, cols, vals = [], [], []
+    for r in range(matrix.shape[0]):
+        start, end = matrix.indptr[r], matrix.indptr[r + 1]
+        data = matrix.data[start:end]
+        take = np.argsort(-data, kind="stable")[:keep]
+        rows.append(np.full(len(take), r))
+        cols.append(matrix.indices[start:end][take])
+        vals.append(data[take])
+    if not rows:
+        return sp.csr_matrix(matrix.shape, dtype=np.float32)
+    return sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=matrix.shape,
+        dtype=np.float32,
+    )
+
+
+class ItemItemRecommender:
+    """Scores = user history (binary) x item-item weights; EASE^R up to ``max_ease_items``
+    items, BM25 item-kNN above. ``weights_[i, j]`` is how much owning i recommends j."""
+
+    def __init__(
+        self,
+        l2: float = DEFAULT_L2,
+        neighbours: int = DEFAULT_NEIGHBOURS,
+        max_ease_items: int = MAX_EASE_ITEMS,
+    ):
+        self.l2 = l2
+        self.neighbours = neighbours
+        self.max_ease_items = max_ease_items
+
+    def fit(self, user_item: sp.spmatrix) -> ItemItemRecommender:
+        user_item = sp.csr_matrix(user_item)
+        if user_item.shape[1] <= self.max_ease_items:
+            self.method_ = "ease"
+            dense = ease_weights(user_item, self.l2)
+            self.weights_ = _top_weights_per_row(dense, self.neighbours).astype(np.float32)
+        else:
+            self.method_ = "bm25_knn"
+            self.weights_ = bm25_knn_weights(user_item, min(self.neighbours, KNN_NEIGHBOURS))
+        self.history_ = _binary(user_item)
+        return self
+
+    @property
+    def n_items(self) -> int:
+        return self.weights_.shape[0]
+
+    def score_histories(self, histories: sp.spmatrix) -> np.ndarray:
+        """Dense scores for arbitrary history rows (binary user x item)."""
+        return np.asarray((_binary(histories) @ self.weights_).toarray(), dtype=np.float32)
+
+    def recommend(
+        self, user_indices: np.ndarray, k: int = 10, exclude: sp.spmatrix | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k items for rows of the fitted matrix; ``exclude`` is a user x item matrix
+        (same rows as the fitted one, usually the training matrix) of items not to show."""
+        user_indices = np.asarray(user_indices)
+        exclude_rows = _exclude_rows(exclude, user_indices)
+        idx_out, score_out = [], []
+        for rows in _batches(len(user_indices), self.n_items):
+            scores = self.score_histories(self.history_[user_indices[rows]])
+            _mask(scores, None if exclude_rows is None else exclude_rows[rows])
+            idx, top = top_k_from_scores(scores, k)
+            idx_out.append(idx)
+            score_out.append(top)
+        return _stack(idx_out, score_out, k)
+
+    def similar_items(self, item_indices: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Items with the largest positive weight from each given item (product page)."""
+        return _top_positive_rows(self.weights_, np.asarray(item_indices), k)
+
+
+def _binary(matrix: sp.spmatrix) -> sp.csr_matrix:
+    out = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    out.data = np.ones_like(out.data)
+    return out
+
+
+def _top_positive_rows(matrix: sp.csr_matrix, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    idx_out, score_out = [], []
+    for batch in _batches(len(rows), matrix.shape[1]):
+        dense = matrix[rows[batch]].toarray().astype(np.float32)
+        dense[dense <= 0] = -np.inf
+        dense[np.arange(dense.shape[0]), rows[batch]] = -np.inf
+        idx, top = top_k_from_scores(dense, k)
+        idx_out.append(idx)
+        score_out.append(top)
+    return _stack(idx_out, score_out, k)
+
+
+def tune_l2(
+    train: sp.spmatrix,
+    validation: sp.spmatrix,
+    grid: Sequence[float] = (50, 100, 200, 300, 500, 1000),
+    k: int = 10,
+    neighbours: int = DEFAULT_NEIGHBOURS,
+) -> tuple[float, dict[float, float]]:
+    """Pick EASE's λ by validation NDCG@k. ``validation`` must be carved from training
+    data (never the test set) and share ``train``'s rows and columns."""
+    users = np.flatnonzero(np.diff(sp.csr_matrix(validation).indptr) > 0)
+    results = {}
+    for l2 in grid:
+        model = ItemItemRecommender(l2=l2, neighbours=neighbours).fit(train)
+        top, _ = model.recommend(users, k, exclude=train)
+        results[float(l2)] = ndcg_at_k(top, sp.csr_matrix(validation)[users])
+    best = max(results, key=results.get)
+    return best, results
+
+
+# ---------------------------------------------------------------- next-item transitions
+
+
+class TransitionModel:
+    """Row-normalised counts of item -> next item in each user's time-ordered history
+    (repeats of the same item are skipped: they say nothing about what comes next)."""
+
+    def fit(self, interactions: pd.DataFrame, matrix: InteractionMatrix) -> TransitionModel:
+        ordered = interactions.sort_values([USER, TIME, ITEM], kind="stable")
+        users = matrix.user_indices(ordered[USER])
+        items = matrix.item_indices(ordered[ITEM])
+        keep = (users >= 0) & (items >= 0)
+        users, items = users[keep], items[keep]
+        same_user = users[1:] == users[:-1]
+        moved = items[1:] != items[:-1]
+        pair = same_user & moved
+        n = len(matrix.item_ids)
+        counts = sp.csr_matrix(
+            (np.ones(pair.sum(), dtype=np.float32), (items[:-1][pair], items[1:][pair])), shape=(n, n)
+        )
+        return self._normalise(counts)
+
+    @classmethod
+    def from_counts(cls, counts: pd.DataFrame, matrix: InteractionMatrix) -> TransitionModel:
+        """The same model from counts already made (``from_product, to_product, transitions``,
+        e.g. in SQL over every touch, which need not fit in memory); products outside ``matrix``
+        are left out."""
+        a = matrix.item_indices(counts["from_product"])
+        b = matrix.item_indices(counts["to_product"])
+        keep = (a >= 0) & (b >= 0)
+        n = len(matrix.item_ids)
+        weights = counts["transitions"].to_numpy(dtype=np.float32)[keep]
+        return cls()._normalise(sp.csr_matrix((weights, (a[keep], b[keep])), shape=(n, n)))
+
+    def _normalise(self, counts: sp.csr_matrix) -> TransitionModel:
+        counts.sum_duplicates()
+        totals = np.asarray(counts.sum(axis=1)).ravel()
+        self.probabilities_ = sp.diags(1.0 / np.maximum(totals, 1.0)).astype(np.float32) @ counts
+        self.probabilities_ = sp.csr_matrix(self.probabilities_, dtype=np.float32)
+        return self
+
+    def next_items(self, last_item_indices: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Most likely next items after each given item, with their transition probability."""
+        return _top_positive_rows(self.probabilities_, np.asarray(last_item_indices), k)
+
+
+# ---------------------------------------------------------------- serving (MLflow pyfunc)
+
+REASON_PERSONAL, REASON_CART, REASON_POPULAR = "personal", "cart", "popular"
+# Share of a known customer's score given to cart signals when a cart is present.
+CART_WEIGHT = 0.5
+
+
+class RecommenderModel(mlflow.pyfunc.PythonModel):
+    """Serves top-k recommendations from saved artefacts.
+
+    The artefacts include the customer x product history (needed to score known customers
+    and to hide what they already bought). It is keyed by the platform's pseudonymous
+    ``customer_id`` surrogate only: no names, contacts or raw source ids. Erasing a customer
+    means retraining or dropping their row. ``customer_id``/``product_id`` are served as
+    strings.
+    """
+
+    ARTEFACTS = ("history", "weights", "transitions", "popularity", "meta")
+
+    def __init__(self) -> None:
+        self.state: dict | None = None
+
+    @classmethod
+    def from_fitted(
+        cls,
+        matrix: InteractionMatrix,
+        cf: ItemItemRecommender,
+        popularity: PopularityRecommender,
+        transitions: TransitionModel,
+        allow_repurchase: Iterable = (),
+        unavailable: Iterable = (),
+    ) -> RecommenderModel:
+        """Bundle fitted parts; ``allow_repurchase`` lists product ids that may be shown
+        again to customers who already bought them (consumables); ``unavailable`` lists
+        product ids never to show (discontinued)."""
+        model = cls()
+        segments = sorted(popularity.segment_scores_)
+        model.state = {
+            "history": _binary(matrix.matrix),
+            "weights": sp.csr_matrix(cf.weights_, dtype=np.float32),
+            "transitions": transitions.probabilities_,
+            "popularity": popularity.scores_,
+            "segment_popularity": np.vstack([popularity.segment_scores_[s] for s in segments])
+            if segments
+            else np.zeros((0, len(popularity.scores_)), dtype=np.float32),
+            "meta": {
+                "user_ids": [str(u) for u in matrix.user_ids],
+                "item_ids": [str(i) for i in matrix.item_ids],
+                "segments": segments,
+                "allow_repurchase": sorted(str(i) for i in allow_repurchase),
+                "unavailable": sorted(str(i) for i in unavailable),
+                "method": cf.method_,
+                "l2": cf.l2,
+                "neighbours": cf.neighbours,
+            },
+        }
+        model._index()
+        return model
+
+    def _index(self) -> None:
+        meta = self.state["meta"]
+        self._users = pd.Index(meta["user_ids"])
+        self._items = pd.Index(meta["item_ids"])
+        self._segments = {s: i for i, s in enumerate(meta["segments"])}
+        self._repurchase = self._items.get_indexer(meta["allow_repurchase"])
+        self._repurchase = self._repurchase[self._repurchase >= 0]
+        self._unavailable = self._items.get_indexer(meta.get("unavailable", []))
+        self._unavailable = self._unavailable[self._unavailable >= 0]
+
+    def __getstate__(self) -> dict:
+        # MLflow pickles the python_model; the arrays travel as artefacts instead.
+        return {"state": None}
+
+    def write_artefacts(self, directory: str | Path) -> dict[str, str]:
+        """Save arrays as .npz and ids as JSON; returns MLflow's ``artifacts`` mapping."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = {name: directory / f"{name}.npz" for name in ("history", "weights", "transitions")}
+        for name, path in paths.items():
+            sp.save_npz(path, self.state[name], compressed=True)
+        paths["popularity"] = directory / "popularity.npz"
+        np.savez_compressed(
+            paths["popularity"], globally=self.state["popularity"], segments=self.state["segment_popularity"]
+        )
+        paths["meta"] = directory / "meta.json"
+        paths["meta"].write_text(json.dumps(self.state["meta"]))
+        return {name: str(path) for name, path in paths.items()}
+
+    def load_context(self, context) -> None:
+        artefacts = context.artifacts
+        popularity = np.load(artefacts["popularity"])
+        self.state = {
+            **{name: sp.load_npz(artefacts[name]).tocsr() for name in ("history", "weights", "transitions")},
+            "popularity": popularity["globally"],
+            "segment_popularity": popularity["segments"],
+            "meta": json.loads(Path(artefacts["meta"]).read_text()),
+        }
+        self._index()
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        """``customer_id`` [+ ``cart`` list or comma-separated string, + ``segment``] ->
+        ``customer_id, rank, product_id, score, reason`` (top ``params['k']``, default 10)."""
+        k = int((params or {}).get("k", 10))
+        frame = pd.DataFrame(model_input)
+        customers = frame["customer_id"].astype(str).to_numpy()
+        carts = [_parse_cart(c) for c in frame["cart"]] if "cart" in frame else [[] for _ in customers]
+        segments = list(frame["segment"]) if "segment" in frame else [None] * len(customers)
+        n_items = len(self._items)
+        out = []
+        for rows in _batches(len(customers), n_items):
+            out.append(self._predict_block(customers[rows], carts[rows], segments[rows], k))
+        if not out:
+            return pd.DataFrame(columns=["customer_id", "rank", "product_id", "score", "reason"])
+        return pd.concat(out, ignore_index=True)
+
+    def _predict_block(self, customers, carts, segments, k: int) -> pd.DataFrame:
+        state = self.state
+        n = len(customers)
+        users = self._users.get_indexer(pd.Index(customers))
+        known = users >= 0
+        history = sp.diags(known.astype(np.float32)) @ state["history"][np.where(known, users, 0)]
+        history = sp.csr_matrix(history)
+        history.eliminate_zeros()
+        personal = _row_normalise(np.asarray((history @ state["weights"]).toarray(), dtype=np.float32))
+        popular = np.vstack([self._popularity(s) for s in segments])
+        popular = popular / np.maximum(popular.max(axis=1, keepdims=True), 1e-12)
+        cart_idx = [self._items.get_indexer(pd.Index(c)) for c in carts]
+        cart_idx = [c[c >= 0] for c in cart_idx]
+        cart = np.zeros_like(personal)
+        for row, items in enumerate(cart_idx):
+            if len(items):
+                similar = np.asarray(state["weights"][items].mean(axis=0)).ravel()
+                following = state["transitions"][items[-1]].toarray().ravel()
+                cart[row] = 0.5 * _row_normalise(similar[None])[0] + 0.5 * _row_normalise(following[None])[0]
+        has_cart = np.array([len(c) > 0 for c in cart_idx])[:, None]
+        base = np.where(known[:, None], personal, popular)
+        # For a stranger the cart is all we know, so popularity only breaks ties.
+        cart_weight = np.where(has_cart, np.where(known[:, None], CART_WEIGHT, 1.0), 0.0)
+        cart_part = cart_weight * cart
+        base_part = (1.0 - cart_weight) * base
+        # Popularity breaks ties among items CF has nothing to say about.
+        scores = (base_part + cart_part + 1e-3 * popular).astype(np.float32)
+        seen = history
+        if len(self._repurchase):
+            keep = np.ones(history.shape[1], dtype=np.float32)
+            keep[self._repurchase] = 0.0
+            seen = sp.csr_matrix(history @ sp.diags(keep))
+            seen.eliminate_zeros()
+        _mask(scores, seen)
+        for row, items in enumerate(cart_idx):
+            scores[row, items] = -np.inf
+        scores[:, self._unavailable] = -np.inf
+        idx, top = top_k_from_scores(scores, k)
+        rows = np.repeat(np.arange(n), k)
+        flat = idx.ravel()
+        valid = flat >= 0
+        rows, flat, flat_scores = rows[valid], flat[valid], top.ravel()[valid]
+        reason = np.where(
+            cart_part[rows, flat] > base_part[rows, flat],
+            REASON_CART,
+            np.where(known[rows] & (base_part[rows, flat] > 0), REASON_PERSONAL, REASON_POPULAR),
+        )
+        return pd.DataFrame(
+            {
+                "customer_id": customers[rows],
+                "rank": np.tile(np.arange(1, k + 1), n)[valid],
+                "product_id": self._items.to_numpy()[flat],
+                "score": flat_scores.astype(float),
+                "reason": reason,
+            }
+        )
+
+    def _popularity(self, segment) -> np.ndarray:
+        globally = self.state["popularity"]
+        if segment is not None and str(segment) in self._segments:
+            seg = self.state["segment_popularity"][self._segments[str(segment)]]
+            return seg + globally / (globally.max() + 1.0)
+        return globally
+
+
+def _row_normalise(scores: np.ndarray) -> np.ndarray:
+    top = scores.max(axis=1, keepdims=True)
+    return np.where(top > 0, scores / np.where(top > 0, top, 1.0), 0.0).astype(np.float32)
+
+
+def _parse_cart(cart) -> list[str]:
+    if cart is None or (isinstance(cart, float) and np.isnan(cart)):
+        return []
+    if isinstance(cart, str):
+        return [c.strip() for c in cart.split(",") if c.strip()]
+    return [str(c) for c in cart]
+
+
+def fit_recommender(
+    interactions: pd.DataFrame,
+    l2: float = DEFAULT_L2,
+    neighbours: int = DEFAULT_NEIGHBOURS,
+    customer_segments: Mapping | None = None,
+    allow_repurchase: Iterable = (),
+    unavailable: Iterable = (),
+) -> RecommenderModel:
+    """Fit every part on ``customer_id, product_id[, weight][, event_time]`` rows and bundle them."""
+    matrix = build_interaction_matrix(interactions)
+    cf = ItemItemRecommender(l2=l2, neighbours=neighbours).fit(matrix.matrix)
+    segments = None
+    if customer_segments is not None:
+        segments = [customer_segments.get(u) for u in matrix.user_ids]
+    popularity = PopularityRecommender().fit(matrix.matrix, segments)
+    with_time = interactions if TIME in interactions else interactions.assign(**{TIME: 0})
+    transitions = TransitionModel().fit(with_time, matrix)
+    return RecommenderModel.from_fitted(matrix, cf, popularity, transitions, allow_repurchase, unavailable)
+
+
+def log_recommender(model: RecommenderModel, name: str = "recommender", **log_model_kwargs):
+    """Log the pyfunc to the active MLflow run (artefacts as npz/JSON, not a pickle of arrays)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+    signature = ModelSignature(
+        # Served carts are comma-separated strings; lists work only in-process.
+        inputs=Schema(
+            [
+                ColSpec("string", "customer_id"),
+                ColSpec("string", "cart", required=False),
+                ColSpec("string", "segment", required=False),
+            ]
+        ),
+        outputs=Schema(
+            [
+                ColSpec("string", "customer_id"),
+                ColSpec("long", "rank"),
+                ColSpec("string", "product_id"),
+                ColSpec("double", "score"),
+                ColSpec("string", "reason"),
+            ]
+        ),
+        params=ParamSchema([ParamSpec("k", "long", 10)]),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        artefacts = model.write_artefacts(tmp)
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=model,
+            artifacts=artefacts,
+            signature=signature,
+            input_example=pd.DataFrame({"customer_id": ["example-customer"], "cart": [""]}),
+            pip_requirements=_requirements(),
+            **log_model_kwargs,
+        )
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "numpy", "pandas", "scipy")]
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def compare_on_split(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    item_ids: Sequence,
+    k: int = 10,
+    l2_grid: Sequence[float] = (50, 100, 200, 300, 500, 1000),
+    validation_fraction: float = 0.2,
+) -> tuple[dict, InteractionMatrix, sp.csr_matrix]:
+    """Tune λ on a per-user temporal holdout of ``train``, refit on all of ``train``, and
+    score platform CF and popularity on ``test`` (train items excluded).
+
+    Only users with training history and at least one test item are scored. Returns the
+    metrics, the training matrix and the aligned test matrix.
+    """
+    from time import perf_counter
+
+    from ml.recommendations.ranking import ranking_metrics
+
+    user_ids = np.sort(pd.unique(train[USER]))
+    fit_part, valid_part = holdout_last_per_user(train, validation_fraction)
+    fit_matrix = build_interaction_matrix(fit_part, user_ids, item_ids).matrix
+    valid_matrix = build_interaction_matrix(valid_part, user_ids, item_ids).matrix
+    l2, _ = tune_l2(fit_matrix, valid_matrix, l2_grid, k)
+
+    train_matrix = build_interaction_matrix(train, user_ids, item_ids)
+    test_matrix = build_interaction_matrix(test, user_ids, item_ids).matrix
+    users = np.flatnonzero(np.diff(test_matrix.indptr) > 0)
+    relevant = test_matrix[users]
+
+    results = {}
+    start = perf_counter()
+    cf = ItemItemRecommender(l2=l2).fit(train_matrix.matrix)
+    fitted = perf_counter()
+    top, _ = cf.recommend(users, k, exclude=train_matrix.matrix)
+    results["platform"] = {
+        **ranking_metrics(top, relevant),
+        "fit_seconds": fitted - start,
+        "recommend_seconds": perf_counter() - fitted,
+        "l2": l2,
+        "neighbours": cf.neighbours,
+    }
+    start = perf_counter()
+    popularity = PopularityRecommender().fit(train_matrix.matrix)
+    fitted = perf_counter()
+    top, _ = popularity.recommend(users, k, exclude=train_matrix.matrix)
+    results["popularity"] = {
+        **ranking_metrics(top, relevant),
+        "fit_seconds": fitted - start,
+        "recommend_seconds": perf_counter() - fitted,
+    }
+    return results, train_matrix, test_matrix
+
+
+def evaluate_temporal(
+    interactions: pd.DataFrame,
+    cutoff,
+    k: int = 10,
+    test_event_type: str | None = "purchase",
+) -> dict:
+    """Train on interactions before ``cutoff``, evaluate on what customers bought after.
+
+    ``interactions`` has ``customer_id, product_id[, weight], event_time`` and optionally
+    ``event_type``; when it does, only ``test_event_type`` rows count as test truth. The
+    catalogue is every product seen in either period. Customers with no history before the
+    cutoff are cold starts the CF model cannot rank; they are counted, not scored.
+    """
+    times = pd.to_datetime(interactions[TIME])
+    cutoff = pd.Timestamp(cutoff)
+    train = interactions[times < cutoff]
+    test = interactions[times >= cutoff]
+    if test_event_type is not None and "event_type" in interactions:
+        test = test[test["event_type"] == test_event_type]
+    if train.empty or test.empty:
+        raise ValueError(f"cutoff {cutoff} leaves {len(train)} training and {len(test)} test rows")
+    item_ids = np.sort(pd.unique(interactions[ITEM]))
+    results, _, _ = compare_on_split(train, test, item_ids, k)
+    test_users = pd.unique(test[USER])
+    results["users"] = {
+        "evaluated": results["platform"]["users_scored"],
+        "cold_start": int((~pd.Index(test_users).isin(pd.unique(train[USER]))).sum()),
+    }
+    return results

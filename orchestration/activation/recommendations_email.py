@@ -1,0 +1,58 @@
+"""The recommendation e-mail audience: the home placement of customers with current email consent."""
+
+import dagster as dg
+
+from orchestration.dbt.assets import dbt_key
+from orchestration.recommendations.assets import CUSTOMERS_TABLE, RECOMMENDATIONS_KEY
+from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
+
+EMAIL_AUDIENCE_KEY = dg.AssetKey(["activation", "recommendations_email"])
+
+
+@dg.asset(
+    key=EMAIL_AUDIENCE_KEY,
+    deps=[RECOMMENDATIONS_KEY, dbt_key("customer_360")],
+    group_name="activation",
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb"},
+    description="Home-placement recommendations of customers with current email consent "
+    "(marts.customer_360.consent_email), for the email campaign export. No consent, no row.",
+)
+def recommendations_email(warehouse: WarehouseResource):
+    with warehouse.connect() as con:
+        con.execute(
+            f"""
+            create or replace table activation.recommendations_email as
+            select r.customer_id, r.rank, r.product_id, r.score, r.reason, r.model_version, r.scored_at
+            from ml.recommendations r
+            join {CUSTOMERS_TABLE} c using (customer_id)
+            where r.placement = 'home' and c.consent_email
+            order by r.customer_id, r.rank
+            """
+        )
+        rows, customers = con.execute(
+            "select count(*), count(distinct customer_id) from activation.recommendations_email"
+        ).fetchall()[0]
+    return dg.MaterializeResult(metadata={"dagster/row_count": int(rows), "customers": int(customers)})
+
+
+@dg.asset_check(
+    asset=EMAIL_AUDIENCE_KEY,
+    name="recommendations_email_consented",
+    blocking=True,
+    pool=WAREHOUSE_POOL,
+    description="Every customer in the email audience has current email consent.",
+)
+def recommendations_email_consented(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.connect(read_only=True) as con:
+        (without_consent,) = con.execute(
+            f"""
+            select count(distinct a.customer_id)
+            from activation.recommendations_email a
+            left join {CUSTOMERS_TABLE} c using (customer_id)
+            where not coalesce(c.consent_email, false)
+            """
+        ).fetchall()[0]
+    return dg.AssetCheckResult(
+        passed=without_consent == 0, metadata={"customers_without_consent": int(without_consent)}
+    )

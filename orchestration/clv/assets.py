@@ -1,0 +1,231 @@
+"""Customer lifetime value as Dagster assets: train (``ml/clv_model``) and score (``ml/clv``).
+
+``ml/clv_model``: per-customer purchase-day summaries built in DuckDB, BG/NBD + Gamma-Gamma fitted
+with ``ml.clv``, the fit tracked in MLflow and registered as a new version of ``clv`` with alias
+``challenger``; the blocking check ``clv_champion_gate`` promotes it. ``ml/clv``: every customer
+scored by ``models:/clv@champion``.
+
+Promotion metric of ``clv``: ``holdout_mae_repeat_purchases``, the mean absolute error per
+customer of predicted vs actual repeat purchase days over the last ``holdout_days`` of data,
+from a refit on the data before them (lower is better). It measures what the scores are used
+for (who buys again, how often) on a time split, unlike the in-sample log-likelihood.
+"""
+
+import time
+from dataclasses import asdict
+from datetime import date, datetime, timedelta
+
+import dagster as dg
+import mlflow
+import pandas as pd
+from pydantic import Field
+
+from c360.settings import get_settings
+from c360.warehouse import write_frame
+from ml import clv, plots, registry
+from orchestration import metadata
+from orchestration.dbt.assets import dbt_key
+from orchestration.model_lifecycle import lineage, model_metadata
+from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
+
+CLV_MODEL_KEY = dg.AssetKey(["ml", "clv_model"])
+CLV_KEY = dg.AssetKey(["ml", "clv"])
+CLV_EXPERIMENT = "clv"
+PROMOTION_METRIC = clv.HOLDOUT_METRIC
+PURCHASES_TABLE = "intermediate.int_purchases_unioned"
+
+CLV_COLUMNS = [
+    ("customer_id", "varchar", "Customer id (marts.identity_map)"),
+    ("frequency", "bigint", "Repeat purchase days (distinct days after the first)"),
+    ("recency_days", "bigint", "Days from the first to the last purchase day"),
+    ("t_days", "bigint", "Days from the first purchase day to the as-of date"),
+    ("monetary_value", "double", "Mean spend per repeat purchase day (0 without repeats)"),
+    ("p_alive", "double", "BG/NBD probability the customer is still active"),
+    ("expected_purchases", "double", "Expected purchase days over the horizon"),
+    ("expected_avg_value", "double", "Gamma-Gamma expected spend per purchase day"),
+    ("clv", "double", "Discounted expected spend over the horizon"),
+    ("clv_tier", "varchar", "platinum (top 5%), gold (15%), silver (30%), bronze (50%)"),
+    ("expected_days_to_next_purchase", "double", "Median days to the next purchase, capped at 365"),
+    ("model_version", "bigint", "Version of the registered MLflow model `clv`"),
+    ("scored_at", "timestamp", "When the row was scored"),
+]
+
+
+class CLVConfig(dg.Config):
+    holdout_days: int = Field(
+        default=180,
+        description="Days at the end of the data held out to measure the promotion metric "
+        "(a refit on the earlier data predicts each customer's repeat purchases in them).",
+    )
+    horizon_months: int = Field(default=12, description="Months of future purchases counted in the CLV.")
+    monthly_discount_rate: float = Field(
+        default=clv.DEFAULT_MONTHLY_DISCOUNT_RATE,
+        description="Discount rate per month (0.01 is ~12.7% a year).",
+    )
+    promotion_margin: float = Field(
+        default=0.005, description="How much lower the holdout MAE must be to replace the champion."
+    )
+
+
+# Purchases collapse to purchase days (a day's orders are one purchase of their summed amount);
+# T runs to the as-of date, the day after the last purchase in the data.
+SUMMARY_SQL = f"""
+with purchases as (
+    select customer_id, cast(purchased_at as date) as day, coalesce(amount, 0) as amount
+    from {PURCHASES_TABLE}
+    where customer_id is not null and cast(purchased_at as date) < $as_of
+),
+days as (
+    select customer_id, day, sum(amount) as amount from purchases group by all
+),
+firsts as (
+    select *, min(day) over (partition by customer_id) as first_day from days
+),
+final as (
+    select
+        customer_id,
+        count(*) filter (where day > first_day) as frequency,
+        date_diff('day', min(day), max(day)) as recency_days,
+        date_diff('day', min(first_day), $as_of) as t_days,
+        coalesce(avg(amount) filter (where day > first_day), 0) as monetary_value
+    from firsts
+    group by customer_id
+)
+select * from final order by customer_id
+"""
+
+HOLDOUT_SQL = f"""
+select customer_id, count(distinct cast(purchased_at as date)) as holdout_purchases
+from {PURCHASES_TABLE}
+where customer_id is not null and cast(purchased_at as date) >= $start and cast(purchased_at as date) < $end
+group by customer_id
+"""
+
+
+def _as_of(con) -> date | None:
+    last = con.execute(f"select max(cast(purchased_at as date)) from {PURCHASES_TABLE}").fetchone()[0]
+    return None if last is None else last + timedelta(days=1)
+
+
+def _summary(con, as_of: date) -> pd.DataFrame:
+    return con.execute(SUMMARY_SQL, {"as_of": as_of}).df()
+
+
+def _holdout(con, as_of: date, holdout_days: int) -> dict:
+    split = as_of - timedelta(days=holdout_days)
+    actual = con.execute(HOLDOUT_SQL, {"start": split, "end": as_of}).df()
+    return clv.holdout_error(
+        _summary(con, split), actual.set_index("customer_id")["holdout_purchases"], holdout_days
+    )
+
+
+def _tier_counts(scored: pd.DataFrame) -> dict[str, int]:
+    return {t: int((scored["clv_tier"] == t).sum()) for t, _ in clv.TIER_SHARES}
+
+
+def _read_summary(warehouse: WarehouseResource) -> tuple[date, pd.DataFrame]:
+    with warehouse.connect(read_only=True) as con:
+        as_of = _as_of(con)
+        if as_of is None:
+            raise dg.Failure(f"{PURCHASES_TABLE} has no purchases: nothing to fit")
+        return as_of, _summary(con, as_of)
+
+
+@dg.asset(
+    key=CLV_MODEL_KEY,
+    deps=[dbt_key("int_purchases_unioned")],
+    group_name="ml",
+    pool=WAREHOUSE_POOL,
+    kinds={"mlflow", "python"},
+    description="Customer lifetime value model: BG/NBD purchase frequency and P(alive), Gamma-Gamma "
+    "spend, fitted on per-customer purchase-day summaries and registered as `clv` (@challenger).",
+)
+def clv_model(context: dg.AssetExecutionContext, config: CLVConfig, warehouse: WarehouseResource):
+    as_of, summary = _read_summary(warehouse)
+    started = time.perf_counter()
+    bgnbd, gamma_gamma = clv.fit_summary(summary)
+    fit_seconds = time.perf_counter() - started
+    with warehouse.connect(read_only=True) as con:
+        holdout = _holdout(con, as_of, config.holdout_days)
+    model = clv.CLVModel(
+        bgnbd, gamma_gamma, config.horizon_months, config.monthly_discount_rate, clv.PERIODS_PER_MONTH["D"]
+    )
+    log_likelihood = clv.bgnbd_log_likelihood(
+        bgnbd, summary["frequency"], summary["recency_days"], summary["t_days"]
+    )
+    # The run shows what this version would score (the champion's scores are ml/clv's).
+    scored = clv.score_customers(summary, bgnbd, gamma_gamma, config.horizon_months, config.monthly_discount_rate)
+
+    experiment_id = registry.use_experiment(CLV_EXPERIMENT)
+    with mlflow.start_run(run_name=f"clv {as_of}") as run:
+        mlflow.log_params(model.params_dict() | {"holdout_days": config.holdout_days, "time_unit": "day"})
+        mlflow.log_metrics(
+            {
+                "fit_seconds": fit_seconds,
+                "customers": len(summary),
+                "repeat_customers": int((summary["frequency"] > 0).sum()),
+                "log_likelihood_per_customer": log_likelihood / len(summary),
+                "total_clv": float(scored["clv"].sum()),
+                **{k: float(v) for k, v in holdout.items()},
+            }
+        )
+        registry.log_lineage(
+            summary,
+            source_table=PURCHASES_TABLE,
+            as_of=str(as_of),
+            name="clv_customer_summary",
+            **lineage(context, warehouse),
+        )
+        mlflow.log_figure(plots.clv_by_tier_figure(scored), "clv_by_tier.png")
+        mlflow.log_dict(_tier_counts(scored), "tier_counts.json")
+        clv.log_clv_model(model)
+    version = registry.register_challenger(run.info.run_id, clv.MODEL_NAME)
+    return dg.MaterializeResult(
+        metadata={
+            **model_metadata(version, config.promotion_margin),
+            "as_of": str(as_of),
+            "params": {k: round(v, 6) for k, v in (asdict(bgnbd) | asdict(gamma_gamma)).items()},
+            PROMOTION_METRIC: holdout[PROMOTION_METRIC],
+            "holdout": {k: v for k, v in holdout.items() if k != PROMOTION_METRIC},
+            "fit_seconds": fit_seconds,
+            **metadata.run_metadata(experiment_id, run.info.run_id),
+        }
+    )
+
+
+@dg.asset(
+    key=CLV_KEY,
+    deps=[CLV_MODEL_KEY, dbt_key("int_purchases_unioned")],
+    group_name="ml",
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb", "mlflow", "python"},
+    description="Customer lifetime value per customer, scored by `models:/clv@champion`: P(alive), "
+    "expected purchases, expected spend, discounted CLV over the horizon, value tier.",
+    metadata={"dagster/column_schema": metadata.column_schema(CLV_COLUMNS)},
+)
+def clv_scores(warehouse: WarehouseResource):
+    settings = get_settings().ensure_dirs()
+    registry.configure()
+    champion = registry.champion_info(clv.MODEL_NAME)
+    if champion is None:
+        raise dg.Failure(f"`{clv.MODEL_NAME}` has no @champion: materialize ml/clv_model and its gate first")
+    model = mlflow.pyfunc.load_model(f"models:/{clv.MODEL_NAME}@{registry.CHAMPION}").unwrap_python_model()
+    as_of, summary = _read_summary(warehouse)
+    scored = clv.score_customers(summary, model.bgnbd, model.gamma_gamma, model.horizon_months, model.monthly_discount_rate)
+    plot_path = settings.reports / "clv_by_tier.png"
+    plots.clv_by_tier_figure(scored).savefig(plot_path, dpi=100)
+    scored["model_version"] = champion["version"]
+    scored["scored_at"] = datetime.now().replace(microsecond=0)
+    with warehouse.connect() as con:
+        write_frame(con, "ml.clv", scored, CLV_COLUMNS)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(scored),
+            "as_of": str(as_of),
+            "model_version": champion["version"],
+            "tier_counts": _tier_counts(scored),
+            "mean_p_alive": float(scored["p_alive"].mean()),
+            "total_clv": float(scored["clv"].sum()),
+            "plot": dg.MetadataValue.path(str(plot_path)),
+        }
+    )

@@ -1,0 +1,31 @@
+"""What a materialization shows a person in the Dagster UI, shared by every domain: the link to
+the MLflow run, a table's column schema, small frames as Markdown tables."""
+
+import dagster as dg
+import pandas as pd
+
+MLFLOW_UI = "http://127.0.0.1:5000"  # `make ui`
+
+
+def run_url(experiment: str, run_id: str) -> str:
+    """The run's page in the MLflow UI that `make ui` serves."""
+    return f"{MLFLOW_UI}/#/experiments/{experiment}/runs/{run_id}"
+
+
+def run_metadata(experiment: str, run_id: str) -> dict:
+    """Materialization metadata linking back to the MLflow run."""
+    return {"mlflow_run_id": run_id, "mlflow_run": dg.MetadataValue.url(run_url(experiment, run_id))}
+
+
+def column_schema(columns) -> dg.TableSchema:
+    """``dagster/column_schema`` from ``(name, sql type, description)`` triples."""
+    return dg.TableSchema(columns=[dg.TableColumn(n, t, description=d) for n, t, d in columns])
+
+
+def markdown_table(df: pd.DataFrame) -> dg.MetadataValue:
+    header = "| " + " | ".join(map(str, df.columns)) + " |\n|" + "---|" * len(df.columns) + "\n"
+    rows = "".join(
+        "| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |\n"
+        for row in df.itertuples(index=False)
+    )
+    return dg.MetadataValue.md(header + rows)

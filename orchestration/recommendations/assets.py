@@ -1,0 +1,556 @@
+"""Product recommendations and cross-sell rules, as Dagster assets.
+
+``ml/recommender``: fits the recommender on ``int_interactions_weighted`` (EASE item-item
+collaborative filtering, popularity per RFM segment for cold starts, next-item transitions
+from each customer's time-ordered touches), evaluates it on a temporal split, logs it to
+MLflow and registers it as ``recommender`` (@challenger); the blocking check
+``recommender_champion_gate`` moves ``champion`` only when the temporal NDCG@10 beats the
+champion's.
+``ml/cross_sell_rules``: "bought X, also buys Y" rules counted in DuckDB over every basket
+(web/app orders and store receipts, anonymous ones included: rules are aggregates).
+``ml/recommendations``: top-k per customer of ``marts.customer_360`` and placement (home =
+personal CF, product = similar to the last touched product, cart = next item and bought-together
+complements), scored in batches by the champion model. For on-site use only (the consented
+email audience is activation/recommendations_email).
+
+Repurchase: a product already bought is shown again only in categories where buying the same
+product again is typical: consumables (grocery, beauty, pets, baby, health) by default. The
+repurchase rate per category (share of (customer, product) pairs bought on two or more
+purchases, REPURCHASE_SQL) is logged with every model; ``learn_repurchase_categories`` picks
+the categories from it instead. It is off by default because on the generated data the rates do
+not separate consumables cleanly (baby 0.32 ... outdoor 0.29, beauty 0.27 ... fashion 0.19).
+"""
+
+import time
+from datetime import datetime, timedelta
+
+import dagster as dg
+import mlflow
+import pandas as pd
+from pydantic import Field
+from threadpoolctl import threadpool_limits
+
+from c360.settings import get_settings
+from c360.warehouse import write_frame
+from ml import registry
+from ml.recommendations import models, spark_als
+from ml.recommendations.placements import (
+    DEFAULT_REPURCHASE_CATEGORIES,
+    REASON_NEXT,
+    REASON_PERSONAL,
+    REASON_POPULAR,
+    REASON_SIMILAR,
+    REASON_TOGETHER,
+    fit_model,
+    learn_repurchase_categories,
+    score_placements,
+)
+from orchestration import metadata
+from orchestration.dbt.assets import dbt_key
+from orchestration.model_lifecycle import lineage, model_metadata
+from orchestration.resources import WAREHOUSE_POOL, SparkWarehouseResource, WarehouseResource
+
+RECOMMENDER_KEY = dg.AssetKey(["ml", "recommender"])
+RULES_KEY = dg.AssetKey(["ml", "cross_sell_rules"])
+RECOMMENDATIONS_KEY = dg.AssetKey(["ml", "recommendations"])
+MODEL_NAME = "recommender"
+EXPERIMENT = "recommender"
+PROMOTION_METRIC = "temporal_ndcg_at_10"
+
+INTERACTIONS_TABLE = "intermediate.int_interactions_weighted"
+PURCHASE_LINES_TABLE = "intermediate.int_purchase_lines_unioned"
+IDENTITY_TABLE = "intermediate.int_identity_records_matched"
+EVENTS_TABLE = "staging.stg_web__events"
+PRODUCTS_TABLE = "staging.stg_catalog__products"
+ORDERS_TABLE = "staging.stg_ecommerce__orders"
+ORDER_ITEMS_TABLE = "staging.stg_ecommerce__order_items"
+POS_TABLE = "staging.stg_pos__transaction_lines"
+CUSTOMERS_TABLE = "marts.customer_360"
+# Customers whose touches the temporal evaluation reads (EVALUATION_EVENTS_SQL).
+EVALUATION_CUSTOMERS = 100_000
+
+RECOMMENDATION_COLUMNS = [
+    ("customer_id", "varchar", "Customer (marts.customer_360)"),
+    ("placement", "varchar", "home, product or cart"),
+    ("rank", "integer", "1 = best"),
+    ("product_id", "varchar", "Recommended product: in the catalogue, not discontinued"),
+    ("score", "double", "Placement score (comparable within a customer and placement)"),
+    (
+        "reason",
+        "varchar",
+        f"{REASON_PERSONAL}, {REASON_SIMILAR}, {REASON_NEXT}, {REASON_TOGETHER}, {REASON_POPULAR}",
+    ),
+    ("model_version", "bigint", "Version of the registered MLflow model `recommender`"),
+    ("scored_at", "timestamp", "When the row was scored"),
+]
+RULE_COLUMNS = [
+    ("antecedent", "varchar", "Product in the basket"),
+    ("consequent", "varchar", "Product also bought"),
+    ("baskets", "bigint", "Baskets holding both"),
+    ("support", "double", "Share of baskets holding both"),
+    ("confidence", "double", "P(consequent | antecedent)"),
+    ("lift", "double", "confidence / P(consequent); > 1 = bought together more than by chance"),
+]
+
+
+class RecommenderConfig(dg.Config):
+    holdout_days: int = Field(
+        default=60,
+        description="Days at the end of the data held out for the temporal evaluation: the model "
+        "is trained on touches before them and scored on purchases in them (promotion metric).",
+    )
+    neighbours: int = Field(
+        default=models.DEFAULT_NEIGHBOURS, description="Item-item weights kept per item."
+    )
+    repurchase_categories: list[str] = Field(
+        default=list(DEFAULT_REPURCHASE_CATEGORIES),
+        description="Categories whose already-bought products may be recommended again.",
+    )
+    learn_repurchase_categories: bool = Field(
+        default=False,
+        description="Instead, allow the categories whose repurchase rate reaches min_repurchase_rate.",
+    )
+    min_repurchase_rate: float = Field(
+        default=0.3,
+        description="Share of a category's (customer, product) pairs bought on two or more purchases.",
+    )
+    promotion_margin: float = Field(
+        default=0.002, description="How much higher the temporal NDCG@10 must be to replace the champion."
+    )
+    engine: str = Field(
+        default="ease",
+        description="ease: the EASE model above, registered in MLflow (serves ml/recommendations). "
+        "spark_als: Spark MLlib implicit ALS for interaction data beyond one machine (the spark "
+        "extra and Java 17+); writes the top als_k products per customer to ml.recommendations_als, "
+        "not registered (docs/SCALE_OUT.md).",
+    )
+    als_k: int = Field(default=10, description="spark_als: products per customer.")
+    evaluation_customers: int = Field(
+        default=EVALUATION_CUSTOMERS,
+        description="The temporal evaluation (and the L2 it tunes) uses the touches of at most this "
+        "many customers, a fixed md5-ordered sample; the model itself is fitted on every customer.",
+    )
+
+
+class CrossSellConfig(dg.Config):
+    min_support: float = Field(default=0.0005, description="Minimum share of baskets holding both products.")
+    min_confidence: float = Field(default=0.05, description="Minimum P(consequent | antecedent).")
+    min_lift: float = Field(default=1.5, description="Minimum lift (1 = independent).")
+    min_baskets: int = Field(default=3, description="Minimum baskets holding both (guards tiny samples).")
+
+
+class RecommendationsConfig(dg.Config):
+    k: int = Field(default=10, description="Products per customer and placement.")
+
+
+# ---------------------------------------------------------------- SQL
+
+# One row per touch (purchase, add-to-cart, product view) of the pairs in int_interactions_weighted;
+# joining back to it keeps the same customers and products. Feeds the transitions and the split.
+_TOUCHES_CTES = f"""
+with pairs as (
+    select customer_id, product_id from {INTERACTIONS_TABLE}
+),
+touches as (
+    select customer_id, product_id, purchased_at as event_time, 'purchase' as event_type
+    from {PURCHASE_LINES_TABLE}
+    union all
+    select i.customer_id, e.product_id, e.occurred_at, e.event_type
+    from {EVENTS_TABLE} e
+    join {IDENTITY_TABLE} i on i.source = 'web_events' and i.source_record_id = e.device_id
+    where e.event_type in ('product_view', 'add_to_cart')
+),
+final as (
+    select t.customer_id, t.product_id, t.event_time, t.event_type,
+        case t.event_type when 'purchase' then 5.0 when 'add_to_cart' then 2.0 else 1.0 end as weight
+    from touches t join pairs using (customer_id, product_id)
+)"""
+
+# The touches of at most {limit} customers (a fixed pseudo-random sample: md5 order, the same on
+# DuckDB and Spark) for the temporal evaluation. At 1M customers every touch is ~80M rows, which
+# as a DataFrame took more than 14 GB; NDCG@10 and the tuned L2 need far fewer customers.
+EVALUATION_EVENTS_SQL = (
+    _TOUCHES_CTES
+    + """,
+sample as (
+    select customer_id from (select distinct customer_id from pairs)
+    order by md5(customer_id), customer_id limit {limit}
+)
+select * from final where customer_id in (select customer_id from sample)
+order by customer_id, event_time, product_id"""
+)
+
+# Item -> next item counts over every customer's time-ordered touches, counted in SQL rather
+# than by sorting every touch in pandas (models.TransitionModel.from_counts). A repeat of the
+# same product is not a move; ties in time are ordered by product, as TransitionModel.fit does.
+TRANSITIONS_SQL = (
+    _TOUCHES_CTES
+    + """,
+ordered as (
+    select product_id,
+        lag(product_id) over (partition by customer_id order by event_time, product_id) as previous
+    from final
+)
+select previous as from_product, product_id as to_product, count(*) as transitions
+from ordered
+where previous is not null and previous <> product_id
+group by previous, product_id"""
+)
+
+REPURCHASE_SQL = f"""
+with pairs as (
+    select customer_id, product_id, count(distinct purchase_id) as purchases
+    from {PURCHASE_LINES_TABLE} where customer_id is not null group by all
+),
+final as (
+    select p.category, count(*) as pairs, avg(cast(purchases >= 2 as double)) as repurchase_rate
+    from pairs join {PRODUCTS_TABLE} p using (product_id)
+    group by p.category
+)
+select * from final order by repurchase_rate desc
+"""
+
+# Baskets: orders that were not cancelled and store receipts, each product once per basket.
+# Pair counts come from a self-join of the basket lines, so memory grows with pairs, not baskets².
+RULES_SQL = f"""
+with baskets as (
+    select distinct 'order:' || i.order_id as basket_id, i.product_id
+    from {ORDER_ITEMS_TABLE} i join {ORDERS_TABLE} o using (order_id)
+    where o.status not in ('cancelled')
+    union
+    select distinct 'pos:' || transaction_id, product_id from {POS_TABLE}
+),
+totals as (
+    select count(distinct basket_id)::double as n from baskets
+),
+item_counts as (
+    select product_id, count(*) as baskets from baskets group by product_id
+),
+pair_counts as (
+    select a.product_id as antecedent, b.product_id as consequent, count(*) as baskets
+    from baskets a join baskets b on a.basket_id = b.basket_id and a.product_id <> b.product_id
+    group by all
+    having count(*) >= $min_baskets
+),
+scored as (
+    select
+        p.antecedent,
+        p.consequent,
+        p.baskets,
+        p.baskets / t.n as support,
+        p.baskets / ia.baskets::double as confidence,
+        (p.baskets / ia.baskets::double) / (ic.baskets / t.n) as lift
+    from pair_counts p
+    cross join totals t
+    join item_counts ia on ia.product_id = p.antecedent
+    join item_counts ic on ic.product_id = p.consequent
+),
+final as (
+    select * from scored
+    where support >= $min_support and confidence >= $min_confidence and lift >= $min_lift
+)
+select * from final order by lift desc, support desc, antecedent, consequent
+"""
+
+
+# ---------------------------------------------------------------- assets
+
+
+def _training_threads():
+    # Two shared cores: BLAS threads beyond that only contend (EASE's solve is the hot spot).
+    return threadpool_limits(get_settings().training_threads)
+
+
+@dg.asset(
+    key=RULES_KEY,
+    deps=[
+        dbt_key("stg_ecommerce__orders"),
+        dbt_key("stg_ecommerce__order_items"),
+        dbt_key("stg_pos__transaction_lines"),
+    ],
+    group_name="recommendations",
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb"},
+    description="Cross-sell rules antecedent -> consequent with support, confidence and lift, "
+    "counted in DuckDB over every order and store receipt.",
+    metadata={"dagster/column_schema": metadata.column_schema(RULE_COLUMNS)},
+)
+def cross_sell_rules(config: CrossSellConfig, warehouse: WarehouseResource):
+    params = config.model_dump()
+    with warehouse.connect() as con:
+        con.execute(f"create or replace table ml.cross_sell_rules as {RULES_SQL}", params)
+        rows, antecedents, max_lift = con.execute(
+            "select count(*), count(distinct antecedent), max(lift) from ml.cross_sell_rules"
+        ).fetchall()[0]
+        top = con.execute("select * from ml.cross_sell_rules order by lift desc limit 10").df()
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": int(rows),
+            "antecedents": int(antecedents),
+            "max_lift": float(max_lift or 0.0),
+            "thresholds": params,
+            "top_rules": dg.MetadataValue.md(top.round(4).to_markdown(index=False)),
+        }
+    )
+
+
+def _load_training_data(con, evaluation_customers: int = EVALUATION_CUSTOMERS) -> dict:
+    interactions = con.execute(
+        f"select customer_id, product_id, weight, purchase_count, last_event_at from {INTERACTIONS_TABLE}"
+    ).df()
+    events = con.execute(EVALUATION_EVENTS_SQL.format(limit=int(evaluation_customers))).df()
+    transitions = con.execute(TRANSITIONS_SQL).df()
+    segments = dict(
+        con.execute(
+            f"select customer_id, rfm_segment from {CUSTOMERS_TABLE} where rfm_segment is not null"
+        ).fetchall()
+    )
+    products = con.execute(f"select product_id, category, is_discontinued from {PRODUCTS_TABLE}").df()
+    rates = con.execute(REPURCHASE_SQL).df()
+    return {
+        "interactions": interactions,
+        "events": events,
+        "transitions": transitions,
+        "segments": segments,
+        "products": products,
+        "rates": rates,
+    }
+
+
+@dg.asset(
+    key=RECOMMENDER_KEY,
+    deps=[
+        dbt_key("int_interactions_weighted"),
+        dbt_key("customer_360"),
+    ],
+    group_name="recommendations",
+    pool=WAREHOUSE_POOL,
+    kinds={"mlflow", "python"},
+    description="EASE item-item CF, popularity per RFM segment and next-item transitions, "
+    "evaluated on a temporal split and registered in MLflow as `recommender`.",
+)
+def recommender_model(
+    context: dg.AssetExecutionContext, config: RecommenderConfig, warehouse: WarehouseResource
+):
+    if config.engine == "spark_als":
+        return _fit_spark_als(config, warehouse)
+    if config.engine != "ease":
+        raise dg.Failure(f"unknown recommender engine {config.engine!r}: use 'ease' or 'spark_als'")
+    _training_threads()
+    with warehouse.reader() as con:
+        data = _load_training_data(con, config.evaluation_customers)
+    interactions, events, products = data["interactions"], data["events"], data["products"]
+    if interactions.empty:
+        raise dg.Failure(f"{INTERACTIONS_TABLE} is empty: nothing to train on")
+
+    # The same touches as EVALUATION_EVENTS_SQL's, whose latest int_interactions_weighted keeps per pair.
+    last_event = pd.Timestamp(interactions["last_event_at"].max())
+    cutoff = (last_event - timedelta(days=config.holdout_days)).normalize()
+    evaluation = models.evaluate_temporal(events, cutoff)
+    platform, popularity = evaluation["platform"], evaluation["popularity"]
+
+    repurchase_categories = (
+        learn_repurchase_categories(data["rates"], config.min_repurchase_rate)
+        if config.learn_repurchase_categories
+        else sorted(config.repurchase_categories)
+    )
+    allow_repurchase = products.loc[products["category"].isin(repurchase_categories), "product_id"]
+    unavailable = products.loc[products["is_discontinued"], "product_id"]
+    started = time.perf_counter()
+    model = fit_model(
+        interactions,
+        data["transitions"],
+        platform["l2"],
+        config.neighbours,
+        data["segments"],
+        allow_repurchase,
+        unavailable,
+    )
+    fit_seconds = time.perf_counter() - started
+
+    metrics = {
+        PROMOTION_METRIC: platform["ndcg@10"],
+        "temporal_precision_at_10": platform["precision@10"],
+        "temporal_recall_at_10": platform["recall@10"],
+        "temporal_map_at_10": platform["map@10"],
+        "temporal_coverage": platform["coverage"],
+        "popularity_ndcg_at_10": popularity["ndcg@10"],
+        "popularity_recall_at_10": popularity["recall@10"],
+        "popularity_coverage": popularity["coverage"],
+        "temporal_users_evaluated": evaluation["users"]["evaluated"],
+        "temporal_users_cold_start": evaluation["users"]["cold_start"],
+        "fit_seconds": fit_seconds,
+        "customers": len(model.state["meta"]["user_ids"]),
+        "products": len(model.state["meta"]["item_ids"]),
+        "interactions": len(interactions),
+    }
+    experiment_id = registry.use_experiment(EXPERIMENT)
+    with mlflow.start_run(run_name=f"recommender {last_event.date()}") as run:
+        mlflow.log_params(
+            {
+                "method": model.state["meta"]["method"],
+                "l2": platform["l2"],
+                "neighbours": config.neighbours,
+                "holdout_days": config.holdout_days,
+                "temporal_cutoff": str(cutoff.date()),
+                "repurchase_categories": ",".join(repurchase_categories),
+                "segments": ",".join(model.state["meta"]["segments"]),
+            }
+        )
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        registry.log_lineage(
+            interactions.drop(columns=["last_event_at"]),
+            source_table=INTERACTIONS_TABLE,
+            as_of=str(last_event),
+            name="recommender_interactions",
+            **lineage(context, warehouse),
+        )
+        mlflow.log_dict(
+            {"platform": platform, "popularity": popularity, "users": evaluation["users"]},
+            "temporal_eval.json",
+        )
+        mlflow.log_dict(
+            dict(zip(data["rates"]["category"], data["rates"]["repurchase_rate"].round(4))),
+            "repurchase_rates.json",
+        )
+        models.log_recommender(model, name="model")
+    version = registry.register_challenger(run.info.run_id, MODEL_NAME)
+    return dg.MaterializeResult(
+        metadata={
+            **model_metadata(version, config.promotion_margin),
+            PROMOTION_METRIC: float(platform["ndcg@10"]),
+            "temporal_eval": dg.MetadataValue.md(
+                "| model | NDCG@10 | P@10 | R@10 | MAP@10 | coverage |\n|---|---:|---:|---:|---:|---:|\n"
+                + "".join(
+                    f"| {name} | {m['ndcg@10']:.4f} | {m['precision@10']:.4f} | {m['recall@10']:.4f} "
+                    f"| {m['map@10']:.4f} | {m['coverage']:.3f} |\n"
+                    for name, m in (("platform CF", platform), ("popularity", popularity))
+                )
+            ),
+            "repurchase_categories": repurchase_categories,
+            "l2": float(platform["l2"]),
+            "fit_seconds": fit_seconds,
+            "customers": metrics["customers"],
+            "products": metrics["products"],
+            **metadata.run_metadata(experiment_id, run.info.run_id),
+        }
+    )
+
+
+def _fit_spark_als(config: RecommenderConfig, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """The spark_als engine: ALS on the interactions where they live (the Spark tables with
+    SparkWarehouseResource; otherwise read from DuckDB into a local session), top-k to DuckDB."""
+    try:
+        spark_als.require_pyspark()
+    except RuntimeError as exc:
+        raise dg.Failure(str(exc)) from exc
+    spark_warehouse = (
+        warehouse
+        if isinstance(warehouse, SparkWarehouseResource)
+        else SparkWarehouseResource(path=warehouse.path)
+    )
+    session = spark_warehouse.session()
+    columns = "customer_id, product_id, weight"
+    if warehouse is spark_warehouse:
+        interactions = session.sql(f"select {columns} from {INTERACTIONS_TABLE}")
+    else:
+        interactions = session.createDataFrame(
+            warehouse.read_frame(f"select {columns} from {INTERACTIONS_TABLE}")
+        )
+    started = time.perf_counter()
+    try:
+        top = spark_als.fit_als_top_k(interactions, k=config.als_k).toPandas()
+    except ValueError as exc:
+        raise dg.Failure(f"{INTERACTIONS_TABLE}: {exc}") from exc
+    fit_seconds = time.perf_counter() - started
+    with warehouse.connect() as con:
+        write_frame(con, "ml.recommendations_als", top)
+    return dg.MaterializeResult(
+        metadata={
+            "engine": "spark_als",
+            "rows": len(top),
+            "customers": int(top["customer_id"].nunique()),
+            "fit_seconds": fit_seconds,
+        }
+    )
+
+
+def load_champion() -> tuple[int, models.RecommenderModel, dict]:
+    """The champion's version, its RecommenderModel (artefacts loaded) and run params."""
+    from mlflow import MlflowClient
+
+    registry.configure()
+    champion = MlflowClient().get_model_version_by_alias(MODEL_NAME, registry.CHAMPION)
+    loaded = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@{registry.CHAMPION}")
+    params = MlflowClient().get_run(champion.run_id).data.params
+    return int(champion.version), loaded.unwrap_python_model(), params
+
+
+@dg.asset(
+    key=RECOMMENDATIONS_KEY,
+    deps=[
+        RECOMMENDER_KEY,
+        RULES_KEY,
+        dbt_key("customer_360"),
+        dbt_key("int_interactions_weighted"),
+    ],
+    group_name="recommendations",
+    pool=WAREHOUSE_POOL,
+    kinds={"duckdb", "mlflow", "python"},
+    description="Top-k products per customer of marts.customer_360 for the home (personal), "
+    "product (similar to the last touched product) and cart (next item, bought together) "
+    "placements, from the champion `recommender`. On-site use; marketing uses the consented audience.",
+    metadata={"dagster/column_schema": metadata.column_schema(RECOMMENDATION_COLUMNS)},
+)
+def recommendations(
+    context: dg.AssetExecutionContext, config: RecommendationsConfig, warehouse: WarehouseResource
+):
+    _training_threads()
+    version, model, params = load_champion()
+    repurchase_categories = [c for c in params.get("repurchase_categories", "").split(",") if c]
+    with warehouse.reader() as con:
+        customers = con.execute(
+            f"select customer_id, rfm_segment as segment from {CUSTOMERS_TABLE} order by customer_id"
+        ).df()
+        interactions = con.execute(
+            f"select customer_id, product_id, purchase_count, last_event_at from {INTERACTIONS_TABLE}"
+        ).df()
+        products = con.execute(f"select product_id, category, is_discontinued from {PRODUCTS_TABLE}").df()
+    # The rules are this platform's own output (ml.*), always in the DuckDB file.
+    with warehouse.connect(read_only=True) as con:
+        rules = con.execute("select antecedent, consequent, confidence from ml.cross_sell_rules").df()
+    available = set(products.loc[~products["is_discontinued"], "product_id"].astype(str))
+    repurchase = set(products.loc[products["category"].isin(repurchase_categories), "product_id"].astype(str))
+
+    scored_at = datetime.now().replace(microsecond=0)
+    started = time.perf_counter()
+    rows = 0
+    with warehouse.connect() as con:
+        con.execute(
+            "create or replace table ml.recommendations ("
+            + ", ".join(f"{name} {sql_type}" for name, sql_type, _ in RECOMMENDATION_COLUMNS)
+            + ")"
+        )
+        for batch in score_placements(
+            model.state, customers, interactions, rules, available, repurchase, config.k
+        ):
+            batch["model_version"] = version
+            batch["scored_at"] = scored_at
+            write_frame(con, "ml.recommendations", batch, RECOMMENDATION_COLUMNS, append=True)
+            rows += len(batch)
+        reasons = dict(
+            con.execute(
+                "select placement || ':' || reason, count(*) from ml.recommendations group by 1"
+            ).fetchall()
+        )
+    score_seconds = time.perf_counter() - started
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "customers": len(customers),
+            "model_version": version,
+            "score_seconds": score_seconds,
+            "reasons": {k: int(v) for k, v in sorted(reasons.items())},
+            "repurchase_categories": repurchase_categories,
+        }
+    )

@@ -1,0 +1,88 @@
+"""Blocking checks of the recommendation assets: the recommender's promotion gate, the cross-sell
+rules and the served recommendations."""
+
+import dagster as dg
+
+from orchestration.model_lifecycle import build_champion_gate
+from orchestration.recommendations.assets import (
+    CUSTOMERS_TABLE,
+    INTERACTIONS_TABLE,
+    MODEL_NAME,
+    PRODUCTS_TABLE,
+    PROMOTION_METRIC,
+    RECOMMENDATIONS_KEY,
+    RECOMMENDER_KEY,
+    RULES_KEY,
+)
+from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
+
+recommender_champion_gate = build_champion_gate(RECOMMENDER_KEY, MODEL_NAME, PROMOTION_METRIC)
+
+
+@dg.asset_check(
+    asset=RULES_KEY,
+    name="cross_sell_rules_valid",
+    blocking=True,
+    pool=WAREHOUSE_POOL,
+    description="Support and confidence in (0, 1], lift > 0, no self-pairs, one row per pair.",
+)
+def cross_sell_rules_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.connect(read_only=True) as con:
+        rows, pairs, bad_support, bad_confidence, bad_lift, self_pairs = con.execute(
+            """
+            select count(*), count(distinct (antecedent, consequent)),
+                   count(*) filter (where not support > 0 or support > 1),
+                   count(*) filter (where not confidence > 0 or confidence > 1),
+                   count(*) filter (where not lift > 0),
+                   count(*) filter (where antecedent = consequent)
+            from ml.cross_sell_rules
+            """
+        ).fetchall()[0]
+    failures = {
+        "duplicate_pairs": rows - pairs,
+        "support_out_of_range": bad_support,
+        "confidence_out_of_range": bad_confidence,
+        "lift_not_positive": bad_lift,
+        "self_pairs": self_pairs,
+    }
+    return dg.AssetCheckResult(
+        passed=not any(failures.values()),
+        metadata={"rows": int(rows), **{k: int(v) for k, v in failures.items()}},
+    )
+
+
+@dg.asset_check(
+    asset=RECOMMENDATIONS_KEY,
+    name="recommendations_valid",
+    blocking=True,
+    pool=WAREHOUSE_POOL,
+    description="Every customer has home recommendations; no unknown or discontinued product; "
+    "nothing already bought outside the repurchase categories; one row per rank.",
+)
+def recommendations_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.connect(read_only=True) as con:
+        missing, unknown, discontinued, duplicates, rebought = con.execute(
+            f"""
+            with home as (select distinct customer_id from ml.recommendations where placement = 'home'),
+            bought as (select customer_id, product_id from {INTERACTIONS_TABLE} where purchase_count > 0),
+            repeated as (
+                select r.* from ml.recommendations r join bought b using (customer_id, product_id)
+            )
+            select
+                (select count(*) from {CUSTOMERS_TABLE} where customer_id not in (select customer_id from home)),
+                (select count(*) from ml.recommendations where product_id not in (select product_id from {PRODUCTS_TABLE})),
+                (select count(*) from ml.recommendations r join {PRODUCTS_TABLE} p using (product_id) where p.is_discontinued),
+                (select count(*) - count(distinct (customer_id, placement, rank)) from ml.recommendations),
+                (select count(distinct p.category) from repeated r join {PRODUCTS_TABLE} p using (product_id))
+            """
+        ).fetchall()[0]
+    failures = {
+        "customers_without_home_recommendations": missing,
+        "unknown_products": unknown,
+        "discontinued_products": discontinued,
+        "duplicate_ranks": duplicates,
+    }
+    return dg.AssetCheckResult(
+        passed=not any(failures.values()),
+        metadata={**{k: int(v) for k, v in failures.items()}, "categories_shown_again": int(rebought)},
+    )

@@ -1,0 +1,158 @@
+"""The benchmark measures the real platform and compares it with a floor and a peer that compute
+the same thing: these tests prove the "same thing" part at tiny scale (no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cli.bench import landing as bench_landing
+from cli.bench import platform
+from cli.bench.core import compile_core_models, scale_env
+from cli.bench.floor import run_floor
+from cli.bench.peer import run_peer
+from cli.bench.report import HEADLINE
+
+
+@pytest.fixture(scope="module")
+def platform_copy(demo_home, tmp_path_factory) -> Path:
+    """A private copy of the demo warehouse: dbt compile opens its warehouse for writing."""
+    copy = tmp_path_factory.mktemp("platform") / "warehouse.duckdb"
+    shutil.copy(demo_home / "warehouse.duckdb", copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def platform_marts(platform_copy) -> dict:
+    return platform.marts_summary(platform_copy)
+
+
+def _records(path: Path) -> list[bytes]:
+    with open(path, "rb") as fh:
+        return list(bench_landing._records(fh))
+
+
+def test_held_out_slice_is_the_last_days_and_keeps_every_record_byte_for_byte(demo_home, tmp_path):
+    source = demo_home / "landing"
+    landing, held = tmp_path / "landing", tmp_path / "held"
+    summary = bench_landing.prepare_landing(source, landing, held, days=7)
+
+    assert summary.rows_held_out > 0 and 0 < summary.share < 0.05
+    for rel in summary.files:
+        new = held / rel
+        original = source / new.parent.name / new.name.replace("_new", "")
+        kept = landing / new.parent.name / original.name
+        assert not kept.is_symlink()
+        # The same header on both halves, and every original record in exactly one of them.
+        assert _records(kept)[0] == _records(new)[0] == _records(original)[0]
+        assert sorted(_records(kept)[1:] + _records(new)[1:]) == sorted(_records(original)[1:])
+    new_orders = {
+        line.split(b",")[0] for f in (held / "ecommerce_orders").glob("*.csv") for line in _records(f)[1:]
+    }
+    for f in (held / "ecommerce_order_items").glob("*.csv"):
+        assert {line.split(b",")[1] for line in _records(f)[1:]} <= new_orders
+    for f in (held / "web_events").glob("*.csv"):
+        assert all(line.split(b",")[1] >= summary.cutoff[:10].encode() for line in _records(f)[1:])
+    # Older months are not copied.
+    assert any(p.is_symlink() for p in (landing / "web_events").iterdir())
+
+    moved = bench_landing.release_held_out(held, landing)
+    assert sorted(str(p.relative_to(landing)) for p in moved) == sorted(summary.files)
+
+
+def test_the_loader_picks_up_only_the_new_days_on_the_second_load(demo_home, tmp_path):
+    from c360.ingest.loader import load_source
+    from c360.privacy.keys import Keyring
+    from c360.warehouse import connect
+
+    landing, held = tmp_path / "landing", tmp_path / "held"
+    summary = bench_landing.prepare_landing(demo_home / "landing", landing, held, days=7)
+    keyring = Keyring.generate()
+    con = connect(tmp_path / "warehouse.duckdb")
+    try:
+        for name in ("products", "ecommerce_orders", "web_events"):
+            load_source(con, name, landing, keyring)
+        before = con.execute("select count(*) from raw.web_events").fetchall()[0][0]
+        bench_landing.release_held_out(held, landing)
+        loads, errors = load_source(con, "web_events", landing, keyring)
+        after = con.execute("select count(*) from raw.web_events").fetchall()[0][0]
+    finally:
+        con.close()
+    assert not errors
+    new = [l for l in loads if not l.skipped]
+    assert [l.file for l in new] == [f for f in summary.files if f.startswith("web_events/")]
+    assert after - before == sum(l.rows_loaded for l in new) > 0
+
+
+def test_floor_builds_exactly_the_platforms_customer_360_and_rfm(
+    demo_home, platform_copy, platform_marts, tmp_path
+):
+    env = scale_env(demo_home) | {"C360_WAREHOUSE": str(platform_copy)}
+    manifest = compile_core_models(env, tmp_path / "target", tmp_path / "logs")
+    result = run_floor(
+        demo_home / "landing", tmp_path / "floor" / "warehouse.duckdb", manifest, platform_copy
+    )
+
+    assert {"customer_360", "customer_rfm", "identity_map", "int_identity_components_resolved"} <= set(
+        result["models"]
+    )
+    assert result["marts"] == platform_marts
+    assert result["raw_rows"]["web_events"] > 0
+
+
+def test_pandas_peer_agrees_with_the_platform_up_to_identity_resolution(demo_home, platform_marts):
+    peer = run_peer(demo_home / "landing")["marts"]
+    # Exact links only (no fuzzy names, no device stitching beyond logins): a few more, smaller people.
+    assert peer["customers"] == pytest.approx(platform_marts["customers"], rel=0.15)
+    assert peer["revenue"] == pytest.approx(platform_marts["revenue"], rel=0.05)
+    assert set(peer["rfm_segments"]) == set(platform_marts["rfm_segments"])
+    assert sum(peer["rfm_segments"].values()) == pytest.approx(
+        sum(platform_marts["rfm_segments"].values()), rel=0.15
+    )
+
+
+def test_stage_timings_come_from_the_runs_dagster_event_log(demo_home, demo_run):
+    steps = platform.run_steps(demo_home / "dagster", demo_run["run_id"])
+    assert steps["status"] == "SUCCESS"
+    assert all(steps["stages"][stage] > 0 for stage in ("ingest", "dbt build", "quality gates", "ml"))
+    stage_of = {s["step"]: s["stage"] for s in steps["steps"]}
+    assert stage_of["ingest_web_events"] == "ingest"
+    assert stage_of["raw__web_events_quality_gate"] == "quality gates"
+    assert stage_of["ml__churn_model"] == "ml"
+    models = {r["name"] for r in platform.dbt_results(demo_run["run_id"]) if r["kind"] == "model"}
+    assert {"customer_360", "customer_rfm", "int_identity_components_resolved"} <= models
+
+
+@pytest.mark.slow
+def test_bench_command_writes_the_headline_figures_per_scale(c360_home, tmp_path):
+    from click.testing import CliRunner
+
+    from cli.bench.command import bench_command
+
+    results = tmp_path / "results.json"
+    outcome = CliRunner().invoke(
+        bench_command,
+        [
+            "--customers",
+            "150",
+            "--root",
+            str(tmp_path / "bench"),
+            "--no-incremental",
+            "--results",
+            str(results),
+        ],
+    )
+    assert outcome.exit_code == 0, outcome.output
+    report = json.loads((c360_home / "reports" / "bench.json").read_text())
+    scale = report["scales"]["150"]
+    assert set(HEADLINE) <= set(scale)
+    assert scale["incremental_share"] is None  # not run, and said so
+    assert scale["floor"]["marts"] == scale["platform_marts"]
+    assert scale["peer"]["marts"]["customers"] > 0
+    assert report["machine"]["cores"] >= 1 and len(report["load_avg_samples"][0]) == 3
+    assert (c360_home / "reports" / "bench.md").read_text().startswith("# Benchmark run")
+    committed = json.loads(results.read_text())["scales"]["150"]
+    assert set(HEADLINE) <= set(committed) and committed["command"].startswith("c360 bench")
