@@ -21,7 +21,6 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from c360.contracts import SOURCES
 from expectations.suite import Drift, QualitySuite
 
 MART_SUITES = ("customer_360", "identity_map")
@@ -99,10 +98,6 @@ def record_validated(con, suite: QualitySuite, loaded_through: datetime | None, 
 def load_suite(name: str) -> QualitySuite:
     """``raw.<source>`` or ``marts.<model>`` -> its suite from ``expectations/<table>.py``."""
     return importlib.import_module(f"expectations.{name.split('.', 1)[1]}").suite
-
-
-def all_suite_names() -> list[str]:
-    return [f"raw.{s}" for s in SOURCES] + [f"marts.{m}" for m in MART_SUITES]
 
 
 @dataclass

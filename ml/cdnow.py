@@ -28,7 +28,6 @@ import pandas as pd
 
 from ml import clv
 
-CALIBRATION_START = pd.Timestamp("1997-01-01")
 CALIBRATION_END = pd.Timestamp("1997-09-30")
 HOLDOUT_END = pd.Timestamp("1998-06-30")
 PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426, "p": 6.25, "q": 3.74, "v": 15.44}

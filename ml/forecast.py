@@ -36,7 +36,6 @@ SEASON = 52
 FOURIER_TERMS = 6
 RIDGE_PENALTY = 1.0
 HALF_LIFE_WEEKS = 104
-MIN_WEEKS_FOR_MODEL = 2 * SEASON  # the ridge with the season-ago lag
 MIN_WEEKS_FOR_RIDGE = SEASON + 13  # the ridge on calendar terms only
 LEVEL_WEEKS = 8  # recent weeks compared with a season earlier by level_adjusted_naive
 MIN_LEVEL_WEEKS = 4

@@ -10,6 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from c360.checkdigits import luhn_check_digits, prc_check_chars
+
 # (surname, relative frequency); frequencies follow the published top-surname shares.
 SURNAMES = [
     ("Wang", 7.1),
@@ -290,8 +292,6 @@ MOBILE_PREFIXES = [
     198,
     199,
 ]
-ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2])
-ID_CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8)
 
 
 def weighted(rng: np.random.Generator, weights, n: int) -> np.ndarray:
@@ -344,29 +344,8 @@ def national_ids(area: np.ndarray, birth: np.ndarray, male: np.ndarray, rng: np.
     d = (b - b.astype("datetime64[M]")).astype(int) + 1
     seq = rng.integers(0, 500, size=len(area)) * 2 + male.astype(int)
     body = np.hstack([digit_matrix(area, 6), digit_matrix(y * 10000 + m * 100 + d, 8), digit_matrix(seq, 3)])
-    check = ID_CHECK[(body * ID_WEIGHTS).sum(axis=1) % 11]
+    check = prc_check_chars(body)
     return digits_to_strings(np.hstack([body + 48, check[:, None]]))
-
-
-def national_id_valid(s: str) -> bool:
-    if len(s) != 18 or not s[:17].isdigit():
-        return False
-    total = sum(int(c) * w for c, w in zip(s[:17], ID_WEIGHTS))
-    return s[17] == "10X98765432"[total % 11]
-
-
-def luhn_check_digit(payload: np.ndarray) -> np.ndarray:
-    """Check digit for each row of a digit matrix (payload without the check digit)."""
-    rev = payload[:, ::-1]
-    doubled = rev[:, 0::2] * 2
-    total = (doubled // 10 + doubled % 10).sum(axis=1) + rev[:, 1::2].sum(axis=1)
-    return (10 - total % 10) % 10
-
-
-def luhn_valid(s: str) -> bool:
-    digits = [int(c) for c in s][::-1]
-    total = sum(d if i % 2 == 0 else (d * 2 // 10 + d * 2 % 10) for i, d in enumerate(digits))
-    return total % 10 == 0
 
 
 def bank_cards(rng: np.random.Generator, n: int) -> pa.Array:
@@ -379,7 +358,7 @@ def bank_cards(rng: np.random.Generator, n: int) -> pa.Array:
         issuer = weighted(rng, [7, 2, 1], len(idx))
         body[:, 0] = np.where(issuer == 0, 6, np.where(issuer == 1, 4, 5))
         body[issuer == 0, 1] = 2
-        full = np.hstack([body, luhn_check_digit(body)[:, None]]) + 48
+        full = np.hstack([body, luhn_check_digits(body)[:, None]]) + 48
         out[idx] = np.asarray(digits_to_strings(full).to_numpy(zero_copy_only=False), dtype=object)
     return pa.array(out, pa.string())
 

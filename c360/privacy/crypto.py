@@ -22,6 +22,7 @@ import pyarrow as pa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from c360 import checkdigits
 from c360.privacy.keys import Keyring
 
 # --------------------------------------------------------------------------- encryption
@@ -266,10 +267,6 @@ def pseudonym(value: str | None, keyring: Keyring, kind: str) -> str | None:
     return hmac.new(keyring.hmac_key, f"{kind}:{normalised}".encode(), hashlib.sha256).hexdigest()
 
 
-def pseudonym_column(values: pa.Array | Sequence[str | None], keyring: Keyring, kind: str) -> pa.Array:
-    return pa.array([pseudonym(v, keyring, kind) for v in _as_list(values)], type=pa.string())
-
-
 def _hmac_pads(key: bytes) -> tuple[bytes, bytes]:
     block = 64
     if len(key) > block:
@@ -434,46 +431,12 @@ def mask_national_id_sql(col: str) -> str:
 
 # --------------------------------------------------------------------------- validators
 
-PRC_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-PRC_CHECK_CHARS = "10X98765432"
-
-
 def luhn_valid(card: str | None) -> bool:
     """Luhn checksum over the digits (separators ignored); False under two digits."""
-    digits = normalise_card(card) or ""
-    if len(digits) < 2:
-        return False
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        total += d if i % 2 == 0 else (2 * d - 9 if d > 4 else 2 * d)
-    return total % 10 == 0
-
-
-def prc_check_char(first17: str) -> str:
-    return PRC_CHECK_CHARS[sum(int(c) * w for c, w in zip(first17, PRC_WEIGHTS, strict=True)) % 11]
+    return checkdigits.luhn_valid(normalise_card(card) or "")
 
 
 def prc_id_valid(id18: str | None) -> bool:
     """ISO 7064 MOD 11-2 check character of an 18-character PRC resident id."""
     value = normalise_national_id(id18)
-    return value is not None and prc_check_char(value[:17]) == value[17]
-
-
-def luhn_valid_sql(digits: str) -> str:
-    """SQL boolean: Luhn over a digits-only VARCHAR expression."""
-    return (
-        f"(list_sum(list_transform(range(length({digits})), lambda i: "
-        f"case when i % 2 = 0 then ord(reverse({digits})[i + 1]) - 48 "
-        f"else 2 * (ord(reverse({digits})[i + 1]) - 48) - 9 * (ord(reverse({digits})[i + 1]) > 52)::int end)) "
-        f"% 10 = 0)"
-    )
-
-
-def prc_id_valid_sql(id18: str) -> str:
-    """SQL boolean: the check character of an 18-character upper-case id expression."""
-    weights = list(PRC_WEIGHTS)
-    return (
-        f"(substr('{PRC_CHECK_CHARS}', 1 + cast(list_sum(list_transform(range(17), lambda i: "
-        f"(ord(({id18})[i + 1]) - 48) * {weights}[i + 1])) % 11 as bigint), 1) = upper(({id18})[18]))"
-    )
+    return value is not None and checkdigits.prc_id_valid(value)

@@ -36,15 +36,14 @@ from pathlib import Path
 
 import duckdb
 
+from c360.checkdigits import luhn_valid_sql, prc_id_valid_sql
 from c360.privacy.crypto import (
     luhn_valid,
-    luhn_valid_sql,
     mask_card,
     mask_email,
     mask_national_id,
     mask_phone,
     prc_id_valid,
-    prc_id_valid_sql,
 )
 from c360.settings import Settings, get_settings
 

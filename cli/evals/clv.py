@@ -111,7 +111,7 @@ def demand_backtest(horizon: int = 8, folds: int = 4) -> dict | None:
     from c360.settings import get_settings
     from c360.warehouse import connect, table_exists
     from ml import forecast
-    from orchestration.forecast.assets import WEEKLY_UNITS_SQL
+    from orchestration.forecast.assets import read_weekly_units
 
     warehouse = get_settings().warehouse
     if not warehouse.exists():
@@ -121,12 +121,11 @@ def demand_backtest(horizon: int = 8, folds: int = 4) -> dict | None:
     except duckdb.Error as exc:
         return {"error": f"could not open {warehouse}: {exc}"}
     try:
-        if not table_exists(con, "intermediate", "int_purchase_lines_unioned"):
+        if not table_exists(con, "features", "category_weekly_units"):
             return None
-        history = con.execute(WEEKLY_UNITS_SQL).df()
+        history = read_weekly_units(con)
     finally:
         con.close()
-    history["week_start"] = pd.to_datetime(history["week_start"])
     if history["week_start"].nunique() <= horizon * folds:
         return {"error": f"{history['week_start'].nunique()} weeks of history: too short for the backtest"}
     models = {"forecast": forecast.forecast, "seasonal_naive": forecast.seasonal_naive}

@@ -16,8 +16,6 @@ import duckdb
 
 from c360.contracts import SOURCES
 
-CASCADE_RULES = ("orphan_order", "duplicate")
-
 
 def quality_scores(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> dict:
     truth_csv = Path(truth_dir) / "defects.csv"

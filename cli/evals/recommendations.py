@@ -41,10 +41,10 @@ def movielens_section(path: Path | None = None) -> dict:
 
 def platform_temporal_section(con, holdout_days: int = 60) -> dict:
     from ml.recommendations.models import TIME, evaluate_temporal
-    from orchestration.recommendations.assets import EVALUATION_CUSTOMERS, EVALUATION_EVENTS_SQL
+    from orchestration.recommendations.assets import read_evaluation_touches
 
     # The same customers as the recommender's own evaluation (all of them up to 100k).
-    events = con.execute(EVALUATION_EVENTS_SQL.format(limit=EVALUATION_CUSTOMERS)).df()
+    events = read_evaluation_touches(con)
     if events.empty:
         return {"skipped": "no interactions in the warehouse"}
     cutoff = (pd.Timestamp(events[TIME].max()) - timedelta(days=holdout_days)).normalize()

@@ -160,3 +160,13 @@ least(5, 1 + floor(5 * percent_rank() over ({% if partition_by %}partition by {{
 {% macro list_of() -%}{{ adapter.dispatch('list_of', 'customer_360')(caller()) }}{%- endmacro %}
 {% macro duckdb__list_of(items) -%}[{{ items }}]{%- endmacro %}
 {% macro default__list_of(items) -%}array({{ items }}){%- endmacro %}
+
+{# One row per date from `first` to `last` (inclusive) every `step_days`, as column `name`, for each
+   row of `relation` (whose columns `first` and `last` name): a calendar grid. #}
+{% macro date_series(relation, first, last, step_days, name) -%}{{ return(adapter.dispatch('date_series', 'customer_360')(relation, first, last, step_days, name)) }}{%- endmacro %}
+{% macro duckdb__date_series(relation, first, last, step_days, name) -%}
+select cast(r.{{ name }} as date) as {{ name }} from {{ relation }}, range({{ first }}, {{ last }} + 1, interval {{ step_days }} day) as r({{ name }})
+{%- endmacro %}
+{% macro default__date_series(relation, first, last, step_days, name) -%}
+select explode(sequence({{ first }}, {{ last }}, interval {{ step_days }} days)) as {{ name }} from {{ relation }}
+{%- endmacro %}

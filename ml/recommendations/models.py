@@ -450,8 +450,6 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
     strings.
     """
 
-    ARTEFACTS = ("history", "weights", "transitions", "popularity", "meta")
-
     def __init__(self) -> None:
         self.state: dict | None = None
 

@@ -14,7 +14,6 @@ import scipy.sparse as sp
 from ml.recommendations import models
 from ml.recommendations.models import ITEM, USER, WEIGHT, top_k_from_scores
 
-PLACEMENTS = ("home", "product", "cart")
 DEFAULT_REPURCHASE_CATEGORIES = ("baby", "beauty", "grocery", "health", "pets")
 REASON_PERSONAL, REASON_SIMILAR, REASON_NEXT, REASON_TOGETHER, REASON_POPULAR = (
     "personal",

@@ -12,8 +12,6 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-METRIC_NAMES = ("ndcg", "precision", "recall", "map")
-
 
 def hits_matrix(top_k: np.ndarray, relevant: sp.spmatrix) -> np.ndarray:
     """Boolean ``n_users x k`` array: is ``top_k[u, r]`` one of user u's relevant items?"""

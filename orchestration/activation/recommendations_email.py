@@ -3,6 +3,7 @@
 import dagster as dg
 
 from orchestration.dbt.assets import dbt_key
+from orchestration.privacy.checks import consent_check
 from orchestration.recommendations.assets import CUSTOMERS_TABLE, RECOMMENDATIONS_KEY
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
 
@@ -36,23 +37,5 @@ def recommendations_email(warehouse: WarehouseResource):
     return dg.MaterializeResult(metadata={"dagster/row_count": int(rows), "customers": int(customers)})
 
 
-@dg.asset_check(
-    asset=EMAIL_AUDIENCE_KEY,
-    name="recommendations_email_consented",
-    blocking=True,
-    pool=WAREHOUSE_POOL,
-    description="Every customer in the email audience has current email consent.",
-)
-def recommendations_email_consented(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    with warehouse.connect(read_only=True) as con:
-        (without_consent,) = con.execute(
-            f"""
-            select count(distinct a.customer_id)
-            from activation.recommendations_email a
-            left join {CUSTOMERS_TABLE} c using (customer_id)
-            where not coalesce(c.consent_email, false)
-            """
-        ).fetchall()[0]
-    return dg.AssetCheckResult(
-        passed=without_consent == 0, metadata={"customers_without_consent": int(without_consent)}
-    )
+# No consent, no e-mail: the same gate as every audience the platform exports.
+recommendations_email_consented = consent_check(EMAIL_AUDIENCE_KEY, "email")

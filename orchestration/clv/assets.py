@@ -1,19 +1,20 @@
 """Customer lifetime value as Dagster assets: train (``ml/clv_model``) and score (``ml/clv``).
 
-``ml/clv_model``: per-customer purchase-day summaries built in DuckDB, BG/NBD + Gamma-Gamma fitted
+``ml/clv_model``: per-customer purchase-day summaries (dbt: features.clv_customer_summary), BG/NBD + Gamma-Gamma fitted
 with ``ml.clv``, the fit tracked in MLflow and registered as a new version of ``clv`` with alias
 ``challenger``; the blocking check ``clv_champion_gate`` promotes it. ``ml/clv``: every customer
 scored by ``models:/clv@champion``.
 
 Promotion metric of ``clv``: ``holdout_mae_repeat_purchases``, the mean absolute error per
-customer of predicted vs actual repeat purchase days over the last ``holdout_days`` of data,
+customer of predicted vs actual repeat purchase days over the last days of data (dbt var
+``clv_holdout_days``, default 180; features.clv_holdout_summary),
 from a refit on the data before them (lower is better). It measures what the scores are used
 for (who buys again, how often) on a time split, unlike the in-sample log-likelihood.
 """
 
 import time
 from dataclasses import asdict
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import dagster as dg
 import mlflow
@@ -33,6 +34,8 @@ CLV_KEY = dg.AssetKey(["ml", "clv"])
 CLV_EXPERIMENT = "clv"
 PROMOTION_METRIC = clv.HOLDOUT_METRIC
 PURCHASES_TABLE = "intermediate.int_purchases_unioned"
+SUMMARY_VIEW = "features.clv_customer_summary"
+HOLDOUT_VIEW = "features.clv_holdout_summary"
 
 CLV_COLUMNS = [
     ("customer_id", "varchar", "Customer id (marts.identity_map)"),
@@ -52,11 +55,6 @@ CLV_COLUMNS = [
 
 
 class CLVConfig(dg.Config):
-    holdout_days: int = Field(
-        default=180,
-        description="Days at the end of the data held out to measure the promotion metric "
-        "(a refit on the earlier data predicts each customer's repeat purchases in them).",
-    )
     horizon_months: int = Field(default=12, description="Months of future purchases counted in the CLV.")
     monthly_discount_rate: float = Field(
         default=clv.DEFAULT_MONTHLY_DISCOUNT_RATE,
@@ -67,73 +65,29 @@ class CLVConfig(dg.Config):
     )
 
 
-# Purchases collapse to purchase days (a day's orders are one purchase of their summed amount);
-# T runs to the as-of date, the day after the last purchase in the data.
-SUMMARY_SQL = f"""
-with purchases as (
-    select customer_id, cast(purchased_at as date) as day, coalesce(amount, 0) as amount
-    from {PURCHASES_TABLE}
-    where customer_id is not null and cast(purchased_at as date) < $as_of
-),
-days as (
-    select customer_id, day, sum(amount) as amount from purchases group by all
-),
-firsts as (
-    select *, min(day) over (partition by customer_id) as first_day from days
-),
-final as (
-    select
-        customer_id,
-        count(*) filter (where day > first_day) as frequency,
-        date_diff('day', min(day), max(day)) as recency_days,
-        date_diff('day', min(first_day), $as_of) as t_days,
-        coalesce(avg(amount) filter (where day > first_day), 0) as monetary_value
-    from firsts
-    group by customer_id
-)
-select * from final order by customer_id
-"""
-
-HOLDOUT_SQL = f"""
-select customer_id, count(distinct cast(purchased_at as date)) as holdout_purchases
-from {PURCHASES_TABLE}
-where customer_id is not null and cast(purchased_at as date) >= $start and cast(purchased_at as date) < $end
-group by customer_id
-"""
+def _read_summary(warehouse: WarehouseResource) -> tuple[date, pd.DataFrame]:
+    with warehouse.reader() as con:
+        summary = con.execute(f"select * from {SUMMARY_VIEW} order by customer_id").df()
+    if summary.empty:
+        raise dg.Failure(f"{SUMMARY_VIEW} is empty: no customer has a purchase to fit on")
+    return pd.Timestamp(summary["as_of_date"].iloc[0]).date(), summary.drop(columns=["as_of_date"])
 
 
-def _as_of(con) -> date | None:
-    last = con.execute(f"select max(cast(purchased_at as date)) from {PURCHASES_TABLE}").fetchone()[0]
-    return None if last is None else last + timedelta(days=1)
-
-
-def _summary(con, as_of: date) -> pd.DataFrame:
-    return con.execute(SUMMARY_SQL, {"as_of": as_of}).df()
-
-
-def _holdout(con, as_of: date, holdout_days: int) -> dict:
-    split = as_of - timedelta(days=holdout_days)
-    actual = con.execute(HOLDOUT_SQL, {"start": split, "end": as_of}).df()
-    return clv.holdout_error(
-        _summary(con, split), actual.set_index("customer_id")["holdout_purchases"], holdout_days
-    )
+def _holdout(warehouse: WarehouseResource) -> tuple[int, dict]:
+    with warehouse.reader() as con:
+        calibration = con.execute(f"select * from {HOLDOUT_VIEW} order by customer_id").df()
+    holdout_days = int(calibration["holdout_days"].iloc[0]) if len(calibration) else 0
+    actual = calibration.set_index("customer_id")["holdout_purchases"]
+    return holdout_days, clv.holdout_error(calibration, actual, holdout_days)
 
 
 def _tier_counts(scored: pd.DataFrame) -> dict[str, int]:
     return {t: int((scored["clv_tier"] == t).sum()) for t, _ in clv.TIER_SHARES}
 
 
-def _read_summary(warehouse: WarehouseResource) -> tuple[date, pd.DataFrame]:
-    with warehouse.connect(read_only=True) as con:
-        as_of = _as_of(con)
-        if as_of is None:
-            raise dg.Failure(f"{PURCHASES_TABLE} has no purchases: nothing to fit")
-        return as_of, _summary(con, as_of)
-
-
 @dg.asset(
     key=CLV_MODEL_KEY,
-    deps=[dbt_key("int_purchases_unioned")],
+    deps=[dbt_key("clv_customer_summary"), dbt_key("clv_holdout_summary")],
     group_name="ml",
     pool=WAREHOUSE_POOL,
     kinds={"mlflow", "python"},
@@ -145,8 +99,7 @@ def clv_model(context: dg.AssetExecutionContext, config: CLVConfig, warehouse: W
     started = time.perf_counter()
     bgnbd, gamma_gamma = clv.fit_summary(summary)
     fit_seconds = time.perf_counter() - started
-    with warehouse.connect(read_only=True) as con:
-        holdout = _holdout(con, as_of, config.holdout_days)
+    holdout_days, holdout = _holdout(warehouse)
     model = clv.CLVModel(
         bgnbd, gamma_gamma, config.horizon_months, config.monthly_discount_rate, clv.PERIODS_PER_MONTH["D"]
     )
@@ -158,7 +111,7 @@ def clv_model(context: dg.AssetExecutionContext, config: CLVConfig, warehouse: W
 
     experiment_id = registry.use_experiment(CLV_EXPERIMENT)
     with mlflow.start_run(run_name=f"clv {as_of}") as run:
-        mlflow.log_params(model.params_dict() | {"holdout_days": config.holdout_days, "time_unit": "day"})
+        mlflow.log_params(model.params_dict() | {"holdout_days": holdout_days, "time_unit": "day"})
         mlflow.log_metrics(
             {
                 "fit_seconds": fit_seconds,
@@ -195,7 +148,7 @@ def clv_model(context: dg.AssetExecutionContext, config: CLVConfig, warehouse: W
 
 @dg.asset(
     key=CLV_KEY,
-    deps=[CLV_MODEL_KEY, dbt_key("int_purchases_unioned")],
+    deps=[CLV_MODEL_KEY, dbt_key("clv_customer_summary")],
     group_name="ml",
     pool=WAREHOUSE_POOL,
     kinds={"duckdb", "mlflow", "python"},

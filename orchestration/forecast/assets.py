@@ -1,6 +1,6 @@
 """Weekly demand per product category, as a Dagster asset.
 
-``ml/demand_forecast``: weekly units per category built in DuckDB, forecast with ``ml.forecast``
+``ml/demand_forecast``: weekly units per category (dbt: features.category_weekly_units), forecast with ``ml.forecast``
 (per category the model its own recent backtest chose) and backtested against seasonal-naive
 (MASE, WAPE, MAPE overall and per category).
 """
@@ -17,7 +17,7 @@ from orchestration.dbt.assets import dbt_key
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
 
 DEMAND_KEY = dg.AssetKey(["ml", "demand_forecast"])
-PURCHASE_LINES_TABLE = "intermediate.int_purchase_lines_unioned"
+WEEKLY_UNITS_VIEW = "features.category_weekly_units"
 
 DEMAND_COLUMNS = [
     ("category", "varchar", "Product category"),
@@ -34,41 +34,16 @@ class DemandForecastConfig(dg.Config):
     backtest_folds: int = Field(default=4, description="Rolling-origin folds of `horizon_weeks` each.")
 
 
-# Weekly units per category on a full category x week grid (weeks without sales are 0). Only
-# whole weeks count: the partial first and last weeks of the data would look like slumps.
-WEEKLY_UNITS_SQL = f"""
-with lines as (
-    select coalesce(category, 'uncategorised') as category, cast(purchased_at as date) as day, quantity
-    from {PURCHASE_LINES_TABLE}
-),
-bounds as (
-    select
-        cast(date_trunc('week', min(day) + 6) as date) as first_week,
-        cast(date_trunc('week', max(day) + 1) as date) - 7 as last_week
-    from lines
-),
-weeks as (
-    select cast(week_start as date) as week_start
-    from bounds, range(first_week, last_week + 1, interval 7 day) as r(week_start)
-),
-categories as (
-    select distinct category from lines
-),
-sold as (
-    select category, cast(date_trunc('week', day) as date) as week_start, sum(quantity) as units
-    from lines group by all
-),
-final as (
-    select c.category, w.week_start, coalesce(s.units, 0)::double as units
-    from categories c cross join weeks w left join sold s using (category, week_start)
-)
-select * from final order by category, week_start
-"""
+def read_weekly_units(con) -> pd.DataFrame:
+    """The forecast's history (features.category_weekly_units), ``week_start`` as a timestamp."""
+    history = con.execute(f"select * from {WEEKLY_UNITS_VIEW} order by category, week_start").df()
+    history["week_start"] = pd.to_datetime(history["week_start"])
+    return history
 
 
 @dg.asset(
     key=DEMAND_KEY,
-    deps=[dbt_key("int_purchase_lines_unioned")],
+    deps=[dbt_key("category_weekly_units")],
     group_name="ml",
     pool=WAREHOUSE_POOL,
     kinds={"duckdb", "python"},
@@ -80,11 +55,10 @@ def demand_forecast(
     context: dg.AssetExecutionContext, config: DemandForecastConfig, warehouse: WarehouseResource
 ):
     settings = get_settings().ensure_dirs()
-    with warehouse.connect(read_only=True) as con:
-        history = con.execute(WEEKLY_UNITS_SQL).df()
+    with warehouse.reader() as con:
+        history = read_weekly_units(con)
     if history.empty:
-        raise dg.Failure(f"{PURCHASE_LINES_TABLE} has no whole week of sales: nothing to forecast")
-    history["week_start"] = pd.to_datetime(history["week_start"])
+        raise dg.Failure(f"{WEEKLY_UNITS_VIEW} has no whole week of sales: nothing to forecast")
     predicted = forecast.forecast(history, horizon=config.horizon_weeks)
     predicted["model"] = predicted["category"].map(forecast.chosen_models(history, config.horizon_weeks))
 

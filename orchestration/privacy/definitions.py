@@ -1,5 +1,5 @@
-"""Privacy domain: the erasure job. Consent gates (checks.consent_check) are attached by the
-modules that build each audience."""
+"""Privacy domain: the erasure job. Consent gates (checks.consent_check) are attached to each
+audience by the activation domain."""
 
 import dagster as dg
 

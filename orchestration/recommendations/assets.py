@@ -16,7 +16,7 @@ email audience is activation/recommendations_email).
 Repurchase: a product already bought is shown again only in categories where buying the same
 product again is typical: consumables (grocery, beauty, pets, baby, health) by default. The
 repurchase rate per category (share of (customer, product) pairs bought on two or more
-purchases, REPURCHASE_SQL) is logged with every model; ``learn_repurchase_categories`` picks
+purchases, features.category_repurchase_rates) is logged with every model; ``learn_repurchase_categories`` picks
 the categories from it instead. It is off by default because on the generated data the rates do
 not separate consumables cleanly (baby 0.32 ... outdoor 0.29, beauty 0.27 ... fashion 0.19).
 """
@@ -58,15 +58,14 @@ EXPERIMENT = "recommender"
 PROMOTION_METRIC = "temporal_ndcg_at_10"
 
 INTERACTIONS_TABLE = "intermediate.int_interactions_weighted"
-PURCHASE_LINES_TABLE = "intermediate.int_purchase_lines_unioned"
-IDENTITY_TABLE = "intermediate.int_identity_records_matched"
-EVENTS_TABLE = "staging.stg_web__events"
 PRODUCTS_TABLE = "staging.stg_catalog__products"
-ORDERS_TABLE = "staging.stg_ecommerce__orders"
-ORDER_ITEMS_TABLE = "staging.stg_ecommerce__order_items"
-POS_TABLE = "staging.stg_pos__transaction_lines"
 CUSTOMERS_TABLE = "marts.customer_360"
-# Customers whose touches the temporal evaluation reads (EVALUATION_EVENTS_SQL).
+TOUCHES_VIEW = "features.recommender_touches"
+TRANSITIONS_VIEW = "features.recommender_transitions"
+EVALUATION_CUSTOMERS_VIEW = "features.recommender_evaluation_customers"
+REPURCHASE_VIEW = "features.category_repurchase_rates"
+PAIRS_VIEW = "features.cross_sell_pairs"
+# Customers whose touches the temporal evaluation reads (read_evaluation_touches).
 EVALUATION_CUSTOMERS = 100_000
 
 RECOMMENDATION_COLUMNS = [
@@ -136,121 +135,29 @@ class CrossSellConfig(dg.Config):
     min_support: float = Field(default=0.0005, description="Minimum share of baskets holding both products.")
     min_confidence: float = Field(default=0.05, description="Minimum P(consequent | antecedent).")
     min_lift: float = Field(default=1.5, description="Minimum lift (1 = independent).")
-    min_baskets: int = Field(default=3, description="Minimum baskets holding both (guards tiny samples).")
+    min_baskets: int = Field(
+        default=3,
+        description="Minimum baskets holding both (guards tiny samples); features.cross_sell_pairs "
+        "already drops pairs under the dbt var cross_sell_min_baskets (2).",
+    )
 
 
 class RecommendationsConfig(dg.Config):
     k: int = Field(default=10, description="Products per customer and placement.")
 
 
-# ---------------------------------------------------------------- SQL
-
-# One row per touch (purchase, add-to-cart, product view) of the pairs in int_interactions_weighted;
-# joining back to it keeps the same customers and products. Feeds the transitions and the split.
-_TOUCHES_CTES = f"""
-with pairs as (
-    select customer_id, product_id from {INTERACTIONS_TABLE}
-),
-touches as (
-    select customer_id, product_id, purchased_at as event_time, 'purchase' as event_type
-    from {PURCHASE_LINES_TABLE}
-    union all
-    select i.customer_id, e.product_id, e.occurred_at, e.event_type
-    from {EVENTS_TABLE} e
-    join {IDENTITY_TABLE} i on i.source = 'web_events' and i.source_record_id = e.device_id
-    where e.event_type in ('product_view', 'add_to_cart')
-),
-final as (
-    select t.customer_id, t.product_id, t.event_time, t.event_type,
-        case t.event_type when 'purchase' then 5.0 when 'add_to_cart' then 2.0 else 1.0 end as weight
-    from touches t join pairs using (customer_id, product_id)
-)"""
-
-# The touches of at most {limit} customers (a fixed pseudo-random sample: md5 order, the same on
-# DuckDB and Spark) for the temporal evaluation. At 1M customers every touch is ~80M rows, which
-# as a DataFrame took more than 14 GB; NDCG@10 and the tuned L2 need far fewer customers.
-EVALUATION_EVENTS_SQL = (
-    _TOUCHES_CTES
-    + """,
-sample as (
-    select customer_id from (select distinct customer_id from pairs)
-    order by md5(customer_id), customer_id limit {limit}
-)
-select * from final where customer_id in (select customer_id from sample)
-order by customer_id, event_time, product_id"""
-)
-
-# Item -> next item counts over every customer's time-ordered touches, counted in SQL rather
-# than by sorting every touch in pandas (models.TransitionModel.from_counts). A repeat of the
-# same product is not a move; ties in time are ordered by product, as TransitionModel.fit does.
-TRANSITIONS_SQL = (
-    _TOUCHES_CTES
-    + """,
-ordered as (
-    select product_id,
-        lag(product_id) over (partition by customer_id order by event_time, product_id) as previous
-    from final
-)
-select previous as from_product, product_id as to_product, count(*) as transitions
-from ordered
-where previous is not null and previous <> product_id
-group by previous, product_id"""
-)
-
-REPURCHASE_SQL = f"""
-with pairs as (
-    select customer_id, product_id, count(distinct purchase_id) as purchases
-    from {PURCHASE_LINES_TABLE} where customer_id is not null group by all
-),
-final as (
-    select p.category, count(*) as pairs, avg(cast(purchases >= 2 as double)) as repurchase_rate
-    from pairs join {PRODUCTS_TABLE} p using (product_id)
-    group by p.category
-)
-select * from final order by repurchase_rate desc
-"""
-
-# Baskets: orders that were not cancelled and store receipts, each product once per basket.
-# Pair counts come from a self-join of the basket lines, so memory grows with pairs, not baskets².
-RULES_SQL = f"""
-with baskets as (
-    select distinct 'order:' || i.order_id as basket_id, i.product_id
-    from {ORDER_ITEMS_TABLE} i join {ORDERS_TABLE} o using (order_id)
-    where o.status not in ('cancelled')
-    union
-    select distinct 'pos:' || transaction_id, product_id from {POS_TABLE}
-),
-totals as (
-    select count(distinct basket_id)::double as n from baskets
-),
-item_counts as (
-    select product_id, count(*) as baskets from baskets group by product_id
-),
-pair_counts as (
-    select a.product_id as antecedent, b.product_id as consequent, count(*) as baskets
-    from baskets a join baskets b on a.basket_id = b.basket_id and a.product_id <> b.product_id
-    group by all
-    having count(*) >= $min_baskets
-),
-scored as (
-    select
-        p.antecedent,
-        p.consequent,
-        p.baskets,
-        p.baskets / t.n as support,
-        p.baskets / ia.baskets::double as confidence,
-        (p.baskets / ia.baskets::double) / (ic.baskets / t.n) as lift
-    from pair_counts p
-    cross join totals t
-    join item_counts ia on ia.product_id = p.antecedent
-    join item_counts ic on ic.product_id = p.consequent
-),
-final as (
-    select * from scored
-    where support >= $min_support and confidence >= $min_confidence and lift >= $min_lift
-)
-select * from final order by lift desc, support desc, antecedent, consequent
-"""
+def read_evaluation_touches(con, customers: int = EVALUATION_CUSTOMERS) -> pd.DataFrame:
+    """The touches of at most ``customers`` customers of a fixed pseudo-random sample
+    (features.recommender_evaluation_customers), ordered per customer in time, for the temporal
+    evaluation: at 1M customers every touch is ~80M rows, more than 14 GB as a DataFrame."""
+    return con.execute(
+        f"""
+        select t.* from {TOUCHES_VIEW} t join {EVALUATION_CUSTOMERS_VIEW} s using (customer_id)
+        where s.sample_rank <= ?
+        order by t.customer_id, t.event_time, t.product_id
+        """,
+        [int(customers)],
+    ).df()
 
 
 # ---------------------------------------------------------------- assets
@@ -263,11 +170,7 @@ def _training_threads():
 
 @dg.asset(
     key=RULES_KEY,
-    deps=[
-        dbt_key("stg_ecommerce__orders"),
-        dbt_key("stg_ecommerce__order_items"),
-        dbt_key("stg_pos__transaction_lines"),
-    ],
+    deps=[dbt_key("cross_sell_pairs")],
     group_name="recommendations",
     pool=WAREHOUSE_POOL,
     kinds={"duckdb"},
@@ -278,7 +181,16 @@ def _training_threads():
 def cross_sell_rules(config: CrossSellConfig, warehouse: WarehouseResource):
     params = config.model_dump()
     with warehouse.connect() as con:
-        con.execute(f"create or replace table ml.cross_sell_rules as {RULES_SQL}", params)
+        con.execute(
+            f"""
+            create or replace table ml.cross_sell_rules as
+            select * from {PAIRS_VIEW}
+            where baskets >= $min_baskets and support >= $min_support
+              and confidence >= $min_confidence and lift >= $min_lift
+            order by lift desc, support desc, antecedent, consequent
+            """,
+            params,
+        )
         rows, antecedents, max_lift = con.execute(
             "select count(*), count(distinct antecedent), max(lift) from ml.cross_sell_rules"
         ).fetchall()[0]
@@ -298,15 +210,15 @@ def _load_training_data(con, evaluation_customers: int = EVALUATION_CUSTOMERS) -
     interactions = con.execute(
         f"select customer_id, product_id, weight, purchase_count, last_event_at from {INTERACTIONS_TABLE}"
     ).df()
-    events = con.execute(EVALUATION_EVENTS_SQL.format(limit=int(evaluation_customers))).df()
-    transitions = con.execute(TRANSITIONS_SQL).df()
+    events = read_evaluation_touches(con, evaluation_customers)
+    transitions = con.execute(f"select * from {TRANSITIONS_VIEW}").df()
     segments = dict(
         con.execute(
             f"select customer_id, rfm_segment from {CUSTOMERS_TABLE} where rfm_segment is not null"
         ).fetchall()
     )
     products = con.execute(f"select product_id, category, is_discontinued from {PRODUCTS_TABLE}").df()
-    rates = con.execute(REPURCHASE_SQL).df()
+    rates = con.execute(f"select * from {REPURCHASE_VIEW} order by repurchase_rate desc, category").df()
     return {
         "interactions": interactions,
         "events": events,
@@ -321,6 +233,10 @@ def _load_training_data(con, evaluation_customers: int = EVALUATION_CUSTOMERS) -
     key=RECOMMENDER_KEY,
     deps=[
         dbt_key("int_interactions_weighted"),
+        dbt_key("recommender_touches"),
+        dbt_key("recommender_transitions"),
+        dbt_key("recommender_evaluation_customers"),
+        dbt_key("category_repurchase_rates"),
         dbt_key("customer_360"),
     ],
     group_name="recommendations",
@@ -343,7 +259,7 @@ def recommender_model(
     if interactions.empty:
         raise dg.Failure(f"{INTERACTIONS_TABLE} is empty: nothing to train on")
 
-    # The same touches as EVALUATION_EVENTS_SQL's, whose latest int_interactions_weighted keeps per pair.
+    # The same touches as read_evaluation_touches', whose latest int_interactions_weighted keeps per pair.
     last_event = pd.Timestamp(interactions["last_event_at"].max())
     cutoff = (last_event - timedelta(days=config.holdout_days)).normalize()
     evaluation = models.evaluate_temporal(events, cutoff)

@@ -13,10 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from c360.checkdigits import luhn_valid
+from c360.checkdigits import prc_id_valid as national_id_valid
 from c360.contracts import RULES, SOURCES
 from c360.generate import generate
 from c360.generate.core import auc
-from c360.generate.identity import luhn_valid, national_id_valid
 from cli.generate import generate_command
 
 IDENTITY_SOURCES = {

@@ -1,7 +1,11 @@
 """ml/clv_model (with its champion gate), ml/clv and ml/demand_forecast materialized on a tiny
-synthetic warehouse (no dbt run)."""
+synthetic warehouse: synthetic purchase tables, the dbt feature views the assets read over them."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -51,6 +55,27 @@ def synthetic_purchases(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     return orders, lines
 
 
+def _build_feature_views(warehouse: Path, home: Path) -> None:
+    """The dbt views over the synthetic tables, in a dbt process of its own (in-process dbt-duckdb
+    keeps its connection to the file open)."""
+    from c360.settings import DBT_PROJECT_DIR
+
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dbt"), "run",
+            "--select", "clv_customer_summary clv_holdout_summary category_weekly_units",
+            "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+            "--target-path", str(home / "dbt_target"), "--log-path", str(home / "dbt_logs"),
+        ],
+        check=False,
+        env=dict(os.environ, C360_WAREHOUSE=str(warehouse)),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+
+
 @pytest.fixture(scope="module")
 def materialized(tmp_path_factory):
     home = tmp_path_factory.mktemp("clv_home")
@@ -69,6 +94,7 @@ def materialized(tmp_path_factory):
         "purchased_at, channel, product_id, category, quantity::integer as quantity, line_amount from lines"
     )
     con.close()
+    _build_feature_views(warehouse, home)
 
     previous_uri = mlflow.get_tracking_uri()
     with pytest.MonkeyPatch.context() as env:

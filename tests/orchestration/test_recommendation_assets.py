@@ -296,18 +296,18 @@ def test_transitions_counted_in_sql_equal_the_model_fitted_on_every_touch(materi
     memory at 1M customers): it must equal TransitionModel.fit over all the touches."""
     from ml.recommendations.models import TransitionModel, build_interaction_matrix
     from orchestration.recommendations.assets import (
-        EVALUATION_EVENTS_SQL,
         INTERACTIONS_TABLE,
-        TRANSITIONS_SQL,
+        TRANSITIONS_VIEW,
+        read_evaluation_touches,
     )
 
     con = materialized["con"]
-    every_touch = con.execute(EVALUATION_EVENTS_SQL.format(limit=10**9)).df()
+    every_touch = read_evaluation_touches(con, 10**9)
     matrix = build_interaction_matrix(
         con.execute(f"select customer_id, product_id, weight from {INTERACTIONS_TABLE}").df()
     )
     expected = TransitionModel().fit(every_touch, matrix).probabilities_
-    counts = con.execute(TRANSITIONS_SQL).df()
+    counts = con.execute(f"select * from {TRANSITIONS_VIEW}").df()
     assert counts["transitions"].sum() > 100, "too few moves for the comparison to mean anything"
     found = TransitionModel.from_counts(counts, matrix).probabilities_
     assert expected.nnz == found.nnz
@@ -315,20 +315,20 @@ def test_transitions_counted_in_sql_equal_the_model_fitted_on_every_touch(materi
 
 
 def test_the_evaluation_sample_is_a_fixed_subset_of_whole_customers(materialized):
-    from orchestration.recommendations.assets import EVALUATION_EVENTS_SQL
+    from orchestration.recommendations.assets import read_evaluation_touches
 
     con = materialized["con"]
-    every_touch = con.execute(EVALUATION_EVENTS_SQL.format(limit=10**9)).df()
+    every_touch = read_evaluation_touches(con, 10**9)
     customers = every_touch["customer_id"].nunique()
     # The temporal cutoff is taken from int_interactions_weighted: it holds the same latest touch.
     latest = con.execute("select max(last_event_at) from intermediate.int_interactions_weighted").fetchone()[
         0
     ]
     assert pd.Timestamp(latest) == pd.Timestamp(every_touch["event_time"].max())
-    sample = con.execute(EVALUATION_EVENTS_SQL.format(limit=customers // 4)).df()
+    sample = read_evaluation_touches(con, customers // 4)
     assert sample["customer_id"].nunique() == customers // 4
     # Whole histories: each sampled customer keeps every one of their touches.
     kept = every_touch[every_touch["customer_id"].isin(sample["customer_id"])]
     assert len(kept) == len(sample)
-    again = con.execute(EVALUATION_EVENTS_SQL.format(limit=customers // 4)).df()
+    again = read_evaluation_touches(con, customers // 4)
     assert set(again["customer_id"]) == set(sample["customer_id"])

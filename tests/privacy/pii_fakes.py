@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from c360.privacy.crypto import prc_check_char
+from c360.checkdigits import prc_check_char
 
 
 def luhn_card(rng: random.Random, prefix: str = "622202", length: int = 16) -> str:

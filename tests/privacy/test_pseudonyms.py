@@ -8,11 +8,11 @@ import duckdb
 import pytest
 from pii_fakes import luhn_card, mobile, prc_id
 
+from c360.checkdigits import luhn_valid_sql, prc_id_valid_sql
 from c360.privacy.crypto import (
     KINDS,
     hmac_sql,
     luhn_valid,
-    luhn_valid_sql,
     mask_card,
     mask_card_sql,
     mask_email,
@@ -26,7 +26,6 @@ from c360.privacy.crypto import (
     normalise_phone,
     normalise_sql,
     prc_id_valid,
-    prc_id_valid_sql,
     pseudonym,
     register_udfs,
 )
