@@ -61,8 +61,10 @@ BENCH_ARGS ?=
 bench: install
 	$(BIN)/c360 bench $(foreach s,$(BENCH_SCALES),--scale $(s)) --results benchmarks/results.json $(BENCH_ARGS)
 
+LINTED := c360 ml expectations orchestration cli app tests
 lint: install
-	$(BIN)/ruff check c360 orchestration ml expectations tests
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 clean:
 	rm -rf $(C360_HOME) dbt_project/target dbt_project/logs

@@ -14,28 +14,38 @@ from pathlib import Path
 ADVICE = [
     (
         "could not set lock",
-        ("Another process holds the DuckDB warehouse (a notebook, the duckdb CLI, a second `c360 run`). "
-        "Close it, then re-execute the run from failure in the Dagster UI (Runs -> run -> Re-execute -> From failure)."),
+        (
+            "Another process holds the DuckDB warehouse (a notebook, the duckdb CLI, a second `c360 run`). "
+            "Close it, then re-execute the run from failure in the Dagster UI (Runs -> run -> Re-execute -> From failure)."
+        ),
     ),
     (
         "break the contract",
-        ("A landing file does not match c360/contracts.py; nothing from it was loaded. Fix or replace the file "
-        "(a fixed file has a new checksum and is picked up by the landing sensor) or update the contract."),
+        (
+            "A landing file does not match c360/contracts.py; nothing from it was loaded. Fix or replace the file "
+            "(a fixed file has a new checksum and is picked up by the landing sensor) or update the contract."
+        ),
     ),
     (
         "rows_conserved",
-        ("Rows were lost between landing and raw: compare raw._load_log with quality.quarantine for the file "
-        "named in the check metadata before re-running."),
+        (
+            "Rows were lost between landing and raw: compare raw._load_log with quality.quarantine for the file "
+            "named in the check metadata before re-running."
+        ),
     ),
     (
         "dbt",
-        ("A dbt model or test failed: open the step's logs (dbt's compiled SQL and failing rows are there), fix "
-        "the model or the data, then re-execute from failure."),
+        (
+            "A dbt model or test failed: open the step's logs (dbt's compiled SQL and failing rows are there), fix "
+            "the model or the data, then re-execute from failure."
+        ),
     ),
     (
         "mlflow",
-        ("MLflow could not be reached or wrote nothing: check MLFLOW_TRACKING_URI and its database, then "
-        "re-execute from failure; the warehouse is unchanged by the failed step."),
+        (
+            "MLflow could not be reached or wrote nothing: check MLFLOW_TRACKING_URI and its database, then "
+            "re-execute from failure; the warehouse is unchanged by the failed step."
+        ),
     ),
     (
         "out of memory",

@@ -47,7 +47,9 @@ def _open(path: Path, read_only: bool, config: dict[str, str], wait_s: float):
 
 
 @contextmanager
-def warehouse(read_only: bool = False, settings: Settings | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+def warehouse(
+    read_only: bool = False, settings: Settings | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
     con = connect(read_only=read_only, settings=settings)
     try:
         yield con
@@ -74,7 +76,9 @@ def row_counts(con, schemas: tuple[str, ...] = SCHEMAS) -> list[tuple[str, str, 
     return [(s, t, con.execute(f'select count(*) from "{s}"."{t}"').fetchone()[0]) for s, t in tables]
 
 
-def write_frame(con, table: str, frame, columns=None, *, append: bool = False, order_by: str | None = None) -> None:
+def write_frame(
+    con, table: str, frame, columns=None, *, append: bool = False, order_by: str | None = None
+) -> None:
     """Write a pandas frame or Arrow table to ``schema.table``: replace it, or ``append`` rows.
 
     ``columns``: ``(name, sql type, ...)`` tuples (the tables' documented column schemas); each

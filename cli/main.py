@@ -20,7 +20,9 @@ def main() -> None:
     pass
 
 
-@main.group(name="eval", help="Evaluate a part of the platform; prints a table and writes reports/eval_<x>.json.")
+@main.group(
+    name="eval", help="Evaluate a part of the platform; prints a table and writes reports/eval_<x>.json."
+)
 def eval_group() -> None:
     pass
 

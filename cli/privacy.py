@@ -44,7 +44,9 @@ def keys_command() -> None:
 
 
 @keys_command.command("init")
-@click.option("--if-missing", is_flag=True, help="Keep an existing key file (or env keys) instead of failing.")
+@click.option(
+    "--if-missing", is_flag=True, help="Keep an existing key file (or env keys) instead of failing."
+)
 def init_keys(if_missing: bool) -> None:
     """Create a key file with a fresh AES-256 key and HMAC key."""
     if if_missing:

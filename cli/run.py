@@ -15,7 +15,9 @@ from c360.settings import get_settings
 console = Console()
 
 
-@click.command("run", help="Materialize every asset, or a Dagster selection (e.g. 'key:marts/customer_360+').")
+@click.command(
+    "run", help="Materialize every asset, or a Dagster selection (e.g. 'key:marts/customer_360+')."
+)
 @click.option("--select", "selection", default=None, help="Dagster asset selection string.")
 @click.option("--summary/--no-summary", default=True, help="Print tables, checks and models afterwards.")
 def run_command(selection: str | None, summary: bool) -> None:
@@ -32,7 +34,9 @@ def run_command(selection: str | None, summary: bool) -> None:
 
 @click.command("ingest", help="Load landing files into raw (optionally mapping another layout first).")
 @click.option("--mapping", type=click.Choice(["olist"]), default=None, help="Convert a known layout first.")
-@click.option("--src", type=click.Path(path_type=Path, exists=True), default=None, help="Folder in that layout.")
+@click.option(
+    "--src", type=click.Path(path_type=Path, exists=True), default=None, help="Folder in that layout."
+)
 def ingest_command(mapping: str | None, src: Path | None) -> None:
     from cli.runner import materialize, prepare_instance
 

@@ -4,7 +4,9 @@ from expectations.suite import MASK_REGEX, E, QualitySuite, at_least, equals_zer
 
 AGE_BANDS = ["18-24", "25-34", "35-44", "45-54", "55+", "unknown"]
 RFM_SEGMENTS = [
-    f"{tier} {kind}" for tier in ("important", "general") for kind in ("value", "development", "retention", "win-back")
+    f"{tier} {kind}"
+    for tier in ("important", "general")
+    for kind in ("value", "development", "retention", "win-back")
 ]
 
 
@@ -43,7 +45,10 @@ suite = QualitySuite(
     fact_expectations=[
         at_least("row_count", 1),
         *equals_zero(
-            "duplicate_customer_ids", "customers_not_in_identity_map", "orders_not_summing", "purchases_out_of_order"
+            "duplicate_customer_ids",
+            "customers_not_in_identity_map",
+            "orders_not_summing",
+            "purchases_out_of_order",
         ),
     ],
     pii_columns=("email_masked", "phone_masked"),

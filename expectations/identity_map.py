@@ -4,7 +4,14 @@ from c360.contracts import SOURCES
 from expectations.suite import E, QualitySuite, at_least, equals_zero, not_null
 
 MATCH_RULES = [
-    "account_id", "crm_ref", "loyalty_card", "email", "phone", "device_login", "fuzzy_name_dob_postcode", "singleton",
+    "account_id",
+    "crm_ref",
+    "loyalty_card",
+    "email",
+    "phone",
+    "device_login",
+    "fuzzy_name_dob_postcode",
+    "singleton",
 ]
 # The raw column each source's records are identified by in the map.
 RECORD_IDS = {

@@ -25,9 +25,17 @@ from expectations.suite import Drift, QualitySuite
 
 MART_SUITES = ("customer_360", "identity_map")
 # No unexpected values anywhere near rows: they could be pseudonyms, masks or worse.
-ROW_RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0, "include_unexpected_rows": False}
+ROW_RESULT_FORMAT = {
+    "result_format": "SUMMARY",
+    "partial_unexpected_count": 0,
+    "include_unexpected_rows": False,
+}
 # Facts and daily totals are aggregates: showing the offending numbers helps.
-AGGREGATE_RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 20, "include_unexpected_rows": False}
+AGGREGATE_RESULT_FORMAT = {
+    "result_format": "SUMMARY",
+    "partial_unexpected_count": 20,
+    "include_unexpected_rows": False,
+}
 # Rows per GX validation. Each batch costs GX a fixed ~0.5 s of graph building and metric
 # resolution whatever its size, so batches are large; 500k rows of the few columns the row
 # expectations read are a few hundred MB of pandas at most, never the whole of a big table.
@@ -91,7 +99,13 @@ def record_validated(con, suite: QualitySuite, loaded_through: datetime | None, 
     con.execute(WATERMARKS_DDL)
     con.execute(
         "insert or replace into quality.gate_watermarks values (?, ?, ?, ?, ?)",
-        [suite.name, loaded_through, rules_fingerprint(suite), run_name, datetime.now().replace(microsecond=0)],
+        [
+            suite.name,
+            loaded_through,
+            rules_fingerprint(suite),
+            run_name,
+            datetime.now().replace(microsecond=0),
+        ],
     )
 
 
@@ -176,8 +190,9 @@ def _validate_frame(ctx, part: str, frame: pd.DataFrame, name: str, expectations
     suite = gx.ExpectationSuite(name=name, expectations=[e.copy() for e in expectations])
     # The validator builds the batch itself; building it first with ``get_batch`` as well would
     # make GX fingerprint (hash every value of) the frame twice.
-    validator = Validator(_batch_definition(ctx, part), result_format=result_format,
-                          batch_parameters={"dataframe": frame})
+    validator = Validator(
+        _batch_definition(ctx, part), result_format=result_format, batch_parameters={"dataframe": frame}
+    )
     return validator.validate_expectation_suite(suite)
 
 
@@ -235,14 +250,18 @@ def _merge(results: list) -> list:
         nonmissing = totals["element_count"] - totals["missing_count"]
         result = dict(totals, partial_unexpected_list=[])
         result["unexpected_percent"] = 100.0 * totals["unexpected_count"] / nonmissing if nonmissing else 0.0
-        result["missing_percent"] = 100.0 * totals["missing_count"] / totals["element_count"] if totals["element_count"] else 0.0
+        result["missing_percent"] = (
+            100.0 * totals["missing_count"] / totals["element_count"] if totals["element_count"] else 0.0
+        )
         errors = [p.exception_info for p in parts if (p.exception_info or {}).get("raised_exception")]
         merged.append(
             ExpectationValidationResult(
                 success=all(p.success for p in parts),
                 expectation_config=parts[0].expectation_config,
                 result=result,
-                exception_info=errors[0] if errors else {"raised_exception": False, "exception_message": None, "exception_traceback": None},
+                exception_info=errors[0]
+                if errors
+                else {"raised_exception": False, "exception_message": None, "exception_traceback": None},
             )
         )
     return merged
@@ -252,7 +271,12 @@ def _merge(results: list) -> list:
 
 
 def _validate_rows(
-    con, ctx, suite: QualitySuite, now: datetime, batch_rows: int, window: tuple[datetime | None, datetime] | None = None
+    con,
+    ctx,
+    suite: QualitySuite,
+    now: datetime,
+    batch_rows: int,
+    window: tuple[datetime | None, datetime] | None = None,
 ):
     """Row rules over the table, or over the rows loaded in ``window`` = (after, up to)."""
     expectations = suite.row_expectations(now)
@@ -265,7 +289,9 @@ def _validate_rows(
         where, params = "where _loaded_at <= ?", [upto]
         if after is not None:
             where, params = "where _loaded_at > ? and _loaded_at <= ?", [after, upto]
-    reader = con.sql(f"select {cols} from {suite.table} {where}", params=params or None).to_arrow_reader(batch_rows)
+    reader = con.sql(f"select {cols} from {suite.table} {where}", params=params or None).to_arrow_reader(
+        batch_rows
+    )
     results, rows = [], 0
     for record_batch in _full_batches(reader, batch_rows):
         frame = _gx_frame(record_batch)
@@ -285,9 +311,17 @@ def _validate_facts(con, ctx, suite: QualitySuite):
     if not suite.fact_expectations:
         return []
     facts = table_facts(con, suite)
-    frame = pd.DataFrame([{k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
-                           for k, v in facts.items()}])
-    return _validate_frame(ctx, "facts", frame, suite.name, suite.fact_expectations, AGGREGATE_RESULT_FORMAT).results
+    frame = pd.DataFrame(
+        [
+            {
+                k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
+                for k, v in facts.items()
+            }
+        ]
+    )
+    return _validate_frame(
+        ctx, "facts", frame, suite.name, suite.fact_expectations, AGGREGATE_RESULT_FORMAT
+    ).results
 
 
 def daily_totals(con, table: str, drift: Drift) -> pd.DataFrame:
@@ -327,8 +361,12 @@ def drift_bounds(daily: pd.DataFrame, drift: Drift) -> dict:
     trailing, daily = len(daily) - len(trimmed), trimmed
     check = daily.tail(drift.check_days)
     history = daily.iloc[: max(len(daily) - drift.check_days, 0)].tail(drift.history_days)
-    info = {"label": drift.label, "history_days": len(history), "checked_days": len(check),
-            "trailing_days_ignored": trailing}
+    info = {
+        "label": drift.label,
+        "history_days": len(history),
+        "checked_days": len(check),
+        "trailing_days_ignored": trailing,
+    }
     if len(history) < drift.min_history_days or history["n"].mean() < drift.min_rows_per_day:
         return info | {"skipped": "not enough history to learn from"}
     logs = [math.log1p(max(v, 0.0)) for v in history["total"]]
@@ -358,11 +396,17 @@ def _validate_drift(con, ctx, suite: QualitySuite):
     frame = daily.tail(suite.drift.check_days).rename(columns={"total": column})[["day", column]]
     frame["day"] = frame["day"].astype(str)
     expectation = gx.expectations.ExpectColumnValuesToBeBetween(
-        column=column, min_value=info["lower"], max_value=info["upper"],
-        meta={"learned_from": f"ln(1 + daily {suite.drift.label}): mean ± {suite.drift.k}·sd of the "
-              f"{info['history_days']} days before the latest {info['checked_days']}"},
+        column=column,
+        min_value=info["lower"],
+        max_value=info["upper"],
+        meta={
+            "learned_from": f"ln(1 + daily {suite.drift.label}): mean ± {suite.drift.k}·sd of the "
+            f"{info['history_days']} days before the latest {info['checked_days']}"
+        },
     )
-    return _validate_frame(ctx, "daily", frame, suite.name, [expectation], AGGREGATE_RESULT_FORMAT).results, info
+    return _validate_frame(
+        ctx, "daily", frame, suite.name, [expectation], AGGREGATE_RESULT_FORMAT
+    ).results, info
 
 
 # --- one suite ----------------------------------------------------------------------------------
@@ -413,8 +457,13 @@ def validate_suite(
     described = [_describe(r, part) for r, part in parts]
     success = all(d["success"] for d in described)
     outcome = SuiteOutcome(
-        suite=suite.name, success=success, expectations=described, rows_validated=n_rows,
-        batches=n_batches, seconds=0.0, drift=drift_info,
+        suite=suite.name,
+        success=success,
+        expectations=described,
+        rows_validated=n_rows,
+        batches=n_batches,
+        seconds=0.0,
+        drift=drift_info,
         rows_loaded_after=window[0] if window else None,
     )
     if window and success:
@@ -435,8 +484,12 @@ def validate_suite(
             },
             meta={
                 "great_expectations_version": _gx_version(),
-                "active_batch_definition": {"datasource_name": "c360", "data_connector_name": "fluent",
-                                            "data_asset_name": suite.table, "batch_identifiers": {}},
+                "active_batch_definition": {
+                    "datasource_name": "c360",
+                    "data_connector_name": "fluent",
+                    "data_asset_name": suite.table,
+                    "batch_identifiers": {},
+                },
                 "batch_markers": {"rows_validated": n_rows, "batches": n_batches},
                 "batch_spec": {"table": suite.table},
             },
@@ -462,7 +515,9 @@ def _store_and_build_docs(ctx, result, suite: QualitySuite, run_name: str) -> tu
     run_id = RunIdentifier(run_name=run_name, run_time=datetime.now(UTC))
     suite_id = ExpectationSuiteIdentifier(name=suite.name)
     result.meta["run_id"] = run_id
-    result_id = ValidationResultIdentifier(expectation_suite_identifier=suite_id, run_id=run_id, batch_identifier=suite.table)
+    result_id = ValidationResultIdentifier(
+        expectation_suite_identifier=suite_id, run_id=run_id, batch_identifier=suite.table
+    )
     ctx.validation_results_store.store_validation_results(result, result_id, suite_id)
     index = ctx.build_data_docs(resource_identifiers=[result_id]).get("local_site")
     pages = ctx.get_docs_sites_urls(resource_identifier=result_id, site_name="local_site")

@@ -39,7 +39,14 @@ ACCEPTED = {
     ("ecommerce_orders", "channel"): ["web", "app"],
     ("ecommerce_orders", "status"): ["placed", "paid", "shipped", "delivered", "cancelled", "returned"],
     ("ecommerce_orders", "payment_method"): ["card", "alipay", "wechat_pay", "cod"],
-    ("web_events", "event_type"): ["page_view", "search", "product_view", "add_to_cart", "checkout", "purchase"],
+    ("web_events", "event_type"): [
+        "page_view",
+        "search",
+        "product_view",
+        "add_to_cart",
+        "checkout",
+        "purchase",
+    ],
     ("web_events", "channel"): ["web", "app"],
     ("pos_transactions", "payment_method"): ["cash", "card", "alipay", "wechat_pay"],
     ("service_tickets", "channel"): ["phone", "email", "chat"],
@@ -127,7 +134,11 @@ def protected_columns(source: Source) -> tuple[str, ...]:
     out = []
     for col in source.columns:
         if col.protect:
-            out += [f"{col.name}_hash"] * col.hashed + [f"{col.name}_enc"] * col.encrypted + [f"{col.name}_masked"]
+            out += (
+                [f"{col.name}_hash"] * col.hashed
+                + [f"{col.name}_enc"] * col.encrypted
+                + [f"{col.name}_masked"]
+            )
     return tuple(out)
 
 
@@ -166,7 +177,8 @@ def raw_facts(source: Source, max_lag_days: int = 30, max_quarantine_share: floa
         for name, _ in raw_columns(source)
     }
     expectations = [
-        E.ExpectColumnValuesToBeInSet(column=f"type:{name}", value_set=[typ]) for name, typ in raw_columns(source)
+        E.ExpectColumnValuesToBeInSet(column=f"type:{name}", value_set=[typ])
+        for name, typ in raw_columns(source)
     ]
     logged = f"(select count(*) from raw._load_log where source = '{source.name}')"
     facts["row_count"] = f"select case when {logged} > 0 then count(*) end from {table}"
@@ -177,7 +189,9 @@ def raw_facts(source: Source, max_lag_days: int = 30, max_quarantine_share: floa
     facts["duplicate_keys"] = f'select count(*) - count(distinct "{source.key}") from {table}'
     expectations += [
         at_least("row_count", 1),
-        E.ExpectColumnValuesToBeBetween(column="quarantine_share", min_value=0, max_value=max_quarantine_share),
+        E.ExpectColumnValuesToBeBetween(
+            column="quarantine_share", min_value=0, max_value=max_quarantine_share
+        ),
         *equals_zero("duplicate_keys"),
     ]
     if source.event_time:

@@ -276,7 +276,9 @@ def train(features_df: pd.DataFrame, options: TrainingOptions = TrainingOptions(
     labelled = cap_rows(labelled, options.max_training_rows, options.random_state)
     with threadpool_limits(limits=options.threads):
         started = time.perf_counter()
-        result = train_and_evaluate(train_df, valid, kinds=tuple(options.kinds), random_state=options.random_state)
+        result = train_and_evaluate(
+            train_df, valid, kinds=tuple(options.kinds), random_state=options.random_state
+        )
         result["validation_seconds"] = time.perf_counter() - started
         started = time.perf_counter()
         if options.refit_on_all_labelled:
@@ -286,7 +288,12 @@ def train(features_df: pd.DataFrame, options: TrainingOptions = TrainingOptions(
             final = result["best_model"]
         result["refit_seconds"] = time.perf_counter() - started
     result.update(
-        final_model=final, train=train_df, valid=valid, labelled=labelled, valid_as_of=valid_as_of, available=available
+        final_model=final,
+        train=train_df,
+        valid=valid,
+        labelled=labelled,
+        valid_as_of=valid_as_of,
+        available=available,
     )
     return result
 

@@ -567,5 +567,7 @@ def log_clv_model(model: CLVModel, name: str = "model"):
         signature=infer_signature(example, model.predict(None, example)),
         input_example=example,
         # Explicit requirements: inference would load the model in a subprocess (slow).
-        pip_requirements=[f"{p}=={importlib.metadata.version(p)}" for p in ("mlflow", "numpy", "pandas", "scipy")],
+        pip_requirements=[
+            f"{p}=={importlib.metadata.version(p)}" for p in ("mlflow", "numpy", "pandas", "scipy")
+        ],
     )

@@ -98,7 +98,9 @@ def _positives_in_tops(y: np.ndarray, s: np.ndarray, fractions: np.ndarray) -> n
     curve of 100 points over a million customers would otherwise sort a hundred times."""
     fractions = np.asarray(fractions, dtype=float)
     if np.any((fractions <= 0) | (fractions > 1)):
-        raise ValueError(f"fraction must be in (0, 1], got {fractions[(fractions <= 0) | (fractions > 1)][0]}")
+        raise ValueError(
+            f"fraction must be in (0, 1], got {fractions[(fractions <= 0) | (fractions > 1)][0]}"
+        )
     order = np.argsort(-s, kind="stable")
     s_sorted, y_sorted = s[order], y[order]
     # Tied scores form groups [start, end) in the sorted order.

@@ -203,7 +203,9 @@ def olist_scores(src: Path | None = None) -> dict:
     return {"source": str(folder), **evaluate_or_reason(reviews["text"], reviews["score"])}
 
 
-def sentiment_scores(texts: Sequence, stars: Sequence, olist_src: Path | None = None, olist: bool = True) -> dict:
+def sentiment_scores(
+    texts: Sequence, stars: Sequence, olist_src: Path | None = None, olist: bool = True
+) -> dict:
     """``{"generated": {...}, "olist": {...}}``, each with accuracy, macro-F1 and baselines: shared
     by the ``ml/text_sentiment`` asset (its metadata) and ``c360 eval sentiment``."""
     payload = {"generated": evaluate_or_reason(texts, stars)}

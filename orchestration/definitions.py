@@ -5,6 +5,7 @@ import dagster as dg
 from orchestration.activation.definitions import defs as activation
 from orchestration.alerts.definitions import defs as alerts
 from orchestration.automation.definitions import defs as automation
+from orchestration.automation.freshness import with_freshness_policies
 from orchestration.churn.definitions import defs as churn
 from orchestration.clv.definitions import defs as clv
 from orchestration.customer.definitions import defs as customer
@@ -17,19 +18,21 @@ from orchestration.recommendations.definitions import defs as recommendations
 from orchestration.resources import WarehouseResource
 from orchestration.sensors.definitions import defs as sensors
 
-defs = dg.Definitions.merge(
-    dg.Definitions(resources={"warehouse": WarehouseResource()}),
-    ingest,
-    dbt,
-    quality,
-    customer,
-    churn,
-    clv,
-    forecast,
-    recommendations,
-    activation,
-    privacy,
-    automation,
-    sensors,
-    alerts,
+defs = with_freshness_policies(
+    dg.Definitions.merge(
+        dg.Definitions(resources={"warehouse": WarehouseResource()}),
+        ingest,
+        dbt,
+        quality,
+        customer,
+        churn,
+        clv,
+        forecast,
+        recommendations,
+        activation,
+        privacy,
+        automation,
+        sensors,
+        alerts,
+    )
 )

@@ -8,7 +8,6 @@ materialization; this check then moves ``@champion`` to it when it wins
 when no acceptable champion is left.
 """
 
-
 import dagster as dg
 
 from ml import registry

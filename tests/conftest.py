@@ -71,10 +71,14 @@ def dbt_run():
         result = dbtRunner().invoke(
             [
                 "run",
-                "--project-dir", str(DBT_PROJECT_DIR),
-                "--profiles-dir", str(DBT_PROJECT_DIR),
-                "--target-path", str(target_path),
-                "--select", select,
+                "--project-dir",
+                str(DBT_PROJECT_DIR),
+                "--profiles-dir",
+                str(DBT_PROJECT_DIR),
+                "--target-path",
+                str(target_path),
+                "--select",
+                select,
                 *args,
             ]
         )
@@ -119,7 +123,13 @@ def loaded_home(tmp_path_factory):
     for source in ("products", "crm_customers", "ecommerce_orders", "ecommerce_order_items"):
         load_source(con, source, home / "landing", keyring)
     quarantine_duplicate_orders(con, "test")
-    for source in ("web_events", "pos_transactions", "service_tickets", "product_reviews", "marketing_consent"):
+    for source in (
+        "web_events",
+        "pos_transactions",
+        "service_tickets",
+        "product_reviews",
+        "marketing_consent",
+    ):
         load_source(con, source, home / "landing", keyring)
     con.close()
     return home

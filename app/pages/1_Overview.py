@@ -10,9 +10,7 @@ from c360.settings import get_settings
 stamp = ui.page(
     "Overview", "How many customers, how active, how much they spend, and how fresh and clean the data is."
 )
-if stamp and ui.require(
-    stamp, "marts.customer_360", "marts.revenue_monthly", what="The overview"
-):
+if stamp and ui.require(stamp, "marts.customer_360", "marts.revenue_monthly", what="The overview"):
     with ui.section("The overview"):
         k = queries.kpis(stamp).iloc[0]
         cols = st.columns(4)

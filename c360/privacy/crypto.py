@@ -431,6 +431,7 @@ def mask_national_id_sql(col: str) -> str:
 
 # --------------------------------------------------------------------------- validators
 
+
 def luhn_valid(card: str | None) -> bool:
     """Luhn checksum over the digits (separators ignored); False under two digits."""
     return checkdigits.luhn_valid(normalise_card(card) or "")

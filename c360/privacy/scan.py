@@ -78,7 +78,19 @@ _AT_ESCAPES = re.compile(r"%40|&#64;|&#x40;|\\u0040", re.IGNORECASE)
 _SQLITE_MAGIC, _PARQUET_MAGIC, _GZIP_MAGIC = b"SQLite format 3\x00", b"PAR1", b"\x1f\x8b"
 _MAX_TEXT_BYTES = 512 * 1024 * 1024
 # Vendored static assets (the data docs' fonts carry their designers' contact addresses).
-SKIPPED_SUFFIXES = (".otf", ".ttf", ".woff", ".woff2", ".eot", ".png", ".jpg", ".jpeg", ".gif", ".ico", ".webp")
+SKIPPED_SUFFIXES = (
+    ".otf",
+    ".ttf",
+    ".woff",
+    ".woff2",
+    ".eot",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".gif",
+    ".ico",
+    ".webp",
+)
 
 
 @dataclass(frozen=True)

@@ -138,7 +138,8 @@ def measure_timing(con: duckdb.DuckDBPyConnection) -> dict:
 @click.command(
     "churn",
     help="Champion churn AUC and ECE at the end of the data against _truth/persons.csv "
-               f"(targets: AUC within {AUC_GAP_TARGET} of the Bayes-optimal AUC, ECE <= {ECE_TARGET}).")
+    f"(targets: AUC within {AUC_GAP_TARGET} of the Bayes-optimal AUC, ECE <= {ECE_TARGET}).",
+)
 @click.option(
     "--timing",
     is_flag=True,
@@ -170,10 +171,30 @@ def eval_churn_command(timing: bool) -> None:
     table = Table(title=f"Churn at {scores['as_of_date']} vs ground truth")
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key in ("auc", "bayes_auc", "auc_gap", "ece", "baseline_auc", "baseline_ece", "pr_auc", "brier",
-                "lift_top_decile", "churn_rate", "mean_predicted", "customers", "meets_target"):
+    for key in (
+        "auc",
+        "bayes_auc",
+        "auc_gap",
+        "ece",
+        "baseline_auc",
+        "baseline_ece",
+        "pr_auc",
+        "brier",
+        "lift_top_decile",
+        "churn_rate",
+        "mean_predicted",
+        "customers",
+        "meets_target",
+    ):
         value = scores[key]
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value))
+        table.add_row(
+            key,
+            f"{value:.4f}"
+            if isinstance(value, float)
+            else f"{value:,}"
+            if isinstance(value, int) and not isinstance(value, bool)
+            else str(value),
+        )
     Console().print(table)
     if timing:
         t = scores["timing"]

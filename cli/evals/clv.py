@@ -172,7 +172,12 @@ def _print_demand(demand: dict | None) -> None:
         )
     ours, naive = demand["overall"]["forecast"], demand["overall"]["seasonal_naive"]
     table.add_row(
-        "overall", "", f"{ours['wape']:.1f}", f"{naive['wape']:.1f}", f"{ours['mase']:.3f}", f"{naive['mase']:.3f}",
+        "overall",
+        "",
+        f"{ours['wape']:.1f}",
+        f"{naive['wape']:.1f}",
+        f"{ours['mase']:.3f}",
+        f"{naive['mase']:.3f}",
         style="bold",
     )
     console.print(table)

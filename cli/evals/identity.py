@@ -65,7 +65,8 @@ def pairwise_scores(con: duckdb.DuckDBPyConnection, truth_csv: Path) -> dict:
         "persons": persons,
         "customers": customers,
         "by_source": [
-            dict(zip(("source", "truth_records", "anonymous", "evaluated", "not_in_map"), row)) for row in by_source
+            dict(zip(("source", "truth_records", "anonymous", "evaluated", "not_in_map"), row))
+            for row in by_source
         ],
     }
 
@@ -113,7 +114,8 @@ def _print(console, title: str, scores: dict) -> None:
 @click.command(
     "identity",
     help="Pairwise precision/recall of identity resolution against _truth/identity.csv "
-               "(targets: precision >= 0.995, recall >= 0.98), and the Olist customer_unique_id recovery.")
+    "(targets: precision >= 0.995, recall >= 0.98), and the Olist customer_unique_id recovery.",
+)
 @click.option("--olist/--no-olist", default=True, help="Also build the Olist sample and measure recovery.")
 @click.option("--olist-src", type=click.Path(path_type=Path), default=None)
 def eval_identity_command(olist: bool, olist_src: Path | None) -> None:
@@ -143,4 +145,3 @@ def eval_identity_command(olist: bool, olist_src: Path | None) -> None:
     elif olist:
         console.print(f"Olist sample not found at {src}: skipped")
     console.print(f"written {write_report('identity', payload)}")
-

@@ -80,7 +80,9 @@ def quality_scores(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> dict:
         bad_files, rows_in, loaded, quarantined_logged = conservation.get(source, (0, 0, 0, 0))
         in_raw = con.execute(f"select count(*) from raw.{source}").fetchone()[0] if source in SOURCES else 0
         conserved = (
-            bad_files == 0 and int(loaded or 0) == in_raw and int(quarantined_logged or 0) == in_quarantine.get(source, 0)
+            bad_files == 0
+            and int(loaded or 0) == in_raw
+            and int(quarantined_logged or 0) == in_quarantine.get(source, 0)
         )
         by_source[source] = {
             "planted": planted,
@@ -109,21 +111,28 @@ def quality_scores(con: duckdb.DuckDBPyConnection, truth_dir: Path) -> dict:
         order by 1, 2, 3, 4 limit 200
         """
     ).fetchall()
-    totals = {k: sum(s[k] for s in by_source.values()) for k in ("planted", "found", "quarantined", "matched", "cascaded", "rule_agrees")}
+    totals = {
+        k: sum(s[k] for s in by_source.values())
+        for k in ("planted", "found", "quarantined", "matched", "cascaded", "rule_agrees")
+    }
     return {
-        "precision": (totals["matched"] + totals["cascaded"]) / totals["quarantined"] if totals["quarantined"] else 1.0,
+        "precision": (totals["matched"] + totals["cascaded"]) / totals["quarantined"]
+        if totals["quarantined"]
+        else 1.0,
         "recall": totals["found"] / totals["planted"] if totals["planted"] else 1.0,
         "rule_agreement": totals["rule_agrees"] / totals["matched"] if totals["matched"] else 1.0,
         "conserved": all(s["conserved"] for s in by_source.values()),
         **totals,
         "by_source": by_source,
-        "mismatches": [dict(zip(("kind", "source", "file", "record_id", "defect_type", "rule"), m)) for m in mismatches],
+        "mismatches": [
+            dict(zip(("kind", "source", "file", "record_id", "defect_type", "rule"), m)) for m in mismatches
+        ],
     }
 
 
 @click.command(
-    "quality",
-    help="Precision/recall of quarantine vs planted defects, and row conservation per source.")
+    "quality", help="Precision/recall of quarantine vs planted defects, and row conservation per source."
+)
 def eval_quality_command() -> None:
     from rich.console import Console
     from rich.table import Table
@@ -139,22 +148,46 @@ def eval_quality_command() -> None:
     finally:
         con.close()
     table = Table(title="Quarantine vs planted defects, and row conservation")
-    for col in ("source", "planted", "found", "quarantined", "cascaded", "precision", "recall", "rule agrees", "conserved"):
+    for col in (
+        "source",
+        "planted",
+        "found",
+        "quarantined",
+        "cascaded",
+        "precision",
+        "recall",
+        "rule agrees",
+        "conserved",
+    ):
         table.add_column(col, justify="left" if col == "source" else "right")
     for source, s in scores["by_source"].items():
         table.add_row(
-            source, f"{s['planted']:,}", f"{s['found']:,}", f"{s['quarantined']:,}", f"{s['cascaded']:,}",
-            f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['rule_agrees']:,}/{s['matched']:,}",
+            source,
+            f"{s['planted']:,}",
+            f"{s['found']:,}",
+            f"{s['quarantined']:,}",
+            f"{s['cascaded']:,}",
+            f"{s['precision']:.3f}",
+            f"{s['recall']:.3f}",
+            f"{s['rule_agrees']:,}/{s['matched']:,}",
             "yes" if s["conserved"] else "[red]NO[/red]",
         )
     table.add_row(
-        "all", f"{scores['planted']:,}", f"{scores['found']:,}", f"{scores['quarantined']:,}",
-        f"{scores['cascaded']:,}", f"{scores['precision']:.3f}", f"{scores['recall']:.3f}",
-        f"{scores['rule_agrees']:,}/{scores['matched']:,}", "yes" if scores["conserved"] else "[red]NO[/red]",
+        "all",
+        f"{scores['planted']:,}",
+        f"{scores['found']:,}",
+        f"{scores['quarantined']:,}",
+        f"{scores['cascaded']:,}",
+        f"{scores['precision']:.3f}",
+        f"{scores['recall']:.3f}",
+        f"{scores['rule_agrees']:,}/{scores['matched']:,}",
+        "yes" if scores["conserved"] else "[red]NO[/red]",
     )
     console = Console()
     console.print(table)
     for m in scores["mismatches"][:20]:
-        console.print(f"  {m['kind']}: {m['source']} {m['file']} {m['record_id']} planted={m['defect_type']} rule={m['rule']}")
+        console.print(
+            f"  {m['kind']}: {m['source']} {m['file']} {m['record_id']} planted={m['defect_type']} rule={m['rule']}"
+        )
     path = write_report("quality", scores)
     console.print(f"Wrote {path}")

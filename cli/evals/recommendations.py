@@ -159,7 +159,7 @@ def _print(console, title: str, rows: dict) -> None:
     "recs",
     help="Recommender offline evaluation: MovieLens 100k (platform vs popularity vs ALS), "
     "a temporal split of the warehouse, recall@10 against planted future purchases and "
-    "planted bundle recovery; writes reports/eval_recs.json."
+    "planted bundle recovery; writes reports/eval_recs.json.",
 )
 @click.option("--movielens/--no-movielens", default=True, help="Run the MovieLens 100k benchmark.")
 @click.option("--holdout-days", default=60, show_default=True, help="Days held out for the temporal split.")

@@ -17,6 +17,8 @@ select text, stars from {TEXTS_TABLE}
 where source = 'product_reviews' and stars is not null and nullif(trim(text), '') is not null
 order by record_id
 """
+
+
 def warehouse_reviews(warehouse: Path) -> tuple[list[str], list[int]]:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
@@ -45,7 +47,7 @@ def _print(console, payload: dict) -> None:
 @click.command(
     "sentiment",
     help="Held-out accuracy of the sentiment model on the generated reviews in the warehouse "
-    "and on the Olist reviews; writes reports/eval_sentiment.json."
+    "and on the Olist reviews; writes reports/eval_sentiment.json.",
 )
 @click.option("--olist/--no-olist", default=True, help="Also evaluate on the Olist reviews.")
 @click.option("--olist-src", type=click.Path(path_type=Path), default=None, help="Olist folder.")
@@ -57,9 +59,7 @@ def eval_sentiment_command(olist: bool, olist_src: Path | None) -> None:
 
     settings = get_settings()
     if not settings.warehouse.exists():
-        raise click.ClickException(
-            f"no warehouse at {settings.warehouse}: run `c360 run` (make demo) first"
-        )
+        raise click.ClickException(f"no warehouse at {settings.warehouse}: run `c360 run` (make demo) first")
     try:
         texts, stars = warehouse_reviews(settings.warehouse)
     except duckdb.CatalogException as exc:
@@ -68,4 +68,3 @@ def eval_sentiment_command(olist: bool, olist_src: Path | None) -> None:
     console = Console()
     _print(console, payload)
     console.print(f"written {write_report('sentiment', payload)}")
-

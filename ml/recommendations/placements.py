@@ -71,9 +71,7 @@ def fit_model(
     counts (``from_product, to_product, transitions``) of the time-ordered touches."""
     matrix = models.build_interaction_matrix(interactions[[USER, ITEM, WEIGHT]])
     cf = models.ItemItemRecommender(l2=l2, neighbours=neighbours).fit(matrix.matrix)
-    popularity = models.PopularityRecommender().fit(
-        matrix.matrix, [segments.get(u) for u in matrix.user_ids]
-    )
+    popularity = models.PopularityRecommender().fit(matrix.matrix, [segments.get(u) for u in matrix.user_ids])
     next_items = models.TransitionModel.from_counts(transitions, matrix)
     return models.RecommenderModel.from_fitted(
         matrix, cf, popularity, next_items, allow_repurchase, unavailable

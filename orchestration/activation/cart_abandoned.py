@@ -43,7 +43,9 @@ class CartAbandonedConfig(dg.Config):
         default="event_time",
         description="What 'now' is: the latest event in raw.web_events (demo, replays) or the wall clock (production).",
     )
-    abandon_after_minutes: int = Field(default=10, description="Minutes without a purchase after add_to_cart.")
+    abandon_after_minutes: int = Field(
+        default=10, description="Minutes without a purchase after add_to_cart."
+    )
     lookback_hours: int = Field(default=24, description="Older carts are not near-real-time any more.")
 
 
@@ -121,9 +123,7 @@ def refresh_cart_abandoned(con, config: CartAbandonedConfig, wall_now: datetime 
         f"select *, '{config.clock}' as clock from ("
         f"{cart_abandoned_sql(now_sql, config.abandon_after_minutes, config.lookback_hours)})"
     )
-    rows, as_of = con.execute(
-        f"select count(*), (select {now_sql}) from {CART_ABANDONED_TABLE}"
-    ).fetchone()
+    rows, as_of = con.execute(f"select count(*), (select {now_sql}) from {CART_ABANDONED_TABLE}").fetchone()
     return {"rows": int(rows), "as_of": str(as_of)}
 
 
@@ -163,4 +163,3 @@ def cart_abandoned(config: CartAbandonedConfig, warehouse: WarehouseResource) ->
             ),
         }
     )
-

@@ -103,4 +103,3 @@ def retention_high_risk(warehouse: WarehouseResource):
             "actions": {a: int(actions.get(a, 0)) for a in ACTION_CHANNELS},
         }
     )
-

@@ -19,7 +19,9 @@ def failures_of(context: dg.RunFailureSensorContext) -> list[dict]:
     failures = []
     for event in context.get_step_failure_events():
         error = event.step_failure_data.error if event.step_failure_data else None
-        failures.append({"step": event.step_key, "error": (_message(error) if error else event.message) or ""})
+        failures.append(
+            {"step": event.step_key, "error": (_message(error) if error else event.message) or ""}
+        )
     if not failures:
         failures.append({"step": None, "error": context.failure_event.message or "run failed"})
     return failures

@@ -11,7 +11,9 @@ ML_GROUPS = ("ml",)
 
 # Transient failures (a DuckDB file lock held by a notebook, MLflow's SQLite busy, a slow disk)
 # clear on their own; a data error fails again and is then alerted once.
-TRANSIENT_RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+TRANSIENT_RETRY = dg.RetryPolicy(
+    max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
 
 # The recommender's training asset sits in the "recommendations" group beside the rules and the
 # placements it serves (how the UI shows them), but it is a retrain: fitted daily it cost the
@@ -54,7 +56,9 @@ WEB_EVENTS_KEY = dg.AssetKey(["raw", "web_events"])
 # progress would fail; the daily refresh runs it.
 cart_abandonment_job = dg.define_asset_job(
     "cart_abandonment_job",
-    selection=dg.AssetSelection.assets(WEB_EVENTS_KEY, dg.AssetKey(["activation", "cart_abandoned"])).without_checks()
+    selection=dg.AssetSelection.assets(
+        WEB_EVENTS_KEY, dg.AssetKey(["activation", "cart_abandoned"])
+    ).without_checks()
     | dg.AssetSelection.checks(dg.AssetCheckKey(WEB_EVENTS_KEY, "rows_conserved")),
     description="Micro-batch: new web_events files -> raw.web_events -> activation.cart_abandoned.",
     tags={"c360/trigger": "clickstream", "dagster/priority": "10"},

@@ -155,7 +155,11 @@ def churn_model(context: dg.AssetExecutionContext, config: ChurnTrainingConfig, 
         mlflow.log_metrics(
             {
                 **report,
-                **{f"{kind}_{name}": value for kind, rep in result["metrics"].items() for name, value in rep.items()},
+                **{
+                    f"{kind}_{name}": value
+                    for kind, rep in result["metrics"].items()
+                    for name, value in rep.items()
+                },
                 "train_rows": len(result["train"]),
                 "labelled_rows": len(result["labelled"]),
                 "train_rows_available": result["available"]["train"],
@@ -214,7 +218,9 @@ def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     registry.configure()
     champion = registry.champion_info(churn.MODEL_NAME)
     if champion is None:
-        raise dg.Failure(f"`{churn.MODEL_NAME}` has no @champion: materialize ml/churn_model and its gate first")
+        raise dg.Failure(
+            f"`{churn.MODEL_NAME}` has no @champion: materialize ml/churn_model and its gate first"
+        )
     model = mlflow.pyfunc.load_model(f"models:/{churn.MODEL_NAME}@{registry.CHAMPION}")
     with warehouse.reader() as con:
         features_df = read_features(con, latest_only=True)

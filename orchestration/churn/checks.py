@@ -16,7 +16,6 @@ from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
 churn_champion_gate = build_champion_gate(CHURN_MODEL_KEY, churn.MODEL_NAME, PROMOTION_METRIC)
 
 
-
 @dg.asset_check(
     asset=CHURN_SCORES_KEY,
     name="churn_scores_valid",

@@ -107,7 +107,9 @@ def clv_model(context: dg.AssetExecutionContext, config: CLVConfig, warehouse: W
         bgnbd, summary["frequency"], summary["recency_days"], summary["t_days"]
     )
     # The run shows what this version would score (the champion's scores are ml/clv's).
-    scored = clv.score_customers(summary, bgnbd, gamma_gamma, config.horizon_months, config.monthly_discount_rate)
+    scored = clv.score_customers(
+        summary, bgnbd, gamma_gamma, config.horizon_months, config.monthly_discount_rate
+    )
 
     experiment_id = registry.use_experiment(CLV_EXPERIMENT)
     with mlflow.start_run(run_name=f"clv {as_of}") as run:
@@ -164,7 +166,9 @@ def clv_scores(warehouse: WarehouseResource):
         raise dg.Failure(f"`{clv.MODEL_NAME}` has no @champion: materialize ml/clv_model and its gate first")
     model = mlflow.pyfunc.load_model(f"models:/{clv.MODEL_NAME}@{registry.CHAMPION}").unwrap_python_model()
     as_of, summary = _read_summary(warehouse)
-    scored = clv.score_customers(summary, model.bgnbd, model.gamma_gamma, model.horizon_months, model.monthly_discount_rate)
+    scored = clv.score_customers(
+        summary, model.bgnbd, model.gamma_gamma, model.horizon_months, model.monthly_discount_rate
+    )
     plot_path = settings.reports / "clv_by_tier.png"
     plots.clv_by_tier_figure(scored).savefig(plot_path, dpi=100)
     scored["model_version"] = champion["version"]

@@ -7,7 +7,9 @@ from orchestration.clv.assets import CLV_COLUMNS, CLV_KEY, CLV_MODEL_KEY, PROMOT
 from orchestration.model_lifecycle import build_champion_gate
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
 
-clv_champion_gate = build_champion_gate(CLV_MODEL_KEY, clv.MODEL_NAME, PROMOTION_METRIC, higher_is_better=False)
+clv_champion_gate = build_champion_gate(
+    CLV_MODEL_KEY, clv.MODEL_NAME, PROMOTION_METRIC, higher_is_better=False
+)
 
 
 @dg.asset_check(

@@ -1,6 +1,5 @@
 """Every dbt model, seed and test as Dagster assets and asset checks."""
 
-
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
 

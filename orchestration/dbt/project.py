@@ -59,9 +59,12 @@ def prepare_manifest(force: bool = False) -> None:
             result = dbtRunner().invoke(
                 [
                     "parse",
-                    "--project-dir", str(DBT_PROJECT_DIR),
-                    "--profiles-dir", str(DBT_PROJECT_DIR),
-                    "--target-path", str(scratch),
+                    "--project-dir",
+                    str(DBT_PROJECT_DIR),
+                    "--profiles-dir",
+                    str(DBT_PROJECT_DIR),
+                    "--target-path",
+                    str(scratch),
                     "--quiet",
                 ]
             )

@@ -81,7 +81,9 @@ def consent_check(
                 "sample_customer_ids": dg.MetadataValue.json(sample),
                 "channel": channel or f"per row ({channel_column})",
             },
-            description=None if bad == 0 else f"{bad} customer(s) in {table} have no current consent for {what}",
+            description=None
+            if bad == 0
+            else f"{bad} customer(s) in {table} have no current consent for {what}",
         )
 
     return _check

@@ -19,14 +19,18 @@ def docs_root():
 def check_result(outcome: SuiteOutcome) -> dg.AssetCheckResult:
     counts = {
         f"{e['part']}:{e['expectation']}({e['column'] or ''})": {
-            "passed": e["success"], "evaluated": e["evaluated"], "unexpected": e["unexpected"],
+            "passed": e["success"],
+            "evaluated": e["evaluated"],
+            "unexpected": e["unexpected"],
         }
         for e in outcome.expectations
     }
     metadata = {
         "expectations_evaluated": len(outcome.expectations),
         "expectations_failed": len(outcome.failed),
-        "failed": [f"{e['expectation']}({e['column'] or ''}): {e['unexpected']} unexpected" for e in outcome.failed],
+        "failed": [
+            f"{e['expectation']}({e['column'] or ''}): {e['unexpected']} unexpected" for e in outcome.failed
+        ],
         "counts": dg.MetadataValue.json(counts),
         "rows_validated": outcome.rows_validated,
         "rows_loaded_after": str(outcome.rows_loaded_after) if outcome.rows_loaded_after else "all rows",
@@ -41,7 +45,9 @@ def check_result(outcome: SuiteOutcome) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=outcome.success, metadata=metadata)
 
 
-def build_quality_gate(asset_key: dg.AssetKey, suite_name: str, incremental: bool = False) -> dg.AssetChecksDefinition:
+def build_quality_gate(
+    asset_key: dg.AssetKey, suite_name: str, incremental: bool = False
+) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=asset_key,
         name=GATE_NAME,
@@ -53,7 +59,10 @@ def build_quality_gate(asset_key: dg.AssetKey, suite_name: str, incremental: boo
     def _gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
         with warehouse.connect() as con:
             outcome = validate_suite(
-                con, load_suite(suite_name), docs_root=docs_root(), run_name=context.run.run_id,
+                con,
+                load_suite(suite_name),
+                docs_root=docs_root(),
+                run_name=context.run.run_id,
                 incremental=incremental,
             )
         return check_result(outcome)

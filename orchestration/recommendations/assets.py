@@ -98,9 +98,7 @@ class RecommenderConfig(dg.Config):
         description="Days at the end of the data held out for the temporal evaluation: the model "
         "is trained on touches before them and scored on purchases in them (promotion metric).",
     )
-    neighbours: int = Field(
-        default=models.DEFAULT_NEIGHBOURS, description="Item-item weights kept per item."
-    )
+    neighbours: int = Field(default=models.DEFAULT_NEIGHBOURS, description="Item-item weights kept per item.")
     repurchase_categories: list[str] = Field(
         default=list(DEFAULT_REPURCHASE_CATEGORIES),
         description="Categories whose already-bought products may be recommended again.",

@@ -19,7 +19,11 @@ from orchestration.ingest.assets import LOAD_UNITS, raw_key
 
 CLICKSTREAM_SOURCES = ["web_events"]
 BATCH_SOURCES = [s for s in SOURCES if s not in CLICKSTREAM_SOURCES]
-ACTIVE_RUN_STATUSES = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+ACTIVE_RUN_STATUSES = [
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
 
 
 def _unit_keys(sources: set[str]) -> list[dg.AssetKey]:
@@ -31,7 +35,9 @@ def _warehouse_in_use(context: dg.SensorEvaluationContext) -> bool:
     return context.instance.get_runs_count(filters=dg.RunsFilter(statuses=ACTIVE_RUN_STATUSES)) > 0
 
 
-def _evaluate(context: dg.SensorEvaluationContext, sources: list[str], build_request) -> dg.SensorResult | dg.SkipReason:
+def _evaluate(
+    context: dg.SensorEvaluationContext, sources: list[str], build_request
+) -> dg.SensorResult | dg.SkipReason:
     if _warehouse_in_use(context):
         return dg.SkipReason("A run is using the warehouse; new files are picked up on a later tick.")
     settings = get_settings()
@@ -61,7 +67,9 @@ def _landing_request(context: dg.SensorEvaluationContext, files: list[landing.La
     return dg.RunRequest(run_key=landing.run_key(files), asset_selection=sorted(keys), tags=_tags(files))
 
 
-def _clickstream_request(context: dg.SensorEvaluationContext, files: list[landing.LandingFile]) -> dg.RunRequest:
+def _clickstream_request(
+    context: dg.SensorEvaluationContext, files: list[landing.LandingFile]
+) -> dg.RunRequest:
     config = CartAbandonedConfig(clock=landing.cart_clock())
     return dg.RunRequest(
         run_key=landing.run_key(files),

@@ -29,7 +29,9 @@ def test_slots_of_killed_and_ended_runs_are_freed_and_live_runs_keep_theirs(c360
         "killed": add_run(instance, DagsterRunStatus.STARTED, {PID_TAG: str(gone.pid), HOST_TAG: here}),
         "ended": add_run(instance, DagsterRunStatus.FAILURE, {PID_TAG: str(gone.pid), HOST_TAG: here}),
         "alive": add_run(instance, DagsterRunStatus.STARTED, {PID_TAG: str(os.getpid()), HOST_TAG: here}),
-        "elsewhere": add_run(instance, DagsterRunStatus.STARTED, {PID_TAG: str(gone.pid), HOST_TAG: "other-host"}),
+        "elsewhere": add_run(
+            instance, DagsterRunStatus.STARTED, {PID_TAG: str(gone.pid), HOST_TAG: "other-host"}
+        ),
         "daemon": add_run(instance, DagsterRunStatus.STARTED, {}),
     }
     storage = instance.event_log_storage

@@ -25,7 +25,9 @@ def _server_url() -> str:
     has_binaries = shutil.which("pg_ctl") or list(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     can_install = os.geteuid() == 0 and shutil.which("apt-get")
     if not (has_binaries or can_install):
-        pytest.skip("PostgreSQL is not installed (no pg_ctl/initdb) and cannot be installed without root and apt-get")
+        pytest.skip(
+            "PostgreSQL is not installed (no pg_ctl/initdb) and cannot be installed without root and apt-get"
+        )
     done = subprocess.run([str(PG_SCRIPT)], check=False, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         pytest.skip(f".ci/postgres could not start a server: {done.stderr.strip()[-500:]}")
@@ -63,13 +65,18 @@ def test_a_run_and_its_events_are_stored_in_postgres(c360_home, pg_database, tmp
     (dagster_home / "dagster.yaml").write_text(profile)
     url = urlsplit(pg_database)
     for name, value in {
-        "DAGSTER_PG_USERNAME": url.username, "DAGSTER_PG_PASSWORD": url.password or "",
-        "DAGSTER_PG_HOST": url.hostname, "DAGSTER_PG_PORT": str(url.port), "DAGSTER_PG_DB": url.path.lstrip("/"),
+        "DAGSTER_PG_USERNAME": url.username,
+        "DAGSTER_PG_PASSWORD": url.password or "",
+        "DAGSTER_PG_HOST": url.hostname,
+        "DAGSTER_PG_PORT": str(url.port),
+        "DAGSTER_PG_DB": url.path.lstrip("/"),
     }.items():
         monkeypatch.setenv(name, value)
     generate(get_settings().landing, customers=30, seed=3, progress=False)
     products = [a for a in ingest_assets if dg.AssetKey(["raw", "products"]) in a.keys]
-    checks = [c for c in ingest_checks if dg.AssetKey(["raw", "products"]) in {k.asset_key for k in c.check_keys}]
+    checks = [
+        c for c in ingest_checks if dg.AssetKey(["raw", "products"]) in {k.asset_key for k in c.check_keys}
+    ]
 
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         result = dg.materialize(

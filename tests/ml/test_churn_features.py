@@ -22,12 +22,26 @@ def _build_features(warehouse, tmp_path, as_of: str) -> pd.DataFrame:
     env = dict(os.environ, C360_WAREHOUSE=str(warehouse))
     done = subprocess.run(
         [
-            str(Path(sys.executable).parent / "dbt"), "run", "--select", "churn_features",
-            "--vars", f"{{as_of_date: '{as_of}'}}",
-            "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-            "--target-path", str(tmp_path / "dbt_target"), "--log-path", str(tmp_path / "dbt_logs"),
+            str(Path(sys.executable).parent / "dbt"),
+            "run",
+            "--select",
+            "churn_features",
+            "--vars",
+            f"{{as_of_date: '{as_of}'}}",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(tmp_path / "dbt_target"),
+            "--log-path",
+            str(tmp_path / "dbt_logs"),
         ],
-        check=False, env=env, capture_output=True, text=True, timeout=600,
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:]
     con = duckdb.connect(str(warehouse), read_only=True)
@@ -55,7 +69,11 @@ def test_one_row_per_customer_and_snapshot_with_the_model_features(demo_features
     latest = demo_features[pd.to_datetime(demo_features["as_of_date"]) == snapshots[-1]]
     # The latest window is not over yet; the one 90 days earlier is exactly observed.
     assert latest["churned"].isna().all()
-    assert demo_features.loc[pd.to_datetime(demo_features["as_of_date"]) < snapshots[-1], "churned"].notna().all()
+    assert (
+        demo_features.loc[pd.to_datetime(demo_features["as_of_date"]) < snapshots[-1], "churned"]
+        .notna()
+        .all()
+    )
 
 
 def test_latest_snapshot_holds_every_customer_of_customer_360(demo_home, demo_features):
@@ -71,7 +89,9 @@ def test_latest_snapshot_holds_every_customer_of_customer_360(demo_home, demo_fe
 def test_review_sentiment_is_the_star_score_rescaled(demo_features):
     rated = demo_features.dropna(subset=["avg_review_score"])
     assert len(rated) > 0
-    assert ((rated["avg_review_score"] - 3) / 2).to_numpy() == pytest.approx(rated["review_sentiment"].to_numpy())
+    assert ((rated["avg_review_score"] - 3) / 2).to_numpy() == pytest.approx(
+        rated["review_sentiment"].to_numpy()
+    )
     assert rated["review_sentiment"].between(-1, 1).all()
 
 

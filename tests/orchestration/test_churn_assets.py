@@ -51,12 +51,23 @@ def churn_home(demo_home, tmp_path_factory):
             second = _materialize(
                 warehouse,
                 instance,
-                {"ops": {"ml__churn_model": {"config": {"promotion_margin": 1.0, "kinds": ["logreg"],
-                                                       "max_training_rows": 300}}}},
+                {
+                    "ops": {
+                        "ml__churn_model": {
+                            "config": {"promotion_margin": 1.0, "kinds": ["logreg"], "max_training_rows": 300}
+                        }
+                    }
+                },
             )
         client = MlflowClient(tracking_uri=tracking_uri)
-        yield {"home": home, "warehouse": warehouse, "first": first, "second": second,
-               "client": client, "tracking_uri": tracking_uri}
+        yield {
+            "home": home,
+            "warehouse": warehouse,
+            "first": first,
+            "second": second,
+            "client": client,
+            "tracking_uri": tracking_uri,
+        }
 
 
 def test_definitions_load_with_the_platform():
@@ -67,7 +78,10 @@ def test_definitions_load_with_the_platform():
 
     graph = platform.resolve_asset_graph()
     assert {"ml/churn_model", "ml/churn_scores", "activation/retention_high_risk"} <= keys(platform)
-    assert dg.AssetKey(["features", "churn_features"]) in graph.get(dg.AssetKey(["ml", "churn_model"])).parent_keys
+    assert (
+        dg.AssetKey(["features", "churn_features"])
+        in graph.get(dg.AssetKey(["ml", "churn_model"])).parent_keys
+    )
 
 
 def test_every_customer_360_customer_gets_a_champion_score(churn_home):
@@ -85,7 +99,13 @@ def test_every_customer_360_customer_gets_a_champion_score(churn_home):
     finally:
         con.close()
     assert (missing, extra, rows) == (0, 0, customers)
-    assert list(scores.columns[:5]) == ["customer_id", "churn_probability", "risk_band", "model_version", "scored_at"]
+    assert list(scores.columns[:5]) == [
+        "customer_id",
+        "churn_probability",
+        "risk_band",
+        "model_version",
+        "scored_at",
+    ]
     assert scores["churn_probability"].between(0, 1).all()
     assert (scores["risk_band"] == scores["churn_probability"].map(churn.risk_band)).all()
     # The second run's model was not promoted: scores still come from v1, the champion.
@@ -109,8 +129,12 @@ def test_gate_promotes_the_first_version_and_keeps_it_against_a_challenger_under
 
 def test_training_rows_are_capped_by_config_and_the_cap_is_logged(churn_home):
     client = churn_home["client"]
-    runs = [client.get_run(run.get_asset_materialization_events()[0].materialization.metadata["mlflow_run_id"].value)
-            for run in (churn_home["first"], churn_home["second"])]
+    runs = [
+        client.get_run(
+            run.get_asset_materialization_events()[0].materialization.metadata["mlflow_run_id"].value
+        )
+        for run in (churn_home["first"], churn_home["second"])
+    ]
     uncapped, capped = (r.data.metrics for r in runs)
     # The demo has fewer rows than the default cap: the first run fits on all of them.
     assert uncapped["train_rows"] == uncapped["train_rows_available"] > 300
@@ -126,9 +150,20 @@ def test_training_run_logs_metrics_plots_model_and_lineage_without_customer_ids(
     meta = materialization.metadata
     run = client.get_run(meta["mlflow_run_id"].value)
     experiment_id = run.info.experiment_id
-    assert meta["mlflow_run"].value == f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run.info.run_id}"
-    for name in ("roc_auc", "pr_auc", "brier", "ece", "lift_top_decile", "capture_top_decile",
-                 "logreg_roc_auc", "hgb_roc_auc"):
+    assert (
+        meta["mlflow_run"].value
+        == f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run.info.run_id}"
+    )
+    for name in (
+        "roc_auc",
+        "pr_auc",
+        "brier",
+        "ece",
+        "lift_top_decile",
+        "capture_top_decile",
+        "logreg_roc_auc",
+        "hgb_roc_auc",
+    ):
         assert name in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"roc.png", "pr.png", "calibration.png", "lift.png", "feature_importance.png"} <= artifacts
@@ -162,7 +197,9 @@ def test_champion_loads_in_a_fresh_process_and_scores_features(churn_home):
         "print(' '.join(repr(float(x)) for x in p))\n"
     )
     env = dict(os.environ, MLFLOW_TRACKING_URI=churn_home["tracking_uri"])
-    done = subprocess.run([sys.executable, "-c", script], check=False, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     predicted = [float(x) for x in done.stdout.split()]
     assert predicted == pytest.approx(latest["churn_probability"].tolist(), abs=1e-6)
@@ -186,8 +223,16 @@ def test_retention_audience_holds_only_high_risk_customers_with_consent_for_the_
 
 
 def test_audience_uses_phone_for_calls_and_drops_customers_without_consent():
-    base = {"churn_probability": 0.9, "risk_band": "high", "model_version": 1, "rfm_segment": "important value",
-            "consent_email": False, "consent_sms": False, "consent_phone": False, "consent_push": False}
+    base = {
+        "churn_probability": 0.9,
+        "risk_band": "high",
+        "model_version": 1,
+        "rfm_segment": "important value",
+        "consent_email": False,
+        "consent_sms": False,
+        "consent_phone": False,
+        "consent_push": False,
+    }
     candidates = pd.DataFrame(
         [
             {**base, "customer_id": "call_ok", "clv_tier": "platinum", "consent_phone": True},
@@ -199,6 +244,10 @@ def test_audience_uses_phone_for_calls_and_drops_customers_without_consent():
     )
     audience = build_audience(candidates).set_index("customer_id")
     assert sorted(audience.index) == ["call_ok", "coupon_sms", "nothing_push"]
-    assert audience.loc["call_ok", ["suggested_action", "channel", "value_tier"]].tolist() == ["call", "phone", "high"]
+    assert audience.loc["call_ok", ["suggested_action", "channel", "value_tier"]].tolist() == [
+        "call",
+        "phone",
+        "high",
+    ]
     assert audience.loc["coupon_sms", ["suggested_action", "channel"]].tolist() == ["coupon", "sms"]
     assert audience.loc["nothing_push", "suggested_action"] == "nothing"

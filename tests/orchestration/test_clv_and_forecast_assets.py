@@ -62,10 +62,18 @@ def _build_feature_views(warehouse: Path, home: Path) -> None:
 
     done = subprocess.run(
         [
-            str(Path(sys.executable).parent / "dbt"), "run",
-            "--select", "clv_customer_summary clv_holdout_summary category_weekly_units",
-            "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-            "--target-path", str(home / "dbt_target"), "--log-path", str(home / "dbt_logs"),
+            str(Path(sys.executable).parent / "dbt"),
+            "run",
+            "--select",
+            "clv_customer_summary clv_holdout_summary category_weekly_units",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(home / "dbt_target"),
+            "--log-path",
+            str(home / "dbt_logs"),
         ],
         check=False,
         env=dict(os.environ, C360_WAREHOUSE=str(warehouse)),
@@ -118,7 +126,9 @@ def materialized(tmp_path_factory):
 
 
 def test_module_exposes_definitions_with_both_assets_and_the_blocking_check():
-    merged = dg.Definitions.merge(clv_defs, forecast_defs, dg.Definitions(resources={"warehouse": WarehouseResource()}))
+    merged = dg.Definitions.merge(
+        clv_defs, forecast_defs, dg.Definitions(resources={"warehouse": WarehouseResource()})
+    )
     keys = {k.to_user_string() for k in merged.resolve_asset_graph().get_all_asset_keys()}
     assert {"ml/clv_model", "ml/clv", "ml/demand_forecast"} <= keys
     for check in (clv_champion_gate, clv_scores_valid):

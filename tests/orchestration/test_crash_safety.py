@@ -139,11 +139,24 @@ def _dbt_env(warehouse: Path, tmp_path: Path) -> tuple[list[str], dict]:
         parsed = DBT_PROJECT_DIR / "target" / "partial_parse.msgpack"
         if parsed.exists():
             shutil.copy(parsed, target / "partial_parse.msgpack")
-    env = os.environ | {"C360_WAREHOUSE": str(warehouse), "C360_HOME": str(warehouse.parent), "C360_DUCKDB_THREADS": "1"}
+    env = os.environ | {
+        "C360_WAREHOUSE": str(warehouse),
+        "C360_HOME": str(warehouse.parent),
+        "C360_DUCKDB_THREADS": "1",
+    }
     cmd = [
-        str(Path(sys.executable).parent / "dbt"), "run", "--select", "path:models/marts/customer_360.sql",
-        "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-        "--target-path", str(target), "--log-path", str(tmp_path / "dbt_logs"),
+        str(Path(sys.executable).parent / "dbt"),
+        "run",
+        "--select",
+        "path:models/marts/customer_360.sql",
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--target-path",
+        str(target),
+        "--log-path",
+        str(tmp_path / "dbt_logs"),
     ]
     return cmd, env
 
@@ -207,9 +220,15 @@ def test_killing_an_incremental_load_leaves_whole_files_only(demo_home, warehous
     keys_env = {"C360_KEYS_DIR": str(demo_home / "keys")}
 
     def env_for(warehouse: Path) -> dict:
-        return os.environ | keys_env | {
-            "C360_WAREHOUSE": str(warehouse), "C360_LANDING": str(landing), "C360_HOME": str(warehouse.parent)
-        }
+        return (
+            os.environ
+            | keys_env
+            | {
+                "C360_WAREHOUSE": str(warehouse),
+                "C360_LANDING": str(landing),
+                "C360_HOME": str(warehouse.parent),
+            }
+        )
 
     cmd = [sys.executable, "-c", LOADER_SCRIPT]
     # The states an uninterrupted load passes through: before, after the first file, after both.

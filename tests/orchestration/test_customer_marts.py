@@ -95,6 +95,7 @@ def test_tags_cover_the_groups_and_belong_to_known_customers(demo_warehouse):
     ).fetchone()[0]
     assert orphans == 0
 
+
 def test_churn_risk_tags_follow_the_champions_bands(demo_warehouse):
     # High and medium bands in customer_360 become risk tags; low risk is not a tag.
     expected = set(

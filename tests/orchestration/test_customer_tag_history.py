@@ -39,9 +39,18 @@ def builds(demo_home, tmp_path_factory, dbt_run):
             history_first = rows(con, "select * from marts.customer_tag_history")
 
         dbt_run(target, MODELS)
-        state = {"con": duckdb.connect(warehouse), "first": first, "last": last, "target": target, "home": home,
-                 "assigned_first": assigned_first, "history_first": history_first}
-        state["assigned_last"] = rows(state["con"], f"select {KEY} from intermediate.int_customer_tags_assigned")
+        state = {
+            "con": duckdb.connect(warehouse),
+            "first": first,
+            "last": last,
+            "target": target,
+            "home": home,
+            "assigned_first": assigned_first,
+            "history_first": history_first,
+        }
+        state["assigned_last"] = rows(
+            state["con"], f"select {KEY} from intermediate.int_customer_tags_assigned"
+        )
         yield state
         state["con"].close()
 

@@ -69,7 +69,10 @@ def test_running_twice_on_the_same_inputs_gives_the_same_customer_360(demo_home,
     for _ in range(2):
         done = subprocess.run(
             [c360, "run", "--select", REBUILD_SELECTION, "--no-summary"],
-            check=False, env=env, capture_output=True, text=True,
+            check=False,
+            env=env,
+            capture_output=True,
+            text=True,
             timeout=900,
         )
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -54,8 +54,13 @@ def test_an_increment_gives_what_a_full_rebuild_gives(warehouse, tmp_path, dbt_r
     held = {}
     for source in HELD_SOURCES:
         newest = con.execute(f"select max(_source_file) from raw.{source}").fetchall()[0][0]
-        con.execute(f"create table scratch.held_{source} as select * from raw.{source} where _source_file = ?", [newest])
-        held[source] = con.execute(f"delete from raw.{source} where _source_file = ?", [newest]).fetchall()[0][0]
+        con.execute(
+            f"create table scratch.held_{source} as select * from raw.{source} where _source_file = ?",
+            [newest],
+        )
+        held[source] = con.execute(f"delete from raw.{source} where _source_file = ?", [newest]).fetchall()[
+            0
+        ][0]
         assert held[source] > 0
     con.close()
     dbt_run(target, SELECT, "--full-refresh")
@@ -85,9 +90,12 @@ def test_an_increment_gives_what_a_full_rebuild_gives(warehouse, tmp_path, dbt_r
     for model, key in FACTS.items():
         assert incremental[model] > before[model], f"{model}: the increment added nothing"
         assert incremental[model] == full[model] == again[model]
-        assert con.execute(
-            f"select count(*) - count(distinct {key}) from scratch.{model}_incremental"
-        ).fetchall()[0][0] == 0
+        assert (
+            con.execute(
+                f"select count(*) - count(distinct {key}) from scratch.{model}_incremental"
+            ).fetchall()[0][0]
+            == 0
+        )
         assert differences(con, model, "incremental", "full") == 0, f"{model} differs from a full rebuild"
         assert differences(con, model, "incremental", "again") == 0, f"{model} changed with nothing new"
     con.close()

@@ -99,7 +99,12 @@ def test_the_platform_holds_the_recommendation_assets_and_their_checks_are_block
         "intermediate/int_interactions_weighted",
     } <= keys
     assert set(defs.assets) <= set(platform.assets)
-    for check in (recommender_champion_gate, cross_sell_rules_valid, recommendations_valid, recommendations_email_consented):
+    for check in (
+        recommender_champion_gate,
+        cross_sell_rules_valid,
+        recommendations_valid,
+        recommendations_email_consented,
+    ):
         assert all(spec.blocking for spec in check.check_specs)
 
 

@@ -45,8 +45,10 @@ def test_landing_sensor_requests_each_new_file_once(c360_home, platform_defs):
     folder = settings.landing / "products"
     folder.mkdir(parents=True)
     new = folder / "products_2026-11-01.csv"
-    new.write_text("product_id,product_name,category,brand,price,launched_at,discontinued\n"
-                   "P1,Kettle,home,Acme,19.90,2024-01-01,false\n")
+    new.write_text(
+        "product_id,product_name,category,brand,price,launched_at,discontinued\n"
+        "P1,Kettle,home,Acme,19.90,2024-01-01,false\n"
+    )
     _settle(new)
     with dg.DagsterInstance.ephemeral() as instance:
         first = _tick(platform_defs, "landing_sensor", instance)
@@ -90,7 +92,9 @@ def _clickstream_file(con, path, shift_hours: int) -> dict:
     consenting = [d for d in devices if d[0]]
     quiet = next(d for d in devices if not d[0])
     abandoner, buyer, recent = consenting[0], consenting[1], consenting[2]
-    products = [r[0] for r in con.execute("select product_id from raw.products order by 1 limit 4").fetchall()]
+    products = [
+        r[0] for r in con.execute("select product_id from raw.products order by 1 limit 4").fetchall()
+    ]
     fmt = "%Y-%m-%d %H:%M:%S"
     rows = [
         ("A1", t0, abandoner[1], "add_to_cart", products[0]),
@@ -100,14 +104,20 @@ def _clickstream_file(con, path, shift_hours: int) -> dict:
         ("R1", t0 + timedelta(minutes=10), recent[1], "add_to_cart", products[3]),
         ("N1", t0 + timedelta(minutes=15), abandoner[1], "page_view", None),
     ]
-    lines = ["event_id,occurred_at,session_id,device_id,user_id,event_type,product_id,search_query,channel,order_id"]
+    lines = [
+        "event_id,occurred_at,session_id,device_id,user_id,event_type,product_id,search_query,channel,order_id"
+    ]
     for event_id, at, device, kind, product in rows:
-        lines.append(f"T{shift_hours}-{event_id},{at.strftime(fmt)},S-{device},{device},,{kind},{product or ''},,web,")
+        lines.append(
+            f"T{shift_hours}-{event_id},{at.strftime(fmt)},S-{device},{device},,{kind},{product or ''},,web,"
+        )
     path.write_text("\n".join(lines) + "\n")
     return {"abandoner": abandoner[2], "buyer": buyer[2], "quiet": quiet[2], "recent": recent[2]}
 
 
-def test_a_new_clickstream_file_lists_only_consenting_abandoners(demo_home, tmp_path, monkeypatch, platform_defs):
+def test_a_new_clickstream_file_lists_only_consenting_abandoners(
+    demo_home, tmp_path, monkeypatch, platform_defs
+):
     home = tmp_path / "home"
     shutil.copytree(demo_home, home, ignore=shutil.ignore_patterns("dagster", "mlflow", "reports"))
     monkeypatch.setenv("C360_HOME", str(home))
@@ -174,7 +184,10 @@ def test_a_failed_run_is_recorded_posted_and_handed_to_the_command(c360_home, tm
         run = instance.get_run_by_id(result.run_id)
         failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
         context = dg.build_run_status_sensor_context(
-            sensor_name="run_failure_alert_sensor", dagster_instance=instance, dagster_run=run, dagster_event=failure
+            sensor_name="run_failure_alert_sensor",
+            dagster_instance=instance,
+            dagster_run=run,
+            dagster_event=failure,
         ).for_run_failure()
         run_failure_alert_sensor(context)
     server.shutdown()

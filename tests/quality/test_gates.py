@@ -26,8 +26,10 @@ def _graph(plant_bad_rows: bool):
     def orders(warehouse: WarehouseResource):
         if plant_bad_rows:
             with warehouse.connect() as con:
-                con.execute("update raw.ecommerce_orders set amount = -1 where order_id in "
-                            "(select order_id from raw.ecommerce_orders limit 2)")
+                con.execute(
+                    "update raw.ecommerce_orders set amount = -1 where order_id in "
+                    "(select order_id from raw.ecommerce_orders limit 2)"
+                )
 
     @dg.asset(deps=[raw_key("ecommerce_orders")])
     def order_report():
@@ -41,8 +43,9 @@ def _materialized(result) -> set[str]:
 
 
 def test_failing_gate_stops_the_downstream_asset(home):
-    result = dg.materialize(_graph(plant_bad_rows=True), resources={"warehouse": WarehouseResource()},
-                            raise_on_error=False)
+    result = dg.materialize(
+        _graph(plant_bad_rows=True), resources={"warehouse": WarehouseResource()}, raise_on_error=False
+    )
     assert _materialized(result) == {"raw/ecommerce_orders"}
     [evaluation] = result.get_asset_check_evaluations()
     assert evaluation.check_name == GATE_NAME and not evaluation.passed
@@ -83,6 +86,8 @@ def test_conservation_breaks_when_a_loaded_row_disappears(loaded_home, tmp_path)
 
 
 def test_the_docs_of_a_failed_gate_hold_no_plaintext(home):
-    dg.materialize(_graph(plant_bad_rows=True), resources={"warehouse": WarehouseResource()}, raise_on_error=False)
+    dg.materialize(
+        _graph(plant_bad_rows=True), resources={"warehouse": WarehouseResource()}, raise_on_error=False
+    )
     docs = home / "reports" / "data_docs"
     assert [f for p in docs.rglob("*") if p.suffix in (".html", ".json") for f in scan_file(p)] == []

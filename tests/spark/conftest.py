@@ -87,9 +87,12 @@ def _dbt_args(target_path, *args: str) -> list[str]:
     its manifest and partial parse, stays untouched)."""
     return [
         *args,
-        "--project-dir", str(DBT_PROJECT),
-        "--profiles-dir", str(DBT_PROJECT),
-        "--target-path", str(target_path),
+        "--project-dir",
+        str(DBT_PROJECT),
+        "--profiles-dir",
+        str(DBT_PROJECT),
+        "--target-path",
+        str(target_path),
         "--quiet",
     ]
 

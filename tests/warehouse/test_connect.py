@@ -16,8 +16,10 @@ def _reader(path, seconds: float) -> subprocess.Popen:
         [
             sys.executable,
             "-c",
-            (f"import duckdb, time; c = duckdb.connect({str(path)!r}, read_only=True); "
-            f"print('ok', flush=True); time.sleep({seconds})"),
+            (
+                f"import duckdb, time; c = duckdb.connect({str(path)!r}, read_only=True); "
+                f"print('ok', flush=True); time.sleep({seconds})"
+            ),
         ],
         stdout=subprocess.PIPE,
         text=True,
