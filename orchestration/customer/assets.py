@@ -238,23 +238,23 @@ def mart_pictures(warehouse: WarehouseResource):
         "segment_value": segment_value_figure(data["segments"]) if len(data["segments"]) else None,
         "funnel_dropoff": funnel_figure(data["funnel"]) if len(data["funnel"]) else None,
     }
-    metadata = {}
+    shown = {}
     for name, figure in figures.items():
         if figure is None:
-            metadata[name] = "no data"
+            shown[name] = "no data"
             continue
         path = settings.reports / f"{name}.png"
         figure.savefig(path, dpi=90)
-        metadata[name] = dg.MetadataValue.path(str(path))
+        shown[name] = dg.MetadataValue.path(str(path))
     funnel = data["funnel"]
     if len(funnel):
         totals = funnel[
             ["sessions", "product_view_sessions", "cart_sessions", "checkout_sessions", "purchase_sessions"]
         ].sum()
-        metadata["funnel_totals"] = {k: int(v) for k, v in totals.items()}
-        metadata["conversion_rate"] = round(
+        shown["funnel_totals"] = {k: int(v) for k, v in totals.items()}
+        shown["conversion_rate"] = round(
             float(totals["purchase_sessions"] / max(totals["sessions"], 1)), 4
         )
     if len(data["rfm"]):
-        metadata["rfm_segments"] = metadata.markdown_table(data["rfm"])
-    return dg.MaterializeResult(metadata=metadata)
+        shown["rfm_segments"] = metadata.markdown_table(data["rfm"])
+    return dg.MaterializeResult(metadata=shown)
