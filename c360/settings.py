@@ -51,6 +51,11 @@ class Settings:
         return os.environ.get("C360_MLFLOW_ARTIFACTS", (self.mlflow_dir / "artifacts").as_uri())
 
     @property
+    def dbt_runs(self) -> Path:
+        """Where each dbt invocation of a run writes its target (run results, compiled SQL) and log."""
+        return self.home / "dbt" / "runs"
+
+    @property
     def keys_dir(self) -> Path:
         # Keys live outside the repository; the default is inside C360_HOME, which git ignores.
         return Path(os.environ.get("C360_KEYS_DIR", self.home / "keys"))
@@ -80,6 +85,17 @@ class Settings:
         for path in (self.home, self.landing, self.reports, self.dagster_home, self.mlflow_dir):
             path.mkdir(parents=True, exist_ok=True)
         return self
+
+
+def library_defaults(settings: Settings) -> dict[str, str]:
+    """Environment the libraries the platform runs read, so that their caches stay under
+    C360_HOME (matplotlib's font cache, dbt's logs) and none of them phones home (MLflow's
+    telemetry writes an installation id to ~/.config/mlflow). A value the user set wins."""
+    return {
+        "MPLCONFIGDIR": str(settings.home / "cache" / "matplotlib"),
+        "DBT_LOG_PATH": str(settings.home / "dbt" / "logs"),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
 
 
 def get_settings() -> Settings:

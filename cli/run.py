@@ -23,13 +23,11 @@ console = Console()
 def run_command(selection: str | None, summary: bool) -> None:
     from cli.runner import materialize
 
-    result = materialize(selection)
+    result = materialize(selection, echo=console.print)
     if summary:
         print_summary(result)
-    if not result.success:
-        for failure in result.failures:
-            console.print(f"[red]FAILED[/red] {failure}")
-        sys.exit(1)
+    print_outcome(result)
+    sys.exit(0 if succeeded(result) else 1)
 
 
 @click.command("ingest", help="Load landing files into raw (optionally mapping another layout first).")
@@ -43,13 +41,15 @@ def ingest_command(mapping: str | None, src: Path | None) -> None:
     settings = prepare_instance()
     if mapping:
         from c360.ingest.mappings import MAPPINGS
+        from c360.ingest.mappings.olist import olist_dir
 
-        src = src or Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "olist_sample"
+        src = src or olist_dir()
         written = MAPPINGS[mapping](src, settings.landing)
         console.print(f"mapped {mapping} from {src} into {settings.landing}: {written}")
-    result = materialize("group:ingest")
+    result = materialize("group:ingest", echo=console.print)
     print_summary(result)
-    sys.exit(0 if result.success else 1)
+    print_outcome(result)
+    sys.exit(0 if succeeded(result) else 1)
 
 
 @click.command("dagster-home", help="Create C360_HOME's Dagster instance (dagster.yaml) and print its path.")
@@ -62,6 +62,32 @@ def dagster_home_command() -> None:
 @click.command("summary", help="Print tables with row counts, the last run's checks and registered models.")
 def summary_command() -> None:
     print_summary(None)
+
+
+def succeeded(result) -> bool:
+    """A run fails when a step failed or a blocking check did; warnings, skipped models and
+    rejected files are reported but are not failures."""
+    return result.success and not result.checks_failed
+
+
+def print_outcome(result) -> None:
+    """What failed, what was skipped and why, which files were rejected: the last thing printed."""
+    for failure in result.failures:
+        console.print(f"[red]FAILED[/red] {failure}")
+    for name in result.checks_failed:
+        console.print(f"[red]FAILED check[/red] {name}")
+    if result.skipped_steps:
+        console.print(
+            f"[yellow]not run[/yellow] (upstream failure or blocking check): {', '.join(result.skipped_steps)}"
+        )
+    for asset, reason in result.skipped_assets.items():
+        console.print(f"[yellow]skipped[/yellow] {asset}: {reason}")
+    for rejected in result.rejected_files:
+        console.print(f"[yellow]rejected file[/yellow] {rejected}")
+    for name in result.checks_warned:
+        console.print(f"[yellow]warning[/yellow] {name}")
+    verdict = "[green]succeeded[/green]" if succeeded(result) else "[red]failed[/red]"
+    console.print(f"Run {result.run_id} {verdict}. Full log: {result.log_path}")
 
 
 def print_summary(result) -> None:
@@ -83,10 +109,9 @@ def print_summary(result) -> None:
     if result is not None:
         console.print(
             f"Run {result.run_id}: {len(result.materialized)} assets materialized, "
-            f"checks passed {len(result.checks_passed)}, failed {len(result.checks_failed)}"
+            f"checks passed {len(result.checks_passed)}, failed {len(result.checks_failed)}, "
+            f"warnings {len(result.checks_warned)}"
         )
-        for name in result.checks_failed:
-            console.print(f"  [red]check failed[/red] {name}")
     models = _registered_models(settings)
     if models:
         console.print("Registered models: " + ", ".join(models))

@@ -3,9 +3,12 @@ so every run shows up in the Dagster UI, and summarise what a run produced."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 
 from c360.settings import Settings, get_settings
 
@@ -90,35 +93,121 @@ class RunSummary:
     materialized: list[str] = field(default_factory=list)
     checks_passed: list[str] = field(default_factory=list)
     checks_failed: list[str] = field(default_factory=list)
+    # Non-blocking (WARN) checks that failed: shown, but the run still succeeds.
+    checks_warned: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    # Steps not run because something upstream failed or a blocking check did.
+    skipped_steps: list[str] = field(default_factory=list)
+    # Assets that ran but had nothing to do, with why (a model without the data to train on).
+    skipped_assets: dict[str, str] = field(default_factory=dict)
+    # Landing files the ingest steps rejected, with why: "source/file: reason".
+    rejected_files: list[str] = field(default_factory=list)
+    log_path: str | None = None
 
 
-def materialize(selection: str | None = None, tags: dict[str, str] | None = None) -> RunSummary:
-    """Run every asset (or a Dagster selection string such as ``"key:marts/customer_360+"``)."""
+class _ProgressHandler(logging.Handler):
+    """One console line per finished step; everything else only goes to the run's log file."""
+
+    def __init__(self, echo) -> None:
+        super().__init__(logging.DEBUG)
+        self._echo = echo
+
+    def emit(self, record: logging.LogRecord) -> None:
+        event = (getattr(record, "dagster_meta", None) or {}).get("dagster_event")
+        if event is None or not event.step_key:
+            return
+        kind = event.event_type_value
+        if kind == "STEP_SUCCESS":
+            seconds = (event.event_specific_data.duration_ms or 0) / 1000
+            self._echo(f"  ok       {event.step_key}  {seconds:.1f} s")
+        elif kind == "STEP_FAILURE":
+            error = event.step_failure_data.error
+            message = (error.message.strip().splitlines() or ["failed"])[-1] if error else "failed"
+            self._echo(f"  FAILED   {event.step_key}: {message[:200]}")
+        elif kind == "STEP_SKIPPED":
+            self._echo(f"  skipped  {event.step_key} (an upstream step or blocking check failed)")
+        elif kind == "STEP_UP_FOR_RETRY":
+            self._echo(f"  retry    {event.step_key}")
+
+
+def _run_loggers(log_path: Path, echo) -> dict:
+    """A Dagster logger that writes the whole event stream (DEBUG) to ``log_path`` and a progress
+    line per step to the console (``echo``): the DEBUG stream buries what a person needs."""
     import dagster as dg
 
-    prepare_instance()
+    @dg.logger(description="c360 run: progress lines on the console, every event in the log file.")
+    def c360_progress(init_context):
+        logger = logging.getLogger(f"c360.run.{log_path.stem}")
+        logger.setLevel(logging.DEBUG)
+        logger.propagate = False
+        file_handler = logging.FileHandler(log_path, encoding="utf-8")
+        file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.handlers = [file_handler, _ProgressHandler(echo)]
+        return logger
+
+    return {"c360_progress": c360_progress}
+
+
+def materialize(selection: str | None = None, tags: dict[str, str] | None = None, echo=print) -> RunSummary:
+    """Run every asset (or a Dagster selection string such as ``"key:marts/customer_360+"``),
+    printing a line per step with ``echo`` and the full event log to ``$C360_HOME/logs/``."""
+    import dagster as dg
+
+    settings = prepare_instance()
     from orchestration.definitions import defs
 
     instance = dg.DagsterInstance.get()
     release_abandoned_slots(instance)
-    assets = list(defs.assets or []) + list(defs.asset_checks or [])
-    result = dg.materialize(
-        assets,
-        instance=instance,
+    logs = settings.home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_path = logs / f"run-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
+    loggers = _run_loggers(log_path, echo)
+    job = dg.Definitions(
+        assets=list(defs.assets or []),
+        asset_checks=list(defs.asset_checks or []),
         resources=defs.resources,
-        selection=selection,
+        jobs=[dg.define_asset_job(RUN_JOB_NAME, selection=selection)],
+        loggers=loggers,
+    ).resolve_job_def(RUN_JOB_NAME)
+    echo(f"Running {selection or 'every asset'} (full log: {log_path})")
+    result = job.execute_in_process(
+        instance=instance,
+        run_config={"loggers": {name: {} for name in loggers}},
         raise_on_error=False,
         tags={**(tags or {}), PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
     )
-    summary = RunSummary(success=result.success, run_id=result.run_id)
+    return summarise(result, str(log_path))
+
+
+# The in-process run's job: the Dagster UI lists these runs under this name.
+RUN_JOB_NAME = "c360_run"
+
+
+def summarise(result, log_path: str | None = None) -> RunSummary:
+    """What a run did, failed, skipped and rejected, from its events."""
+    import dagster as dg
+
+    summary = RunSummary(success=result.success, run_id=result.run_id, log_path=log_path)
     for event in result.get_asset_materialization_events():
-        summary.materialized.append(event.asset_key.to_user_string())
+        key = event.asset_key.to_user_string()
+        summary.materialized.append(key)
+        meta = event.materialization.metadata
+        if "skipped" in meta:
+            summary.skipped_assets[key] = str(meta["skipped"].value)
+        for rejected in getattr(meta.get("rejected_files"), "value", None) or []:
+            summary.rejected_files.append(f"{key.split('/')[-1]}: {rejected}")
     for evaluation in result.get_asset_check_evaluations():
         name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
-        (summary.checks_passed if evaluation.passed else summary.checks_failed).append(name)
+        if evaluation.passed:
+            summary.checks_passed.append(name)
+        elif evaluation.severity == dg.AssetCheckSeverity.WARN:
+            summary.checks_warned.append(name)
+        else:
+            summary.checks_failed.append(name)
     for event in result.all_events:
         if event.is_step_failure:
             error = event.step_failure_data.error
             summary.failures.append(f"{event.step_key}: {error.message.strip() if error else 'failed'}")
+        elif event.is_step_skipped:
+            summary.skipped_steps.append(event.step_key)
     return summary

@@ -88,6 +88,45 @@ def dbt_run():
 
 
 @pytest.fixture(scope="session")
+def dbt_build_in_subprocess():
+    """``build(warehouse, select, workdir)``: ``dbt run --select <select>`` on ``warehouse`` in a
+    dbt process of its own (in-process dbt-duckdb keeps its connection to the file open, which a
+    later writer in this process would trip over), for tests that build a few models over tables
+    they made themselves."""
+    return _dbt_build_in_subprocess
+
+
+def _dbt_build_in_subprocess(warehouse: Path, select: str, workdir: Path) -> None:
+    import subprocess
+    import sys
+
+    from c360.settings import DBT_PROJECT_DIR
+
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dbt"),
+            "run",
+            "--select",
+            select,
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(workdir / "dbt_target"),
+            "--log-path",
+            str(workdir / "dbt_logs"),
+        ],
+        check=False,
+        env=dict(os.environ, C360_WAREHOUSE=str(warehouse)),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+
+
+@pytest.fixture(scope="session")
 def demo_run(demo_home) -> dict:
     root = demo_home.parent
     return json.loads((root / "demo_home.json").read_text())

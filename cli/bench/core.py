@@ -126,7 +126,7 @@ def _platform_run(
         run_stage(c360_stage(*args), logs / f"run_{label}.log", env=env),
     )
     steps = platform.run_steps(home / "dagster")
-    dbt = platform.dbt_results(steps["run_id"])
+    dbt = platform.dbt_results(steps["run_id"], home / "dbt" / "runs")
     return {
         "wall_s": run.seconds,
         "peak_rss_gib": run.peak_rss_gib,

@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from c360.settings import DBT_PROJECT_DIR
-
 STAGES = ("ingest", "dbt build", "quality gates", "ml", "other")
 
 
@@ -76,11 +74,11 @@ def run_steps(dagster_home: Path, run_id: str | None = None) -> dict:
     }
 
 
-def dbt_results(run_id: str, target_root: Path = DBT_PROJECT_DIR / "target") -> list[dict]:
-    """dbt's per-node results of every dbt step of a Dagster run (dagster-dbt names each step's
-    target folder ``<op>-<run id[:7]>-<hash>``)."""
+def dbt_results(run_id: str, target_root: Path) -> list[dict]:
+    """dbt's per-node results of every dbt step of a Dagster run (each step's target folder, under
+    ``$C360_HOME/dbt/runs``, is named ``<op>-<run id[:8]>-<pid>``)."""
     out: list[dict] = []
-    for results in sorted(target_root.glob(f"dbt_models*-{run_id[:7]}-*/run_results.json")):
+    for results in sorted(target_root.glob(f"dbt_models*-{run_id[:7]}*/run_results.json")):
         for r in json.loads(results.read_text()).get("results", []):
             out.append(
                 {

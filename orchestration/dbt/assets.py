@@ -3,7 +3,7 @@
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
 
-from orchestration.dbt.project import dbt_env, dbt_project
+from orchestration.dbt.project import dbt_env, dbt_project, run_target_path
 from orchestration.dbt.translator import CustomerDbtTranslator
 from orchestration.resources import WAREHOUSE_POOL
 
@@ -16,7 +16,7 @@ from orchestration.resources import WAREHOUSE_POOL
 )
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     dbt_env()
-    yield from dbt.cli(["build"], context=context).stream()
+    yield from dbt.cli(["build"], context=context, target_path=run_target_path(context)).stream()
 
 
 def dbt_key(model: str) -> dg.AssetKey:

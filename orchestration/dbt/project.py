@@ -22,6 +22,22 @@ def dbt_env() -> None:
     os.environ["C360_HOME"] = str(get_settings().home)
 
 
+# Run folders kept under $C360_HOME/dbt/runs (each ~4 MB of compiled SQL and run results): enough
+# to look into the last few runs, without one more folder per step for ever.
+KEEP_RUN_FOLDERS = 20
+
+
+def run_target_path(context) -> Path:
+    """A fresh target folder for one dbt invocation, under C360_HOME (never in the checkout);
+    the oldest folders beyond ``KEEP_RUN_FOLDERS`` are removed."""
+    runs = get_settings().dbt_runs
+    runs.mkdir(parents=True, exist_ok=True)
+    folders = sorted((p for p in runs.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    for old in folders[: max(len(folders) - KEEP_RUN_FOLDERS + 1, 0)]:
+        shutil.rmtree(old, ignore_errors=True)
+    return runs / f"{context.op_execution_context.op.name}-{context.run.run_id[:8]}-{os.getpid()}"
+
+
 def _manifest_is_stale() -> bool:
     """The manifest is older than a model, macro, seed, test or the project file."""
     manifest = dbt_project.manifest_path

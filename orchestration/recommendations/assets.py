@@ -133,11 +133,7 @@ class CrossSellConfig(dg.Config):
     min_support: float = Field(default=0.0005, description="Minimum share of baskets holding both products.")
     min_confidence: float = Field(default=0.05, description="Minimum P(consequent | antecedent).")
     min_lift: float = Field(default=1.5, description="Minimum lift (1 = independent).")
-    min_baskets: int = Field(
-        default=3,
-        description="Minimum baskets holding both (guards tiny samples); features.cross_sell_pairs "
-        "already drops pairs under the dbt var cross_sell_min_baskets (2).",
-    )
+    min_baskets: int = Field(default=3, description="Minimum baskets holding both (guards tiny samples).")
 
 
 class RecommendationsConfig(dg.Config):

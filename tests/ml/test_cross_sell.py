@@ -62,9 +62,10 @@ def _materialize(path, **config):
 
 
 @pytest.fixture
-def warehouse(tmp_path):
+def warehouse(tmp_path, dbt_build_in_subprocess):
     path = tmp_path / "warehouse.duckdb"
     _warehouse(path)
+    dbt_build_in_subprocess(path, "cross_sell_pairs", tmp_path)
     return path
 
 

@@ -2,10 +2,6 @@
 synthetic warehouse: synthetic purchase tables, the dbt feature views the assets read over them."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -55,37 +51,8 @@ def synthetic_purchases(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     return orders, lines
 
 
-def _build_feature_views(warehouse: Path, home: Path) -> None:
-    """The dbt views over the synthetic tables, in a dbt process of its own (in-process dbt-duckdb
-    keeps its connection to the file open)."""
-    from c360.settings import DBT_PROJECT_DIR
-
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "dbt"),
-            "run",
-            "--select",
-            "clv_customer_summary clv_holdout_summary category_weekly_units",
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-            "--target-path",
-            str(home / "dbt_target"),
-            "--log-path",
-            str(home / "dbt_logs"),
-        ],
-        check=False,
-        env=dict(os.environ, C360_WAREHOUSE=str(warehouse)),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-3000:]
-
-
 @pytest.fixture(scope="module")
-def materialized(tmp_path_factory):
+def materialized(tmp_path_factory, dbt_build_in_subprocess):
     home = tmp_path_factory.mktemp("clv_home")
     warehouse = home / "warehouse.duckdb"
     orders, lines = synthetic_purchases()
@@ -102,7 +69,7 @@ def materialized(tmp_path_factory):
         "purchased_at, channel, product_id, category, quantity::integer as quantity, line_amount from lines"
     )
     con.close()
-    _build_feature_views(warehouse, home)
+    dbt_build_in_subprocess(warehouse, "clv_customer_summary clv_holdout_summary category_weekly_units", home)
 
     previous_uri = mlflow.get_tracking_uri()
     with pytest.MonkeyPatch.context() as env:

@@ -2,8 +2,7 @@
 -- ml.cross_sell_rules (whose thresholds are the asset's config). Baskets are orders that were not
 -- cancelled and store receipts, each product once per basket; anonymous ones count too (rules
 -- are aggregates). Pair counts come from a self-join of the basket lines, so memory grows with
--- pairs, not baskets squared; pairs seen in fewer than var('cross_sell_min_baskets') baskets are
--- noise and dropped here. A view: computed when the rules are.
+-- pairs, not baskets squared. A view: computed when the rules are, with their thresholds.
 {{ config(materialized='view') }}
 
 with orders as (
@@ -41,7 +40,6 @@ pair_counts as (
     from baskets a
     join baskets b on a.basket_id = b.basket_id and a.product_id <> b.product_id
     group by a.product_id, b.product_id
-    having count(*) >= {{ var('cross_sell_min_baskets', 2) }}
 ),
 
 final as (

@@ -122,7 +122,11 @@ def test_stage_timings_come_from_the_runs_dagster_event_log(demo_home, demo_run)
     assert stage_of["ingest_web_events"] == "ingest"
     assert stage_of["raw__web_events_quality_gate"] == "quality gates"
     assert stage_of["ml__churn_model"] == "ml"
-    models = {r["name"] for r in platform.dbt_results(demo_run["run_id"]) if r["kind"] == "model"}
+    models = {
+        r["name"]
+        for r in platform.dbt_results(demo_run["run_id"], demo_home / "dbt" / "runs")
+        if r["kind"] == "model"
+    }
     assert {"customer_360", "customer_rfm", "int_identity_components_resolved"} <= models
 
 
