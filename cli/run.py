@@ -23,7 +23,7 @@ console = Console()
 def run_command(selection: str | None, summary: bool) -> None:
     from cli.runner import materialize
 
-    result = materialize(selection, echo=console.print)
+    result = materialize(selection, echo=Console(file=sys.stdout).print)
     if summary:
         print_summary(result)
     print_outcome(result)
@@ -46,7 +46,7 @@ def ingest_command(mapping: str | None, src: Path | None) -> None:
         src = src or olist_dir()
         written = MAPPINGS[mapping](src, settings.landing)
         console.print(f"mapped {mapping} from {src} into {settings.landing}: {written}")
-    result = materialize("group:ingest", echo=console.print)
+    result = materialize("group:ingest", echo=Console(file=sys.stdout).print)
     print_summary(result)
     print_outcome(result)
     sys.exit(0 if succeeded(result) else 1)

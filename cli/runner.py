@@ -3,9 +3,12 @@ so every run shows up in the Dagster UI, and summarise what a run produced."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 import socket
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -148,11 +151,13 @@ def _run_loggers(log_path: Path, echo) -> dict:
     return {"c360_progress": c360_progress}
 
 
-def materialize(selection: str | None = None, tags: dict[str, str] | None = None, echo=print) -> RunSummary:
+def materialize(selection: str | None = None, tags: dict[str, str] | None = None, echo=None) -> RunSummary:
     """Run every asset (or a Dagster selection string such as ``"key:marts/customer_360+"``),
-    printing a line per step with ``echo`` and the full event log to ``$C360_HOME/logs/``."""
+    printing a line per step with ``echo`` (default: this process's stdout as it is now) and the
+    full event log to ``$C360_HOME/logs/``."""
     import dagster as dg
 
+    echo = echo or functools.partial(print, file=sys.stdout, flush=True)
     settings = prepare_instance()
     from orchestration.definitions import defs
 
@@ -170,13 +175,37 @@ def materialize(selection: str | None = None, tags: dict[str, str] | None = None
         loggers=loggers,
     ).resolve_job_def(RUN_JOB_NAME)
     echo(f"Running {selection or 'every asset'} (full log: {log_path})")
-    result = job.execute_in_process(
-        instance=instance,
-        run_config={"loggers": {name: {} for name in loggers}},
-        raise_on_error=False,
-        tags={**(tags or {}), PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
-    )
+    # dagster-dbt re-prints dbt's own log lines on stdout, MLflow logs and draws progress bars on
+    # stderr: all of it belongs in the log file, beside the events.
+    with (
+        open(log_path, "a", encoding="utf-8") as raw_output,
+        contextlib.redirect_stdout(raw_output),
+        contextlib.redirect_stderr(raw_output),
+        _library_logs_to(raw_output),
+    ):
+        result = job.execute_in_process(
+            instance=instance,
+            run_config={"loggers": {name: {} for name in loggers}},
+            raise_on_error=False,
+            tags={**(tags or {}), PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()},
+        )
     return summarise(result, str(log_path))
+
+
+@contextlib.contextmanager
+def _library_logs_to(stream):
+    """Point the stream handlers that libraries attached at import (before stderr was redirected)
+    to ``stream`` for the run, and back afterwards."""
+    moved = []
+    for name in ("mlflow", "alembic"):
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                moved.append((handler, handler.setStream(stream)))
+    try:
+        yield
+    finally:
+        for handler, previous in moved:
+            handler.setStream(previous)
 
 
 # The in-process run's job: the Dagster UI lists these runs under this name.

@@ -24,6 +24,10 @@ TIER_SHARES: tuple[tuple[str, float], ...] = (
     ("bronze", 0.50),
 )
 MODEL_NAME = "clv"
+# Fewer customers, or fewer with a repeat purchase, and the BG/NBD likelihood has no information
+# to fit on (the optimiser wanders to a bound): no model rather than a meaningless one.
+MIN_CUSTOMERS = 20
+MIN_REPEAT_CUSTOMERS = 5
 # Lower is better: mean absolute error of predicted repeat purchase days over a held-out period.
 HOLDOUT_METRIC = "holdout_mae_repeat_purchases"
 DEFAULT_MONTHLY_DISCOUNT_RATE = 0.01  # ~12.7% a year
@@ -488,6 +492,17 @@ class CLVModel(mlflow.pyfunc.PythonModel):
         )
 
 
+def too_little_to_fit(summary: pd.DataFrame) -> str | None:
+    """Why ``summary`` cannot support a fit, or None when it can."""
+    repeaters = int((summary["frequency"] > 0).sum()) if len(summary) else 0
+    if len(summary) < MIN_CUSTOMERS or repeaters < MIN_REPEAT_CUSTOMERS:
+        return (
+            f"{len(summary)} customers with a purchase, {repeaters} with a repeat purchase day: "
+            f"BG/NBD needs at least {MIN_CUSTOMERS} and {MIN_REPEAT_CUSTOMERS}"
+        )
+    return None
+
+
 def fit_summary(summary: pd.DataFrame) -> tuple[BGNBDParams, GammaGammaParams]:
     """BG/NBD and Gamma-Gamma fitted on a per-customer summary (frequency, recency_days, t_days,
     monetary_value; days as the time unit)."""
@@ -527,7 +542,7 @@ def holdout_error(calibration: pd.DataFrame, holdout_purchases: pd.Series, holdo
     holdout) predicts each of its customers' repeat purchase days in the next ``holdout_days``;
     ``holdout_mae_repeat_purchases`` is the mean absolute error against ``holdout_purchases``
     (per customer id; absent = 0). NaN when the calibration data is too small to fit."""
-    if len(calibration) < 20 or (calibration["frequency"] > 0).sum() < 5:
+    if too_little_to_fit(calibration):
         return {HOLDOUT_METRIC: float("nan"), "holdout_customers": len(calibration)}
     actual = holdout_purchases.reindex(calibration["customer_id"], fill_value=0).to_numpy(dtype=float)
     bgnbd = fit_bgnbd(calibration["frequency"], calibration["recency_days"], calibration["t_days"])

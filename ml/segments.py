@@ -31,6 +31,9 @@ CHANNEL_LEANING_LIFT = 1.3
 DEAL_SEEKING_LIFT = 1.5
 
 
+MIN_CUSTOMERS = 3
+
+
 class NotEnoughCustomers(ValueError):
     """Fewer customers than the smallest k can split meaningfully."""
 
@@ -165,8 +168,10 @@ def segment_customers(
     """Choose k, fit k-means on every customer, profile and name the segments. Segment ids are
     ordered by size (0 = largest) so they read the same across reruns."""
     features = feature_matrix(behaviour)
-    if len(features) < 3:
-        raise NotEnoughCustomers(f"{len(features)} customers with purchases: need at least 3 to segment")
+    if len(features) < MIN_CUSTOMERS:
+        raise NotEnoughCustomers(
+            f"{len(features)} customers with purchases: need at least {MIN_CUSTOMERS} to segment"
+        )
     k, scores = choose_k(features, k_range, sample_size, random_state)
     model = estimator(k, random_state).fit(features)
     raw = model.named_steps["kmeans"].labels_

@@ -29,3 +29,18 @@ def markdown_table(df: pd.DataFrame) -> dg.MetadataValue:
         for row in df.itertuples(index=False)
     )
     return dg.MetadataValue.md(header + rows)
+
+
+def skipped(context, reason: str, **metadata) -> dg.MaterializeResult:
+    """The materialization of an asset that had nothing to do (a model without the data to train
+    on): it succeeds, so what depends on it still runs, and says why in the UI, the log and the
+    ``c360 run`` summary (which lists every asset whose metadata holds ``skipped``)."""
+    context.log.warning(f"{context.asset_key.to_user_string()} skipped: {reason}")
+    return dg.MaterializeResult(metadata={"skipped": reason, **metadata})
+
+
+def skip_reason(context, asset_key: dg.AssetKey) -> str | None:
+    """Why the latest materialization of ``asset_key`` skipped its work, or None if it did it."""
+    event = context.instance.get_latest_materialization_event(asset_key)
+    meta = event.asset_materialization.metadata if event and event.asset_materialization else {}
+    return str(meta["skipped"].value) if "skipped" in meta else None

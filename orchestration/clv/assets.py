@@ -65,12 +65,11 @@ class CLVConfig(dg.Config):
     )
 
 
-def _read_summary(warehouse: WarehouseResource) -> tuple[date, pd.DataFrame]:
+def _read_summary(warehouse: WarehouseResource) -> tuple[date | None, pd.DataFrame]:
     with warehouse.reader() as con:
         summary = con.execute(f"select * from {SUMMARY_VIEW} order by customer_id").df()
-    if summary.empty:
-        raise dg.Failure(f"{SUMMARY_VIEW} is empty: no customer has a purchase to fit on")
-    return pd.Timestamp(summary["as_of_date"].iloc[0]).date(), summary.drop(columns=["as_of_date"])
+    as_of = pd.Timestamp(summary["as_of_date"].iloc[0]).date() if len(summary) else None
+    return as_of, summary.drop(columns=["as_of_date"])
 
 
 def _holdout(warehouse: WarehouseResource) -> tuple[int, dict]:
@@ -96,6 +95,8 @@ def _tier_counts(scored: pd.DataFrame) -> dict[str, int]:
 )
 def clv_model(context: dg.AssetExecutionContext, config: CLVConfig, warehouse: WarehouseResource):
     as_of, summary = _read_summary(warehouse)
+    if reason := clv.too_little_to_fit(summary):
+        return metadata.skipped(context, f"no model trained: {reason}")
     started = time.perf_counter()
     bgnbd, gamma_gamma = clv.fit_summary(summary)
     fit_seconds = time.perf_counter() - started
@@ -158,12 +159,15 @@ def clv_model(context: dg.AssetExecutionContext, config: CLVConfig, warehouse: W
     "expected purchases, expected spend, discounted CLV over the horizon, value tier.",
     metadata={"dagster/column_schema": metadata.column_schema(CLV_COLUMNS)},
 )
-def clv_scores(warehouse: WarehouseResource):
+def clv_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     settings = get_settings().ensure_dirs()
     registry.configure()
     champion = registry.champion_info(clv.MODEL_NAME)
     if champion is None:
-        raise dg.Failure(f"`{clv.MODEL_NAME}` has no @champion: materialize ml/clv_model and its gate first")
+        # customer_360 reads ml.clv: an empty table keeps the marts building without values.
+        with warehouse.connect() as con:
+            write_frame(con, "ml.clv", pd.DataFrame({c[0]: [] for c in CLV_COLUMNS}), CLV_COLUMNS)
+        return metadata.skipped(context, f"`{clv.MODEL_NAME}` has no @champion (ml/clv_model trained none)")
     model = mlflow.pyfunc.load_model(f"models:/{clv.MODEL_NAME}@{registry.CHAMPION}").unwrap_python_model()
     as_of, summary = _read_summary(warehouse)
     scored = clv.score_customers(

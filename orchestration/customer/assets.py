@@ -156,7 +156,9 @@ def behaviour_features_sql(categories: list[str]) -> str:
     "marts.customer_segment_profiles.",
     metadata={"dagster/column_schema": metadata.column_schema(SEGMENT_COLUMNS)},
 )
-def customer_segments(config: SegmentsConfig, warehouse: WarehouseResource):
+def customer_segments(
+    context: dg.AssetExecutionContext, config: SegmentsConfig, warehouse: WarehouseResource
+):
     settings = get_settings().ensure_dirs()
     with warehouse.connect(read_only=True) as con:
         categories = [
@@ -164,9 +166,20 @@ def customer_segments(config: SegmentsConfig, warehouse: WarehouseResource):
             for r in con.execute(f"select distinct category from {CATEGORIES_TABLE} order by 1").fetchall()
         ]
         behaviour = con.execute(behaviour_features_sql(categories)).df()
-    result = segments.segment_customers(
-        behaviour, range(config.k_min, config.k_max + 1), config.silhouette_sample, config.random_state
-    )
+    try:
+        result = segments.segment_customers(
+            behaviour, range(config.k_min, config.k_max + 1), config.silhouette_sample, config.random_state
+        )
+    except segments.NotEnoughCustomers as exc:
+        # customer_360 reads the segments: empty tables keep it building, without segments.
+        with warehouse.connect() as con:
+            write_frame(
+                con,
+                "marts.customer_segments",
+                pd.DataFrame({c[0]: [] for c in SEGMENT_COLUMNS}),
+                SEGMENT_COLUMNS,
+            )
+        return metadata.skipped(context, str(exc))
     assigned = pd.DataFrame(
         {
             "customer_id": behaviour["customer_id"],
@@ -252,9 +265,7 @@ def mart_pictures(warehouse: WarehouseResource):
             ["sessions", "product_view_sessions", "cart_sessions", "checkout_sessions", "purchase_sessions"]
         ].sum()
         shown["funnel_totals"] = {k: int(v) for k, v in totals.items()}
-        shown["conversion_rate"] = round(
-            float(totals["purchase_sessions"] / max(totals["sessions"], 1)), 4
-        )
+        shown["conversion_rate"] = round(float(totals["purchase_sessions"] / max(totals["sessions"], 1)), 4)
     if len(data["rfm"]):
         shown["rfm_segments"] = metadata.markdown_table(data["rfm"])
     return dg.MaterializeResult(metadata=shown)

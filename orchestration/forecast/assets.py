@@ -58,7 +58,13 @@ def demand_forecast(
     with warehouse.reader() as con:
         history = read_weekly_units(con)
     if history.empty:
-        raise dg.Failure(f"{WEEKLY_UNITS_VIEW} has no whole week of sales: nothing to forecast")
+        with warehouse.connect() as con:
+            write_frame(
+                con, "ml.demand_forecast", pd.DataFrame({c[0]: [] for c in DEMAND_COLUMNS}), DEMAND_COLUMNS
+            )
+        return metadata.skipped(
+            context, f"{WEEKLY_UNITS_VIEW} has no whole week of sales: nothing to forecast"
+        )
     predicted = forecast.forecast(history, horizon=config.horizon_weeks)
     predicted["model"] = predicted["category"].map(forecast.chosen_models(history, config.horizon_weeks))
 

@@ -1,6 +1,5 @@
 """Ingestion assets: one per landing source, landing files -> raw.<source>."""
 
-
 import dagster as dg
 
 from c360.contracts import SOURCES
@@ -33,7 +32,10 @@ def _column_schema(source: str) -> dg.TableSchema:
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
-                c.name, c.type.lower(), description=c.description, tags={"classification": c.pii},
+                c.name,
+                c.type.lower(),
+                description=c.description,
+                tags={"classification": c.pii},
                 constraints=dg.TableColumnConstraints(nullable=not c.required),
             )
             for c in SOURCES[source].columns

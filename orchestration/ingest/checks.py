@@ -1,6 +1,5 @@
 """Blocking checks on ingestion: no row is lost between the landing files and raw."""
 
-
 import dagster as dg
 
 from c360.contracts import SOURCES
