@@ -79,6 +79,5 @@ def build_accepted_check(source: str) -> dg.AssetChecksDefinition:
     return _check
 
 
-ingest_checks = [build_conservation_check(source) for source in SOURCES] + [
-    build_accepted_check(source) for source in SOURCES
-]
+ingest_checks = [build_conservation_check(source) for source in SOURCES]
+landing_checks = [build_accepted_check(source) for source in SOURCES]

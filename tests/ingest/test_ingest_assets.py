@@ -8,7 +8,7 @@ import pytest
 from c360.contracts import SOURCES
 from c360.ingest.loader import raw_columns
 from orchestration.ingest.assets import ingest_assets, raw_key
-from orchestration.ingest.checks import ingest_checks
+from orchestration.ingest.checks import ingest_checks, landing_checks
 from orchestration.quality.checks import raw_gates
 from orchestration.resources import WarehouseResource
 
@@ -29,7 +29,7 @@ def _land(home, source: str, name: str, text: str):
 
 def _run(gates: bool = True):
     return dg.materialize(
-        [*ingest_assets, *ingest_checks, *(raw_gates if gates else [])],
+        [*ingest_assets, *ingest_checks, *landing_checks, *(raw_gates if gates else [])],
         resources={"warehouse": WarehouseResource()},
         raise_on_error=False,
     )
