@@ -34,7 +34,10 @@ UTF8, UTF8_SIG, GB18030, CP1252 = "utf-8", "utf-8-sig", "gb18030", "cp1252"
 # crash ends in thousands of them) and are dropped, wherever they are. Only UTF-16 without a
 # byte-order mark is told by them: a NUL in every other byte of its start.
 UTF16_HEAD, UTF16_NUL_SHARE = 4096, 0.4
-BINARY_MAGIC = {b"PK\x03\x04": "a ZIP archive (an Excel .xlsx workbook?)", b"\xd0\xcf\x11\xe0": "an Excel .xls workbook"}
+BINARY_MAGIC = {
+    b"PK\x03\x04": "a ZIP archive (an Excel .xlsx workbook?)",
+    b"\xd0\xcf\x11\xe0": "an Excel .xls workbook",
+}
 # How much text around the first non-UTF-8 byte is weighed, and the share of its non-ASCII runs
 # that must look like words of the chosen encoding.
 SAMPLE_BEFORE, SAMPLE_AFTER = 64 << 10, 1 << 20
@@ -165,7 +168,9 @@ def choose_encoding(path: Path, scan: ByteScan) -> str:
     """The encoding to read the file with (a Python codec name), or ``UndecodableFile``."""
     head = _head(path, UTF16_HEAD)
     if head[:2] in UTF16_BOMS:
-        raise UndecodableFile("starts with a UTF-16 byte-order mark: save it as UTF-8 (UTF-16 is not accepted)", 0)
+        raise UndecodableFile(
+            "starts with a UTF-16 byte-order mark: save it as UTF-8 (UTF-16 is not accepted)", 0
+        )
     for magic, kind in BINARY_MAGIC.items():
         if head.startswith(magic):
             raise UndecodableFile(f"is {kind}, not CSV text", 0)
@@ -247,7 +252,8 @@ def transcode(path: Path, encoding: str, dest: Path) -> int:
             except UnicodeDecodeError as exc:
                 at = offset + _nth_kept_byte(piece, exc.start)
                 raise UndecodableFile(
-                    f"byte offset {at} is not valid {_label(encoding)} ({exc.reason}); encodings tried: {TRIED}", at
+                    f"byte offset {at} is not valid {_label(encoding)} ({exc.reason}); encodings tried: {TRIED}",
+                    at,
                 ) from None
             offset += len(piece)
             if not raw:

@@ -82,9 +82,18 @@ class FileLoad:
 
 
 LOAD_LOG_COLUMNS = {
-    "source": "varchar", "file": "varchar", "checksum": "varchar", "rows_in": "bigint",
-    "rows_loaded": "bigint", "rows_quarantined": "bigint", "extra_columns": "varchar", "run_id": "varchar",
-    "loaded_at": "timestamp", "status": "varchar", "reason": "varchar", "encoding": "varchar",
+    "source": "varchar",
+    "file": "varchar",
+    "checksum": "varchar",
+    "rows_in": "bigint",
+    "rows_loaded": "bigint",
+    "rows_quarantined": "bigint",
+    "extra_columns": "varchar",
+    "run_id": "varchar",
+    "loaded_at": "timestamp",
+    "status": "varchar",
+    "reason": "varchar",
+    "encoding": "varchar",
     "nul_bytes_removed": "bigint",
 }
 # Columns added after the first release; a warehouse made before gets them, its rows 'loaded'.
@@ -109,7 +118,9 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     for name, default in LOAD_LOG_ADDED.items():
         if name not in present:
             suffix = f" default {default}" if default else ""
-            con.execute(f"alter table raw._load_log add column if not exists {name} {LOAD_LOG_COLUMNS[name]}{suffix}")
+            con.execute(
+                f"alter table raw._load_log add column if not exists {name} {LOAD_LOG_COLUMNS[name]}{suffix}"
+            )
     con.execute(
         """
         create table if not exists quality.quarantine (
@@ -174,7 +185,9 @@ def _sql_str(value: str) -> str:
 
 def _header(path: Path) -> list[str]:
     if path.suffix.lower() == ".parquet":
-        return [r[0] for r in duckdb.sql(f"describe select * from read_parquet({_sql_str(str(path))})").fetchall()]
+        return [
+            r[0] for r in duckdb.sql(f"describe select * from read_parquet({_sql_str(str(path))})").fetchall()
+        ]
     # utf-8-sig: a byte-order mark is not part of the first column's name.
     with open(path, newline="", encoding="utf-8-sig") as fh:
         return next(csv.reader(fh), [])
@@ -205,7 +218,8 @@ def _select_contract(source: Source, header: list[str]) -> str:
     """The contract's columns in order; optional ones absent from the file as typed nulls."""
     present = set(header)
     return ", ".join(
-        f'"{c.name}"' if c.name in present else f'cast(null as {c.type}) as "{c.name}"' for c in source.columns
+        f'"{c.name}"' if c.name in present else f'cast(null as {c.type}) as "{c.name}"'
+        for c in source.columns
     )
 
 
@@ -228,8 +242,12 @@ def _read_into_batch(con, source: Source, path: Path, header: list[str], origina
                 continue
             col = known[name]
             try:
-                con.execute(f'select cast("{name}" as {col.type}) from read_parquet({_sql_str(str(path))}) limit 0')
-                con.execute(f'select count(cast("{name}" as {col.type})) from read_parquet({_sql_str(str(path))})')
+                con.execute(
+                    f'select cast("{name}" as {col.type}) from read_parquet({_sql_str(str(path))}) limit 0'
+                )
+                con.execute(
+                    f'select count(cast("{name}" as {col.type})) from read_parquet({_sql_str(str(path))})'
+                )
             except duckdb.Error as exc:
                 # DuckDB's message may quote the value that failed: name the column only.
                 raise SchemaDriftError(original, name, f"cannot be read as {col.type}") from exc
@@ -238,12 +256,19 @@ def _read_into_batch(con, source: Source, path: Path, header: list[str], origina
             f"create temp table _batch as select row_number() over () as _row, {', '.join(casts)} "
             f"from read_parquet({_sql_str(str(path))})"
         )
-        con.execute("create temp table _rejects (line bigint, column_name varchar, error_type varchar, csv_line varchar)")
+        con.execute(
+            "create temp table _rejects (line bigint, column_name varchar, error_type varchar, csv_line varchar)"
+        )
         return 0
 
-    columns = "{" + ", ".join(
-        f"{_sql_str(n)}: {_sql_str(known[n].type if n in known else 'VARCHAR')}" for n in _read_names(header)
-    ) + "}"
+    columns = (
+        "{"
+        + ", ".join(
+            f"{_sql_str(n)}: {_sql_str(known[n].type if n in known else 'VARCHAR')}"
+            for n in _read_names(header)
+        )
+        + "}"
+    )
     try:
         con.execute(
             f"""
@@ -269,19 +294,30 @@ def _check_retyped(con, path: Path, parsed: int) -> None:
     ).fetchone()
     # The message names the column only: a rejected line may hold personal data.
     if worst and worst[1] > RETYPED_SHARE * (parsed + worst[1]) and worst[1] >= 3:
-        raise SchemaDriftError(path, worst[0], f"has values of the wrong type on {worst[1]} lines (retyped upstream?)")
+        raise SchemaDriftError(
+            path, worst[0], f"has values of the wrong type on {worst[1]} lines (retyped upstream?)"
+        )
 
 
 def _log(con, load: FileLoad, run_id: str, now: datetime) -> None:
     row = {
-        "source": load.source, "file": load.file, "checksum": load.checksum, "rows_in": load.rows_in,
-        "rows_loaded": load.rows_loaded, "rows_quarantined": load.rows_quarantined,
-        "extra_columns": ",".join(load.extra_columns) or None, "run_id": run_id, "loaded_at": now,
-        "status": load.status, "reason": load.reason, "encoding": load.encoding,
+        "source": load.source,
+        "file": load.file,
+        "checksum": load.checksum,
+        "rows_in": load.rows_in,
+        "rows_loaded": load.rows_loaded,
+        "rows_quarantined": load.rows_quarantined,
+        "extra_columns": ",".join(load.extra_columns) or None,
+        "run_id": run_id,
+        "loaded_at": now,
+        "status": load.status,
+        "reason": load.reason,
+        "encoding": load.encoding,
         "nul_bytes_removed": load.nul_bytes_removed,
     }
     con.execute(
-        f"insert into raw._load_log ({', '.join(row)}) values ({', '.join('?' * len(row))})", list(row.values())
+        f"insert into raw._load_log ({', '.join(row)}) values ({', '.join('?' * len(row))})",
+        list(row.values()),
     )
 
 
@@ -327,7 +363,9 @@ def load_file(
         raise
 
 
-def _load_checked(con, source: Source, path, checksum, scan, keyring, run_id, now, rel, scratch_root) -> FileLoad:
+def _load_checked(
+    con, source: Source, path, checksum, scan, keyring, run_id, now, rel, scratch_root
+) -> FileLoad:
     source_name, parquet = source.name, scan is None
     result = FileLoad(source=source_name, file=rel, checksum=checksum)
     ensure_tables(con)
@@ -364,7 +402,9 @@ def _load_checked(con, source: Source, path, checksum, scan, keyring, run_id, no
     parsed, rejected = parsed - erased.rows, rejected - erased.lines
 
     # Window functions (duplicate keys) are not allowed in UPDATE, so judge into a new table.
-    con.execute(f"create or replace temp table _judged as select *, {rule_expression(source, now)} as _rule from _batch")
+    con.execute(
+        f"create or replace temp table _judged as select *, {rule_expression(source, now)} as _rule from _batch"
+    )
     con.execute("drop table _batch")
     con.execute("alter table _judged rename to _batch")
     protect.add_protected_columns(con, source, keyring)
@@ -441,18 +481,16 @@ def rule_expression(source: Source, now: datetime) -> str:
         )
     for col in AMOUNT_COLUMNS:
         if col in names:
-            whens.append(f'when "{col}" < 0 then \'negative_amount\'')
+            whens.append(f"when \"{col}\" < 0 then 'negative_amount'")
     if "quantity" in names:
         whens.append("when quantity <= 0 then 'non_positive_quantity'")
     for col in source.event_time:
         whens.append(f"when \"{col}\" > timestamp '{now:%Y-%m-%d %H:%M:%S}' then 'future_timestamp'")
     if source.name in ("ecommerce_order_items", "pos_transactions"):
-        whens.append(
-            "when product_id not in (select product_id from raw.products) then 'unknown_product'"
-        )
+        whens.append("when product_id not in (select product_id from raw.products) then 'unknown_product'")
     whens.append(
         f'when "{source.key}" in (select "{source.key}" from raw.{source.name}) '
-        f'or row_number() over (partition by "{source.key}" order by _row) > 1 then \'duplicate_key\''
+        f"or row_number() over (partition by \"{source.key}\" order by _row) > 1 then 'duplicate_key'"
     )
     if source.name == "ecommerce_order_items":
         whens.append("when order_id not in (select order_id from raw.ecommerce_orders) then 'orphan_order'")

@@ -1,6 +1,5 @@
 """Ingestion assets: one per landing source, landing files -> raw.<source>."""
 
-
 import dagster as dg
 import duckdb
 
@@ -34,7 +33,10 @@ def _column_schema(source: str) -> dg.TableSchema:
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
-                c.name, c.type.lower(), description=c.description, tags={"classification": c.pii},
+                c.name,
+                c.type.lower(),
+                description=c.description,
+                tags={"classification": c.pii},
                 constraints=dg.TableColumnConstraints(nullable=not c.required),
             )
             for c in SOURCES[source].columns
@@ -61,7 +63,8 @@ def _summary(loads: list[FileLoad]) -> dict:
         "files_loaded": len(new) - len(rejected),
         "files_already_loaded": len(loads) - len(new),
         "files_rejected": len(rejected),
-        "rejected_files": dg.MetadataValue.json([{"file": l.file, "reason": l.reason} for l in rejected]),
+        # "file: reason", as the run summary lists them (cli/runner.py).
+        "rejected_files": [f"{l.file}: {l.reason}" for l in rejected],
         "files_empty": [l.file for l in new if l.status == "empty"],
         "files_decoded": {l.file: l.encoding for l in new if l.encoding not in (None, "utf-8", "utf-8-sig")},
         "nul_bytes_removed": sum(l.nul_bytes_removed for l in new),
@@ -94,7 +97,9 @@ def build_ingest_assets(unit: str, sources: tuple[str, ...]) -> dg.AssetsDefinit
                     results[source], _ = load_source(
                         con, source, settings.landing, keyring, run_id=context.run.run_id
                     )
-                duplicates = quarantine_duplicate_orders(con, context.run.run_id) if unit == "ecommerce" else 0
+                duplicates = (
+                    quarantine_duplicate_orders(con, context.run.run_id) if unit == "ecommerce" else 0
+                )
                 totals = {s: con.execute(f"select count(*) from raw.{s}").fetchone()[0] for s in sources}
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():  # another process still holds the file after the wait

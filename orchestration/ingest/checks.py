@@ -1,7 +1,6 @@
 """Checks on ingestion: no row is lost between the landing files and raw (blocking), and no
 landing file waits rejected (a warning)."""
 
-
 import dagster as dg
 
 from c360.contracts import SOURCES
@@ -65,14 +64,18 @@ def build_accepted_check(source: str) -> dg.AssetChecksDefinition:
             ).fetchall()
         landing = get_settings().landing
         # A rejected file that was since removed, or replaced by bytes that loaded, is settled.
-        waiting = [(f, reason, run) for f, status, reason, run in latest if status == "rejected" and (landing / f).exists()]
+        waiting = [
+            (f, reason, run)
+            for f, status, reason, run in latest
+            if status == "rejected" and (landing / f).exists()
+        ]
         return dg.AssetCheckResult(
             passed=not waiting,
             severity=dg.AssetCheckSeverity.WARN,
             metadata={
                 "files_rejected": len(waiting),
                 "rejected_in_this_run": sum(run == context.run.run_id for _, _, run in waiting),
-                "rejected_files": dg.MetadataValue.json([{"file": f, "reason": r} for f, r, _ in waiting]),
+                "rejected_files": [f"{f}: {r}" for f, r, _ in waiting],
             },
         )
 

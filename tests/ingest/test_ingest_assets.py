@@ -70,7 +70,9 @@ def test_a_landing_with_one_orders_file_loads_and_every_gate_passes(c360_home):
 
 
 def test_a_header_only_file_leaves_its_gate_passing_with_no_data(c360_home):
-    _land(c360_home, "service_tickets", "tickets.csv", ",".join(SOURCES["service_tickets"].column_names) + "\n")
+    _land(
+        c360_home, "service_tickets", "tickets.csv", ",".join(SOURCES["service_tickets"].column_names) + "\n"
+    )
     result = _run()
     gate = _checks(result, "quality_gate")["service_tickets"]
     assert result.success and gate.passed and "no_data" in gate.metadata
@@ -85,12 +87,13 @@ def test_a_rejected_file_warns_without_blocking_and_waits_for_new_bytes(c360_hom
     meta = _materialization(result, "ecommerce_orders").metadata
     assert meta["files_rejected"].value == 1 and meta["dagster/row_count"].value == 3
     assert meta["rejected_files"].value == [
-        {"file": "ecommerce_orders/b_bad.csv", "reason": "column 'amount' is missing from the header"}
+        "ecommerce_orders/b_bad.csv: column 'amount' is missing from the header"
     ]
     accepted = _checks(result, "landing_files_accepted")
     assert not accepted["ecommerce_orders"].passed
     assert accepted["ecommerce_orders"].severity == dg.AssetCheckSeverity.WARN
     assert accepted["ecommerce_orders"].metadata["rejected_in_this_run"].value == 1
+    assert accepted["ecommerce_orders"].metadata["rejected_files"].value == meta["rejected_files"].value
     assert all(c.passed for s, c in accepted.items() if s != "ecommerce_orders")
 
     again = _run(gates=False)  # same bytes: not tried again, still waiting in landing
@@ -105,7 +108,9 @@ def test_a_rejected_file_warns_without_blocking_and_waits_for_new_bytes(c360_hom
     fixed = _run(gates=False)
     assert _checks(fixed, "landing_files_accepted")["ecommerce_orders"].passed
     con = duckdb.connect(str(c360_home / "warehouse.duckdb"), read_only=True)
-    statuses = con.execute("select status from raw._load_log where file = 'ecommerce_orders/b_bad.csv' order by rowid")
+    statuses = con.execute(
+        "select status from raw._load_log where file = 'ecommerce_orders/b_bad.csv' order by rowid"
+    )
     expected = [("rejected",), ("loaded",)] if fix == "rewrite" else [("rejected",)]
     assert statuses.fetchall() == expected
     con.close()

@@ -57,7 +57,9 @@ def _log(con, source="crm_customers"):
 
 
 def _names(con):
-    return con.execute("select customer_ref, first_name, last_name, city from raw.crm_customers order by 1").fetchall()
+    return con.execute(
+        "select customer_ref, first_name, last_name, city from raw.crm_customers order by 1"
+    ).fetchall()
 
 
 def test_utf8_byte_order_mark_is_not_part_of_the_first_column(con, landing, scratch):
@@ -81,7 +83,11 @@ def test_gb18030_file_keeps_its_chinese_names(con, landing, scratch):
     path = _write(landing, "crm_customers", "gb.csv", data)
     loads, errors = load_source(con, "crm_customers", landing, KEYS, scratch_root=scratch)
     assert errors == [] and loads[0].encoding == "gb18030" and loads[0].conserved
-    assert _names(con) == [("C1", "伟", "张", "北京"), ("C2", "娜", "李", "上海市"), ("C3", "芳", "王", "广州")]
+    assert _names(con) == [
+        ("C1", "伟", "张", "北京"),
+        ("C2", "娜", "李", "上海市"),
+        ("C3", "芳", "王", "广州"),
+    ]
     assert con.execute("select email_masked from raw.crm_customers where customer_ref = 'C1'").fetchone() == (
         "z***@example.com",
     )
@@ -140,25 +146,32 @@ def test_zero_byte_file_is_logged_empty_not_an_error(con, landing):
 def test_optional_columns_may_be_left_out_and_load_as_null(con, landing):
     _write(landing, "products", "p.csv", PRODUCTS.encode())
     assert load_source(con, "products", landing, KEYS)[1] == []
-    assert con.execute("select product_id, brand, launched_at, discontinued from raw.products").fetchall() == [
-        ("P1", None, None, None)
-    ]
+    assert con.execute(
+        "select product_id, brand, launched_at, discontinued from raw.products"
+    ).fetchall() == [("P1", None, None, None)]
 
 
 def test_a_missing_required_column_still_fails_naming_file_and_column(con, landing):
     path = _write(landing, "products", "p.csv", b"product_id,product_name,price\nP1,Phone,1.0\n")
     with pytest.raises(SchemaDriftError) as err:
         load_file(con, "products", path, KEYS, landing_root=landing)
-    assert str(err.value) == f"{path}: column 'category' is missing from the header. Nothing was loaded from this file."
+    assert (
+        str(err.value)
+        == f"{path}: column 'category' is missing from the header. Nothing was loaded from this file."
+    )
 
 
-def test_bad_file_beside_good_ones_is_logged_and_not_tried_again_until_its_bytes_change(con, landing, scratch):
+def test_bad_file_beside_good_ones_is_logged_and_not_tried_again_until_its_bytes_change(
+    con, landing, scratch
+):
     good = CRM + "\nC1,Ann,Lee,,Paris,2020-01-01,2024-01-01 10:00:00\n"
     # No header line: the first line holds a person's data, which must not reach a reason or log.
     headerless = "C2,Bea,Ray,bea.ray@example.com,Lyon,2020-01-01,2024-01-01 10:00:00\n"
     _write(landing, "crm_customers", "a_good.csv", good.encode())
     bad = _write(landing, "crm_customers", "b_bad.csv", headerless.encode())
-    garbage = _write(landing, "crm_customers", "c_garbage.csv", (CRM + "\n").encode() + bytes(range(128, 256)) * 4)
+    garbage = _write(
+        landing, "crm_customers", "c_garbage.csv", (CRM + "\n").encode() + bytes(range(128, 256)) * 4
+    )
     _write(landing, "crm_customers", "d_good.csv", good.replace("C1,Ann", "C4,Cat").encode())
 
     loads, errors = load_source(con, "crm_customers", landing, KEYS, run_id="r1", scratch_root=scratch)
@@ -167,7 +180,10 @@ def test_bad_file_beside_good_ones_is_logged_and_not_tried_again_until_its_bytes
     assert [l.status for l in loads] == ["loaded", "rejected", "rejected", "loaded"]
     assert [r[0] for r in _names(con)] == ["C1", "C4"]
     log = {row[0]: row for row in _log(con)}
-    assert log["crm_customers/b_bad.csv"][1:3] == ("rejected", "column 'customer_ref' is missing from the header")
+    assert log["crm_customers/b_bad.csv"][1:3] == (
+        "rejected",
+        "column 'customer_ref' is missing from the header",
+    )
     reason = log["crm_customers/c_garbage.csv"][2]
     assert "byte offset 68 " in reason and "GB18030" in reason and "Windows-1252" in reason
     text = " ".join(str(v) for row in _log(con) for v in row) + " ".join(str(e) for e in errors)
@@ -180,7 +196,9 @@ def test_bad_file_beside_good_ones_is_logged_and_not_tried_again_until_its_bytes
 
     bad.write_bytes((CRM + "\n" + headerless).encode())  # fixed: the header is back
     fixed, errors = load_source(con, "crm_customers", landing, KEYS, run_id="r3", scratch_root=scratch)
-    assert errors == [] and [(l.file, l.status) for l in fixed if not l.skipped] == [("crm_customers/b_bad.csv", "loaded")]
+    assert errors == [] and [(l.file, l.status) for l in fixed if not l.skipped] == [
+        ("crm_customers/b_bad.csv", "loaded")
+    ]
     assert [r[0] for r in _names(con)] == ["C1", "C2", "C4"]
 
 
@@ -202,8 +220,12 @@ def test_date_only_orders_load_and_same_day_orders_are_not_resubmissions(con, la
     for source in ("products", "ecommerce_orders"):
         assert load_source(con, source, landing, KEYS)[1] == []
     assert quarantine_duplicate_orders(con, "t") == 1  # O4 re-submits O3; O1 and O2 are two orders
-    assert con.execute("select order_id, ordered_at::varchar from raw.ecommerce_orders order by 1").fetchall() == [
-        ("O1", "2024-03-01 00:00:00"), ("O2", "2024-03-01 00:00:00"), ("O3", "2024-03-01 10:00:00"),
+    assert con.execute(
+        "select order_id, ordered_at::varchar from raw.ecommerce_orders order by 1"
+    ).fetchall() == [
+        ("O1", "2024-03-01 00:00:00"),
+        ("O2", "2024-03-01 00:00:00"),
+        ("O3", "2024-03-01 10:00:00"),
     ]
 
 
@@ -213,11 +235,14 @@ def test_an_old_load_log_gains_status_and_reason(con, landing):
         "create table raw._load_log (source varchar, file varchar, checksum varchar, rows_in bigint, "
         "rows_loaded bigint, rows_quarantined bigint, extra_columns varchar, run_id varchar, loaded_at timestamp)"
     )
-    con.execute("insert into raw._load_log values ('products', 'products/old.csv', 'abc', 1, 1, 0, null, 'r', now())")
+    con.execute(
+        "insert into raw._load_log values ('products', 'products/old.csv', 'abc', 1, 1, 0, null, 'r', now())"
+    )
     _write(landing, "products", "p.csv", PRODUCTS.encode())
     load_source(con, "products", landing, KEYS)
     assert con.execute("select file, status from raw._load_log order by file").fetchall() == [
-        ("products/old.csv", "loaded"), ("products/p.csv", "loaded"),
+        ("products/old.csv", "loaded"),
+        ("products/p.csv", "loaded"),
     ]
 
 
