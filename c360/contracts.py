@@ -1,8 +1,9 @@
 """The landing-zone contract: what each source's files must contain.
 
 One folder per source under ``$C360_HOME/landing/<source>/``, CSV (header row, comma,
-double-quote quoting, UTF-8) or Parquet, loaded file by file. Every source has exactly one
-key column. The generator writes these files; ingestion validates against them; the README
+double-quote quoting; UTF-8, or GB18030 / Windows-1252, which ingestion detects) or Parquet,
+loaded file by file. Required columns must be in a file's header; optional ones may be left
+out (null). Every source has exactly one key column. The generator writes these files; ingestion validates against them; the README
 renders them. Change a source here and nowhere else.
 """
 

@@ -127,6 +127,8 @@ class SuiteOutcome:
     rows_loaded_after: datetime | None = None
     docs_page: Path | None = None
     docs_index: Path | None = None
+    # Set when the table had no data to judge (``QualitySuite.no_data``): why the gate passed.
+    no_data: str | None = None
 
     @property
     def failed(self) -> list[dict]:
@@ -466,6 +468,11 @@ def validate_suite(
         drift=drift_info,
         rows_loaded_after=window[0] if window else None,
     )
+    if suite.no_data and con.execute(suite.no_data).fetchall()[0][0]:
+        outcome.no_data = (
+            f"no data: {suite.table} is empty and no landing row has reached it yet (no file, or only "
+            "empty or rejected ones: see raw._load_log); the gate passes and judges it once rows land"
+        )
     if window and success:
         record_validated(con, suite, window[1], run_name)
     if docs_root:

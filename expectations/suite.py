@@ -91,6 +91,9 @@ class QualitySuite:
     drift: Drift | None = None
     # Sensitive-class columns (pseudonyms, tokens, masks): never echoed anywhere.
     pii_columns: tuple[str, ...] = ()
+    # Scalar SQL, true when the table has no data to judge yet (a source nobody has sent): the
+    # gate then passes with a "no data" note instead of failing on its row count.
+    no_data: str | None = None
 
     def columns_for_rows(self, now: datetime) -> list[str]:
         cols: list[str] = []
@@ -164,8 +167,9 @@ def equals_zero(*facts: str) -> list:
 
 def raw_facts(source: Source, max_lag_days: int = 30, max_quarantine_share: float = MAX_QUARANTINE_SHARE):
     """Facts and their expectations every raw table shares: types, row count, quarantine share,
-    key uniqueness and freshness. A source with no landing files yet has null facts (GX counts
-    nulls as missing, not as failures): a missing source is simply empty."""
+    key uniqueness and freshness. A source no landing row has reached yet (no files, or only
+    empty, header-only or rejected ones) has null facts (GX counts nulls as missing, not as
+    failures): a missing source is simply empty. Once rows have landed, an empty table fails."""
     from c360.ingest.loader import raw_columns
 
     table = f"raw.{source.name}"
@@ -180,8 +184,7 @@ def raw_facts(source: Source, max_lag_days: int = 30, max_quarantine_share: floa
         E.ExpectColumnValuesToBeInSet(column=f"type:{name}", value_set=[typ])
         for name, typ in raw_columns(source)
     ]
-    logged = f"(select count(*) from raw._load_log where source = '{source.name}')"
-    facts["row_count"] = f"select case when {logged} > 0 then count(*) end from {table}"
+    facts["row_count"] = f"select case when not ({no_data_sql(source)}) then count(*) end from {table}"
     facts["quarantine_share"] = (
         "select sum(rows_quarantined) / nullif(sum(rows_in), 0) from raw._load_log "
         f"where source = '{source.name}'"
@@ -208,6 +211,12 @@ def raw_facts(source: Source, max_lag_days: int = 30, max_quarantine_share: floa
             E.ExpectColumnValuesToBeBetween(column="freshness_lag_days", min_value=0, max_value=max_lag_days)
         )
     return facts, expectations
+
+
+def no_data_sql(source: Source) -> str:
+    """True while no landing row of the source has arrived and its raw table is empty."""
+    landed = f"select coalesce(sum(rows_in), 0) from raw._load_log where source = '{source.name}'"
+    return f"({landed}) = 0 and not exists (select 1 from raw.{source.name})"
 
 
 def orphans(child: str, column: str, parent: str, parent_column: str) -> str:
@@ -247,4 +256,5 @@ def raw_suite(
         fact_expectations=shared_expectations + (fact_expectations or []),
         drift=drift,
         pii_columns=protected_columns(source),
+        no_data=f"select {no_data_sql(source)}",
     )

@@ -69,14 +69,17 @@ def loaded_checksums(warehouse: Path, sources: list[str]) -> set[tuple[str, str]
         if not has_log:
             return set()
         rows = con.execute(
-            "select distinct source, checksum from raw._load_log where source in (select unnest(?))", [sources]
+            "select distinct source, checksum from raw._load_log where source in (select unnest(?))",
+            [sources],
         ).fetchall()
     finally:
         con.close()
     return {(s, c) for s, c in rows}
 
 
-def scan(landing: Path, warehouse: Path, sources: list[str], requested: set[str]) -> tuple[list[LandingFile], set[str]]:
+def scan(
+    landing: Path, warehouse: Path, sources: list[str], requested: set[str]
+) -> tuple[list[LandingFile], set[str]]:
     """(files to request now, checksums of every settled file not loaded yet). A file to request
     is neither loaded nor already requested; the same bytes under two names count once."""
     files = settled_files(landing, sources)

@@ -17,7 +17,13 @@ from c360.privacy import crypto
 from c360.privacy.keys import Keyring
 
 # The pseudonym "kind" mixed into each HMAC (domain separation), per contract column.
-HASH_KIND = {"email": "email", "phone": "phone", "loyalty_card": "loyalty", "bank_card": "card", "national_id": "national_id"}
+HASH_KIND = {
+    "email": "email",
+    "phone": "phone",
+    "loyalty_card": "loyalty",
+    "bank_card": "card",
+    "national_id": "national_id",
+}
 MASK_SQL = {
     "email": crypto.mask_email_sql,
     "phone": crypto.mask_phone_sql,
@@ -42,7 +48,7 @@ def add_protected_columns(con, source: Source, keyring: Keyring) -> None:
     for col in protected:
         if col.hashed:
             exprs.append(f'{_hash_sql(col.name, keyring)} as "{col.name}_hash"')
-        exprs.append(f"{_masked_sql(col.name)} as \"{col.name}_masked\"")
+        exprs.append(f'{_masked_sql(col.name)} as "{col.name}_masked"')
     if exprs:
         con.execute(f"create or replace temp table _protected as select _row, {', '.join(exprs)} from _batch")
     else:
@@ -58,19 +64,31 @@ def add_protected_columns(con, source: Source, keyring: Keyring) -> None:
         enc = pa.table({"_row": batch.column("_row"), "token": tokens})
         con.register("_enc_view", enc)
         con.execute(f'alter table _protected add column "{col.name}_enc" varchar')
-        con.execute(f'update _protected p set "{col.name}_enc" = e.token from _enc_view e where p._row = e._row')
+        con.execute(
+            f'update _protected p set "{col.name}_enc" = e.token from _enc_view e where p._row = e._row'
+        )
         con.unregister("_enc_view")
 
     # Malformed lines of a source with sensitive columns are kept encrypted, not in clear.
-    lines = con.execute("select line, any_value(csv_line) from _rejects group by line order by line").fetchall()
+    lines = con.execute(
+        "select line, any_value(csv_line) from _rejects group by line order by line"
+    ).fetchall()
     if protected and lines:
         tokens = crypto.encrypt_column(
-            pa.array([l for _, l in lines], pa.string()), [f"{source.name}|line:{n}" for n, _ in lines], keyring
+            pa.array([l for _, l in lines], pa.string()),
+            [f"{source.name}|line:{n}" for n, _ in lines],
+            keyring,
         )
-        table = pa.table({"line": [n for n, _ in lines], "raw": pa.array(["aesgcm:" + t for t in tokens.to_pylist()])})
+        table = pa.table(
+            {"line": [n for n, _ in lines], "raw": pa.array(["aesgcm:" + t for t in tokens.to_pylist()])}
+        )
     else:
-        table = pa.table({"line": pa.array([n for n, _ in lines], pa.int64()),
-                          "raw": pa.array([l for _, l in lines], pa.string())})
+        table = pa.table(
+            {
+                "line": pa.array([n for n, _ in lines], pa.int64()),
+                "raw": pa.array([l for _, l in lines], pa.string()),
+            }
+        )
     con.register("_rej_view", table)
     con.execute("create or replace temp table _rejects_protected as select * from _rej_view")
     con.unregister("_rej_view")

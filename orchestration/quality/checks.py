@@ -37,6 +37,8 @@ def check_result(outcome: SuiteOutcome) -> dg.AssetCheckResult:
         "batches": outcome.batches,
         "validation_seconds": outcome.seconds,
     }
+    if outcome.no_data:
+        metadata["no_data"] = outcome.no_data
     if outcome.drift:
         metadata["drift"] = dg.MetadataValue.json(outcome.drift)
     if outcome.docs_page:

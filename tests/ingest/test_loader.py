@@ -37,7 +37,12 @@ KEYS = Keyring.generate()
 
 def test_wrong_header_fails_naming_file_and_column_and_loads_nothing(con, landing):
     header = ORDER_HEADER.replace("ordered_at", "order_time")
-    path = _write(landing, "ecommerce_orders", "bad.csv", header + "\nO1,U1,,,2025-01-01 10:00:00,web,paid,card,,5.00,CNY,100000\n")
+    path = _write(
+        landing,
+        "ecommerce_orders",
+        "bad.csv",
+        header + "\nO1,U1,,,2025-01-01 10:00:00,web,paid,card,,5.00,CNY,100000\n",
+    )
     with pytest.raises(SchemaDriftError) as err:
         load_file(con, "ecommerce_orders", path, KEYS, landing_root=landing)
     assert "bad.csv" in str(err.value) and "'ordered_at'" in str(err.value)
@@ -59,33 +64,52 @@ def test_retyped_column_fails_and_earlier_files_stay(con, landing):
 
 
 def test_extra_column_is_reported_and_ignored(con, landing):
-    path = _write(landing, "products", "x.csv", PRODUCTS.replace("discontinued\n", "discontinued,colour\n").replace("false\n", "false,red\n"))
+    path = _write(
+        landing,
+        "products",
+        "x.csv",
+        PRODUCTS.replace("discontinued\n", "discontinued,colour\n").replace("false\n", "false,red\n"),
+    )
     result = load_file(con, "products", path, KEYS, landing_root=landing)
     assert result.extra_columns == ["colour"] and result.rows_loaded == 1
 
 
 def test_each_defect_goes_to_quarantine_and_rows_are_conserved(con, landing):
     _write(landing, "products", "p.csv", PRODUCTS)
-    orders = ORDER_HEADER + "\n" + "\n".join([
-        "O1,U1, John@Example.com ,+86 138 1234 5678,2025-01-01 10:00:00,web,paid,card,,100.00,CNY,100000",
-        "O2,U1,john@example.com,13812345678,2025-01-01 10:00:20,web,paid,card,,100.00,CNY,100000",
-        "O3,U2,bad@,,2025-01-02 10:00:00,web,paid,card,,5.00,CNY,100000",
-        "O4,,x@y.com,,2025-01-02 10:00:00,web,paid,card,,5.00,CNY,100000",
-        "O5,U3,x@y.com,,2031-01-02 10:00:00,web,paid,card,,5.00,CNY,100000",
-        "O6,U3,x@y.com,,2025-01-03 10:00:00,web,paid,card,,-5.00,CNY,100000",
-        "O7,U3,x@y.com,12345,2025-01-04 10:00:00,web,paid,card,,5.00,CNY,100000",
-        "O8,U3,x@y.com,,2025-13-45 10:00:00,web,paid,card,,5.00,CNY,100000",
-        "O1,U9,z@y.com,,2025-01-05 10:00:00,web,paid,card,,5.00,CNY,100000",
-    ]) + "\n"
+    orders = (
+        ORDER_HEADER
+        + "\n"
+        + "\n".join(
+            [
+                "O1,U1, John@Example.com ,+86 138 1234 5678,2025-01-01 10:00:00,web,paid,card,,100.00,CNY,100000",
+                "O2,U1,john@example.com,13812345678,2025-01-01 10:00:20,web,paid,card,,100.00,CNY,100000",
+                "O3,U2,bad@,,2025-01-02 10:00:00,web,paid,card,,5.00,CNY,100000",
+                "O4,,x@y.com,,2025-01-02 10:00:00,web,paid,card,,5.00,CNY,100000",
+                "O5,U3,x@y.com,,2031-01-02 10:00:00,web,paid,card,,5.00,CNY,100000",
+                "O6,U3,x@y.com,,2025-01-03 10:00:00,web,paid,card,,-5.00,CNY,100000",
+                "O7,U3,x@y.com,12345,2025-01-04 10:00:00,web,paid,card,,5.00,CNY,100000",
+                "O8,U3,x@y.com,,2025-13-45 10:00:00,web,paid,card,,5.00,CNY,100000",
+                "O1,U9,z@y.com,,2025-01-05 10:00:00,web,paid,card,,5.00,CNY,100000",
+            ]
+        )
+        + "\n"
+    )
     _write(landing, "ecommerce_orders", "o.csv", orders)
-    items = ",".join(SOURCES["ecommerce_order_items"].column_names) + "\n" + "\n".join([
-        "O1-1,O1,1,P1,1,100.00,0",
-        "O2-1,O2,1,P1,1,100.00,0",
-        "O4-1,O4,1,P1,1,5.00,0",
-        "O1-2,O1,2,P404,1,5.00,0",
-        "O1-3,O1,3,P1,0,5.00,0",
-        "O1-4,O1,4,P1,1,5.00,0,extra",
-    ]) + "\n"
+    items = (
+        ",".join(SOURCES["ecommerce_order_items"].column_names)
+        + "\n"
+        + "\n".join(
+            [
+                "O1-1,O1,1,P1,1,100.00,0",
+                "O2-1,O2,1,P1,1,100.00,0",
+                "O4-1,O4,1,P1,1,5.00,0",
+                "O1-2,O1,2,P404,1,5.00,0",
+                "O1-3,O1,3,P1,0,5.00,0",
+                "O1-4,O1,4,P1,1,5.00,0,extra",
+            ]
+        )
+        + "\n"
+    )
     _write(landing, "ecommerce_order_items", "i.csv", items)
     for source in ("products", "ecommerce_orders", "ecommerce_order_items"):
         loads, errors = load_source(con, source, landing, KEYS, run_id="t")
@@ -94,17 +118,25 @@ def test_each_defect_goes_to_quarantine_and_rows_are_conserved(con, landing):
 
     got = dict(con.execute("select record_id, rule from quality.quarantine").fetchall())
     assert got == {
-        "O2": "duplicate", "O2-1": "duplicate",
-        "O3": "invalid_email", "O4": "missing_required", "O5": "future_timestamp",
-        "O6": "negative_amount", "O7": "invalid_phone", "line:9": "malformed_line",
+        "O2": "duplicate",
+        "O2-1": "duplicate",
+        "O3": "invalid_email",
+        "O4": "missing_required",
+        "O5": "future_timestamp",
+        "O6": "negative_amount",
+        "O7": "invalid_phone",
+        "line:9": "malformed_line",
         "O1": "duplicate_key",  # the second row with key O1; the first one loads
-        "O4-1": "orphan_order", "O1-2": "unknown_product", "O1-3": "non_positive_quantity",
+        "O4-1": "orphan_order",
+        "O1-2": "unknown_product",
+        "O1-3": "non_positive_quantity",
         "line:7": "malformed_line",
     }
     assert con.execute("select order_id from raw.ecommerce_orders").fetchall() == [("O1",)]
     for source in ("ecommerce_orders", "ecommerce_order_items"):
         rows_in, loaded, quarantined = con.execute(
-            "select sum(rows_in), sum(rows_loaded), sum(rows_quarantined) from raw._load_log where source = ?", [source]
+            "select sum(rows_in), sum(rows_loaded), sum(rows_quarantined) from raw._load_log where source = ?",
+            [source],
         ).fetchall()[0]
         in_raw = con.execute(f"select count(*) from raw.{source}").fetchall()[0][0]
         assert rows_in == loaded + quarantined and loaded == in_raw

@@ -200,7 +200,11 @@ def test_the_olist_sample_loads_through_every_quality_gate(tmp_path):
     cli = [sys.executable, "-m", "cli.main"]
     subprocess.run([*cli, "keys", "init", "--if-missing"], env=env, check=True, capture_output=True)
     done = subprocess.run(
-        [*cli, "ingest", "--mapping", "olist", "--src", str(OLIST)], env=env, capture_output=True, text=True, check=False
+        [*cli, "ingest", "--mapping", "olist", "--src", str(OLIST)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "check failed" not in done.stdout
