@@ -28,7 +28,7 @@ from pathlib import Path
 
 import duckdb
 
-from c360.contracts import SOURCES, Column, Source
+from c360.contracts import SOURCES, Source
 from c360.ingest import encoding, protect
 from c360.privacy import crypto, suppression
 from c360.privacy.keys import Keyring
@@ -596,7 +596,3 @@ def load_source(
             loads.append(load)
             errors.append(exc)
     return loads, errors
-
-
-def column_doc(col: Column) -> str:
-    return f"{col.name} ({col.type}{', required' if col.required else ''}): {col.description}"

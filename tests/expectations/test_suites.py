@@ -32,8 +32,10 @@ def test_web_events_are_validated_in_batches_not_all_at_once(warehouse):
 
 
 def test_negative_amount_fails_the_amount_range_only(warehouse):
-    warehouse.execute("update raw.ecommerce_orders set amount = -5 where order_id in "
-                      "(select order_id from raw.ecommerce_orders limit 3)")
+    warehouse.execute(
+        "update raw.ecommerce_orders set amount = -5 where order_id in "
+        "(select order_id from raw.ecommerce_orders limit 3)"
+    )
     outcome = validate_suite(warehouse, load_suite("raw.ecommerce_orders"))
     assert [(e["expectation"], e["column"], e["unexpected"]) for e in outcome.failed] == [
         ("expect_column_values_to_be_between", "amount", 3)
@@ -44,23 +46,31 @@ def test_future_timestamps_are_caught_inside_and_beyond_the_nanosecond_range(war
     # The runner hands GX nanosecond timestamps (vectorised); a year-9999 value does not fit
     # nanoseconds and must still be judged, on the exact microsecond column.
     for ts, offset, future in (("now() + interval 30 day", 0, 2), ("timestamp '9999-01-01 00:00:00'", 2, 3)):
-        warehouse.execute(f"update raw.service_tickets set opened_at = {ts} where ticket_id in (select ticket_id "
-                          f"from raw.service_tickets order by ticket_id limit {future - offset} offset {offset})")
+        warehouse.execute(
+            f"update raw.service_tickets set opened_at = {ts} where ticket_id in (select ticket_id "
+            f"from raw.service_tickets order by ticket_id limit {future - offset} offset {offset})"
+        )
         outcome = validate_suite(warehouse, load_suite("raw.service_tickets"), batch_rows=2_000)
-        assert [(e["column"], e["unexpected"]) for e in outcome.failed if e["part"] == "rows"] == [("opened_at", future)]
+        assert [(e["column"], e["unexpected"]) for e in outcome.failed if e["part"] == "rows"] == [
+            ("opened_at", future)
+        ]
 
 
 def test_zero_quantity_fails_the_quantity_range(warehouse):
     # quantity is an INTEGER (int32 in Arrow): the runner widens it so GX compares vectorised.
-    warehouse.execute("update raw.ecommerce_order_items set quantity = 0 where order_item_id in "
-                      "(select order_item_id from raw.ecommerce_order_items order by order_item_id limit 3)")
+    warehouse.execute(
+        "update raw.ecommerce_order_items set quantity = 0 where order_item_id in "
+        "(select order_item_id from raw.ecommerce_order_items order by order_item_id limit 3)"
+    )
     outcome = validate_suite(warehouse, load_suite("raw.ecommerce_order_items"), batch_rows=2_000)
     assert [(e["column"], e["unexpected"]) for e in outcome.failed] == [("quantity", 3)]
 
 
 def test_plaintext_email_in_a_hash_column_fails_the_hash_format(warehouse):
-    warehouse.execute("update raw.service_tickets set email_hash = 'li.wei@example.com' where ticket_id in "
-                      "(select ticket_id from raw.service_tickets where email_hash is not null limit 1)")
+    warehouse.execute(
+        "update raw.service_tickets set email_hash = 'li.wei@example.com' where ticket_id in "
+        "(select ticket_id from raw.service_tickets where email_hash is not null limit 1)"
+    )
     outcome = validate_suite(warehouse, load_suite("raw.service_tickets"))
     assert [(e["expectation"], e["column"]) for e in outcome.failed] == [
         ("expect_column_values_to_match_regex", "email_hash")
@@ -69,23 +79,29 @@ def test_plaintext_email_in_a_hash_column_fails_the_hash_format(warehouse):
 
 def test_duplicate_key_and_orphan_line_fail_their_sql_facts(warehouse):
     warehouse.execute("insert into raw.ecommerce_order_items select * from raw.ecommerce_order_items limit 1")
-    warehouse.execute("update raw.ecommerce_order_items set order_id = 'SO-NOPE' where order_item_id in "
-                      "(select order_item_id from raw.ecommerce_order_items order by order_item_id desc limit 2)")
+    warehouse.execute(
+        "update raw.ecommerce_order_items set order_id = 'SO-NOPE' where order_item_id in "
+        "(select order_item_id from raw.ecommerce_order_items order by order_item_id desc limit 2)"
+    )
     outcome = validate_suite(warehouse, load_suite("raw.ecommerce_order_items"))
     assert {e["column"] for e in outcome.failed} == {"duplicate_keys", "lines_without_order"}
 
 
 def test_unknown_event_type_fails_accepted_values(warehouse):
-    warehouse.execute("update raw.web_events set event_type = 'teleport' where event_id in "
-                      "(select event_id from raw.web_events limit 4)")
+    warehouse.execute(
+        "update raw.web_events set event_type = 'teleport' where event_id in "
+        "(select event_id from raw.web_events limit 4)"
+    )
     outcome = validate_suite(warehouse, load_suite("raw.web_events"), batch_rows=5_000)
     assert [(e["column"], e["unexpected"]) for e in outcome.failed] == [("event_type", 4)]
 
 
 def test_drift_flags_a_day_whose_revenue_jumps_a_hundredfold():
     con = duckdb.connect()
-    con.execute("create table t as select timestamp '2025-01-01 12:00:00' + to_days(i // 40) as ts, "
-                "100 + (i % 7) * 10 as amount from range(40 * 70) r(i)")
+    con.execute(
+        "create table t as select timestamp '2025-01-01 12:00:00' + to_days(i // 40) as ts, "
+        "100 + (i % 7) * 10 as amount from range(40 * 70) r(i)"
+    )
     drift = Drift(time_column="ts", value="amount", label="revenue")
     assert drift_bounds(daily_totals(con, "t", drift), drift)["days_outside"] == []
     con.execute("update t set amount = amount * 100 where ts >= timestamp '2025-03-11'")
@@ -101,8 +117,10 @@ def test_a_missing_day_of_events_fails_the_drift_expectation(warehouse):
 
 
 def test_data_docs_are_built_and_hold_no_plaintext_personal_data(warehouse, tmp_path):
-    warehouse.execute("update raw.crm_customers set email_masked = 'wang.fang@example.com', "
-                      "phone_hash = '13812345678' where customer_ref = 'CRM0000002'")
+    warehouse.execute(
+        "update raw.crm_customers set email_masked = 'wang.fang@example.com', "
+        "phone_hash = '13812345678' where customer_ref = 'CRM0000002'"
+    )
     docs = tmp_path / "data_docs"
     outcome = validate_suite(warehouse, load_suite("raw.crm_customers"), docs_root=docs)
     assert not outcome.success
@@ -131,7 +149,9 @@ def test_incremental_gate_validates_only_rows_loaded_since_it_last_passed(wareho
     for _ in range(2):
         outcome = validate_suite(warehouse, suite, incremental=True)
         assert outcome.rows_validated == 3 and not outcome.success
-        assert [(e["column"], e["unexpected"]) for e in outcome.failed if e["part"] == "rows"] == [("amount", 1)]
+        assert [(e["column"], e["unexpected"]) for e in outcome.failed if e["part"] == "rows"] == [
+            ("amount", 1)
+        ]
 
     # The bad row is corrected: the three pass and the watermark moves past them.
     warehouse.execute("update raw.ecommerce_orders set amount = 5 where amount < 0")
