@@ -31,9 +31,18 @@ def run_command(selection: str | None, summary: bool) -> None:
 
 
 @click.command("ingest", help="Load landing files into raw (optionally mapping another layout first).")
-@click.option("--mapping", type=click.Choice(["olist"]), default=None, help="Convert a known layout first.")
 @click.option(
-    "--src", type=click.Path(path_type=Path, exists=True), default=None, help="Folder in that layout."
+    "--mapping",
+    type=click.Choice(["olist", "cdnow"]),
+    default=None,
+    help="Convert a known layout into landing files first: the Olist e-commerce sample, or the CDNOW "
+    "transactions as a bare orders-only landing.",
+)
+@click.option(
+    "--src",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="Where that layout is (default: ../shared/data/olist_sample; CDNOW's file in the lifetimes wheel).",
 )
 def ingest_command(mapping: str | None, src: Path | None) -> None:
     from cli.runner import materialize, prepare_instance
@@ -43,9 +52,12 @@ def ingest_command(mapping: str | None, src: Path | None) -> None:
         from c360.ingest.mappings import MAPPINGS
         from c360.ingest.mappings.olist import olist_dir
 
-        src = src or olist_dir()
+        if mapping == "olist":
+            src = src or olist_dir()
         written = MAPPINGS[mapping](src, settings.landing)
-        console.print(f"mapped {mapping} from {src} into {settings.landing}: {written}")
+        console.print(
+            f"mapped {mapping} from {src or 'its default'} into {settings.landing}: {written['rows']}"
+        )
     result = materialize("group:ingest", echo=Console(file=sys.stdout).print)
     print_summary(result)
     print_outcome(result)

@@ -18,14 +18,13 @@ next to the sample, which we match customer for customer):
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from c360.ingest.mappings.cdnow import cdnow_to_orders
 from ml import clv
 
 CALIBRATION_END = pd.Timestamp("1997-09-30")
@@ -33,71 +32,6 @@ HOLDOUT_END = pd.Timestamp("1998-06-30")
 PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426, "p": 6.25, "q": 3.74, "v": 15.44}
 # Rows of the per-frequency holdout table; the last bucket holds x >= its value.
 FREQUENCY_BUCKETS = 7
-
-ORDER_COLUMNS = [
-    "order_id",
-    "account_id",
-    "email",
-    "phone",
-    "ordered_at",
-    "channel",
-    "status",
-    "payment_method",
-    "promo_code",
-    "amount",
-    "currency",
-    "shipping_postcode",
-]
-
-
-def cdnow_sample_path() -> Path:
-    """CDNOW_sample.txt inside the installed lifetimes package, found without importing it."""
-    spec = importlib.util.find_spec("lifetimes")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the lifetimes package (CDNOW data) is not installed")
-    path = Path(spec.submodule_search_locations[0]) / "datasets" / "CDNOW_sample.txt"
-    if not path.exists():
-        raise FileNotFoundError(path)
-    return path
-
-
-def read_cdnow(path: Path | str | None = None) -> pd.DataFrame:
-    """The raw sample: whitespace-separated, CRLF, no header, date as YYYYMMDD."""
-    return pd.read_csv(
-        path or cdnow_sample_path(),
-        sep=r"\s+",
-        header=None,
-        names=["master_id", "customer_id", "date", "cds", "dollars"],
-        dtype={"master_id": str, "customer_id": str, "date": str, "cds": "int64", "dollars": float},
-    )
-
-
-def cdnow_to_orders(path: Path | str | None = None) -> pd.DataFrame:
-    """CDNOW transactions as rows of the ``ecommerce_orders`` landing format.
-
-    One order per file row (same-day rows stay separate orders; the RFM summary merges
-    them). account_id uses the master id, so ids stay unique if the full CDNOW set is added.
-    """
-    raw = read_cdnow(path)
-    empty = pd.Series(pd.NA, index=raw.index, dtype="string")
-    orders = pd.DataFrame(
-        {
-            "order_id": "CD"
-            + pd.Series(np.arange(1, len(raw) + 1), index=raw.index).astype(str).str.zfill(5),
-            "account_id": "CDNOW" + raw["master_id"],
-            "email": empty,
-            "phone": empty,
-            "ordered_at": pd.to_datetime(raw["date"], format="%Y%m%d") + pd.Timedelta(hours=12),
-            "channel": "web",
-            "status": "delivered",
-            "payment_method": empty,
-            "promo_code": empty,
-            "amount": raw["dollars"],
-            "currency": "USD",
-            "shipping_postcode": empty,
-        }
-    )
-    return orders[ORDER_COLUMNS]
 
 
 def cdnow_summary(orders: pd.DataFrame | None = None) -> pd.DataFrame:

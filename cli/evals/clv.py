@@ -21,19 +21,8 @@ import click
 import duckdb
 import pandas as pd
 
-CDNOW_SOURCE = "ecommerce_orders"
-CDNOW_LANDING_FILE = "cdnow_sample.csv"
-
-
-def write_cdnow_landing(landing: Path) -> Path:
-    """The CDNOW sample as a landing CSV following the contract (timestamps ``YYYY-MM-DD HH:MM:SS``)."""
-    from ml.cdnow import cdnow_to_orders
-
-    folder = landing / CDNOW_SOURCE
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / CDNOW_LANDING_FILE
-    cdnow_to_orders().to_csv(path, index=False, date_format="%Y-%m-%d %H:%M:%S")
-    return path
+from c360.ingest.mappings.cdnow import SOURCE as CDNOW_SOURCE
+from c360.ingest.mappings.cdnow import map_cdnow
 
 
 def ingest_cdnow(workdir: Path) -> tuple[pd.DataFrame, dict]:
@@ -43,7 +32,7 @@ def ingest_cdnow(workdir: Path) -> tuple[pd.DataFrame, dict]:
     from c360.privacy.keys import Keyring
 
     landing = workdir / "landing"
-    write_cdnow_landing(landing)
+    map_cdnow(None, landing)
     con = duckdb.connect(str(workdir / "warehouse.duckdb"))
     try:
         loads, errors = load_source(

@@ -2,6 +2,7 @@
 
 import pytest
 
+from c360.ingest.mappings import cdnow as cdnow_mapping
 from cli.evals.clv import ingest_cdnow
 from ml import cdnow
 
@@ -21,7 +22,7 @@ def test_every_cdnow_row_is_loaded_including_same_day_and_zero_dollar_orders(ing
     assert stats["quarantined_by_rule"] == {}
     assert len(orders) == CDNOW_ROWS
     assert (orders["amount"] == 0).sum() > 0
-    assert orders["amount"].sum() == pytest.approx(cdnow.read_cdnow()["dollars"].sum())
+    assert orders["amount"].sum() == pytest.approx(cdnow_mapping.read_cdnow()["dollars"].sum())
 
 
 def test_params_fitted_from_raw_orders_match_the_published_cdnow_fit_within_one_percent(ingested):

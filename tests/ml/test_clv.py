@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from c360.ingest.mappings import cdnow as cdnow_mapping
 from ml import cdnow, clv
 
 CDNOW_BGNBD = clv.BGNBDParams(r=0.243, alpha=4.414, a=0.793, b=2.426)
@@ -10,7 +11,7 @@ CDNOW_GG = clv.GammaGammaParams(p=6.25, q=3.74, v=15.44)
 
 @pytest.fixture(scope="module")
 def cdnow_orders():
-    return cdnow.cdnow_to_orders()
+    return cdnow_mapping.cdnow_to_orders()
 
 
 @pytest.fixture(scope="module")
@@ -19,28 +20,28 @@ def validation(cdnow_orders):
 
 
 def test_cdnow_sample_has_the_documented_size():
-    raw = cdnow.read_cdnow()
+    raw = cdnow_mapping.read_cdnow()
     assert len(raw) == 6919
     assert raw["customer_id"].nunique() == 2357
 
 
 def test_cdnow_orders_follow_the_landing_format(cdnow_orders):
-    assert list(cdnow_orders.columns) == cdnow.ORDER_COLUMNS
+    assert list(cdnow_orders.columns) == cdnow_mapping.ORDER_COLUMNS
     assert cdnow_orders["order_id"].is_unique
     first = cdnow_orders.iloc[0]
     assert first["order_id"] == "CD00001"
     assert first["account_id"] == "CDNOW00004"
     assert first["ordered_at"] == pd.Timestamp("1997-01-01 12:00")
     assert (first["channel"], first["status"], first["currency"]) == ("web", "delivered", "USD")
-    assert cdnow_orders["amount"].sum() == pytest.approx(cdnow.read_cdnow()["dollars"].sum())
+    assert cdnow_orders["amount"].sum() == pytest.approx(cdnow_mapping.read_cdnow()["dollars"].sum())
 
 
 def test_cdnow_summary_matches_hardies_published_summary_file(cdnow_orders):
     summary = cdnow.cdnow_summary(cdnow_orders)
     published = pd.read_csv(
-        cdnow.cdnow_sample_path().with_name("cdnow_customers_summary_with_transactions.csv")
+        cdnow_mapping.cdnow_sample_path().with_name("cdnow_customers_summary_with_transactions.csv")
     )
-    ids = cdnow.read_cdnow().drop_duplicates("customer_id")
+    ids = cdnow_mapping.read_cdnow().drop_duplicates("customer_id")
     # Hardie's file is in sample-id order; our accounts are named by master id.
     ours = summary.loc["CDNOW" + ids["master_id"]].reset_index(drop=True)
     assert len(ours) == len(published) == 2357

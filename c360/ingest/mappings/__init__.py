@@ -7,8 +7,9 @@ that real data goes through the same ingestion pipeline as any customer's own fi
 
 from __future__ import annotations
 
+from c360.ingest.mappings.cdnow import map_cdnow
 from c360.ingest.mappings.olist import map_olist
 
-MAPPINGS = {"olist": map_olist}
+MAPPINGS = {"olist": map_olist, "cdnow": map_cdnow}
 
-__all__ = ["MAPPINGS", "map_olist"]
+__all__ = ["MAPPINGS", "map_cdnow", "map_olist"]
