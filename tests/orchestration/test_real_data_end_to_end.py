@@ -4,6 +4,7 @@ must succeed, give one customer_360 row per customer, and say why every model it
 skipped. Skipped, with the reason, where the data is absent."""
 
 import os
+from contextlib import contextmanager
 
 import duckdb
 import pytest
@@ -36,9 +37,10 @@ def _run_on(home, mapping: str, src) -> tuple:
     return summary, rows, customers, buyers
 
 
-@pytest.fixture(scope="module")
-def cdnow_run(tmp_path_factory):
-    home = tmp_path_factory.mktemp("cdnow_home")
+@contextmanager
+def _home(tmp_path_factory, name: str):
+    """A fresh C360_HOME of its own (paths of another home must not leak in)."""
+    home = tmp_path_factory.mktemp(name)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("C360_HOME", str(home))
         env.setenv("DAGSTER_HOME", str(home / "dagster"))
@@ -50,6 +52,12 @@ def cdnow_run(tmp_path_factory):
             "C360_KEYS_DIR",
         ):
             env.delenv(var, raising=False)
+        yield home
+
+
+@pytest.fixture(scope="module")
+def cdnow_run(tmp_path_factory):
+    with _home(tmp_path_factory, "cdnow_home") as home:
         yield _run_on(home, "cdnow", None)
 
 
@@ -58,18 +66,7 @@ def olist_run(tmp_path_factory):
     src = olist_dir()
     if not (src / "olist_orders_dataset.csv").exists():
         pytest.skip(f"the Olist sample is not at {src} (set C360_OLIST_DIR; it may not be committed)")
-    home = tmp_path_factory.mktemp("olist_home")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("C360_HOME", str(home))
-        env.setenv("DAGSTER_HOME", str(home / "dagster"))
-        for var in (
-            "C360_WAREHOUSE",
-            "MLFLOW_TRACKING_URI",
-            "C360_LANDING",
-            "C360_KEY_FILE",
-            "C360_KEYS_DIR",
-        ):
-            env.delenv(var, raising=False)
+    with _home(tmp_path_factory, "olist_home") as home:
         yield _run_on(home, "olist", src)
 
 

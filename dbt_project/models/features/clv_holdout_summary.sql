@@ -9,10 +9,7 @@ with purchases as (
 ),
 
 all_days as (
-    select customer_id, cast(purchased_at as date) as day, sum(coalesce(amount, 0)) as amount
-    from purchases
-    where customer_id is not null
-    group by 1, 2
+    {{ purchase_days('purchases') }}
 ),
 
 -- Anonymous purchases count for the end of the data.
