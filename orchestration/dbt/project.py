@@ -38,6 +38,15 @@ def run_target_path(context) -> Path:
     return runs / f"{context.op_execution_context.op.name}-{context.run.run_id[:8]}-{os.getpid()}"
 
 
+# Where `make ui` serves the dbt docs site (loopback only).
+DBT_DOCS_URL = "http://127.0.0.1:8580"
+
+
+def docs_site() -> Path:
+    """The dbt docs site's folder: ``$C360_HOME/dbt/docs``."""
+    return get_settings().home / "dbt" / "docs"
+
+
 def _manifest_is_stale() -> bool:
     """The manifest is older than a model, macro, seed, test or the project file."""
     manifest = dbt_project.manifest_path

@@ -9,6 +9,8 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
+from orchestration.dbt.project import DBT_DOCS_URL
+
 
 class CustomerDbtTranslator(DagsterDbtTranslator):
     def __init__(self) -> None:
@@ -38,4 +40,8 @@ class CustomerDbtTranslator(DagsterDbtTranslator):
         }
         if any(classes.values()):
             metadata["column_classification"] = {k: v for k, v in classes.items() if v}
+        if dbt_resource_props["resource_type"] == "model":
+            metadata["dbt_docs"] = dg.MetadataValue.url(
+                f"{DBT_DOCS_URL}/#!/model/{dbt_resource_props['unique_id']}"
+            )
         return metadata
