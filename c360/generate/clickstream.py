@@ -38,6 +38,18 @@ class Sessions:
     forced_login: np.ndarray
 
 
+def time_order(t: np.ndarray, sess: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """np.lexsort((pos, sess, t)), by one stable sort of the three packed into an int64 when they fit."""
+    if not len(t):
+        return np.zeros(0, dtype=np.int64)
+    t0 = t.min()
+    bits = [int(x).bit_length() for x in (t.max() - t0, sess.max(), pos.max())]
+    if min(t0, sess.min(), pos.min()) < 0 or sum(bits) > 62:
+        return np.lexsort((pos, sess, t))
+    key = ((t - t0) << (bits[1] + bits[2])) | (sess.astype(np.int64) << bits[2]) | pos
+    return np.argsort(key, kind="stable")
+
+
 def write_web(
     rng,
     p: People,
@@ -99,7 +111,7 @@ def write_web(
     product[from_order] = orders.line_product[line_start[sess[from_order]] + j_view[from_order]]
     other = view & ~from_order
     ev_day = np.floor(day[sess[other]]).astype(np.int64)
-    product[other] = choose_products(rng, cat, shopper[sess[other]], ev_day, p.pref, p.value)
+    product[other] = choose_products(rng, cat, shopper[sess[other]], ev_day, p.pref_cum, p.value)
     cart = etype == 3
     buy_cart = cart & purchase[sess]
     product[buy_cart] = orders.line_product[line_start[sess[buy_cart]] + (pos - b3[sess])[buy_cart]]
@@ -136,19 +148,10 @@ def write_web(
     login = np.where((s.kind < 2) & (login < count) & (rng.random(n) < 0.5), 0, login)
     login = np.where(s.kind == 2, count, login)
     logged_in = pos >= login[sess]
-    user = pc.if_else(
-        pa.array(logged_in),
-        p.account_id.take(pa.array(np.maximum(s.account, 0)[sess])),
-        pa.nulls(len(sess), pa.string()),
-    )
-    order_col = pa.nulls(len(sess), pa.string())
-    is_buy = np.flatnonzero(etype == 5)
-    if len(is_buy):
-        mask = np.zeros(len(sess), dtype=bool)
-        mask[is_buy] = True
-        order_col = pc.replace_with_mask(
-            order_col, pa.array(mask), orders.order_id.take(pa.array(s.order_row[sess[is_buy]]))
-        )
+    # Strings are made once, after sorting: until then an event holds the row numbers of its
+    # account and order (-1 for none).
+    acc_row = np.where(logged_in, np.maximum(s.account, 0)[sess], -1)
+    order_row = np.where(etype == 5, s.order_row[sess], -1)
 
     # A double-submitted order also fires a second purchase event in the original's session.
     copies = np.flatnonzero(orders.copy_of >= 0) if len(orders.t) else np.zeros(0, dtype=np.int64)
@@ -163,27 +166,20 @@ def write_web(
         product = np.concatenate([product, np.full(len(cs), -1)])
         query_product = np.concatenate([query_product, np.full(len(cs), -1)])
         t = np.concatenate([t, orders.t[copies]])
-        user = pa.concat_arrays([user, p.account_id.take(pa.array(s.account[cs]))])
-        order_col = pa.concat_arrays([order_col, orders.order_id.take(pa.array(copies))])
+        acc_row = np.concatenate([acc_row, s.account[cs]])
+        order_row = np.concatenate([order_row, copies])
 
-    order = np.lexsort((pos, sess, t))
+    order = time_order(t, sess, pos)
     sess, pos, etype, product, t = sess[order], pos[order], etype[order], product[order], t[order]
-    query_product = query_product[order]
-    user, order_col = user.take(pa.array(order)), order_col.take(pa.array(order))
+    query_product, acc_row, order_row = query_product[order], acc_row[order], order_row[order]
     m = len(sess)
     first_t = np.full(n, np.iinfo(np.int64).max)
     np.minimum.at(first_t, sess, t)
     sess_rank = np.empty(n, dtype=np.int64)
-    sess_rank[np.lexsort((np.arange(n), first_t))] = np.arange(n)
+    sess_rank[np.argsort(first_t, kind="stable")] = np.arange(n)
     tag = month.replace("-", "")
     session_id = ident.padded(sess_rank[sess] + 1, 7, f"SS{tag}-")
-    event_id = ident.padded(np.arange(1, m + 1), 8, f"EV{tag}-")
 
-    prod_col = pc.if_else(
-        pa.array(product >= 0),
-        cat.product_id.take(pa.array(np.maximum(product, 0))),
-        pa.nulls(m, pa.string()),
-    )
     query = pa.nulls(m, pa.string())
     search_rows = np.flatnonzero(etype == 1)
     if len(search_rows):
@@ -208,8 +204,9 @@ def write_web(
     dup, src = dup[ok], src[ok]
     protect = np.zeros(m, dtype=bool)
     protect[src] = True
-    event_id = event_id.to_numpy(zero_copy_only=False).copy()
-    event_id[dup] = event_id[src]
+    id_no = np.arange(1, m + 1)
+    id_no[dup] = id_no[src]
+    event_id = ident.padded(id_no, 8, f"EV{tag}-")
     miss = plant(rng, codes, "web_events", "missing_required", ~protect, floor)
     fut = plant(rng, codes, "web_events", "future_timestamp", ~protect, floor)
     plant(rng, codes, "web_events", "malformed_line", ~protect, floor)
@@ -225,16 +222,16 @@ def write_web(
         "web_events",
         f"web_events_{month}",
         {
-            "event_id": pa.array(event_id, pa.string()),
+            "event_id": event_id,
             "occurred_at": pa.array(t, pa.timestamp("s")),
             "session_id": session_id,
-            "device_id": device_ids.take(pa.array(s.device[sess])),
-            "user_id": user,
-            "event_type": ident.take(EVENT_TYPES, etype),
-            "product_id": prod_col,
+            "device_id": ident.labels(device_ids, s.device[sess]),
+            "user_id": ident.labels(p.account_id, acc_row, acc_row < 0),
+            "event_type": ident.labels(EVENT_TYPES, etype),
+            "product_id": ident.labels(cat.product_id, product, product < 0),
             "search_query": query,
-            "channel": ident.take(["web", "app"], s.channel[sess]),
-            "order_id": order_col,
+            "channel": ident.labels(["web", "app"], s.channel[sess]),
+            "order_id": ident.labels(orders.order_id, order_row, order_row < 0),
         },
         codes,
     )

@@ -62,7 +62,7 @@ def basket(rng, p: People, cat: Catalogue, person: np.ndarray, day: np.ndarray, 
         n_lines = np.where(in_bundle, b_size + rng.poisson(0.3, n), n_lines)
     order = np.repeat(np.arange(n), n_lines)
     j = np.arange(len(order)) - np.repeat(np.cumsum(n_lines) - n_lines, n_lines)
-    product = choose_products(rng, cat, person[order], day[order], p.pref, p.value)
+    product = choose_products(rng, cat, person[order], day[order], p.pref_cum, p.value)
     if bundles and cat.bundles:
         table = np.full((len(cat.bundles), 3), -1)
         for i, b in enumerate(cat.bundles):
@@ -134,10 +134,7 @@ def write_orders(
     sel = pa.array(rows)
     amount_w = amount[rows]
     amount_w = np.where(codes == CODE["negative_amount"], -np.maximum(amount_w, 1.0), amount_w)
-    account_col = p.account_id.take(pa.array(acc[rows]))
-    account_col = pc.if_else(
-        pa.array(codes == CODE["missing_required"]), pa.nulls(m, pa.string()), account_col
-    )
+    account_col = ident.labels(p.account_id, acc[rows], codes == CODE["missing_required"])
     email = ident.email_variants(p.account_email.take(pa.array(acc[rows])), rng, clean_share=0.75)
     phone = ident.phone_variants(p.phone.take(pa.array(person[rows])), rng)
     phone = pc.if_else(pa.array(rng.random(m) < 0.2), pa.nulls(m, pa.string()), phone)
@@ -160,12 +157,14 @@ def write_orders(
             "email": email,
             "phone": phone,
             "ordered_at": pa.array(t_written, pa.timestamp("s")),
-            "channel": ident.take(["web", "app"], kind[rows]),
-            "status": ident.take(["placed", "paid", "shipped", "delivered", "cancelled", "returned"], status),
-            "payment_method": ident.take(ONLINE_PAYMENTS, pay),
+            "channel": ident.labels(["web", "app"], kind[rows]),
+            "status": ident.labels(
+                ["placed", "paid", "shipped", "delivered", "cancelled", "returned"], status
+            ),
+            "payment_method": ident.labels(ONLINE_PAYMENTS, pay),
             "promo_code": promo.take(sel),
             "amount": pa.array(amount_w),
-            "currency": pa.array(["CNY"] * m, pa.string()),
+            "currency": ident.labels(["CNY"], np.zeros(m, dtype=np.int32)),
             "shipping_postcode": postcode,
         },
         codes,
@@ -295,14 +294,14 @@ def write_pos(
             "pos_line_id": ident.join(tx_l, "-", pc.cast(pa.array(j + 1), pa.string())),
             "transaction_id": tx_l,
             "line_no": pa.array(j + 1),
-            "store_id": ident.padded(store[line_r] + 1, 3, "ST"),
+            "store_id": ident.labels(ident.padded(np.arange(1, n_stores + 1), 3, "ST"), store[line_r]),
             "occurred_at": pa.array(ts[line_r], pa.timestamp("s")),
             "loyalty_card": card.take(rsel),
             "phone": phone.take(rsel),
             "product_id": prod_col,
             "quantity": pa.array(qty),
             "unit_price": pa.array(unit_price),
-            "payment_method": ident.take(STORE_PAYMENTS, pay[line_r]),
+            "payment_method": ident.labels(STORE_PAYMENTS, pay[line_r]),
             "promo_code": promo.take(rsel),
         },
         codes,

@@ -65,8 +65,24 @@ def generate(
     started = time.perf_counter()
     out_dir = Path(out_dir)
     horizon = Horizon.ending(end_date, months)
-    month_list = horizon.months()
     sink = Sink(out_dir, fmt, seed)
+    try:
+        return _generate(out_dir, customers, seed, horizon, fmt, progress, sink, started)
+    finally:
+        sink.close()
+
+
+def _generate(
+    out_dir: Path,
+    customers: int,
+    seed: int,
+    horizon: Horizon,
+    fmt: str,
+    progress: bool,
+    sink: Sink,
+    started: float,
+) -> dict:
+    month_list = horizon.months()
     bar = tqdm(total=len(month_list) + 6, desc="generate", unit="step", file=sys.stderr, disable=not progress)
 
     n_stores = int(np.clip(customers // 400, len(ident.CITIES), 400))
@@ -141,6 +157,8 @@ def generate(
     br_device, br_forced = s_device[len(online) :], s_forced[len(online) :]
     online_pos = np.full(len(ev_t), -1)
     online_pos[online] = np.arange(len(online))
+    # Per-session working arrays are large at scale and not needed past this point.
+    del s_person, s_t, order, n_sess, rank, local, s_device, s_forced, dev_offset, br_day, keep
     bar.update()
 
     rng = _rng(seed, 8)
@@ -149,8 +167,8 @@ def generate(
     )
     next_copy = [len(online)]
 
-    def copy_ids(n: int) -> pa.Array:
-        out = order_pool.slice(next_copy[0], n)
+    def copy_ids(n: int, pool: pa.Array = order_pool) -> pa.Array:
+        out = pool.slice(next_copy[0], n)
         next_copy[0] += n
         return out
 
@@ -159,6 +177,7 @@ def generate(
     second_account[people.account_person[n_primary:]] = np.arange(n_primary, len(people.account_person))
     identity: list[tuple[str, pa.Array, np.ndarray]] = []
     review_parts = []
+    orders = sessions = None
     for month_no, (month, lo, hi) in enumerate(month_list):
         mrng = _rng(seed, 100, month_no)
         in_month = (ev_t >= lo) & (ev_t <= hi)
@@ -215,10 +234,15 @@ def generate(
         review_parts.append(review_candidates(mrng, people, horizon, orders, orders.account))
         bar.update()
 
+    n_purchases = np.bincount(ev_person, minlength=people.n)
+    # The months' inputs are the bulk of the memory at scale; the truth files below need none.
+    del ev_person, ev_t, ev_kind, order_pool, online_pos, br_person, br_t, br_device, br_forced
+    del an_device, an_t, order_device, order_forced, sessions, orders, copy_ids
     ticket_ids, ticket_person = write_tickets(_rng(seed, 9), people, cat, horizon, sink)
     review_ids, review_person, review_truth = write_reviews(
         _rng(seed, 10), people, cat, horizon, review_parts, sink
     )
+    del review_parts
     bar.update()
 
     churn_prob, churned, f_person, f_day, f_count = future(_rng(seed, 11), people, horizon, inten)
@@ -252,29 +276,20 @@ def generate(
         )
     }
     identity.sort(key=lambda x: order[x[0]])
-    sources, ids, persons = [], [], []
-    for source, rec, who in identity:
-        sources += [source] * len(rec)
-        ids.append(rec)
-        persons.append(who)
-    who = np.concatenate(persons)
-    pid = pc.if_else(
-        pa.array(who >= 0),
-        people.person_id.take(pa.array(np.maximum(who, 0))),
-        pa.nulls(len(who), pa.string()),
-    )
+    source = np.concatenate([np.full(len(rec), order[name], dtype=np.int8) for name, rec, _ in identity])
+    who = np.concatenate([w for _, _, w in identity])
     sink.write_truth(
         "identity",
         pa.table(
             {
-                "source": pa.array(sources, pa.string()),
-                "source_record_id": pa.concat_arrays(ids),
-                "person_id": pid,
+                "source": ident.labels(list(order), source),
+                "source_record_id": pa.concat_arrays([rec for _, rec, _ in identity]),
+                "person_id": ident.labels(people.person_id, who, who < 0),
             }
         ),
     )
+    del identity, source, who
 
-    n_purchases = np.bincount(ev_person, minlength=people.n)
     alive = people.death > horizon.days
     start_day = horizon.start_s // DAY
     acquired = (start_day + np.floor(people.acq)).astype(np.int64).astype("datetime64[D]")
@@ -363,6 +378,7 @@ def generate(
         "bayes_auc": auc(churn_prob[ever], churned[ever]),
     }
     summary["defects"] = {str(k_): int(v) for k_, v in summary["defects"].items()}
+    sink.flush()
     summary["seconds"] = round(time.perf_counter() - started, 2)
     (out_dir / "_truth" / "manifest.json").write_text(
         json.dumps({k_: v for k_, v in summary.items() if k_ != "seconds"}, indent=2, sort_keys=True) + "\n"

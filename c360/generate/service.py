@@ -46,11 +46,7 @@ def write_tickets(
     person, t, category, angry = person[order], t[order], category[order], angry[order]
     n = len(person)
 
-    item_cat = (
-        (rng.random(n)[:, None] > np.cumsum(p.pref[person], axis=1))
-        .sum(axis=1)
-        .clip(0, len(CATEGORY_NAMES) - 1)
-    )
+    item_cat = (rng.random(n)[:, None] > p.pref_cum[person]).sum(axis=1).clip(0, len(CATEGORY_NAMES) - 1)
     item = pc.utf8_lower(ident.take([c.split("_")[0] for c in CATEGORY_NAMES], item_cat))
     item = pc.if_else(
         pa.array(rng.random(n) < 0.5),
