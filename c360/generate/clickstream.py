@@ -38,16 +38,40 @@ class Sessions:
     forced_login: np.ndarray
 
 
-def time_order(t: np.ndarray, sess: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    """np.lexsort((pos, sess, t)), by one stable sort of the three packed into an int64 when they fit."""
-    if not len(t):
+def time_order(t: np.ndarray, sess: np.ndarray, pos: np.ndarray, n_head: int) -> np.ndarray:
+    """``np.lexsort((pos, sess, t))`` where the first ``n_head`` rows are already in (sess, pos)
+    order (as sessions expand) and the few rows after them are not.
+
+    Each row's rank in (sess, pos, row) order is worked out by merging the small tail into the
+    head; then time and rank are packed into one int64 and sorted by value (numpy's vectorised
+    sort, several times faster than lexsort's three stable passes). Same order, ties included.
+    """
+    n = len(t)
+    if not n:
         return np.zeros(0, dtype=np.int64)
-    t0 = t.min()
-    bits = [int(x).bit_length() for x in (t.max() - t0, sess.max(), pos.max())]
-    if min(t0, sess.min(), pos.min()) < 0 or sum(bits) > 62:
+    width = int(pos.max()) + 1
+    key = sess.astype(np.int64) * width + pos
+    head = key[:n_head]
+    t0 = int(t.min())
+    rank_bits = (n - 1).bit_length()
+    if (
+        min(int(sess.min()), int(pos.min())) < 0
+        or np.any(head[1:] < head[:-1])
+        or (int(t.max()) - t0).bit_length() + rank_bits > 63
+    ):
         return np.lexsort((pos, sess, t))
-    key = ((t - t0) << (bits[1] + bits[2])) | (sess.astype(np.int64) << bits[2]) | pos
-    return np.argsort(key, kind="stable")
+    tail = key[n_head:]
+    tail_sorted = np.argsort(tail, kind="stable")
+    # Head rows tie-break before tail rows (smaller row numbers), hence side="right".
+    insert = np.searchsorted(head, tail[tail_sorted], side="right")
+    rank = np.empty(n, dtype=np.int64)
+    rank[:n_head] = np.arange(n_head) + np.searchsorted(insert, np.arange(n_head), side="right")
+    rank[n_head + tail_sorted] = insert + np.arange(len(tail))
+    row_of_rank = np.empty(n, dtype=np.int64)
+    row_of_rank[rank] = np.arange(n)
+    packed = ((t - t0) << rank_bits) | rank
+    packed.sort()
+    return row_of_rank[packed & ((1 << rank_bits) - 1)]
 
 
 def write_web(
@@ -153,6 +177,7 @@ def write_web(
     acc_row = np.where(logged_in, np.maximum(s.account, 0)[sess], -1)
     order_row = np.where(etype == 5, s.order_row[sess], -1)
 
+    n_head = len(sess)
     # A double-submitted order also fires a second purchase event in the original's session.
     copies = np.flatnonzero(orders.copy_of >= 0) if len(orders.t) else np.zeros(0, dtype=np.int64)
     sess_of_row = np.full(len(orders.t), -1)
@@ -169,7 +194,7 @@ def write_web(
         acc_row = np.concatenate([acc_row, s.account[cs]])
         order_row = np.concatenate([order_row, copies])
 
-    order = time_order(t, sess, pos)
+    order = time_order(t, sess, pos, n_head)
     sess, pos, etype, product, t = sess[order], pos[order], etype[order], product[order], t[order]
     query_product, acc_row, order_row = query_product[order], acc_row[order], order_row[order]
     m = len(sess)
@@ -178,7 +203,6 @@ def write_web(
     sess_rank = np.empty(n, dtype=np.int64)
     sess_rank[np.argsort(first_t, kind="stable")] = np.arange(n)
     tag = month.replace("-", "")
-    session_id = ident.padded(sess_rank[sess] + 1, 7, f"SS{tag}-")
 
     query = pa.nulls(m, pa.string())
     search_rows = np.flatnonzero(etype == 1)
@@ -206,7 +230,6 @@ def write_web(
     protect[src] = True
     id_no = np.arange(1, m + 1)
     id_no[dup] = id_no[src]
-    event_id = ident.padded(id_no, 8, f"EV{tag}-")
     miss = plant(rng, codes, "web_events", "missing_required", ~protect, floor)
     fut = plant(rng, codes, "web_events", "future_timestamp", ~protect, floor)
     plant(rng, codes, "web_events", "malformed_line", ~protect, floor)
@@ -214,15 +237,19 @@ def write_web(
     # 2-5 years after the data's END, not after the event: shifted from the event's own time, a
     # late-2024 event landed in late 2026 - no longer in the future when the files were loaded.
     t[fut] = horizon.end_s + 1 + rng.integers(2 * 365, 5 * 365, len(fut)) * DAY + t[fut] % DAY
-    mask = np.zeros(m, dtype=bool)
-    mask[miss] = True
-    session_id = pc.if_else(pa.array(mask), pa.nulls(m, pa.string()), session_id)
+    no_session = np.zeros(m, dtype=bool)
+    no_session[miss] = True
+    session_no = sess_rank[sess] + 1
+
+    def session_id() -> pa.Array:
+        ids = ident.padded(session_no, 7, f"SS{tag}-")
+        return pc.if_else(pa.array(no_session), pa.nulls(m, pa.string()), ids)
 
     sink.write(
         "web_events",
         f"web_events_{month}",
         {
-            "event_id": event_id,
+            "event_id": lambda: ident.padded(id_no, 8, f"EV{tag}-"),
             "occurred_at": pa.array(t, pa.timestamp("s")),
             "session_id": session_id,
             "device_id": ident.labels(device_ids, s.device[sess]),

@@ -18,6 +18,7 @@ from c360.generate.catalogue import CATEGORY_NAMES, build_catalogue
 from c360.generate.clickstream import Sessions, write_web
 from c360.generate.commerce import future_purchases, write_orders, write_pos
 from c360.generate.crm import write_consent, write_crm
+from c360.generate.order import lexsort
 from c360.generate.population import (
     HABIT_NAMES,
     Intensity,
@@ -96,7 +97,7 @@ def _generate(
     people = build_people(_rng(seed, 3), customers, horizon, n_stores, store_city)
     inten = Intensity.for_horizon(horizon)
     ev_person, ev_t, ev_kind = purchase_events(_rng(seed, 4), people, horizon, inten)
-    by_person = np.lexsort((ev_t, ev_person))
+    by_person = lexsort((ev_t, ev_person))
     close = np.zeros(len(ev_t), dtype=bool)
     close[by_person[1:]] = (ev_person[by_person[1:]] == ev_person[by_person[:-1]]) & (
         np.diff(ev_t[by_person]) < MIN_ORDER_GAP_S
@@ -135,7 +136,7 @@ def _generate(
     online = np.flatnonzero(ev_kind < 2)
     s_person = np.concatenate([ev_person[online], br_person])
     s_t = np.concatenate([ev_t[online], br_t])
-    order = np.lexsort((s_t, s_person))
+    order = lexsort((s_t, s_person))
     n_sess = np.bincount(s_person, minlength=people.n)
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order)) - np.repeat(np.cumsum(n_sess) - n_sess, n_sess)

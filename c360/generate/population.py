@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from c360.generate import identity as ident
 from c360.generate.calendar import DAY, FUTURE_DAYS, Horizon, season_curves
 from c360.generate.catalogue import N_CATEGORIES
+from c360.generate.order import lexsort
 
 # Tuned so the Bayes AUC is ~0.85-0.89 and ~30-40% of buyers make no purchase in the next 90 days.
 HAZARD_MEDIAN = 1 / 5500
@@ -253,7 +254,7 @@ def purchase_events(rng: np.random.Generator, p: People, horizon: Horizon, inten
     kind = np.where(online, (rng.random(len(person)) < p.app_share[person]).astype(np.int8), 2).astype(
         np.int8
     )
-    order = np.lexsort((person, t))
+    order = lexsort((person, t))
     return person[order], t[order], kind[order]
 
 

@@ -139,9 +139,11 @@ class Sink:
     """Owns the output folder: writes files, counts rows, collects defects.
 
     Files are written by one background thread, in the order they were handed over, while the
-    caller computes the next ones (pyarrow's writer and kernels release the GIL). A caller must
-    not change an array after handing it over. ``close()`` waits for every file and re-raises a
-    writer error; ``rows``, ``files`` and ``defects`` are complete only after it.
+    caller computes the next ones (pyarrow's writer and kernels release the GIL). A column may
+    be given as a function of no arguments, called on that thread: spelling out ids there keeps
+    them off the critical path. A caller must not change an array after handing it over.
+    ``close()`` waits for every file and re-raises a writer error; ``rows``, ``files`` and
+    ``defects`` are complete only after it.
     """
 
     MAX_PENDING_BYTES = 1 << 30  # arrays queued for writing; beyond this ``write`` waits
@@ -163,7 +165,7 @@ class Sink:
     ) -> str:
         rel = f"{source}/{stem}.{self.fmt}"
         (self.out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-        size = sum(c.nbytes for c in columns.values()) + (0 if defect is None else defect.nbytes)
+        size = sum(getattr(c, "nbytes", 0) for c in columns.values()) + getattr(defect, "nbytes", 0)
         self._submit(size, self._write, source, rel, columns, defect)
         return rel
 
@@ -199,6 +201,7 @@ class Sink:
 
     def _write(self, source: str, rel: str, columns: dict[str, pa.Array], defect: np.ndarray | None) -> None:
         spec = SOURCES[source]
+        columns = {k: v() if callable(v) else v for k, v in columns.items()}
         n = len(columns[spec.key])
         arrays = [columns[c.name].cast(ARROW_TYPES[c.type]) for c in spec.columns]
         defect = np.zeros(n, dtype=np.int8) if defect is None else defect
