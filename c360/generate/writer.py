@@ -142,8 +142,8 @@ class Sink:
     caller computes the next ones (pyarrow's writer and kernels release the GIL). A column may
     be given as a function of no arguments, called on that thread: spelling out ids there keeps
     them off the critical path. A caller must not change an array after handing it over.
-    ``close()`` waits for every file and re-raises a writer error; ``rows``, ``files`` and
-    ``defects`` are complete only after it.
+    A writer error is raised by the next ``write``, ``flush`` or ``close``; ``rows``, ``files``
+    and ``defects`` are complete only after ``flush``.
     """
 
     MAX_PENDING_BYTES = 1 << 30  # arrays queued for writing; beyond this ``write`` waits
