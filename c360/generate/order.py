@@ -24,14 +24,18 @@ def lexsort(keys: tuple[np.ndarray, ...]) -> np.ndarray:
         bits = (int(k.max()) - lo).bit_length()
         spans.append((k, lo, bits))
         total += bits
-    if total > 63:
+    if total - row_bits > 63:
         return np.lexsort(keys)
-    packed = np.arange(n, dtype=np.int64)
-    shift = row_bits
+    # With room for the row number, sort values; else one stable argsort of the packed keys.
+    with_rows = total <= 63
+    packed = np.arange(n, dtype=np.int64) if with_rows else np.zeros(n, dtype=np.int64)
+    shift = row_bits if with_rows else 0
     for k, lo, bits in spans:
         if bits:
             packed |= (k.astype(np.int64) - lo) << shift
         shift += bits
+    if not with_rows:
+        return np.argsort(packed, kind="stable")
     packed.sort()
     packed &= (1 << row_bits) - 1
     return packed

@@ -146,7 +146,7 @@ class Sink:
     and ``defects`` are complete only after ``flush``.
     """
 
-    MAX_PENDING_BYTES = 1 << 30  # arrays queued for writing; beyond this ``write`` waits
+    MAX_PENDING_BYTES = 512 << 20  # arrays queued for writing; beyond this ``write`` waits
 
     def __init__(self, out_dir: Path, fmt: str, seed: int):
         if fmt not in ("csv", "parquet"):

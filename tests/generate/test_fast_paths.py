@@ -33,6 +33,8 @@ def test_lexsort_falls_back_when_keys_do_not_fit_or_are_not_integers():
     rng = np.random.default_rng(1)
     wide = (rng.integers(0, 2**40, 1000), rng.integers(0, 2**40, 1000))
     assert np.array_equal(lexsort(wide), np.lexsort(wide))
+    no_room_for_rows = (rng.integers(0, 2**30, 5000), rng.integers(0, 4, 5000) * 2**29)
+    assert np.array_equal(lexsort(no_room_for_rows), np.lexsort(no_room_for_rows))
     floats = (rng.random(1000), rng.integers(0, 3, 1000))
     assert np.array_equal(lexsort(floats), np.lexsort(floats))
 
