@@ -68,9 +68,12 @@ def generate(
     horizon = Horizon.ending(end_date, months)
     sink = Sink(out_dir, fmt, seed)
     try:
-        return _generate(out_dir, customers, seed, horizon, fmt, progress, sink, started)
-    finally:
-        sink.close()
+        summary = _generate(out_dir, customers, seed, horizon, fmt, progress, sink, started)
+    except BaseException:
+        sink.abort()
+        raise
+    sink.close()
+    return summary
 
 
 def _generate(

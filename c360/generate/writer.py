@@ -184,12 +184,17 @@ class Sink:
             future.result()
 
     def close(self) -> None:
-        """Flush, then stop the writer thread (also after an error: queued files are dropped)."""
+        """Flush, then stop the writer thread."""
         try:
             self.flush()
         finally:
-            self._pending.clear()
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self.abort()
+
+    def abort(self) -> None:
+        """Stop the writer thread after the file in progress; queued files are dropped."""
+        self._pending.clear()
+        self._pending_bytes = 0
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _submit(self, size: int, fn, *args) -> None:
         self._pending.append((self._pool.submit(fn, *args), size))
