@@ -18,6 +18,7 @@ from c360.generate.calendar import DAY, Horizon
 from c360.generate.catalogue import CATEGORY_NAMES, Catalogue, choose_products
 from c360.generate.commerce import MonthOrders
 from c360.generate.defects import plant
+from c360.generate.order import lexsort
 from c360.generate.population import People
 from c360.generate.writer import Sink
 
@@ -201,7 +202,7 @@ def write_web(
     first_t = np.full(n, np.iinfo(np.int64).max)
     np.minimum.at(first_t, sess, t)
     sess_rank = np.empty(n, dtype=np.int64)
-    sess_rank[np.argsort(first_t, kind="stable")] = np.arange(n)
+    sess_rank[lexsort((first_t,))] = np.arange(n)
     tag = month.replace("-", "")
 
     query = pa.nulls(m, pa.string())
