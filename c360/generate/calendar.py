@@ -125,7 +125,7 @@ def promo_window(dates: np.ndarray) -> np.ndarray:
     month = dates.astype("datetime64[M]").astype(int) % 12 + 1
     out[(month == 11) & (md <= 12)] = 1
     out[(month == 6) & (md <= 19)] = 2
-    for y in {int(str(x)[:4]) for x in dates.astype("datetime64[Y]")}:
+    for y in np.unique(dates.astype("datetime64[Y]").astype(np.int64) + 1970).tolist():
         cny = np.datetime64(_CNY.get(y, f"{y}-02-01"), "D")
         out[(dates >= cny - 20) & (dates < cny)] = 3
     return out

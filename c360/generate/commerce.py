@@ -12,6 +12,7 @@ from c360.generate import identity as ident
 from c360.generate.calendar import DAY, Horizon, promo_window
 from c360.generate.catalogue import CATEGORY_NAMES, REPURCHASE, Catalogue, choose_products, mix_hash, unit
 from c360.generate.defects import plant
+from c360.generate.order import lexsort
 from c360.generate.population import People, seconds_of_day
 from c360.generate.writer import CODE, Sink
 
@@ -62,7 +63,7 @@ def basket(rng, p: People, cat: Catalogue, person: np.ndarray, day: np.ndarray, 
         n_lines = np.where(in_bundle, b_size + rng.poisson(0.3, n), n_lines)
     order = np.repeat(np.arange(n), n_lines)
     j = np.arange(len(order)) - np.repeat(np.cumsum(n_lines) - n_lines, n_lines)
-    product = choose_products(rng, cat, person[order], day[order], p.pref, p.value)
+    product = choose_products(rng, cat, person[order], day[order], p.pref_cum, p.value)
     if bundles and cat.bundles:
         table = np.full((len(cat.bundles), 3), -1)
         for i, b in enumerate(cat.bundles):
@@ -118,7 +119,7 @@ def write_orders(
     t_all = np.concatenate([t, t[originals] + rng.integers(1, 31, k)])
     codes = np.concatenate([codes, np.full(k, CODE["duplicate"], dtype=np.int8)])
     ids = pa.concat_arrays([order_ids, copy_ids(k)]) if k else order_ids
-    file_order = np.lexsort((np.arange(len(rows)), t_all))
+    file_order = lexsort((t_all,))
     rows, copy_of, t_all, codes = rows[file_order], copy_of[file_order], t_all[file_order], codes[file_order]
     ids = ids.take(pa.array(file_order))
     pos_of = np.empty(len(file_order), dtype=np.int64)
@@ -134,10 +135,7 @@ def write_orders(
     sel = pa.array(rows)
     amount_w = amount[rows]
     amount_w = np.where(codes == CODE["negative_amount"], -np.maximum(amount_w, 1.0), amount_w)
-    account_col = p.account_id.take(pa.array(acc[rows]))
-    account_col = pc.if_else(
-        pa.array(codes == CODE["missing_required"]), pa.nulls(m, pa.string()), account_col
-    )
+    account_col = ident.labels(p.account_id, acc[rows], codes == CODE["missing_required"])
     email = ident.email_variants(p.account_email.take(pa.array(acc[rows])), rng, clean_share=0.75)
     phone = ident.phone_variants(p.phone.take(pa.array(person[rows])), rng)
     phone = pc.if_else(pa.array(rng.random(m) < 0.2), pa.nulls(m, pa.string()), phone)
@@ -160,12 +158,14 @@ def write_orders(
             "email": email,
             "phone": phone,
             "ordered_at": pa.array(t_written, pa.timestamp("s")),
-            "channel": ident.take(["web", "app"], kind[rows]),
-            "status": ident.take(["placed", "paid", "shipped", "delivered", "cancelled", "returned"], status),
-            "payment_method": ident.take(ONLINE_PAYMENTS, pay),
+            "channel": ident.labels(["web", "app"], kind[rows]),
+            "status": ident.labels(
+                ["placed", "paid", "shipped", "delivered", "cancelled", "returned"], status
+            ),
+            "payment_method": ident.labels(ONLINE_PAYMENTS, pay),
             "promo_code": promo.take(sel),
             "amount": pa.array(amount_w),
-            "currency": pa.array(["CNY"] * m, pa.string()),
+            "currency": ident.labels(["CNY"], np.zeros(m, dtype=np.int32)),
             "shipping_postcode": postcode,
         },
         codes,
@@ -202,13 +202,16 @@ def write_orders(
     q = qty[li].copy()
     q[nonpos] = -rng.integers(0, 3, len(nonpos))
     line_no = j[li] + 1
-    order_id_l = ids.take(pa.array(line_order_row))
+
+    def item_ids() -> pa.Array:
+        return ident.join(ids.take(pa.array(line_order_row)), "-", pc.cast(pa.array(line_no), pa.string()))
+
     sink.write(
         "ecommerce_order_items",
         f"ecommerce_order_items_{month}",
         {
-            "order_item_id": ident.join(order_id_l, "-", pc.cast(pa.array(line_no), pa.string())),
-            "order_id": order_id_l,
+            "order_item_id": item_ids,
+            "order_id": ident.labels(ids, line_order_row),
             "line_no": pa.array(line_no),
             "product_id": prod_col,
             "quantity": pa.array(q),
@@ -252,7 +255,7 @@ def write_pos(
     walk_t = walk_day * DAY + (rng.uniform(9, 21.5, n_walk) * 3600).astype(np.int64)
     who = np.concatenate([person, np.full(n_walk, -1)])
     ts = np.concatenate([t, walk_t])
-    order = np.lexsort((np.arange(len(ts)), ts))
+    order = lexsort((ts,))
     who, ts = who[order], ts[order]
     n = len(who)
     known = who >= 0
@@ -287,22 +290,25 @@ def write_pos(
     prod_col = pc.replace_with_mask(
         prod_col, pa.array(mask), ident.padded(rng.integers(1, 99_999, len(unknown)), 5, "P0")
     )
-    tx_l = tx.take(rsel)
+
+    def line_ids() -> pa.Array:
+        return ident.join(tx.take(rsel), "-", pc.cast(pa.array(j + 1), pa.string()))
+
     sink.write(
         "pos_transactions",
         f"pos_transactions_{month}",
         {
-            "pos_line_id": ident.join(tx_l, "-", pc.cast(pa.array(j + 1), pa.string())),
-            "transaction_id": tx_l,
+            "pos_line_id": line_ids,
+            "transaction_id": ident.labels(tx, line_r),
             "line_no": pa.array(j + 1),
-            "store_id": ident.padded(store[line_r] + 1, 3, "ST"),
+            "store_id": ident.labels(ident.padded(np.arange(1, n_stores + 1), 3, "ST"), store[line_r]),
             "occurred_at": pa.array(ts[line_r], pa.timestamp("s")),
             "loyalty_card": card.take(rsel),
             "phone": phone.take(rsel),
             "product_id": prod_col,
             "quantity": pa.array(qty),
             "unit_price": pa.array(unit_price),
-            "payment_method": ident.take(STORE_PAYMENTS, pay[line_r]),
+            "payment_method": ident.labels(STORE_PAYMENTS, pay[line_r]),
             "promo_code": promo.take(rsel),
         },
         codes,
@@ -319,7 +325,7 @@ def future_purchases(
     _, order, _, product, qty = basket(rng, p, cat, person, abs_day, bundles=True)
     t = horizon.end_s + 1 + day * DAY + seconds_of_day(rng, p.habit[person])
     ts = t[order]
-    idx = np.lexsort((product, ts, person[order]))
+    idx = lexsort((product, ts, person[order]))
     return pa.table(
         {
             "person_id": p.person_id.take(pa.array(person[order][idx])),

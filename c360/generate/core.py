@@ -1,4 +1,10 @@
-"""Runs the whole simulation and writes the landing zone plus the ``_truth/`` answer keys."""
+"""Runs the whole simulation and writes the landing zone plus the ``_truth/`` answer keys.
+
+Population-wide arrays are built once; the 24 months are then simulated one at a time and handed
+to the Sink, whose thread writes month m while month m+1 is computed, so memory holds about one
+month of events (peak ~4 GiB at 1M customers). Every draw comes from a seeded stream per step and
+month, so the same seed gives the same bytes.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from c360.generate.catalogue import CATEGORY_NAMES, build_catalogue
 from c360.generate.clickstream import Sessions, write_web
 from c360.generate.commerce import future_purchases, write_orders, write_pos
 from c360.generate.crm import write_consent, write_crm
+from c360.generate.order import lexsort
 from c360.generate.population import (
     HABIT_NAMES,
     Intensity,
@@ -65,8 +72,27 @@ def generate(
     started = time.perf_counter()
     out_dir = Path(out_dir)
     horizon = Horizon.ending(end_date, months)
-    month_list = horizon.months()
     sink = Sink(out_dir, fmt, seed)
+    try:
+        summary = _generate(out_dir, customers, seed, horizon, fmt, progress, sink, started)
+    except BaseException:
+        sink.abort()
+        raise
+    sink.close()
+    return summary
+
+
+def _generate(
+    out_dir: Path,
+    customers: int,
+    seed: int,
+    horizon: Horizon,
+    fmt: str,
+    progress: bool,
+    sink: Sink,
+    started: float,
+) -> dict:
+    month_list = horizon.months()
     bar = tqdm(total=len(month_list) + 6, desc="generate", unit="step", file=sys.stderr, disable=not progress)
 
     n_stores = int(np.clip(customers // 400, len(ident.CITIES), 400))
@@ -80,7 +106,7 @@ def generate(
     people = build_people(_rng(seed, 3), customers, horizon, n_stores, store_city)
     inten = Intensity.for_horizon(horizon)
     ev_person, ev_t, ev_kind = purchase_events(_rng(seed, 4), people, horizon, inten)
-    by_person = np.lexsort((ev_t, ev_person))
+    by_person = lexsort((ev_t, ev_person))
     close = np.zeros(len(ev_t), dtype=bool)
     close[by_person[1:]] = (ev_person[by_person[1:]] == ev_person[by_person[:-1]]) & (
         np.diff(ev_t[by_person]) < MIN_ORDER_GAP_S
@@ -119,7 +145,7 @@ def generate(
     online = np.flatnonzero(ev_kind < 2)
     s_person = np.concatenate([ev_person[online], br_person])
     s_t = np.concatenate([ev_t[online], br_t])
-    order = np.lexsort((s_t, s_person))
+    order = lexsort((s_t, s_person))
     n_sess = np.bincount(s_person, minlength=people.n)
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order)) - np.repeat(np.cumsum(n_sess) - n_sess, n_sess)
@@ -141,6 +167,8 @@ def generate(
     br_device, br_forced = s_device[len(online) :], s_forced[len(online) :]
     online_pos = np.full(len(ev_t), -1)
     online_pos[online] = np.arange(len(online))
+    # Per-session working arrays are large at scale and not needed past this point.
+    del s_person, s_t, order, n_sess, rank, local, s_device, s_forced, dev_offset, br_day, keep
     bar.update()
 
     rng = _rng(seed, 8)
@@ -149,8 +177,8 @@ def generate(
     )
     next_copy = [len(online)]
 
-    def copy_ids(n: int) -> pa.Array:
-        out = order_pool.slice(next_copy[0], n)
+    def copy_ids(n: int, pool: pa.Array = order_pool) -> pa.Array:
+        out = pool.slice(next_copy[0], n)
         next_copy[0] += n
         return out
 
@@ -159,6 +187,7 @@ def generate(
     second_account[people.account_person[n_primary:]] = np.arange(n_primary, len(people.account_person))
     identity: list[tuple[str, pa.Array, np.ndarray]] = []
     review_parts = []
+    orders = sessions = None
     for month_no, (month, lo, hi) in enumerate(month_list):
         mrng = _rng(seed, 100, month_no)
         in_month = (ev_t >= lo) & (ev_t <= hi)
@@ -215,10 +244,15 @@ def generate(
         review_parts.append(review_candidates(mrng, people, horizon, orders, orders.account))
         bar.update()
 
+    n_purchases = np.bincount(ev_person, minlength=people.n)
+    # The months' inputs are the bulk of the memory at scale; the truth files below need none.
+    del ev_person, ev_t, ev_kind, order_pool, online_pos, br_person, br_t, br_device, br_forced
+    del an_device, an_t, order_device, order_forced, sessions, orders, copy_ids
     ticket_ids, ticket_person = write_tickets(_rng(seed, 9), people, cat, horizon, sink)
     review_ids, review_person, review_truth = write_reviews(
         _rng(seed, 10), people, cat, horizon, review_parts, sink
     )
+    del review_parts
     bar.update()
 
     churn_prob, churned, f_person, f_day, f_count = future(_rng(seed, 11), people, horizon, inten)
@@ -252,29 +286,20 @@ def generate(
         )
     }
     identity.sort(key=lambda x: order[x[0]])
-    sources, ids, persons = [], [], []
-    for source, rec, who in identity:
-        sources += [source] * len(rec)
-        ids.append(rec)
-        persons.append(who)
-    who = np.concatenate(persons)
-    pid = pc.if_else(
-        pa.array(who >= 0),
-        people.person_id.take(pa.array(np.maximum(who, 0))),
-        pa.nulls(len(who), pa.string()),
-    )
+    source = np.concatenate([np.full(len(rec), order[name], dtype=np.int8) for name, rec, _ in identity])
+    who = np.concatenate([w for _, _, w in identity])
     sink.write_truth(
         "identity",
         pa.table(
             {
-                "source": pa.array(sources, pa.string()),
-                "source_record_id": pa.concat_arrays(ids),
-                "person_id": pid,
+                "source": ident.labels(list(order), source),
+                "source_record_id": pa.concat_arrays([rec for _, rec, _ in identity]),
+                "person_id": ident.labels(people.person_id, who, who < 0),
             }
         ),
     )
+    del identity, source, who
 
-    n_purchases = np.bincount(ev_person, minlength=people.n)
     alive = people.death > horizon.days
     start_day = horizon.start_s // DAY
     acquired = (start_day + np.floor(people.acq)).astype(np.int64).astype("datetime64[D]")
@@ -363,6 +388,7 @@ def generate(
         "bayes_auc": auc(churn_prob[ever], churned[ever]),
     }
     summary["defects"] = {str(k_): int(v) for k_, v in summary["defects"].items()}
+    sink.flush()
     summary["seconds"] = round(time.perf_counter() - started, 2)
     (out_dir / "_truth" / "manifest.json").write_text(
         json.dumps({k_: v for k_, v in summary.items() if k_ != "seconds"}, indent=2, sort_keys=True) + "\n"

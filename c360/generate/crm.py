@@ -77,12 +77,11 @@ def write_crm(rng: np.random.Generator, p: People, horizon: Horizon, sink: Sink)
         )
         new_email = ident.join(pc.utf8_replace_slice(new_email, 0, 0, "new"), "")
         new_phone = ident.mobile_numbers(rng, len(hard) + n)
-        taken = set(p.phone.to_pylist())
-        new_phone = [x for x in new_phone.to_pylist() if x not in taken][: len(hard)]
+        new_phone = new_phone.filter(pc.invert(pc.is_in(new_phone, value_set=p.phone))).slice(0, len(hard))
         mask = np.zeros(m, dtype=bool)
         mask[hard_rows] = True
         email = pc.replace_with_mask(email, pa.array(mask), new_email)
-        phone = pc.replace_with_mask(phone, pa.array(mask), pa.array(new_phone, pa.string()))
+        phone = pc.replace_with_mask(phone, pa.array(mask), new_phone)
 
     primary = kind == 0
     birth = pa.array(p.birth[person].astype("datetime64[D]"), pa.date32())

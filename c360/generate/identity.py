@@ -307,28 +307,64 @@ def take(values: list[str], idx: np.ndarray) -> pa.Array:
     return pa.array(values, pa.string()).take(pa.array(idx))
 
 
+def labels(values: list[str] | pa.Array, idx: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
+    """``values[idx]`` (null where ``null``) as a dictionary array for a file column: the strings
+    are spelled out by the writer's cast, on the writer thread."""
+    if not isinstance(values, pa.Array):
+        values = pa.array(values, pa.string())
+    return pa.DictionaryArray.from_arrays(pa.array(np.asarray(idx, dtype=np.int32), mask=null), values)
+
+
 def join(*parts, sep: str = "") -> pa.Array:
     return pc.binary_join_element_wise(*parts, sep)
 
 
 def padded(numbers: np.ndarray, width: int, prefix: str = "") -> pa.Array:
     """Zero-padded decimal strings with a prefix, e.g. padded([123], 7, "U") -> U0000123."""
-    s = pc.utf8_lpad(pc.cast(pa.array(np.asarray(numbers, dtype=np.int64)), pa.string()), width, "0")
+    x = np.asarray(numbers, dtype=np.int64)
+    head = prefix.encode()
+    if len(x) and x.min() >= 0 and x.max() < 10**width and len(x) * (len(head) + width) < 2**31:
+        return fixed_width(x, width, head)
+    s = pc.utf8_lpad(pc.cast(pa.array(x), pa.string()), width, "0")
     return join(prefix, s) if prefix else s
+
+
+def fixed_width(x: np.ndarray, width: int, head: bytes) -> pa.Array:
+    """Every value written into its own ``head`` + ``width``-digit row of a byte matrix, which then
+    is the string array's data as it stands (row i starts at i * row length)."""
+    n, w = len(x), len(head) + width
+    out = np.empty((n, w), dtype=np.uint8)
+    out[:, : len(head)] = np.frombuffer(head, dtype=np.uint8)
+    v = x.copy()
+    for k in range(w - 1, len(head) - 1, -1):
+        out[:, k] = v % 10 + 48
+        v //= 10
+    offsets = np.arange(0, (n + 1) * w, w, dtype=np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(out))
+
+
+def sorted_unique(x: np.ndarray) -> np.ndarray:
+    """np.unique for integers by a plain sort (numpy 2's hashing np.unique is ~20x slower here)."""
+    s = np.sort(x)
+    keep = np.ones(len(s), dtype=bool)
+    keep[1:] = s[1:] != s[:-1]
+    return s[keep]
 
 
 def unique_ints(rng: np.random.Generator, n: int, low: int, high: int) -> np.ndarray:
     """n distinct random integers in [low, high), in random order."""
-    out = np.unique(rng.integers(low, high, size=int(n * 1.1) + 16))
+    out = sorted_unique(rng.integers(low, high, size=int(n * 1.1) + 16))
     while len(out) < n:
-        out = np.unique(np.concatenate([out, rng.integers(low, high, size=n)]))
+        out = sorted_unique(np.concatenate([out, rng.integers(low, high, size=n)]))
     return rng.permutation(out)[:n]
 
 
 def digits_to_strings(digits: np.ndarray) -> pa.Array:
     """Rows of a uint8 ASCII matrix -> strings."""
-    rows = np.ascontiguousarray(digits.astype(np.uint8)).view(f"S{digits.shape[1]}").ravel()
-    return pc.cast(pa.array(rows, pa.binary()), pa.string())
+    n, w = digits.shape
+    data = np.ascontiguousarray(digits.astype(np.uint8))
+    offsets = np.arange(0, (n + 1) * w, w, dtype=np.int32)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
 
 
 def digit_matrix(values: np.ndarray, width: int) -> np.ndarray:
@@ -351,7 +387,7 @@ def national_ids(area: np.ndarray, birth: np.ndarray, male: np.ndarray, rng: np.
 def bank_cards(rng: np.random.Generator, n: int) -> pa.Array:
     """Luhn-valid card numbers, 16-19 digits, mostly UnionPay (62...)."""
     lengths = np.array([16, 17, 18, 19])[weighted(rng, [6, 1, 1, 4], n)]
-    out = np.empty(n, dtype=object)
+    parts, rows = [], []
     for length in (16, 17, 18, 19):
         idx = np.flatnonzero(lengths == length)
         body = rng.integers(0, 10, size=(len(idx), length - 1))
@@ -359,8 +395,12 @@ def bank_cards(rng: np.random.Generator, n: int) -> pa.Array:
         body[:, 0] = np.where(issuer == 0, 6, np.where(issuer == 1, 4, 5))
         body[issuer == 0, 1] = 2
         full = np.hstack([body, luhn_check_digits(body)[:, None]]) + 48
-        out[idx] = np.asarray(digits_to_strings(full).to_numpy(zero_copy_only=False), dtype=object)
-    return pa.array(out, pa.string())
+        parts.append(digits_to_strings(full))
+        rows.append(idx)
+    # Back from length groups to person order: row i of the output is where person i landed.
+    where = np.empty(n, dtype=np.int64)
+    where[np.concatenate(rows)] = np.arange(n)
+    return pa.concat_arrays(parts).take(pa.array(where))
 
 
 def mobile_numbers(rng: np.random.Generator, n: int) -> pa.Array:
@@ -394,11 +434,12 @@ def email_addresses(rng, first: pa.Array, last: pa.Array, birth_year: np.ndarray
     local = join(local, suffix)
     domain = take([d for d, _ in EMAIL_DOMAINS], weighted(rng, [w for _, w in EMAIL_DOMAINS], n))
     emails = join(local, "@", domain)
-    # Namesakes collide: give every later holder of an address a unique number.
-    arr = np.asarray(emails.to_numpy(zero_copy_only=False), dtype=object)
-    _, first_idx = np.unique(arr, return_index=True)
-    dup = np.ones(n, dtype=bool)
-    dup[first_idx] = False
+    # Namesakes collide: give every later holder of an address a unique number. Dictionary codes
+    # count up in order of first appearance, so a row repeats an earlier address exactly when its
+    # code is not above every code before it.
+    codes = emails.dictionary_encode().indices.to_numpy()
+    dup = np.zeros(n, dtype=bool)
+    dup[1:] = codes[1:] <= np.maximum.accumulate(codes)[:-1]
     if dup.any():
         idx = np.flatnonzero(dup)
         fixed = join(
@@ -408,8 +449,20 @@ def email_addresses(rng, first: pa.Array, last: pa.Array, birth_year: np.ndarray
             "@",
             domain.take(pa.array(idx)),
         )
-        arr[idx] = np.asarray(fixed.to_numpy(zero_copy_only=False), dtype=object)
-    return pa.array(arr, pa.string())
+        emails = pc.replace_with_mask(emails, pa.array(dup), fixed)
+    return emails
+
+
+def by_style(style: np.ndarray, values: pa.Array, variants: list) -> pa.Array:
+    """``pc.choose(style, *(f(values) for f in variants))``, but each variant is computed only on
+    the rows that use it (most layouts are rare, and joins over every row dominated)."""
+    style = np.asarray(style).astype(np.uint8)
+    order = np.argsort(style, kind="stable")
+    bounds = np.searchsorted(style[order], np.arange(len(variants) + 1))
+    parts = [f(values.take(pa.array(order[lo:hi]))) for f, lo, hi in zip(variants, bounds[:-1], bounds[1:])]
+    back = np.empty(len(style), dtype=np.int64)
+    back[order] = np.arange(len(style))
+    return pa.concat_arrays([p.cast(pa.string()) for p in parts]).take(pa.array(back))
 
 
 def email_variants(emails: pa.Array, rng: np.random.Generator, clean_share: float = 0.6) -> pa.Array:
@@ -417,15 +470,17 @@ def email_variants(emails: pa.Array, rng: np.random.Generator, clean_share: floa
     n = len(emails)
     rest = (1 - clean_share) / 5
     style = weighted(rng, [clean_share, rest * 1.5, rest * 1.5, rest, rest, rest * 0.5][:6], n)
-    up, cap = pc.utf8_upper(emails), pc.utf8_capitalize(emails)
-    return pc.choose(
-        pa.array(style),
+    return by_style(
+        style,
         emails,
-        up,
-        cap,
-        join(" ", emails),
-        join(emails, "  "),
-        join(" ", pc.utf8_swapcase(cap), " "),
+        [
+            lambda e: e,
+            pc.utf8_upper,
+            pc.utf8_capitalize,
+            lambda e: join(" ", e),
+            lambda e: join(e, "  "),
+            lambda e: join(" ", pc.utf8_swapcase(pc.utf8_capitalize(e)), " "),
+        ],
     )
 
 
@@ -433,19 +488,27 @@ def phone_variants(phones: pa.Array, rng: np.random.Generator, clean_share: floa
     """13812345678 in the seven layouts people and tills use (valid after stripping +86/0086)."""
     n = len(phones)
     rest = (1 - clean_share) / 6
+
+    def parts(x: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+        return tuple(pc.utf8_slice_codeunits(x, i, j) for i, j in ((0, 3), (3, 7), (7, 11)))
+
+    def spaced(x: pa.Array, head: str, sep: str) -> pa.Array:
+        a, b, c = parts(x)
+        return join(head, a, sep, b, sep, c)
+
     style = weighted(rng, [clean_share] + [rest] * 6, n)
-    a = pc.utf8_slice_codeunits(phones, 0, 3)
-    b = pc.utf8_slice_codeunits(phones, 3, 7)
-    c = pc.utf8_slice_codeunits(phones, 7, 11)
-    return pc.choose(
-        pa.array(style),
+    return by_style(
+        style,
         phones,
-        join("+86 ", a, " ", b, " ", c),
-        join("+86-", a, "-", b, "-", c),
-        join(a, "-", b, "-", c),
-        join(a, " ", b, " ", c),
-        join("0086 ", phones),
-        join("(+86)", phones),
+        [
+            lambda x: x,
+            lambda x: spaced(x, "+86 ", " "),
+            lambda x: spaced(x, "+86-", "-"),
+            lambda x: spaced(x, "", "-"),
+            lambda x: spaced(x, "", " "),
+            lambda x: join("0086 ", x),
+            lambda x: join("(+86)", x),
+        ],
     )
 
 

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from c360.generate import identity as ident
 from c360.generate.calendar import DAY, FUTURE_DAYS, Horizon, season_curves
 from c360.generate.catalogue import N_CATEGORIES
+from c360.generate.order import lexsort
 
 # Tuned so the Bayes AUC is ~0.85-0.89 and ~30-40% of buyers make no purchase in the next 90 days.
 HAZARD_MEDIAN = 1 / 5500
@@ -60,6 +62,7 @@ class People:
     value: np.ndarray
     mood: np.ndarray
     pref: np.ndarray  # (n, categories) float32
+    pref_cum: np.ndarray  # running sum of pref along categories, for inverse-CDF draws
     habit: np.ndarray
     online_share: np.ndarray
     app_share: np.ndarray
@@ -113,7 +116,7 @@ def build_people(
     phone = ident.mobile_numbers(rng, n)
     has_card = rng.random(n) < LOYALTY_SHARE
     cards = ident.padded(ident.unique_ints(rng, n, 0, 10**8), 8, "LC")
-    loyalty = pa.array(np.where(has_card, cards.to_numpy(zero_copy_only=False), None), pa.string())
+    loyalty = pc.if_else(pa.array(has_card), cards, pa.nulls(n, pa.string()))
     area = np.array([c[3] for c in ident.CITIES])[city] * 100 + rng.integers(1, 20, n)
     national_id = ident.national_ids(area, birth, male, rng)
     bank_card = ident.bank_cards(rng, n)
@@ -181,6 +184,7 @@ def build_people(
         value=rng.beta(2, 2, n),
         mood=mood,
         pref=pref,
+        pref_cum=np.cumsum(pref, axis=1),
         habit=ident.weighted(rng, [3, 3, 5, 2], n),
         online_share=online,
         app_share=rng.beta(2, 2, n),
@@ -250,7 +254,7 @@ def purchase_events(rng: np.random.Generator, p: People, horizon: Horizon, inten
     kind = np.where(online, (rng.random(len(person)) < p.app_share[person]).astype(np.int8), 2).astype(
         np.int8
     )
-    order = np.lexsort((person, t))
+    order = lexsort((person, t))
     return person[order], t[order], kind[order]
 
 

@@ -10,6 +10,7 @@ from c360.generate import identity as ident
 from c360.generate.calendar import DAY, Horizon
 from c360.generate.catalogue import CATEGORY_NAMES, Catalogue
 from c360.generate.defects import plant
+from c360.generate.order import lexsort
 from c360.generate.population import People, active_span, seconds_of_day
 from c360.generate.text import review_texts, ticket_texts
 from c360.generate.writer import Sink
@@ -42,15 +43,11 @@ def write_tickets(
     angry = (category == 3) | (category == 1) & (rng.random(len(person)) < 0.5) | (p.mood[person] < -1.2)
     t = horizon.start_s + np.floor(day).astype(np.int64) * DAY + seconds_of_day(rng, p.habit[person])
     t = np.minimum(t, horizon.end_s)
-    order = np.lexsort((person, t))
+    order = lexsort((person, t))
     person, t, category, angry = person[order], t[order], category[order], angry[order]
     n = len(person)
 
-    item_cat = (
-        (rng.random(n)[:, None] > np.cumsum(p.pref[person], axis=1))
-        .sum(axis=1)
-        .clip(0, len(CATEGORY_NAMES) - 1)
-    )
+    item_cat = (rng.random(n)[:, None] > p.pref_cum[person]).sum(axis=1).clip(0, len(CATEGORY_NAMES) - 1)
     item = pc.utf8_lower(ident.take([c.split("_")[0] for c in CATEGORY_NAMES], item_cat))
     item = pc.if_else(
         pa.array(rng.random(n) < 0.5),
@@ -144,7 +141,7 @@ def write_reviews(rng, p: People, cat: Catalogue, horizon: Horizon, parts: list[
     created = np.concatenate([x["created"] for x in parts])
     fading = np.concatenate([x["fading"] for x in parts])
     order_id = pa.concat_arrays([x["order_id"] for x in parts])
-    order = np.lexsort((product, person, created))
+    order = lexsort((product, person, created))
     person, account, product, created, fading = (
         person[order],
         account[order],
