@@ -44,8 +44,12 @@ test-spark: $(UV)
 	UV_PROJECT_ENVIRONMENT=$(SPARK_VENV) $(UV) sync --frozen --extra dev --extra spark --python $(PYTHON)
 	PATH=$(CURDIR)/$(SPARK_VENV)/bin:$$PATH $(SPARK_VENV)/bin/pytest -m spark tests/spark
 
+DBT_DOCS := $(C360_HOME)/dbt/docs
+DATA_DOCS := $(C360_HOME)/reports/data_docs/gx/uncommitted/data_docs/local_site
 ui: install
-	@echo "Dagster UI: http://127.0.0.1:3000   MLflow UI: http://127.0.0.1:5000   Insights app: http://127.0.0.1:8501   (Ctrl-C stops all)"
+	@echo "Dagster UI: http://127.0.0.1:3000   MLflow UI: http://127.0.0.1:5000   Insights app: http://127.0.0.1:8501"
+	@echo "dbt docs: http://127.0.0.1:8580   Great Expectations Data Docs: http://127.0.0.1:8581   (Ctrl-C stops all)"
+	@mkdir -p $(DBT_DOCS) $(DATA_DOCS)
 	@trap 'kill 0' INT TERM EXIT; \
 	$(BIN)/mlflow ui --host 127.0.0.1 --port 5000 \
 	    --backend-store-uri sqlite:///$(C360_HOME)/mlflow/mlflow.db \
@@ -53,6 +57,8 @@ ui: install
 	$(BIN)/c360 dagster-home >/dev/null; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000 & \
 	$(BIN)/c360 app --host 127.0.0.1 --port 8501 & \
+	$(BIN)/python -m http.server 8580 --bind 127.0.0.1 --directory $(DBT_DOCS) >/dev/null 2>&1 & \
+	$(BIN)/python -m http.server 8581 --bind 127.0.0.1 --directory $(DATA_DOCS) >/dev/null 2>&1 & \
 	wait
 
 # S and M by default; L on request: make bench BENCH_SCALES=L BENCH_ARGS="--landing /path/to/landing"

@@ -56,6 +56,21 @@ class Settings:
         return self.home / "dbt" / "runs"
 
     @property
+    def dbt_docs(self) -> Path:
+        """The dbt docs site (``make ui`` serves it on 127.0.0.1:8580)."""
+        return self.home / "dbt" / "docs"
+
+    @property
+    def data_docs(self) -> Path:
+        """The Great Expectations project root of the gates' results and Data Docs."""
+        return self.reports / "data_docs"
+
+    @property
+    def data_docs_site(self) -> Path:
+        """The Data Docs site GX builds there (``make ui`` serves it on 127.0.0.1:8581)."""
+        return self.data_docs / "gx" / "uncommitted" / "data_docs" / "local_site"
+
+    @property
     def keys_dir(self) -> Path:
         # Keys live outside the repository; the default is inside C360_HOME, which git ignores.
         return Path(os.environ.get("C360_KEYS_DIR", self.home / "keys"))

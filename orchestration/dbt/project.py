@@ -42,11 +42,6 @@ def run_target_path(context) -> Path:
 DBT_DOCS_URL = "http://127.0.0.1:8580"
 
 
-def docs_site() -> Path:
-    """The dbt docs site's folder: ``$C360_HOME/dbt/docs``."""
-    return get_settings().home / "dbt" / "docs"
-
-
 def _manifest_is_stale() -> bool:
     """The manifest is older than a model, macro, seed, test or the project file."""
     manifest = dbt_project.manifest_path

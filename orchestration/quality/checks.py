@@ -12,8 +12,12 @@ from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
 GATE_NAME = "quality_gate"
 
 
+# Where `make ui` serves the Data Docs site (loopback only).
+DATA_DOCS_URL = "http://127.0.0.1:8581"
+
+
 def docs_root():
-    return get_settings().reports / "data_docs"
+    return get_settings().data_docs
 
 
 def check_result(outcome: SuiteOutcome) -> dg.AssetCheckResult:
@@ -43,7 +47,13 @@ def check_result(outcome: SuiteOutcome) -> dg.AssetCheckResult:
         metadata["drift"] = dg.MetadataValue.json(outcome.drift)
     if outcome.docs_page:
         metadata["data_docs"] = dg.MetadataValue.path(str(outcome.docs_page))
-        metadata["data_docs_url"] = dg.MetadataValue.url(outcome.docs_page.as_uri())
+        site = get_settings().data_docs_site
+        page = (
+            outcome.docs_page.relative_to(site).as_posix() if outcome.docs_page.is_relative_to(site) else None
+        )
+        metadata["data_docs_url"] = dg.MetadataValue.url(
+            f"{DATA_DOCS_URL}/{page}" if page else outcome.docs_page.as_uri()
+        )
     return dg.AssetCheckResult(passed=outcome.success, metadata=metadata)
 
 

@@ -152,6 +152,37 @@ def mlflow_url(server_env, server_logs, demo_home):
         yield url
 
 
+def _static_site(name: str, folder: Path, server_env: dict, logs: Path):
+    """The folder served as `make ui` serves the dbt docs and the Data Docs."""
+    command = [
+        sys.executable,
+        "-m",
+        "http.server",
+        "{port}",
+        "--bind",
+        "127.0.0.1",
+        "--directory",
+        str(folder),
+    ]
+    return server(name, command, "/index.html", server_env, logs)
+
+
+@pytest.fixture(scope="session")
+def dbt_docs_url(server_env, server_logs, demo_home):
+    from c360.settings import Settings
+
+    with _static_site("dbt_docs", Settings(demo_home).dbt_docs, server_env, server_logs) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def data_docs_url(server_env, server_logs, demo_home):
+    from c360.settings import Settings
+
+    with _static_site("data_docs", Settings(demo_home).data_docs_site, server_env, server_logs) as url:
+        yield url
+
+
 @pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright

@@ -1,5 +1,6 @@
-"""The Dagster and MLflow UIs in headless Chromium against the demo platform: the asset graph and
-catalog show customer_360, and the registry shows the champion model."""
+"""The Dagster and MLflow UIs, the dbt docs and the Data Docs in headless Chromium against the demo
+platform: the asset catalog shows customer_360, the registry the champion model, the dbt docs
+customer_360's page with its columns, the Data Docs the gates' suites."""
 
 from __future__ import annotations
 
@@ -34,3 +35,16 @@ def test_mlflow_registry_shows_the_champion_model(page, mlflow_url, demo_home, s
     page.get_by_text("champion").first.wait_for(timeout=120_000)
     page.wait_for_timeout(2000)  # the UIs poll, so "network idle" may never come
     page.screenshot(path=str(screenshots / f"mlflow_{name}_champion.png"))
+
+
+def test_dbt_docs_show_customer_360_with_its_columns(page, dbt_docs_url, screenshots):
+    page.goto(f"{dbt_docs_url}/#!/model/model.customer_360.customer_360")
+    page.get_by_text("customer_360").first.wait_for(timeout=120_000)
+    page.get_by_text("customer_id").first.wait_for(timeout=60_000)
+    page.screenshot(path=str(screenshots / "dbt_docs_customer_360.png"))
+
+
+def test_data_docs_list_the_quality_gates_suites(page, data_docs_url, screenshots):
+    page.goto(f"{data_docs_url}/index.html")
+    page.get_by_text("raw.ecommerce_orders").first.wait_for(timeout=120_000)
+    page.screenshot(path=str(screenshots / "data_docs.png"))
