@@ -1,21 +1,18 @@
--- Label propagation ran enough rounds: no edge joins two records with different customer ids.
+-- Components are complete: no edge joins two records with different customer ids (records that
+-- share a key are all linked to its first record, so this covers every key and fuzzy link).
 with edges as (
-    select * from {{ ref('int_identity_edges_linked') }} where edge_kind = 'fuzzy_name_dob_postcode'
+    select * from {{ ref('int_identity_edges_linked') }}
+),
+records as (
+    select record_id, record_node from {{ ref('int_identity_records_unioned') }}
 ),
 assigned as (
     select * from {{ ref('int_customer_ids_assigned') }}
-),
-key_groups as (
-    select e.node_b as link_key, count(distinct a.customer_id) as customers
-    from {{ ref('int_identity_edges_linked') }} e
-    join assigned a on a.record_node = e.node_a
-    where e.edge_kind = 'key'
-    group by 1
 )
-select link_key as unconverged from key_groups where customers > 1
-union all
-select e.node_a
+select e.record_id, e.linked_record_id, e.edge_kind
 from edges e
-join assigned a on a.record_node = e.node_a
-join assigned b on b.record_node = e.node_b
+join records ra on ra.record_id = e.record_id
+join records rb on rb.record_id = e.linked_record_id
+join assigned a on a.record_node = ra.record_node
+join assigned b on b.record_node = rb.record_node
 where a.customer_id <> b.customer_id

@@ -1,30 +1,48 @@
--- Edges of the identity graph: record -> key for every deterministic key, and record -> record
--- for fuzzy links. Fuzzy links are only made where they are safe: two CRM records in the same
--- postcode block, born the same day, whose normalised names are near-identical.
+-- Edges of the identity graph between numbered records. Records sharing a key are linked to
+-- the key's first record (a star per key: the same components as linking every pair, in as many
+-- edges as records); a key no other record holds links nothing. Fuzzy links are only made where
+-- they are safe: two CRM records in the same postcode block, born the same day, whose normalised
+-- names are near-identical.
 with records as (
     select * from {{ ref('int_identity_records_unioned') }}
 ),
 
-key_edges as (
-    select record_node as node_a, {{ explode_list('link_keys') }} as node_b, 'key' as edge_kind
+record_keys as (
+    select record_id, {{ explode_list('link_keys') }} as link_key
     from records
 ),
 
--- A record with no key still needs a node of its own.
-self_edges as (
-    select record_node as node_a, record_node as node_b, 'self' as edge_kind
-    from records
-    where {{ list_size('link_keys') }} = 0
+-- min < max rather than a count: a record never holds one key twice, but this stays right if one did.
+shared_keys as (
+    select link_key, min(record_id) as first_record_id
+    from record_keys
+    group by link_key
+    having min(record_id) < max(record_id)
+),
+
+-- The first record too gets its edge (to itself): it shares the key as much as the others.
+key_edges as (
+    select
+        k.record_id,
+        s.first_record_id as linked_record_id,
+        'key' as edge_kind,
+        split_part(k.link_key, ':', 1) as key_kind
+    from record_keys k
+    join shared_keys s on s.link_key = k.link_key
 ),
 
 crm as (
-    select record_node, name_key, birth_date, postcode
+    select record_id, record_node, name_key, birth_date, postcode
     from records
     where source = 'crm_customers' and name_key <> '' and birth_date is not null and postcode is not null
 ),
 
 fuzzy_edges as (
-    select a.record_node as node_a, b.record_node as node_b, 'fuzzy_name_dob_postcode' as edge_kind
+    select
+        a.record_id,
+        b.record_id as linked_record_id,
+        'fuzzy_name_dob_postcode' as edge_kind,
+        cast(null as {{ string_type() }}) as key_kind
     from crm a
     join crm b
       on a.postcode = b.postcode
@@ -35,7 +53,6 @@ fuzzy_edges as (
 
 final as (
     select * from key_edges
-    union all select * from self_edges
     union all select * from fuzzy_edges
 )
 
