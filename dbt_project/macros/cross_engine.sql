@@ -182,3 +182,8 @@ select explode(sequence({{ first }}, {{ last }}, interval {{ step_days }} days))
 {% macro list_min(list) -%}{{ return(adapter.dispatch('list_min', 'customer_360')(list)) }}{%- endmacro %}
 {% macro duckdb__list_min(list) -%}list_min({{ list }}){%- endmacro %}
 {% macro default__list_min(list) -%}array_min({{ list }}){%- endmacro %}
+
+{# Aggregate: the values of the group as a list, in no particular order. #}
+{% macro unordered_list_agg(value) -%}{{ return(adapter.dispatch('unordered_list_agg', 'customer_360')(value)) }}{%- endmacro %}
+{% macro duckdb__unordered_list_agg(value) -%}list({{ value }}){%- endmacro %}
+{% macro default__unordered_list_agg(value) -%}collect_list({{ value }}){%- endmacro %}

@@ -3,18 +3,19 @@
 -- edges as records); a key no other record holds links nothing. Fuzzy links are only made where
 -- they are safe: two CRM records in the same postcode block, born the same day, whose normalised
 -- names are near-identical.
-with records as (
-    select * from {{ ref('int_identity_records_unioned') }}
-),
-
-record_keys as (
+-- Each read of the records is narrow (DuckDB would otherwise materialise a shared CTE whole).
+with record_keys as (
     select record_id, {{ explode_list('link_keys') }} as link_key
-    from records
+    from {{ ref('int_identity_records_unioned') }}
 ),
 
+-- One pass over the key strings: each shared key's records come out as a list of integers.
 -- min < max rather than a count: a record never holds one key twice, but this stays right if one did.
 shared_keys as (
-    select link_key, min(record_id) as first_record_id
+    select
+        split_part(link_key, ':', 1) as key_kind,
+        min(record_id) as first_record_id,
+        {{ unordered_list_agg('record_id') }} as record_ids
     from record_keys
     group by link_key
     having min(record_id) < max(record_id)
@@ -23,17 +24,16 @@ shared_keys as (
 -- The first record too gets its edge (to itself): it shares the key as much as the others.
 key_edges as (
     select
-        k.record_id,
-        s.first_record_id as linked_record_id,
+        {{ explode_list('record_ids') }} as record_id,
+        first_record_id as linked_record_id,
         'key' as edge_kind,
-        split_part(k.link_key, ':', 1) as key_kind
-    from record_keys k
-    join shared_keys s on s.link_key = k.link_key
+        key_kind
+    from shared_keys
 ),
 
 crm as (
     select record_id, record_node, name_key, birth_date, postcode
-    from records
+    from {{ ref('int_identity_records_unioned') }}
     where source = 'crm_customers' and name_key <> '' and birth_date is not null and postcode is not null
 ),
 
