@@ -3,16 +3,13 @@
 with edges as (
     select * from {{ ref('int_identity_edges_linked') }}
 ),
-records as (
-    select record_id, record_node from {{ ref('int_identity_records_unioned') }}
-),
-assigned as (
-    select * from {{ ref('int_customer_ids_assigned') }}
+record_customers as (
+    select r.record_id, a.customer_id
+    from {{ ref('int_identity_records_unioned') }} r
+    join {{ ref('int_customer_ids_assigned') }} a on a.record_node = r.record_node
 )
 select e.record_id, e.linked_record_id, e.edge_kind
 from edges e
-join records ra on ra.record_id = e.record_id
-join records rb on rb.record_id = e.linked_record_id
-join assigned a on a.record_node = ra.record_node
-join assigned b on b.record_node = rb.record_node
+join record_customers a on a.record_id = e.record_id
+join record_customers b on b.record_id = e.linked_record_id
 where a.customer_id <> b.customer_id
