@@ -170,3 +170,20 @@ select cast(r.{{ name }} as date) as {{ name }} from {{ relation }}, range({{ fi
 {% macro default__date_series(relation, first, last, step_days, name) -%}
 select explode(sequence({{ first }}, {{ last }}, interval {{ step_days }} days)) as {{ name }} from {{ relation }}
 {%- endmacro %}
+
+{# A unique bigint per row of the query, in no particular order and without sorting (DuckDB:
+   row_number over the unordered stream; Spark: monotonically_increasing_id, unique but not dense).
+   Not stable across builds: join on it only within one build. #}
+{% macro unordered_row_number() -%}{{ return(adapter.dispatch('unordered_row_number', 'customer_360')()) }}{%- endmacro %}
+{% macro duckdb__unordered_row_number() -%}row_number() over (){%- endmacro %}
+{% macro default__unordered_row_number() -%}monotonically_increasing_id(){%- endmacro %}
+
+{# The smallest element of a list (null when empty). #}
+{% macro list_min(list) -%}{{ return(adapter.dispatch('list_min', 'customer_360')(list)) }}{%- endmacro %}
+{% macro duckdb__list_min(list) -%}list_min({{ list }}){%- endmacro %}
+{% macro default__list_min(list) -%}array_min({{ list }}){%- endmacro %}
+
+{# Aggregate: the values of the group as a list, in no particular order. #}
+{% macro unordered_list_agg(value) -%}{{ return(adapter.dispatch('unordered_list_agg', 'customer_360')(value)) }}{%- endmacro %}
+{% macro duckdb__unordered_list_agg(value) -%}list({{ value }}){%- endmacro %}
+{% macro default__unordered_list_agg(value) -%}collect_list({{ value }}){%- endmacro %}

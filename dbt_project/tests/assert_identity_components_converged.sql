@@ -1,21 +1,15 @@
--- Label propagation ran enough rounds: no edge joins two records with different customer ids.
+-- Components are complete: no edge joins two records with different customer ids (records that
+-- share a key are all linked to its first record, so this covers every key and fuzzy link).
 with edges as (
-    select * from {{ ref('int_identity_edges_linked') }} where edge_kind = 'fuzzy_name_dob_postcode'
+    select * from {{ ref('int_identity_edges_linked') }}
 ),
-assigned as (
-    select * from {{ ref('int_customer_ids_assigned') }}
-),
-key_groups as (
-    select e.node_b as link_key, count(distinct a.customer_id) as customers
-    from {{ ref('int_identity_edges_linked') }} e
-    join assigned a on a.record_node = e.node_a
-    where e.edge_kind = 'key'
-    group by 1
+record_customers as (
+    select r.record_id, a.customer_id
+    from {{ ref('int_identity_records_unioned') }} r
+    join {{ ref('int_customer_ids_assigned') }} a on a.record_node = r.record_node
 )
-select link_key as unconverged from key_groups where customers > 1
-union all
-select e.node_a
+select e.record_id, e.linked_record_id, e.edge_kind
 from edges e
-join assigned a on a.record_node = e.node_a
-join assigned b on b.record_node = e.node_b
+join record_customers a on a.record_id = e.record_id
+join record_customers b on b.record_id = e.linked_record_id
 where a.customer_id <> b.customer_id

@@ -13,43 +13,41 @@ edges as (
     select * from {{ ref('int_identity_edges_linked') }}
 ),
 
-key_use as (
-    select node_b as link_key, count(distinct node_a) as records_sharing
-    from edges
-    where edge_kind = 'key'
-    group by node_b
-),
-
+-- Every key edge is a key some other record shares too.
 shared_keys as (
     select
-        e.node_a as record_node,
-        min(case split_part(e.node_b, ':', 1)
+        record_id,
+        min(case key_kind
             when 'account' then 1 when 'crm' then 2 when 'loyalty' then 3
             when 'email' then 4 when 'phone' then 5 end) as best_rank
-    from edges e
-    join key_use k on k.link_key = e.node_b and k.records_sharing > 1
-    where e.edge_kind = 'key'
-    group by e.node_a
+    from edges
+    where edge_kind = 'key'
+    group by record_id
 ),
 
 fuzzy as (
-    select node_a as record_node from edges where edge_kind = 'fuzzy_name_dob_postcode'
+    select record_id from edges where edge_kind = 'fuzzy_name_dob_postcode'
     union
-    select node_b from edges where edge_kind = 'fuzzy_name_dob_postcode'
+    select linked_record_id from edges where edge_kind = 'fuzzy_name_dob_postcode'
+),
+
+record_customers as (
+    select r.record_id, r.source, r.source_record_id, a.customer_id, {{ list_size('r.link_keys') }} > 0 as has_keys
+    from records r
+    join assigned a using (record_node)
 ),
 
 identified as (
-    select a.customer_id, bool_or({{ list_size('r.link_keys') }} > 0) as is_identified
-    from records r
-    join assigned a using (record_node)
-    group by a.customer_id
+    select customer_id, bool_or(has_keys) as is_identified
+    from record_customers
+    group by customer_id
 ),
 
 final as (
     select
         r.source,
         r.source_record_id,
-        a.customer_id,
+        r.customer_id,
         case
             when s.best_rank = 1 and r.source = 'web_events' then 'device_login'
             when s.best_rank = 1 then 'account_id'
@@ -57,15 +55,14 @@ final as (
             when s.best_rank = 3 then 'loyalty_card'
             when s.best_rank = 4 then 'email'
             when s.best_rank = 5 then 'phone'
-            when f.record_node is not null then 'fuzzy_name_dob_postcode'
+            when f.record_id is not null then 'fuzzy_name_dob_postcode'
             else 'singleton'
         end as match_rule,
         not i.is_identified as is_anonymous
-    from records r
-    join assigned a using (record_node)
-    join identified i on i.customer_id = a.customer_id
-    left join shared_keys s using (record_node)
-    left join fuzzy f using (record_node)
+    from record_customers r
+    join identified i on i.customer_id = r.customer_id
+    left join shared_keys s on s.record_id = r.record_id
+    left join fuzzy f on f.record_id = r.record_id
 )
 
 select * from final

@@ -1,5 +1,7 @@
 -- Every identity-bearing record of every source, with the keys it can be linked by.
 -- Keys are pseudonyms (HMAC) or system ids, prefixed by their kind so kinds never collide.
+-- Records are numbered here, once: the graph work downstream joins and groups these integers,
+-- never the ~70-character node and key strings.
 with crm as (
     select * from {{ ref('stg_crm__customers') }}
 ),
@@ -93,6 +95,7 @@ unioned as (
 
 final as (
     select
+        {{ unordered_row_number() }} as record_id,
         source,
         source_record_id,
         source || ':' || source_record_id as record_node,

@@ -1,0 +1,55 @@
+{# Connected components of an undirected graph given as `adjacency` (columns node, neighbour:
+   integers, both directions of every edge): one row (node, label) per node with an edge, the
+   label being the smallest node of its component. A select statement, for a CTE body.
+
+   DuckDB: min-label propagation with pointer jumping as a recursive CTE keyed by node, which
+   stops when no label changes (exact at any graph diameter). Each pass reads only the nodes
+   whose label changed in the pass before; a node takes the smallest label its changed
+   neighbours offer, then the label of that label (a jump). Labels only decrease and are always
+   nodes of the same component, so the fixpoint is each component's smallest node.
+
+   Other engines (Spark): no keyed recursion, and a CTE is inlined at every reference, so a jump
+   (which reads a round twice) would double the plan each round: `rounds` plain rounds of
+   min-label propagation instead, one hop each (a node's own label needs no reading: with both
+   directions of every edge, its neighbours offer it back); assert_identity_components_converged
+   fails the build if the rounds ever stop being enough. #}
+{% macro connected_component_labels(adjacency, rounds=16) -%}
+    {{ return(adapter.dispatch('connected_component_labels', 'customer_360')(adjacency, rounds)) }}
+{%- endmacro %}
+
+{% macro duckdb__connected_component_labels(adjacency, rounds) -%}
+with recursive propagated(node, label) using key (node) as (
+    select node, min(least(node, neighbour)) as label
+    from {{ adjacency }}
+    group by node
+
+    union
+
+    select offered.node, least(offered.label, coalesce(jump.label, offered.label)) as label
+    from (
+        select a.neighbour as node, min(changed.label) as label
+        from propagated changed
+        join {{ adjacency }} a on a.node = changed.node
+        group by a.neighbour
+    ) offered
+    join recurring.propagated held on held.node = offered.node
+    left join recurring.propagated jump on jump.node = offered.label
+    where least(offered.label, coalesce(jump.label, offered.label)) < held.label
+)
+select node, label from propagated
+{%- endmacro %}
+
+{% macro default__connected_component_labels(adjacency, rounds) -%}
+with labels_0 as (
+    select node, min(least(node, neighbour)) as label from {{ adjacency }} group by node
+),
+{%- for i in range(1, rounds + 1) %}
+labels_{{ i }} as (
+    select a.node, min(l.label) as label
+    from {{ adjacency }} a
+    join labels_{{ i - 1 }} l on l.node = a.neighbour
+    group by a.node
+){{ ',' if not loop.last }}
+{%- endfor %}
+select node, label from labels_{{ rounds }}
+{%- endmacro %}
