@@ -163,7 +163,7 @@ def row_relation(suite: QualitySuite, window: tuple[datetime | None, datetime] |
     where = f"_loaded_at <= {sql_literal(upto)}"
     if after is not None:
         where = f"_loaded_at > {sql_literal(after)} and {where}"
-    return f"(select * from {suite.table} where {where}) rows"
+    return f"(select * from {suite.table} where {where}) loaded"
 
 
 def _validate_rows(con, suite: QualitySuite, now: datetime, window=None):
@@ -178,11 +178,6 @@ def facts_relation(suite: QualitySuite) -> str:
     """The suite's facts as one row, one column per fact."""
     columns = ", ".join(f"({sql}) as {quote(name)}" for name, sql in suite.facts.items())
     return f"(select {columns}) facts"
-
-
-def table_facts(con, suite: QualitySuite) -> dict:
-    [row] = con.execute(f"select * from {facts_relation(suite)}").fetchall()
-    return dict(zip(suite.facts, row, strict=True))
 
 
 def _validate_facts(con, suite: QualitySuite):
