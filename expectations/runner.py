@@ -1,9 +1,12 @@
 """Run a quality suite against the DuckDB warehouse with Great Expectations, and build Data Docs.
 
-Rows are streamed out of DuckDB in Arrow record batches (``to_arrow_reader``) and validated batch by batch (counts
-are summed), aggregates come from SQL, and the three parts are stored as one GX validation
-result so Data Docs show one page per suite and run. GX's SQL path does not work on DuckDB
-(GX 1.24 + duckdb-engine return empty metrics), hence pandas frames.
+Great Expectations decides every gate, and no row leaves DuckDB to let it: for each part of a
+suite (row rules over the table or the rows loaded since the last pass, table facts, daily
+totals) one DuckDB aggregate query computes the metrics GX's expectations ask for, and each
+expectation's own ``metrics_validate`` judges them (``expectations.sql_metrics``). The three
+parts are stored as one GX validation result, so Data Docs show one page per suite and run with
+each expectation's evaluated and unexpected counts. (GX's own SQL engine returns empty metrics on
+DuckDB with GX 1.24 + duckdb-engine; its pandas engine needed every row in Python.)
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
 
+from expectations.sql_metrics import evaluate, quote, sql_literal
 from expectations.suite import Drift, QualitySuite
 
 MART_SUITES = ("customer_360", "identity_map")
@@ -36,10 +39,6 @@ AGGREGATE_RESULT_FORMAT = {
     "partial_unexpected_count": 20,
     "include_unexpected_rows": False,
 }
-# Rows per GX validation. Each batch costs GX a fixed ~0.5 s of graph building and metric
-# resolution whatever its size, so batches are large; 500k rows of the few columns the row
-# expectations read are a few hundred MB of pandas at most, never the whole of a big table.
-BATCH_ROWS = 500_000
 
 
 # Row expectations judge each row on its own (types, formats, ranges, accepted values): a row that
@@ -120,7 +119,6 @@ class SuiteOutcome:
     success: bool
     expectations: list[dict]  # one per expectation: kind, column, part, success, evaluated, unexpected
     rows_validated: int
-    batches: int
     seconds: float
     drift: dict = field(default_factory=dict)
     # Incremental row validation: rows loaded after this time were validated (None: all rows).
@@ -135,195 +133,57 @@ class SuiteOutcome:
         return [e for e in self.expectations if not e["success"]]
 
 
-# --- GX context ---------------------------------------------------------------------------------
+# --- GX context (stores results and builds Data Docs) ------------------------------------------
 
 _CONTEXTS: dict[str, object] = {}
 
 
-def gx_context(docs_root: Path | None):
-    """A file context under ``docs_root`` (keeps results, so Data Docs list every run), or an
-    ephemeral one when no docs are wanted."""
+def gx_context(docs_root: Path):
+    """A file context under ``docs_root``: it keeps results, so Data Docs list every run."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    key = str(docs_root) if docs_root else ""
-    _skip_batch_fingerprints()
+    key = str(docs_root)
     if key not in _CONTEXTS:
-        if docs_root:
-            docs_root.mkdir(parents=True, exist_ok=True)
-            ctx = gx.get_context(mode="file", project_root_dir=str(docs_root))
-        else:
-            ctx = gx.get_context(mode="ephemeral")
+        docs_root.mkdir(parents=True, exist_ok=True)
+        ctx = gx.get_context(mode="file", project_root_dir=str(docs_root))
         ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
         _CONTEXTS[key] = ctx
     return _CONTEXTS[key]
 
 
-def _skip_batch_fingerprints() -> None:
-    """GX's pandas engine fingerprints every batch under 1 GB (a hash of every value) only to
-    label it in batch markers; that was ~40% of a large gate's time after the fixes below, and
-    the merged result carries its own markers (rows, batches). Its module threshold is the only
-    switch: at 0 no frame is hashed. Validation itself is unchanged."""
-    from great_expectations.execution_engine import pandas_execution_engine
-
-    if hasattr(pandas_execution_engine, "HASH_THRESHOLD"):
-        pandas_execution_engine.HASH_THRESHOLD = 0
-
-
-def _batch_definition(ctx, part: str):
-    try:
-        source = ctx.data_sources.get("c360")
-    except Exception:  # noqa: BLE001 - GX raises several kinds of "not found"
-        source = ctx.data_sources.add_pandas("c360")
-    try:
-        asset = source.get_asset(part)
-    except Exception:  # noqa: BLE001
-        asset = source.add_dataframe_asset(part)
-    try:
-        return asset.get_batch_definition("frame")
-    except Exception:  # noqa: BLE001
-        return asset.add_batch_definition_whole_dataframe("frame")
-
-
-def _validate_frame(ctx, part: str, frame: pd.DataFrame, name: str, expectations: list, result_format: dict):
-    import great_expectations as gx
-    from great_expectations.validator.v1_validator import Validator
-
-    suite = gx.ExpectationSuite(name=name, expectations=[e.copy() for e in expectations])
-    # The validator builds the batch itself; building it first with ``get_batch`` as well would
-    # make GX fingerprint (hash every value of) the frame twice.
-    validator = Validator(
-        _batch_definition(ctx, part), result_format=result_format, batch_parameters={"dataframe": frame}
-    )
-    return validator.validate_expectation_suite(suite)
-
-
-def _full_batches(reader, batch_rows: int):
-    """Arrow tables of ``batch_rows`` rows (the last one shorter). DuckDB's reader also cuts at
-    its row groups (122,880 rows), which left many small batches, each paying GX's fixed cost."""
-    pending, n = [], 0
-    for batch in reader:
-        if batch.num_rows:
-            pending.append(batch)
-            n += batch.num_rows
-        if n >= batch_rows:
-            yield pa.Table.from_batches(pending)
-            pending, n = [], 0
-    if pending:
-        yield pa.Table.from_batches(pending)
-
-
-def _gx_frame(batch: pa.Table) -> pd.DataFrame:
-    """An Arrow table as the pandas frame GX checks fastest, with the same values.
-
-    GX compares datetimes vectorised only on nanosecond columns and numbers only on int64 /
-    float64 ones; DuckDB hands microsecond timestamps and int32 INTEGERs, which send GX's
-    between-check through one Python call per value (most of a large gate's time). Timestamps
-    are cast only when every value fits nanoseconds (years 1678-2261; a safe cast raises
-    otherwise, and the column then stays exact and slow); narrow integers widen losslessly."""
-    columns = []
-    for column in batch.columns:
-        kind = column.type
-        if pa.types.is_timestamp(kind) and kind.unit != "ns":
-            try:
-                column = column.cast(pa.timestamp("ns", kind.tz))
-            except pa.ArrowInvalid:
-                pass
-        elif pa.types.is_integer(kind) and kind.bit_width < 64:
-            column = column.cast(pa.int64())
-        columns.append(column)
-    return pa.Table.from_arrays(columns, names=batch.schema.names).to_pandas()
-
-
-# --- merging batch results ----------------------------------------------------------------------
-
-
-def _merge(results: list) -> list:
-    """Sum per-expectation counts over batches; an expectation passes when it passed on every
-    batch (the suites use no ``mostly``, so that is exact)."""
-    from great_expectations.core import ExpectationValidationResult
-
-    merged = []
-    for parts in zip(*(r.results for r in results)):
-        totals = {"element_count": 0, "unexpected_count": 0, "missing_count": 0}
-        for p in parts:
-            for k in totals:
-                totals[k] += int((p.result or {}).get(k) or 0)
-        nonmissing = totals["element_count"] - totals["missing_count"]
-        result = dict(totals, partial_unexpected_list=[])
-        result["unexpected_percent"] = 100.0 * totals["unexpected_count"] / nonmissing if nonmissing else 0.0
-        result["missing_percent"] = (
-            100.0 * totals["missing_count"] / totals["element_count"] if totals["element_count"] else 0.0
-        )
-        errors = [p.exception_info for p in parts if (p.exception_info or {}).get("raised_exception")]
-        merged.append(
-            ExpectationValidationResult(
-                success=all(p.success for p in parts),
-                expectation_config=parts[0].expectation_config,
-                result=result,
-                exception_info=errors[0]
-                if errors
-                else {"raised_exception": False, "exception_message": None, "exception_traceback": None},
-            )
-        )
-    return merged
-
-
 # --- the three parts ----------------------------------------------------------------------------
 
 
-def _validate_rows(
-    con,
-    ctx,
-    suite: QualitySuite,
-    now: datetime,
-    batch_rows: int,
-    window: tuple[datetime | None, datetime] | None = None,
-):
-    """Row rules over the table, or over the rows loaded in ``window`` = (after, up to)."""
+def row_relation(suite: QualitySuite, window: tuple[datetime | None, datetime] | None = None) -> str:
+    """The rows the row rules judge: the table, or the rows loaded in ``window`` = (after, up to)."""
+    if not window:
+        return suite.table
+    after, upto = window
+    where = f"_loaded_at <= {sql_literal(upto)}"
+    if after is not None:
+        where = f"_loaded_at > {sql_literal(after)} and {where}"
+    return f"(select * from {suite.table} where {where}) loaded"
+
+
+def _validate_rows(con, suite: QualitySuite, now: datetime, window=None):
+    """Row rules over the table (or the window), all counted in one DuckDB pass."""
     expectations = suite.row_expectations(now)
     if not expectations:
-        return [], 0, 0
-    cols = ", ".join(f'"{c}"' for c in suite.columns_for_rows(now))
-    where, params = "", []
-    if window:
-        after, upto = window
-        where, params = "where _loaded_at <= ?", [upto]
-        if after is not None:
-            where, params = "where _loaded_at > ? and _loaded_at <= ?", [after, upto]
-    reader = con.sql(f"select {cols} from {suite.table} {where}", params=params or None).to_arrow_reader(
-        batch_rows
-    )
-    results, rows = [], 0
-    for record_batch in _full_batches(reader, batch_rows):
-        frame = _gx_frame(record_batch)
-        rows += len(frame)
-        results.append(_validate_frame(ctx, "rows", frame, suite.name, expectations, ROW_RESULT_FORMAT))
-    if not results:  # an empty table: still show the expectations, all trivially met
-        frame = con.execute(f"select {cols} from {suite.table} limit 0").df()
-        results.append(_validate_frame(ctx, "rows", frame, suite.name, expectations, ROW_RESULT_FORMAT))
-    return _merge(results), rows, len(results)
+        return [], 0
+    return evaluate(con, row_relation(suite, window), expectations, ROW_RESULT_FORMAT)
 
 
-def table_facts(con, suite: QualitySuite) -> dict:
-    return {name: con.execute(sql).fetchall()[0][0] for name, sql in suite.facts.items()}
+def facts_relation(suite: QualitySuite) -> str:
+    """The suite's facts as one row, one column per fact."""
+    columns = ", ".join(f"({sql}) as {quote(name)}" for name, sql in suite.facts.items())
+    return f"(select {columns}) facts"
 
 
-def _validate_facts(con, ctx, suite: QualitySuite):
+def _validate_facts(con, suite: QualitySuite):
     if not suite.fact_expectations:
         return []
-    facts = table_facts(con, suite)
-    frame = pd.DataFrame(
-        [
-            {
-                k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
-                for k, v in facts.items()
-            }
-        ]
-    )
-    return _validate_frame(
-        ctx, "facts", frame, suite.name, suite.fact_expectations, AGGREGATE_RESULT_FORMAT
-    ).results
+    return evaluate(con, facts_relation(suite), suite.fact_expectations, AGGREGATE_RESULT_FORMAT)[0]
 
 
 def daily_totals(con, table: str, drift: Drift) -> pd.DataFrame:
@@ -384,19 +244,23 @@ def drift_bounds(daily: pd.DataFrame, drift: Drift) -> dict:
     }
 
 
-def _validate_drift(con, ctx, suite: QualitySuite):
+def _validate_drift(con, suite: QualitySuite):
     if suite.drift is None:
         return [], {}
     import great_expectations as gx
 
     daily = daily_totals(con, suite.table, suite.drift)
     info = drift_bounds(daily, suite.drift)
-    daily = trim_stragglers(daily)
     if "skipped" in info:
         return [], info
     column = f"daily_{suite.drift.label}"
-    frame = daily.tail(suite.drift.check_days).rename(columns={"total": column})[["day", column]]
-    frame["day"] = frame["day"].astype(str)
+    checked = trim_stragglers(daily).tail(suite.drift.check_days)
+    # The judged days as a small literal relation: a handful of daily totals, never rows.
+    values = ", ".join(
+        f"({i}, {sql_literal(day)}, {sql_literal(float(total))})"
+        for i, (day, total) in enumerate(zip(checked["day"].astype(str), checked["total"]))
+    )
+    relation = f"(select * from (values {values}) v(_ord, day, {quote(column)})) daily"
     expectation = gx.expectations.ExpectColumnValuesToBeBetween(
         column=column,
         min_value=info["lower"],
@@ -406,9 +270,7 @@ def _validate_drift(con, ctx, suite: QualitySuite):
             f"{info['history_days']} days before the latest {info['checked_days']}"
         },
     )
-    return _validate_frame(
-        ctx, "daily", frame, suite.name, [expectation], AGGREGATE_RESULT_FORMAT
-    ).results, info
+    return evaluate(con, relation, [expectation], AGGREGATE_RESULT_FORMAT, order_by="_ord")[0], info
 
 
 # --- one suite ----------------------------------------------------------------------------------
@@ -433,7 +295,6 @@ def validate_suite(
     suite: QualitySuite,
     docs_root: Path | None = None,
     now: datetime | None = None,
-    batch_rows: int = BATCH_ROWS,
     run_name: str = "manual",
     incremental: bool = False,
 ) -> SuiteOutcome:
@@ -446,15 +307,14 @@ def validate_suite(
 
     started = time.perf_counter()
     now = now or datetime.now().replace(microsecond=0)
-    ctx = gx_context(docs_root)
     window = None
     if incremental and _has_load_time(con, suite.table):
         upto = con.execute(f"select max(_loaded_at) from {suite.table}").fetchall()[0][0]
         if upto is not None:
             window = (validated_through(con, suite), upto)
-    rows, n_rows, n_batches = _validate_rows(con, ctx, suite, now, batch_rows, window)
-    facts = _validate_facts(con, ctx, suite)
-    drift, drift_info = _validate_drift(con, ctx, suite)
+    rows, n_rows = _validate_rows(con, suite, now, window)
+    facts = _validate_facts(con, suite)
+    drift, drift_info = _validate_drift(con, suite)
     parts = [(r, "rows") for r in rows] + [(r, "facts") for r in facts] + [(r, "drift") for r in drift]
     described = [_describe(r, part) for r, part in parts]
     success = all(d["success"] for d in described)
@@ -463,7 +323,6 @@ def validate_suite(
         success=success,
         expectations=described,
         rows_validated=n_rows,
-        batches=n_batches,
         seconds=0.0,
         drift=drift_info,
         rows_loaded_after=window[0] if window else None,
@@ -497,11 +356,13 @@ def validate_suite(
                     "data_asset_name": suite.table,
                     "batch_identifiers": {},
                 },
-                "batch_markers": {"rows_validated": n_rows, "batches": n_batches},
+                "batch_markers": {"rows_validated": n_rows},
                 "batch_spec": {"table": suite.table},
             },
         )
-        outcome.docs_page, outcome.docs_index = _store_and_build_docs(ctx, combined, suite, run_name)
+        outcome.docs_page, outcome.docs_index = _store_and_build_docs(
+            gx_context(docs_root), combined, suite, run_name
+        )
     outcome.seconds = round(time.perf_counter() - started, 3)
     return outcome
 

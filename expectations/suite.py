@@ -1,16 +1,18 @@
 """What a data-quality suite is, and the expectation builders the per-table suites share.
 
-A suite has three parts, each validated by Great Expectations on a pandas frame:
+A suite has three parts, each judged by Great Expectations from counts DuckDB computes in one
+pass (``expectations/sql_metrics.py``):
 
-- ``row_expectations``: judged row by row, on batches streamed out of DuckDB (never the whole
-  table at once); their counts are summed over the batches;
+- ``row_expectations``: column-map expectations (not null, between, in set, regex) judged on
+  every row of the table, or on the rows loaded since the gate last passed;
 - ``facts``: table-level numbers computed in DuckDB SQL (row counts, duplicate keys, orphans,
   freshness, column types) and checked as one row;
 - ``drift``: daily totals computed in SQL; the latest days must lie within bounds learned from
   the trailing history.
 
 Only pseudonyms, tokens and masks reach raw tables, and row expectations run with a result
-format that keeps no unexpected values, so no result or Data Docs page can hold personal data.
+format that asks for no unexpected values (DuckDB never fetches one), so no result or Data Docs
+page can hold personal data.
 """
 
 from __future__ import annotations

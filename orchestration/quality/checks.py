@@ -38,7 +38,6 @@ def check_result(outcome: SuiteOutcome) -> dg.AssetCheckResult:
         "counts": dg.MetadataValue.json(counts),
         "rows_validated": outcome.rows_validated,
         "rows_loaded_after": str(outcome.rows_loaded_after) if outcome.rows_loaded_after else "all rows",
-        "batches": outcome.batches,
         "validation_seconds": outcome.seconds,
     }
     if outcome.no_data:

@@ -60,6 +60,60 @@ def test_passing_gate_lets_the_downstream_asset_run(home):
     assert all(e.passed for e in result.get_asset_check_evaluations())
 
 
+def test_a_bad_batch_fails_the_incremental_gate_and_skips_the_dbt_model_downstream(home):
+    """The real incremental gate and the real dbt assets: a clean run builds the staging view and
+    moves the watermark; then a new batch with one negative amount lands, only that batch is
+    judged, the gate fails and dbt never runs the view downstream of it."""
+    from orchestration.dbt.assets import dbt_key, dbt_models
+    from orchestration.dbt.definitions import defs as dbt_defs
+
+    staging = dbt_key("stg_ecommerce__orders")
+    gate = build_quality_gate(raw_key("ecommerce_orders"), "raw.ecommerce_orders", incremental=True)
+    resources = {"warehouse": WarehouseResource(), "dbt": dbt_defs.resources["dbt"]}
+
+    def run(new_batch: bool):
+        @dg.asset(key=raw_key("ecommerce_orders"))
+        def orders(warehouse: WarehouseResource):
+            if new_batch:
+                with warehouse.connect() as con:
+                    con.execute(
+                        "insert into raw.ecommerce_orders select * replace ('batch-' || order_id as order_id, "
+                        "case when order_id = (select min(order_id) from raw.ecommerce_orders) then -1 "
+                        "else amount end as amount, now()::timestamp + interval 1 second as _loaded_at) "
+                        "from raw.ecommerce_orders order by order_id limit 3"
+                    )
+
+        return dg.materialize(
+            [orders, dbt_models, gate],
+            selection=[raw_key("ecommerce_orders"), staging],
+            resources=resources,
+            raise_on_error=False,
+        )
+
+    def gate_evaluation(result):
+        [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == GATE_NAME]
+        return evaluation
+
+    clean = run(new_batch=False)
+    assert gate_evaluation(clean).passed
+    assert staging.to_user_string() in _materialized(clean)
+
+    bad = run(new_batch=True)
+    evaluation = gate_evaluation(bad)
+    assert not evaluation.passed
+    assert evaluation.metadata["rows_validated"].value == 3  # the new batch only
+    assert evaluation.metadata["failed"].value == ["expect_column_values_to_be_between(amount): 1 unexpected"]
+    assert _materialized(bad) == {"raw/ecommerce_orders"}
+    # The failed gate keeps its watermark: the next run judges the batch again.
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    watermark, newest = con.execute(
+        "select (select loaded_through from quality.gate_watermarks where suite = 'raw.ecommerce_orders'), "
+        "(select max(_loaded_at) from raw.ecommerce_orders)"
+    ).fetchone()
+    con.close()
+    assert watermark < newest
+
+
 def test_gates_guard_every_raw_table_and_the_key_marts():
     guarded = {key.asset_key.to_user_string() for check in quality_checks for key in check.check_keys}
     assert {"raw/products", "raw/web_events", "marts/customer_360", "marts/identity_map"} <= guarded
