@@ -129,14 +129,6 @@ end
 {% macro default__replace_rows_strategy() -%}{{ return('delete+insert') }}{%- endmacro %}
 {% macro spark__replace_rows_strategy() -%}{{ return('merge' if config.get('file_format') in ('delta', 'iceberg', 'hudi') else 'insert_overwrite') }}{%- endmacro %}
 
-{# Whether label propagation (int_identity_components_resolved) may jump pointers. Spark inlines
-   a CTE at every reference, and a jump reads each round twice: 2^rounds copies of the first
-   round's plan. There each round reads the previous one once and more rounds are run instead
-   (one hop each); assert_identity_components_converged checks they were enough either way. #}
-{% macro pointer_jumping() -%}{{ return(adapter.dispatch('pointer_jumping', 'customer_360')()) }}{%- endmacro %}
-{% macro duckdb__pointer_jumping() -%}{{ return(true) }}{%- endmacro %}
-{% macro default__pointer_jumping() -%}{{ return(false) }}{%- endmacro %}
-
 {# An RFM quintile score 1..5 by percent rank, so customers with equal values share a score
    (customer_rfm, and rfm_segment_movement for earlier as-of dates). #}
 {% macro rfm_quintile(order_by, partition_by=none) -%}
