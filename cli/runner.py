@@ -196,15 +196,18 @@ def materialize(selection: str | None = None, tags: dict[str, str] | None = None
 def _library_logs_to(stream):
     """Point the stream handlers that libraries attached at import (before stderr was redirected)
     to ``stream`` for the run, and back afterwards."""
-    moved = []
+    moved = {}
     for name in ("mlflow", "alembic"):
         for handler in logging.getLogger(name).handlers:
-            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
-                moved.append((handler, handler.setStream(stream)))
+            # Once per handler (one can sit on both loggers), keeping the stream it had: a second
+            # setStream would hand back None and the restore would leave the handler with no stream.
+            if type(handler) is logging.StreamHandler and handler not in moved:
+                moved[handler] = handler.stream
+                handler.setStream(stream)
     try:
         yield
     finally:
-        for handler, previous in moved:
+        for handler, previous in moved.items():
             handler.setStream(previous)
 
 

@@ -26,6 +26,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import AnyType
 from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -87,6 +88,10 @@ VALIDATION_METRIC = "roc_auc"
 CALIBRATION_METHOD = "isotonic"
 CALIBRATION_FOLDS = 5
 
+# A model needs both outcomes among its labelled rows, and enough of the rarer one for five
+# stratified calibration folds (and boosting's own early-stopping split) to each hold some.
+MIN_ROWS_PER_CLASS = 25
+
 # skops refuses to load types it does not know; these are the reviewed extras our pipelines use.
 SKOPS_TRUSTED_TYPES = [
     "numpy.dtype",
@@ -110,13 +115,19 @@ DEFAULT_ACTION = "nothing"
 
 
 def estimator(
-    kind: str = "hgb", calibrate: bool = True, random_state: int = 0, calibration: str = CALIBRATION_METHOD
+    kind: str = "hgb",
+    calibrate: bool = True,
+    random_state: int = 0,
+    calibration: str = CALIBRATION_METHOD,
+    features: list[str] | None = None,
 ) -> Pipeline:
     """Unfitted pipeline taking ``df[FEATURES]`` (NaN allowed) and predicting churn probability.
 
     ``logreg``: median imputation with missing-value indicators, scaling, logistic regression.
     ``hgb``: histogram gradient boosting, which handles NaN natively.
-    With ``calibrate`` the classifier step is a ``CalibratedClassifierCV``.
+    With ``calibrate`` the classifier step is a ``CalibratedClassifierCV``. With ``features`` (a
+    subset of ``FEATURES``) a first step keeps only those: the input, and so the served
+    signature, stays every feature while the model sees only the ones the data fills.
     """
     if kind == "logreg":
         steps = [
@@ -141,7 +152,57 @@ def estimator(
         raise ValueError(f"unknown estimator kind {kind!r}; expected one of {KINDS}")
     if calibrate:
         classifier = CalibratedClassifierCV(classifier, method=calibration, cv=CALIBRATION_FOLDS)
+    if features is not None and list(features) != FEATURES:
+        unknown = sorted(set(features) - set(FEATURES))
+        if unknown or not features:
+            raise ValueError(f"features must be a non-empty subset of FEATURES; unknown: {unknown}")
+        keep = ColumnTransformer([("used", "passthrough", list(features))], remainder="drop")
+        steps = [("select", keep), *steps]
     return Pipeline([*steps, ("classifier", classifier)])
+
+
+def usable_features(df: pd.DataFrame) -> tuple[list[str], dict[str, str]]:
+    """The features ``df`` can teach a model something with, and the others with why not.
+
+    A feature is dropped when it is empty (no value at all: a source the company does not have,
+    e.g. no clickstream) or constant (one value for everyone, e.g. 0 visits). Empty ones would
+    crash the boosted trees' binning; constant ones carry no signal.
+    """
+    X = feature_matrix(df)
+    used, dropped = [], {}
+    for name in FEATURES:
+        column = X[name]
+        if column.notna().sum() == 0:
+            dropped[name] = "empty"
+        elif column.nunique(dropna=True) < 2 and not column.isna().any():
+            dropped[name] = "constant"
+        else:
+            used.append(name)
+    return used, dropped
+
+
+def too_little_to_train(features_df: pd.DataFrame) -> str | None:
+    """Why no churn model can be trained on ``features_df``, or None when one can."""
+    if features_df.empty:
+        return "features.churn_features is empty (no customer with an order or a visit)"
+    labelled = features_df[features_df[LABEL].notna()]
+    snapshots = labelled[AS_OF].nunique()
+    if snapshots < 2:
+        return (
+            f"{snapshots} labelled snapshot(s); a time split needs two, i.e. at least "
+            f"{2 * HORIZON_DAYS} days of history before the last {HORIZON_DAYS} (the label window)"
+        )
+    counts = labelled[LABEL].astype(int).value_counts()
+    rarer = min(int(counts.get(0, 0)), int(counts.get(1, 0)))
+    if rarer < MIN_ROWS_PER_CLASS:
+        return (
+            f"{int(counts.get(1, 0))} churned and {int(counts.get(0, 0))} retained labelled rows; "
+            f"each outcome needs at least {MIN_ROWS_PER_CLASS}"
+        )
+    used, _ = usable_features(labelled)
+    if not used:
+        return "every feature is empty or constant"
+    return None
 
 
 def feature_matrix(df: pd.DataFrame) -> pd.DataFrame:
@@ -216,6 +277,7 @@ def train_and_evaluate(
     kinds: tuple[str, ...] = KINDS,
     calibrate: bool = True,
     random_state: int = 0,
+    features: list[str] | None = None,
 ) -> dict:
     """Fit each kind on ``train_df``, score ``valid_df``, pick the best by ``VALIDATION_METRIC``.
 
@@ -227,7 +289,8 @@ def train_and_evaluate(
     y_valid = labels(valid_df)
     models, reports, scores = {}, {}, {}
     for kind in kinds:
-        model = estimator(kind, calibrate=calibrate, random_state=random_state).fit(X_train, y_train)
+        model = estimator(kind, calibrate=calibrate, random_state=random_state, features=features)
+        model.fit(X_train, y_train)
         scores[kind] = predict_churn(model, valid_df)
         models[kind] = model
         reports[kind] = metrics.classification_report(y_valid, scores[kind])
@@ -269,20 +332,26 @@ def split_snapshots(features_df: pd.DataFrame, validation_as_of: str | None = No
 def train(features_df: pd.DataFrame, options: TrainingOptions = TrainingOptions()) -> dict:
     """Fit, validate and (optionally) refit. Returns the ``train_and_evaluate`` dict plus
     ``final_model``, ``train``, ``valid``, ``labelled``, ``valid_as_of``, ``available`` (rows
-    before ``cap_rows``) and the seconds spent validating and refitting."""
+    before ``cap_rows``), ``features`` (used) and ``dropped_features`` (name -> why), and the
+    seconds spent validating and refitting. Raises ValueError (``too_little_to_train``'s
+    reason) when no model can be trained."""
+    if reason := too_little_to_train(features_df):
+        raise ValueError(reason)
     train_df, valid, labelled, valid_as_of = split_snapshots(features_df, options.validation_as_of)
+    # Judged on the training rows: the validation fit must not choose with knowledge of later data.
+    used, dropped = usable_features(train_df)
     available = {"train": len(train_df), "labelled": len(labelled)}
     train_df = cap_rows(train_df, options.max_training_rows, options.random_state)
     labelled = cap_rows(labelled, options.max_training_rows, options.random_state)
     with threadpool_limits(limits=options.threads):
         started = time.perf_counter()
         result = train_and_evaluate(
-            train_df, valid, kinds=tuple(options.kinds), random_state=options.random_state
+            train_df, valid, kinds=tuple(options.kinds), random_state=options.random_state, features=used
         )
         result["validation_seconds"] = time.perf_counter() - started
         started = time.perf_counter()
         if options.refit_on_all_labelled:
-            final = estimator(result["best_kind"], random_state=options.random_state)
+            final = estimator(result["best_kind"], random_state=options.random_state, features=used)
             final.fit(feature_matrix(labelled), labels(labelled))
         else:
             final = result["best_model"]
@@ -294,6 +363,8 @@ def train(features_df: pd.DataFrame, options: TrainingOptions = TrainingOptions(
         labelled=labelled,
         valid_as_of=valid_as_of,
         available=available,
+        features=used,
+        dropped_features=dropped,
     )
     return result
 

@@ -119,10 +119,17 @@ def churn_model(context: dg.AssetExecutionContext, config: ChurnTrainingConfig, 
     options = config.options()
     with warehouse.reader() as con:
         features_df = read_features(con)
+    if reason := churn.too_little_to_train(features_df):
+        # No version is registered, so the gate passes and ml/churn_scores says there is no champion.
+        return metadata.skipped(context, f"no model trained: {reason}", feature_rows=len(features_df))
     try:
         result = churn.train(features_df, options)
     except ValueError as exc:
         raise dg.Failure(f"{FEATURES_TABLE}: {exc}") from exc
+    if result["dropped_features"]:
+        context.log.warning(
+            f"features left out (empty or constant in the training snapshots): {result['dropped_features']}"
+        )
     best = result["best_kind"]
     report = result["metrics"][best]
     figures, importance = churn.evaluation_figures(result, options.threads)
@@ -148,6 +155,8 @@ def churn_model(context: dg.AssetExecutionContext, config: ChurnTrainingConfig, 
                 "random_state": config.random_state,
                 "training_threads": options.threads,
                 "max_training_rows": config.max_training_rows,
+                "features_used": len(result["features"]),
+                "features_dropped": ",".join(f"{k}:{v}" for k, v in result["dropped_features"].items()),
             }
         )
         # The chosen model's validation metrics unprefixed (the promotion gate reads roc_auc),
@@ -199,6 +208,9 @@ def churn_model(context: dg.AssetExecutionContext, config: ChurnTrainingConfig, 
             "rows_available": result["available"],
             "training_seconds": round(result["validation_seconds"] + result["refit_seconds"], 2),
             "min_validation_auc": config.min_validation_auc,
+            "features_used": len(result["features"]),
+            # Empty or constant on this company's data (a source it does not have): named, not hidden.
+            "features_dropped": result["dropped_features"],
             **metadata.run_metadata(experiment_id, run.info.run_id),
         }
     )
@@ -218,9 +230,12 @@ def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     registry.configure()
     champion = registry.champion_info(churn.MODEL_NAME)
     if champion is None:
-        raise dg.Failure(
-            f"`{churn.MODEL_NAME}` has no @champion: materialize ml/churn_model and its gate first"
-        )
+        # customer_360 and the retention audience read ml.churn_scores: an empty table keeps them
+        # building (without churn values) when no model could be trained on this data.
+        with warehouse.connect() as con:
+            write_frame(con, SCORES_TABLE, pd.DataFrame({c[0]: [] for c in SCORE_COLUMNS}), SCORE_COLUMNS)
+        why = metadata.skip_reason(context, CHURN_MODEL_KEY) or "materialize ml/churn_model and its gate"
+        return metadata.skipped(context, f"`{churn.MODEL_NAME}` has no @champion ({why})")
     model = mlflow.pyfunc.load_model(f"models:/{churn.MODEL_NAME}@{registry.CHAMPION}")
     with warehouse.reader() as con:
         features_df = read_features(con, latest_only=True)
