@@ -294,3 +294,61 @@ def test_champion_scores_probabilities_in_a_fresh_process(trained, mlflow_store,
     p = np.array(scored["p"])
     assert np.all((p >= 0) & (p <= 1))
     np.testing.assert_allclose(p, churn.predict_churn(result["best_model"], scoring))
+
+
+# ---------------------------------------------------------------- data a company really has
+
+# An orders-only company (no clickstream, reviews or tickets): those features come out of the SQL
+# empty (NaN) or constant (0 counts).
+EMPTY_WITHOUT_SOURCES = [
+    "cart_abandon_rate_90d",
+    "avg_review_score",
+    "review_sentiment",
+    "days_since_last_visit",
+]
+ZERO_WITHOUT_SOURCES = ["visits_30d", "visits_90d", "tickets_180d", "complaints_180d"]
+
+
+@pytest.fixture(scope="module")
+def orders_only_table() -> pd.DataFrame:
+    df = synthetic_feature_table(1_500, seed=3)
+    df[EMPTY_WITHOUT_SOURCES] = np.nan
+    df[ZERO_WITHOUT_SOURCES] = 0
+    return df
+
+
+def test_usable_features_name_the_empty_and_constant_ones(orders_only_table):
+    used, dropped = churn.usable_features(orders_only_table)
+    assert dropped == {
+        **dict.fromkeys(EMPTY_WITHOUT_SOURCES, "empty"),
+        **dict.fromkeys(ZERO_WITHOUT_SOURCES, "constant"),
+    }
+    assert used == [f for f in churn.FEATURES if f not in dropped]
+
+
+@pytest.mark.slow
+def test_training_on_all_null_columns_drops_them_and_serves_every_feature(orders_only_table):
+    # Boosted trees crash on an all-NaN column ("window shape cannot be larger than input array").
+    result = churn.train(orders_only_table, churn.TrainingOptions(refit_on_all_labelled=False))
+    assert set(result["dropped_features"]) == set(EMPTY_WITHOUT_SOURCES + ZERO_WITHOUT_SOURCES)
+    assert set(result["metrics"]) == set(churn.KINDS)
+    assert result["metrics"][result["best_kind"]]["roc_auc"] > 0.6
+    # The model still takes every feature (the served signature), whatever the values there.
+    latest = orders_only_table[orders_only_table[churn.AS_OF] == orders_only_table[churn.AS_OF].max()].head(
+        50
+    )
+    noisy = latest.assign(**{name: 7.0 for name in EMPTY_WITHOUT_SOURCES})
+    p = churn.predict_churn(result["final_model"], latest)
+    assert ((p >= 0) & (p <= 1)).all()
+    np.testing.assert_allclose(churn.predict_churn(result["final_model"], noisy), p)
+
+
+def test_too_little_to_train_says_why(orders_only_table):
+    assert churn.too_little_to_train(orders_only_table) is None
+    one_snapshot = orders_only_table[orders_only_table[churn.AS_OF] == orders_only_table[churn.AS_OF].min()]
+    assert "labelled snapshot" in churn.too_little_to_train(one_snapshot)
+    all_churned = orders_only_table.assign(churned=1)
+    assert "each outcome needs" in churn.too_little_to_train(all_churned)
+    assert "empty" in churn.too_little_to_train(orders_only_table.head(0))
+    with pytest.raises(ValueError, match="labelled snapshot"):
+        churn.train(one_snapshot)
