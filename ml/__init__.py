@@ -9,3 +9,7 @@ import os
 # when it is loaded, so it is set before anything imports scikit-learn; a value set by the user
 # wins. The same line is in c360/__init__.py, which every entry point imports first.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# Library caches under C360_HOME and MLflow telemetry off (c360/__init__.py), also when a notebook
+# or script imports ml before anything else.
+import c360  # noqa: F401
