@@ -81,10 +81,10 @@ def fit_model(
 
 def popularity_state(products: pd.DataFrame, interactions: pd.DataFrame) -> dict:
     """A model-free ``score_placements`` state for when there is no champion: the catalogue
-    (``product_id``, in catalogue order) ranked by distinct buyers in ``interactions``
+    (``product_id``; catalogue order = product id order) ranked by distinct buyers in ``interactions``
     (``customer_id, product_id, purchase_count``), ties and never-bought products in catalogue
     order; no item-item weights, transitions or segments."""
-    items = pd.Index(pd.unique(products["product_id"].astype(str)))
+    items = pd.Index(np.sort(pd.unique(products["product_id"].astype(str))))
     bought = interactions[interactions["purchase_count"] > 0]
     buyers = bought.groupby(bought[ITEM].astype(str))[USER].nunique()
     counts = buyers.reindex(items, fill_value=0).to_numpy(dtype=np.float32)
