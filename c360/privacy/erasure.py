@@ -21,8 +21,8 @@ DuckDB keeps deleted values in free blocks of the file until they are overwritte
 warehouse is then rewritten into a fresh file (``COPY FROM DATABASE``) and swapped in:
 afterwards no byte of the file holds the person's identifiers.
 
-MLflow models trained before the erasure may still hold the person's pseudonymous customer
-id (the recommender stores each customer's purchase history): retrain them.
+MLflow models trained before the erasure were fitted on the person's rows (none stores a
+customer id: the recommender reads histories from the warehouse when it serves): retrain them.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ create table if not exists privacy.erasure_log (
 # Schemas whose tables are the platform's own bookkeeping, handled explicitly.
 _BOOKKEEPING = ("raw", "quality", "privacy", "information_schema", "pg_catalog")
 RETRAIN_NOTICE = (
-    "Models trained before this erasure may still hold the person's pseudonymous customer id "
-    "(the recommender stores per-customer purchase history): retrain them with `c360 run`."
+    "Models trained before this erasure were fitted on the person's rows (none stores their "
+    "customer id): retrain them with `c360 run`."
 )
 
 

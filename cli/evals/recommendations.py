@@ -93,7 +93,10 @@ def planted_section(con, truth_dir: Path, k: int = 10) -> dict:
     truth = truth[truth["customer_id"].isin(served["customer_id"])]
 
     # The same serving path with the CF weights zeroed: segment popularity only.
-    _, model, params = load_champion()
+    champion = load_champion()
+    if champion is None:
+        return {"skipped": "`recommender` has no @champion (materialize ml/recommender and its gate)"}
+    _, model, params = champion
     state = dict(model.state, weights=sp.csr_matrix(model.state["weights"].shape, dtype=np.float32))
     customers = con.execute("select customer_id, rfm_segment as segment from marts.customer_360").df()
     customers = customers[customers["customer_id"].isin(truth["customer_id"])]

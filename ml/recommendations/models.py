@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import mlflow
 import numpy as np
@@ -438,20 +439,120 @@ class TransitionModel:
 REASON_PERSONAL, REASON_CART, REASON_POPULAR = "personal", "cart", "popular"
 # Share of a known customer's score given to cart signals when a cart is present.
 CART_WEIGHT = 0.5
+# Where a served model reads customers' histories when the caller gives none: the relation it
+# was trained on (orchestration/recommendations/assets.py INTERACTIONS_TABLE).
+HISTORY_TABLE = "intermediate.int_interactions_weighted"
+
+
+class HistoryUnavailable(RuntimeError):
+    """The served model was asked about customers without a ``history`` column and cannot read
+    the warehouse that holds their histories."""
+
+
+class InMemoryHistory:
+    """Binary customer x product rows of the training interactions, for models fitted in this
+    process (``fit_recommender``: unit tests, evaluations). Never written as an artefact."""
+
+    def __init__(self, user_ids: Sequence, history: sp.spmatrix):
+        self.users = pd.Index([str(u) for u in user_ids])
+        self.history = _binary(history)
+
+    def rows(self, customers: np.ndarray, items: pd.Index) -> sp.csr_matrix:
+        users = self.users.get_indexer(pd.Index(customers))
+        known = users >= 0
+        rows = sp.diags(known.astype(np.float32)) @ self.history[np.where(known, users, 0)]
+        rows = sp.csr_matrix(rows)
+        rows.eliminate_zeros()
+        return rows
+
+
+class WarehouseHistory:
+    """Customers' histories read at serving time, read-only, from the relation the model was
+    trained on (``HISTORY_TABLE``) in the DuckDB warehouse of ``c360.settings`` (``C360_HOME`` /
+    ``C360_WAREHOUSE``): every (customer, product) row counts 1, as in training. An erased
+    customer has no rows left, so the model treats them as a stranger."""
+
+    def __init__(self, table: str = HISTORY_TABLE, path: str | Path | None = None):
+        from c360.settings import get_settings
+
+        self.table = table
+        self.path = Path(path or get_settings().warehouse)
+        self._con = None
+
+    def __enter__(self) -> Self:
+        from c360.warehouse import connect
+
+        hint = (
+            "pass each customer's history (comma-separated product ids) in the `history` input column instead"
+        )
+        if not self.path.exists():
+            raise HistoryUnavailable(
+                f"the recommender reads customers' histories from {self.table} in the warehouse "
+                f"{self.path}, which does not exist: {hint}"
+            )
+        try:
+            self._con = connect(self.path, read_only=True)
+        except Exception as exc:
+            raise HistoryUnavailable(
+                f"the recommender reads customers' histories from {self.table} in the warehouse "
+                f"{self.path}, which cannot be opened ({exc}): {hint}"
+            ) from exc
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def rows(self, customers: np.ndarray, items: pd.Index) -> sp.csr_matrix:
+        import duckdb
+
+        users = pd.Index(customers)
+        try:
+            found = self._con.execute(
+                f"select distinct cast(customer_id as varchar) as customer_id, "
+                f"cast(product_id as varchar) as product_id from {self.table} "
+                "where cast(customer_id as varchar) in (select unnest(?))",
+                [sorted(set(users.astype(str)))],
+            ).df()
+        except duckdb.Error as exc:
+            raise HistoryUnavailable(
+                f"cannot read customers' histories from {self.table} in the warehouse {self.path} "
+                f"({exc}): pass them in the `history` input column instead"
+            ) from exc
+        return _history_rows(users, items, found[USER], found[ITEM])
+
+
+def _history_rows(users: pd.Index, items: pd.Index, user_col, item_col) -> sp.csr_matrix:
+    """Binary rows (one per entry of ``users``, duplicates included) over ``items`` from
+    (customer, product) pairs; products the model does not know are dropped."""
+    unique = pd.Index(pd.unique(users.to_numpy()))
+    rows = unique.get_indexer(_array_like(user_col))
+    cols = items.get_indexer(_array_like(item_col))
+    keep = (rows >= 0) & (cols >= 0)
+    per_customer = sp.csr_matrix(
+        (np.ones(keep.sum(), np.float32), (rows[keep], cols[keep])), shape=(len(unique), len(items))
+    )
+    per_customer.sum_duplicates()
+    per_customer.data[:] = 1.0
+    return per_customer[unique.get_indexer(users)]
 
 
 class RecommenderModel(mlflow.pyfunc.PythonModel):
     """Serves top-k recommendations from saved artefacts.
 
-    The artefacts include the customer x product history (needed to score known customers
-    and to hide what they already bought). It is keyed by the platform's pseudonymous
-    ``customer_id`` surrogate only: no names, contacts or raw source ids. Erasing a customer
-    means retraining or dropping their row. ``customer_id``/``product_id`` are served as
-    strings.
+    The artefacts hold only item-keyed parts: item-item weights, next-item transitions,
+    popularity (global and per segment), product ids, segment names, the repurchase and
+    unavailable lists and the fit's parameters. No customer id and no history: erasing a person
+    in the warehouse erases them from what every model version serves. A customer's history
+    comes, in this order, from the caller's ``history`` column (product ids), from the training
+    interactions kept in memory by ``fit_recommender`` (never saved), or from the warehouse at
+    serving time (``WarehouseHistory``). ``customer_id``/``product_id`` are served as strings.
     """
 
     def __init__(self) -> None:
         self.state: dict | None = None
+        self.memory: InMemoryHistory | None = None
 
     @classmethod
     def from_fitted(
@@ -462,14 +563,15 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         transitions: TransitionModel,
         allow_repurchase: Iterable = (),
         unavailable: Iterable = (),
+        keep_history: bool = True,
     ) -> RecommenderModel:
         """Bundle fitted parts; ``allow_repurchase`` lists product ids that may be shown
         again to customers who already bought them (consumables); ``unavailable`` lists
-        product ids never to show (discontinued)."""
+        product ids never to show (discontinued). ``keep_history`` keeps the training histories
+        in memory for ``predict`` in this process (they are never written)."""
         model = cls()
         segments = sorted(popularity.segment_scores_)
         model.state = {
-            "history": _binary(matrix.matrix),
             "weights": sp.csr_matrix(cf.weights_, dtype=np.float32),
             "transitions": transitions.probabilities_,
             "popularity": popularity.scores_,
@@ -477,7 +579,6 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
             if segments
             else np.zeros((0, len(popularity.scores_)), dtype=np.float32),
             "meta": {
-                "user_ids": [str(u) for u in matrix.user_ids],
                 "item_ids": [str(i) for i in matrix.item_ids],
                 "segments": segments,
                 "allow_repurchase": sorted(str(i) for i in allow_repurchase),
@@ -485,14 +586,16 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
                 "method": cf.method_,
                 "l2": cf.l2,
                 "neighbours": cf.neighbours,
+                "history_table": HISTORY_TABLE,
             },
         }
+        if keep_history:
+            model.memory = InMemoryHistory(matrix.user_ids, matrix.matrix)
         model._index()
         return model
 
     def _index(self) -> None:
         meta = self.state["meta"]
-        self._users = pd.Index(meta["user_ids"])
         self._items = pd.Index(meta["item_ids"])
         self._segments = {s: i for i, s in enumerate(meta["segments"])}
         self._repurchase = self._items.get_indexer(meta["allow_repurchase"])
@@ -501,14 +604,16 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         self._unavailable = self._unavailable[self._unavailable >= 0]
 
     def __getstate__(self) -> dict:
-        # MLflow pickles the python_model; the arrays travel as artefacts instead.
-        return {"state": None}
+        # MLflow pickles the python_model; the arrays travel as artefacts instead, and the
+        # in-memory histories never leave the process.
+        return {"state": None, "memory": None}
 
     def write_artefacts(self, directory: str | Path) -> dict[str, str]:
-        """Save arrays as .npz and ids as JSON; returns MLflow's ``artifacts`` mapping."""
+        """Save the item-keyed arrays as .npz and ids as JSON; returns MLflow's ``artifacts``
+        mapping. Nothing written is keyed by customer."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        paths = {name: directory / f"{name}.npz" for name in ("history", "weights", "transitions")}
+        paths = {name: directory / f"{name}.npz" for name in ("weights", "transitions")}
         for name, path in paths.items():
             sp.save_npz(path, self.state[name], compressed=True)
         paths["popularity"] = directory / "popularity.npz"
@@ -523,37 +628,60 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         artefacts = context.artifacts
         popularity = np.load(artefacts["popularity"])
         self.state = {
-            **{name: sp.load_npz(artefacts[name]).tocsr() for name in ("history", "weights", "transitions")},
+            **{name: sp.load_npz(artefacts[name]).tocsr() for name in ("weights", "transitions")},
             "popularity": popularity["globally"],
             "segment_popularity": popularity["segments"],
             "meta": json.loads(Path(artefacts["meta"]).read_text()),
         }
+        self.memory = None
         self._index()
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        """``customer_id`` [+ ``cart`` list or comma-separated string, + ``segment``] ->
-        ``customer_id, rank, product_id, score, reason`` (top ``params['k']``, default 10)."""
+        """``customer_id`` [+ ``history``, ``cart`` (lists or comma-separated strings), +
+        ``segment``] -> ``customer_id, rank, product_id, score, reason`` (top ``params['k']``,
+        default 10).
+
+        With a ``history`` column, it is each customer's whole history (empty: a stranger) and
+        nothing else is read. Without it, histories come from the training interactions of a
+        model fitted in this process, else from the warehouse (``WarehouseHistory``); a
+        warehouse that cannot be read raises ``HistoryUnavailable``, never falls back silently.
+        """
         k = int((params or {}).get("k", 10))
         frame = pd.DataFrame(model_input)
         customers = frame["customer_id"].astype(str).to_numpy()
-        carts = [_parse_cart(c) for c in frame["cart"]] if "cart" in frame else [[] for _ in customers]
+        carts = [_parse_ids(c) for c in frame["cart"]] if "cart" in frame else [[] for _ in customers]
         segments = list(frame["segment"]) if "segment" in frame else [None] * len(customers)
+        given = [_parse_ids(h) for h in frame["history"]] if "history" in frame else None
         n_items = len(self._items)
         out = []
-        for rows in _batches(len(customers), n_items):
-            out.append(self._predict_block(customers[rows], carts[rows], segments[rows], k))
+        with self._history_source(given is not None or not len(customers)) as source:
+            for rows in _batches(len(customers), n_items):
+                if given is not None:
+                    history = self._given_history(given[rows])
+                else:
+                    history = source.rows(customers[rows], self._items)
+                out.append(self._predict_block(customers[rows], history, carts[rows], segments[rows], k))
         if not out:
             return pd.DataFrame(columns=["customer_id", "rank", "product_id", "score", "reason"])
         return pd.concat(out, ignore_index=True)
 
-    def _predict_block(self, customers, carts, segments, k: int) -> pd.DataFrame:
+    def _history_source(self, not_needed: bool):
+        from contextlib import nullcontext
+
+        if not_needed or self.memory is not None:
+            return nullcontext(self.memory)
+        return WarehouseHistory(self.state["meta"].get("history_table", HISTORY_TABLE))
+
+    def _given_history(self, histories: list[list[str]]) -> sp.csr_matrix:
+        rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
+        products = [p for h in histories for p in h]
+        return _history_rows(pd.RangeIndex(len(histories)), self._items, rows, products)
+
+    def _predict_block(self, customers, history: sp.csr_matrix, carts, segments, k: int) -> pd.DataFrame:
         state = self.state
         n = len(customers)
-        users = self._users.get_indexer(pd.Index(customers))
-        known = users >= 0
-        history = sp.diags(known.astype(np.float32)) @ state["history"][np.where(known, users, 0)]
-        history = sp.csr_matrix(history)
-        history.eliminate_zeros()
+        history = sp.csr_matrix(history, dtype=np.float32)
+        known = np.diff(history.indptr) > 0
         personal = _row_normalise(np.asarray((history @ state["weights"]).toarray(), dtype=np.float32))
         popular = np.vstack([self._popularity(s) for s in segments])
         popular = popular / np.maximum(popular.max(axis=1, keepdims=True), 1e-12)
@@ -616,12 +744,13 @@ def _row_normalise(scores: np.ndarray) -> np.ndarray:
     return np.where(top > 0, scores / np.where(top > 0, top, 1.0), 0.0).astype(np.float32)
 
 
-def _parse_cart(cart) -> list[str]:
-    if cart is None or (isinstance(cart, float) and np.isnan(cart)):
+def _parse_ids(ids) -> list[str]:
+    """Product ids from a list or a comma-separated string; None, NaN or '' is none."""
+    if ids is None or (isinstance(ids, float) and np.isnan(ids)):
         return []
-    if isinstance(cart, str):
-        return [c.strip() for c in cart.split(",") if c.strip()]
-    return [str(c) for c in cart]
+    if isinstance(ids, str):
+        return [c.strip() for c in ids.split(",") if c.strip()]
+    return [str(c) for c in ids]
 
 
 def fit_recommender(
@@ -632,7 +761,10 @@ def fit_recommender(
     allow_repurchase: Iterable = (),
     unavailable: Iterable = (),
 ) -> RecommenderModel:
-    """Fit every part on ``customer_id, product_id[, weight][, event_time]`` rows and bundle them."""
+    """Fit every part on ``customer_id, product_id[, weight][, event_time]`` rows and bundle them.
+
+    The training histories stay in memory so ``predict`` knows these customers in this process;
+    a logged and reloaded model reads them from the caller's ``history`` or the warehouse."""
     matrix = build_interaction_matrix(interactions)
     cf = ItemItemRecommender(l2=l2, neighbours=neighbours).fit(matrix.matrix)
     segments = None
@@ -645,15 +777,18 @@ def fit_recommender(
 
 
 def log_recommender(model: RecommenderModel, name: str = "recommender", **log_model_kwargs):
-    """Log the pyfunc to the active MLflow run (artefacts as npz/JSON, not a pickle of arrays)."""
+    """Log the pyfunc to the active MLflow run (item-keyed artefacts as npz/JSON, not a pickle
+    of arrays; no customer id or history is written)."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
     signature = ModelSignature(
-        # Served carts are comma-separated strings; lists work only in-process.
+        # Served histories and carts are comma-separated product ids; lists work only in-process.
+        # Without `history` the model reads the customers' histories from the warehouse.
         inputs=Schema(
             [
                 ColSpec("string", "customer_id"),
+                ColSpec("string", "history", required=False),
                 ColSpec("string", "cart", required=False),
                 ColSpec("string", "segment", required=False),
             ]
@@ -676,7 +811,8 @@ def log_recommender(model: RecommenderModel, name: str = "recommender", **log_mo
             python_model=model,
             artifacts=artefacts,
             signature=signature,
-            input_example=pd.DataFrame({"customer_id": ["example-customer"], "cart": [""]}),
+            # The example carries its own history: logging never needs the warehouse.
+            input_example=pd.DataFrame({"customer_id": ["example-customer"], "history": [""], "cart": [""]}),
             pip_requirements=_requirements(),
             **log_model_kwargs,
         )
@@ -685,7 +821,7 @@ def log_recommender(model: RecommenderModel, name: str = "recommender", **log_mo
 def _requirements() -> list[str]:
     from importlib.metadata import version
 
-    return [f"{pkg}=={version(pkg)}" for pkg in ("mlflow", "numpy", "pandas", "scipy")]
+    return [f"{pkg}=={version(pkg)}" for pkg in ("duckdb", "mlflow", "numpy", "pandas", "scipy")]
 
 
 # ---------------------------------------------------------------- evaluation

@@ -73,9 +73,31 @@ def fit_model(
     cf = models.ItemItemRecommender(l2=l2, neighbours=neighbours).fit(matrix.matrix)
     popularity = models.PopularityRecommender().fit(matrix.matrix, [segments.get(u) for u in matrix.user_ids])
     next_items = models.TransitionModel.from_counts(transitions, matrix)
+    # Logged, not served here: no in-memory histories (the served model reads the warehouse).
     return models.RecommenderModel.from_fitted(
-        matrix, cf, popularity, next_items, allow_repurchase, unavailable
+        matrix, cf, popularity, next_items, allow_repurchase, unavailable, keep_history=False
     )
+
+
+def popularity_state(products: pd.DataFrame, interactions: pd.DataFrame) -> dict:
+    """A model-free ``score_placements`` state for when there is no champion: the catalogue
+    (``product_id``; catalogue order = product id order) ranked by distinct buyers in ``interactions``
+    (``customer_id, product_id, purchase_count``), ties and never-bought products in catalogue
+    order; no item-item weights, transitions or segments."""
+    items = pd.Index(np.sort(pd.unique(products["product_id"].astype(str))))
+    bought = interactions[interactions["purchase_count"] > 0]
+    buyers = bought.groupby(bought[ITEM].astype(str))[USER].nunique()
+    counts = buyers.reindex(items, fill_value=0).to_numpy(dtype=np.float32)
+    # In (0, 0.5]: orders ties by catalogue position without ever outweighing one buyer.
+    order = 0.5 * (1.0 - np.arange(len(items), dtype=np.float32) / max(len(items), 1))
+    n = len(items)
+    return {
+        "weights": sp.csr_matrix((n, n), dtype=np.float32),
+        "transitions": sp.csr_matrix((n, n), dtype=np.float32),
+        "popularity": counts + order,
+        "segment_popularity": np.zeros((0, n), dtype=np.float32),
+        "meta": {"item_ids": list(items), "segments": []},
+    }
 
 
 # ---------------------------------------------------------------- batch scoring
@@ -105,8 +127,10 @@ def score_placements(
     available: set,
     repurchase: set,
     k: int = 10,
+    placements: tuple[str, ...] = ("home", "product", "cart"),
 ) -> Iterator[pd.DataFrame]:
-    """Top-k per customer for the home, product and cart placements, one frame per batch.
+    """Top-k per customer for the home, product and cart placements (or those of
+    ``placements``), one frame per batch.
 
     ``state`` is a fitted ``RecommenderModel.state``; ``customers`` has ``customer_id,
     segment``; ``interactions`` is the current ``int_interactions_weighted`` (history, bought
@@ -175,6 +199,8 @@ def score_placements(
             ("product", similar, anchor_mask),
             ("cart", cart, anchor_mask),
         ):
+            if placement not in placements:
+                continue
             scores = main + POPULARITY_TIE_BREAK * popular
             scores[exclude] = -np.inf
             if extra_mask is not None:

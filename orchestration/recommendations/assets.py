@@ -5,12 +5,17 @@ collaborative filtering, popularity per RFM segment for cold starts, next-item t
 from each customer's time-ordered touches), evaluates it on a temporal split, logs it to
 MLflow and registers it as ``recommender`` (@challenger); the blocking check
 ``recommender_champion_gate`` moves ``champion`` only when the temporal NDCG@10 beats the
-champion's.
+champion's. The registered artefacts hold item-keyed parts only (no customer id, no history):
+served, the model reads customers' histories from ``int_interactions_weighted`` at serving time
+(or takes them from the caller), so an erasure reaches every version. With no interactions,
+fewer than two products or nothing to evaluate on the holdout it skips, saying why.
 ``ml/cross_sell_rules``: "bought X, also buys Y" rules counted in DuckDB over every basket
 (web/app orders and store receipts, anonymous ones included: rules are aggregates).
 ``ml/recommendations``: top-k per customer of ``marts.customer_360`` and placement (home =
 personal CF, product = similar to the last touched product, cart = next item and bought-together
-complements), scored in batches by the champion model. For on-site use only (the consented
+complements), scored in batches by the champion model. Without a champion: the most bought
+products (catalogue order when nothing was bought) in the home placement, reason ``popular``,
+or an empty table when there is no product or customer. For on-site use only (the consented
 email audience is activation/recommendations_email).
 
 Repurchase: a product already bought is shown again only in categories where buying the same
@@ -43,6 +48,7 @@ from ml.recommendations.placements import (
     REASON_TOGETHER,
     fit_model,
     learn_repurchase_categories,
+    popularity_state,
     score_placements,
 )
 from orchestration import metadata
@@ -57,7 +63,7 @@ MODEL_NAME = "recommender"
 EXPERIMENT = "recommender"
 PROMOTION_METRIC = "temporal_ndcg_at_10"
 
-INTERACTIONS_TABLE = "intermediate.int_interactions_weighted"
+INTERACTIONS_TABLE = models.HISTORY_TABLE  # intermediate.int_interactions_weighted
 PRODUCTS_TABLE = "staging.stg_catalog__products"
 CUSTOMERS_TABLE = "marts.customer_360"
 TOUCHES_VIEW = "features.recommender_touches"
@@ -77,9 +83,16 @@ RECOMMENDATION_COLUMNS = [
     (
         "reason",
         "varchar",
-        f"{REASON_PERSONAL}, {REASON_SIMILAR}, {REASON_NEXT}, {REASON_TOGETHER}, {REASON_POPULAR}",
+        (
+            f"{REASON_PERSONAL}, {REASON_SIMILAR}, {REASON_NEXT}, {REASON_TOGETHER}, {REASON_POPULAR}; "
+            f"{models.REASON_POPULAR} (home only) when there is no champion model"
+        ),
     ),
-    ("model_version", "bigint", "Version of the registered MLflow model `recommender`"),
+    (
+        "model_version",
+        "bigint",
+        "Version of the registered MLflow model `recommender` (null: popularity fallback)",
+    ),
     ("scored_at", "timestamp", "When the row was scored"),
 ]
 RULE_COLUMNS = [
@@ -200,6 +213,19 @@ def cross_sell_rules(config: CrossSellConfig, warehouse: WarehouseResource):
     )
 
 
+def too_little_to_train(interactions: pd.DataFrame) -> str | None:
+    """Why the recommender cannot be trained on these interactions, or None if it can."""
+    if interactions.empty:
+        return (
+            f"{INTERACTIONS_TABLE} is empty (no purchases, carts or views of catalogue products "
+            "by identified customers)"
+        )
+    products = interactions["product_id"].nunique()
+    if products < 2:
+        return f"{INTERACTIONS_TABLE} touches {products} product: nothing to rank"
+    return None
+
+
 def _load_training_data(con, evaluation_customers: int = EVALUATION_CUSTOMERS) -> dict:
     interactions = con.execute(
         f"select customer_id, product_id, weight, purchase_count, last_event_at from {INTERACTIONS_TABLE}"
@@ -250,14 +276,28 @@ def recommender_model(
     with warehouse.reader() as con:
         data = _load_training_data(con, config.evaluation_customers)
     interactions, events, products = data["interactions"], data["events"], data["products"]
-    if interactions.empty:
-        raise dg.Failure(f"{INTERACTIONS_TABLE} is empty: nothing to train on")
+    if reason := too_little_to_train(interactions):
+        return metadata.skipped(context, f"no model trained: {reason}", interactions=len(interactions))
 
     # The same touches as read_evaluation_touches', whose latest int_interactions_weighted keeps per pair.
     last_event = pd.Timestamp(interactions["last_event_at"].max())
     cutoff = (last_event - timedelta(days=config.holdout_days)).normalize()
-    evaluation = models.evaluate_temporal(events, cutoff)
+    try:
+        evaluation = models.evaluate_temporal(events, cutoff)
+    except ValueError as exc:  # a split with nothing on one side
+        return metadata.skipped(
+            context,
+            f"no model trained: nothing to evaluate on the last {config.holdout_days} days ({exc})",
+            interactions=len(interactions),
+        )
     platform, popularity = evaluation["platform"], evaluation["popularity"]
+    if not evaluation["users"]["evaluated"] or pd.isna(platform["ndcg@10"]):
+        return metadata.skipped(
+            context,
+            f"no model trained: no customer with touches before {cutoff.date()} bought in the "
+            f"last {config.holdout_days} days, so there is nothing to evaluate it on",
+            interactions=len(interactions),
+        )
 
     repurchase_categories = (
         learn_repurchase_categories(data["rates"], config.min_repurchase_rate)
@@ -290,7 +330,7 @@ def recommender_model(
         "temporal_users_evaluated": evaluation["users"]["evaluated"],
         "temporal_users_cold_start": evaluation["users"]["cold_start"],
         "fit_seconds": fit_seconds,
-        "customers": len(model.state["meta"]["user_ids"]),
+        "customers": int(interactions["customer_id"].nunique()),
         "products": len(model.state["meta"]["item_ids"]),
         "interactions": len(interactions),
     }
@@ -385,15 +425,26 @@ def _fit_spark_als(config: RecommenderConfig, warehouse: WarehouseResource) -> d
     )
 
 
-def load_champion() -> tuple[int, models.RecommenderModel, dict]:
-    """The champion's version, its RecommenderModel (artefacts loaded) and run params."""
+def load_champion() -> tuple[int, models.RecommenderModel, dict] | None:
+    """The champion's version, its RecommenderModel (artefacts loaded) and run params; None
+    when `recommender` has no @champion."""
     from mlflow import MlflowClient
 
     registry.configure()
-    champion = MlflowClient().get_model_version_by_alias(MODEL_NAME, registry.CHAMPION)
+    champion = registry.champion_info(MODEL_NAME)
+    if champion is None:
+        return None
     loaded = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@{registry.CHAMPION}")
-    params = MlflowClient().get_run(champion.run_id).data.params
-    return int(champion.version), loaded.unwrap_python_model(), params
+    params = MlflowClient().get_run(champion["run_id"]).data.params
+    return int(champion["version"]), loaded.unwrap_python_model(), params
+
+
+def _create_recommendations_table(con) -> None:
+    con.execute(
+        "create or replace table ml.recommendations ("
+        + ", ".join(f"{name} {sql_type}" for name, sql_type, _ in RECOMMENDATION_COLUMNS)
+        + ")"
+    )
 
 
 @dg.asset(
@@ -416,8 +467,7 @@ def recommendations(
     context: dg.AssetExecutionContext, config: RecommendationsConfig, warehouse: WarehouseResource
 ):
     _training_threads()
-    version, model, params = load_champion()
-    repurchase_categories = [c for c in params.get("repurchase_categories", "").split(",") if c]
+    champion = load_champion()
     with warehouse.reader() as con:
         customers = con.execute(
             f"select customer_id, rfm_segment as segment from {CUSTOMERS_TABLE} order by customer_id"
@@ -430,20 +480,35 @@ def recommendations(
     with warehouse.connect(read_only=True) as con:
         rules = con.execute("select antecedent, consequent, confidence from ml.cross_sell_rules").df()
     available = set(products.loc[~products["is_discontinued"], "product_id"].astype(str))
+    fallback = None
+    if champion is None:
+        why = metadata.skip_reason(context, RECOMMENDER_KEY) or "materialize ml/recommender and its gate"
+        fallback = f"`{MODEL_NAME}` has no @champion ({why})"
+        if not available or customers.empty:
+            # Activation audiences read ml.recommendations: an empty table keeps them building.
+            with warehouse.connect() as con:
+                _create_recommendations_table(con)
+            nothing = "no available product in the catalogue" if not available else "no customer"
+            return metadata.skipped(context, f"nothing to recommend: {fallback} and {nothing}")
+        # Most bought (catalogue order without purchases), home placement only.
+        version, state, placements = None, popularity_state(products, interactions), ("home",)
+        repurchase_categories = sorted(DEFAULT_REPURCHASE_CATEGORIES)
+    else:
+        version, model, params = champion
+        state, placements = model.state, ("home", "product", "cart")
+        repurchase_categories = [c for c in params.get("repurchase_categories", "").split(",") if c]
     repurchase = set(products.loc[products["category"].isin(repurchase_categories), "product_id"].astype(str))
 
     scored_at = datetime.now().replace(microsecond=0)
     started = time.perf_counter()
     rows = 0
     with warehouse.connect() as con:
-        con.execute(
-            "create or replace table ml.recommendations ("
-            + ", ".join(f"{name} {sql_type}" for name, sql_type, _ in RECOMMENDATION_COLUMNS)
-            + ")"
-        )
+        _create_recommendations_table(con)
         for batch in score_placements(
-            model.state, customers, interactions, rules, available, repurchase, config.k
+            state, customers, interactions, rules, available, repurchase, config.k, placements
         ):
+            if fallback:
+                batch["reason"] = models.REASON_POPULAR
             batch["model_version"] = version
             batch["scored_at"] = scored_at
             write_frame(con, "ml.recommendations", batch, RECOMMENDATION_COLUMNS, append=True)
@@ -462,5 +527,6 @@ def recommendations(
             "score_seconds": score_seconds,
             "reasons": {k: int(v) for k, v in sorted(reasons.items())},
             "repurchase_categories": repurchase_categories,
+            **({"fallback": "popularity", "fallback_reason": fallback} if fallback else {}),
         }
     )

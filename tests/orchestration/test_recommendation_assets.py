@@ -3,6 +3,7 @@ the registered `recommender`, ml.recommendations and the consented email audienc
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,12 @@ from orchestration.activation.recommendations_email import (
     recommendations_email,
     recommendations_email_consented,
 )
-from orchestration.recommendations.assets import cross_sell_rules, recommendations, recommender_model
+from orchestration.recommendations.assets import (
+    RECOMMENDATION_COLUMNS,
+    cross_sell_rules,
+    recommendations,
+    recommender_model,
+)
 from orchestration.recommendations.checks import (
     cross_sell_rules_valid,
     recommendations_valid,
@@ -47,6 +53,8 @@ ASSETS = [
 def _env(home) -> dict:
     return {
         "C360_HOME": str(home),
+        # Where a served model reads customers' histories: this home's copy of the warehouse.
+        "C360_WAREHOUSE": str(home / "warehouse.duckdb"),
         "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
         "C360_MLFLOW_ARTIFACTS": str(home / "mlflow" / "artifacts"),
         "C360_GIT_SHA": "0" * 40,
@@ -62,7 +70,6 @@ def materialized(demo_home, tmp_path_factory):
     with pytest.MonkeyPatch.context() as env:
         for key, value in _env(home).items():
             env.setenv(key, value)
-        env.delenv("C360_WAREHOUSE", raising=False)
         resources = {"warehouse": WarehouseResource(path=str(warehouse))}
         first = dg.materialize(ASSETS, resources=resources, raise_on_error=False)
         # Same data again: the new version ties the champion, so it must not replace it.
@@ -204,16 +211,28 @@ def test_champion_loads_in_a_fresh_process_and_answers_known_and_unknown_custome
     known = con.execute(
         "select customer_id from intermediate.int_interactions_weighted order by customer_id limit 1"
     ).fetchone()[0]
+    history = ",".join(
+        p
+        for (p,) in con.execute(
+            "select product_id from intermediate.int_interactions_weighted where customer_id = ? "
+            "order by product_id",
+            [known],
+        ).fetchall()
+    )
+    # Without `history` the model looks the customers up in $C360_WAREHOUSE; with it, it reads
+    # nothing: a stranger carrying the known customer's history gets the same products.
     script = (
         "import json, sys, mlflow, pandas as pd\n"
         "model = mlflow.pyfunc.load_model('models:/recommender@champion')\n"
         "frame = pd.DataFrame({'customer_id': [sys.argv[1], 'never-seen-customer']})\n"
-        "out = model.predict(frame)\n"
+        "looked_up = model.predict(frame)\n"
+        "given = model.predict(pd.DataFrame({'customer_id': ['carried'], 'history': [sys.argv[2]]}))\n"
+        "out = pd.concat([looked_up, given])\n"
         "print(json.dumps(out.astype({'rank': int, 'score': float}).to_dict(orient='records')))\n"
     )
     env = {**os.environ, **_env(materialized["home"])}
     done = subprocess.run(
-        [sys.executable, "-c", script, known],
+        [sys.executable, "-c", script, known, history],
         env=env,
         capture_output=True,
         text=True,
@@ -223,8 +242,12 @@ def test_champion_loads_in_a_fresh_process_and_answers_known_and_unknown_custome
     assert done.returncode == 0, done.stderr[-2000:]
     out = pd.DataFrame(json.loads(done.stdout.strip().splitlines()[-1]))
     assert (out.groupby("customer_id").size() == K).all()
-    assert set(out["customer_id"]) == {known, "never-seen-customer"}
+    assert set(out["customer_id"]) == {known, "never-seen-customer", "carried"}
     assert set(out.loc[out["customer_id"] == "never-seen-customer", "reason"]) == {"popular"}
+    assert "personal" in set(out.loc[out["customer_id"] == known, "reason"])
+    mine = out[out["customer_id"] == known].drop(columns="customer_id").reset_index(drop=True)
+    carried = out[out["customer_id"] == "carried"].drop(columns="customer_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine, carried)
     discontinued = {
         p
         for (p,) in con.execute(
@@ -234,17 +257,124 @@ def test_champion_loads_in_a_fresh_process_and_answers_known_and_unknown_custome
     assert not set(out["product_id"]) & discontinued
 
 
-def test_model_artefacts_hold_only_pseudonymous_customer_ids(materialized):
+def test_model_artefacts_hold_no_customer_id(materialized):
+    """Erasure must reach the models: no file of the champion holds any customer id of the
+    interactions it was trained on (the histories are read from the warehouse when served)."""
     con = materialized["con"]
-    client = MlflowClient(tracking_uri=_env(materialized["home"])["MLFLOW_TRACKING_URI"])
-    path = mlflow.artifacts.download_artifacts(
-        artifact_uri=client.get_model_version_download_uri("recommender", materialized["champion"].version),
-        tracking_uri=_env(materialized["home"])["MLFLOW_TRACKING_URI"],
+    uri = _env(materialized["home"])["MLFLOW_TRACKING_URI"]
+    client = MlflowClient(tracking_uri=uri)
+    path = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=client.get_model_version_download_uri(
+                "recommender", materialized["champion"].version
+            ),
+            tracking_uri=uri,
+        )
     )
-    meta = json.loads(next(Path(path).rglob("meta.json")).read_text())
-    customers = {c for (c,) in con.execute("select customer_id from marts.customer_360").fetchall()}
-    assert set(meta["user_ids"]) <= customers
-    assert not any("@" in u for u in meta["user_ids"])
+    files = [f for f in path.rglob("*") if f.is_file()]
+    assert any(f.name == "weights.npz" for f in files) and any(f.name == "meta.json" for f in files)
+    customers = [
+        c
+        for (c,) in con.execute(
+            "select distinct customer_id from intermediate.int_interactions_weighted"
+        ).fetchall()
+    ]
+    assert len(customers) > 100
+    pattern = re.compile(b"|".join(re.escape(c.encode()) for c in customers))
+    found = {
+        f.relative_to(path).as_posix(): m.group(0) for f in files if (m := pattern.search(f.read_bytes()))
+    }
+    assert found == {}
+    meta = json.loads(next(path.rglob("meta.json")).read_text())
+    assert "user_ids" not in meta and meta["item_ids"]
+
+
+def test_without_interactions_the_model_skips_and_home_falls_back_to_popularity(demo_home, tmp_path):
+    """A company whose orders carry no product ids: nothing to train on. Every asset succeeds:
+    the model skips with its reason, the gate passes, ml.recommendations serves the catalogue
+    by popularity on the home placement; with no product either, an empty table that the
+    checks and the email audience accept."""
+    home = tmp_path / "empty_recs"
+    home.mkdir()
+    warehouse = home / "warehouse.duckdb"
+    shutil.copy(demo_home / "warehouse.duckdb", warehouse)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("delete from intermediate.int_interactions_weighted")  # the feature views follow
+        assert con.execute("select count(*) from features.recommender_touches").fetchone()[0] == 0
+        catalogue = [
+            p
+            for (p,) in con.execute(
+                "select product_id from staging.stg_catalog__products where not is_discontinued "
+                "order by product_id"
+            ).fetchall()
+        ]
+        customers = con.execute("select count(*) from marts.customer_360").fetchone()[0]
+    assets = [
+        recommender_model,
+        recommender_champion_gate,
+        recommendations,
+        recommendations_valid,
+        recommendations_email,
+        recommendations_email_consented,
+    ]
+    previous_uri = mlflow.get_tracking_uri()
+    instance = dg.DagsterInstance.ephemeral()
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            for key, value in _env(home).items():
+                env.setenv(key, value)
+            resources = {"warehouse": WarehouseResource(path=str(warehouse))}
+            result = dg.materialize(assets, resources=resources, instance=instance, raise_on_error=False)
+            assert result.success
+            assert all(e.passed for e in result.get_asset_check_evaluations())
+            model_meta = instance.get_latest_materialization_event(
+                recommender_model.key
+            ).asset_materialization.metadata
+            assert "int_interactions_weighted is empty" in model_meta["skipped"].value
+            assert "model_version" not in model_meta
+            assert MlflowClient().search_registered_models() == []
+            recs_meta = instance.get_latest_materialization_event(
+                recommendations.key
+            ).asset_materialization.metadata
+            assert recs_meta["fallback"].value == "popularity"
+            assert "no @champion" in recs_meta["fallback_reason"].value
+            with duckdb.connect(str(warehouse), read_only=True) as con:
+                served = con.execute(
+                    "select customer_id, placement, rank, product_id, reason, model_version "
+                    "from ml.recommendations order by customer_id, rank"
+                ).df()
+                emailed = con.execute("select count(*) from activation.recommendations_email").fetchone()[0]
+            assert served["customer_id"].nunique() == customers and len(served) == customers * K
+            assert set(served["placement"]) == {"home"} and set(served["reason"]) == {"popular"}
+            assert served["model_version"].isna().all()
+            # Nothing was bought: the catalogue in its order, the same for everyone.
+            assert served.groupby("customer_id")["product_id"].apply(list).map(tuple).nunique() == 1
+            assert served["product_id"].head(K).tolist() == catalogue[:K]
+            assert emailed > 0
+
+            # No product either: nothing to recommend, an empty table with its columns.
+            with duckdb.connect(str(warehouse)) as con:
+                con.execute(
+                    "create table staging.no_products as select * from staging.stg_catalog__products limit 0"
+                )
+                con.execute(
+                    "create or replace view staging.stg_catalog__products as from staging.no_products"
+                )
+            again = dg.materialize(assets, resources=resources, instance=instance, raise_on_error=False)
+            assert again.success
+            assert all(e.passed for e in again.get_asset_check_evaluations())
+            recs_meta = instance.get_latest_materialization_event(
+                recommendations.key
+            ).asset_materialization.metadata
+            assert "nothing to recommend" in recs_meta["skipped"].value
+            with duckdb.connect(str(warehouse), read_only=True) as con:
+                columns = [r[0] for r in con.execute("describe ml.recommendations").fetchall()]
+                rows = con.execute("select count(*) from ml.recommendations").fetchone()[0]
+                emailed = con.execute("select count(*) from activation.recommendations_email").fetchone()[0]
+            assert columns == [c for c, _, _ in RECOMMENDATION_COLUMNS]
+            assert rows == 0 and emailed == 0
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
 
 
 # ---------------------------------------------------------------- batch scoring, no warehouse

@@ -9,6 +9,7 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 from click.testing import CliRunner
@@ -19,6 +20,10 @@ from c360.privacy import suppression
 from c360.privacy.erasure import RETRAIN_NOTICE, find_subject
 from c360.privacy.keys import Keyring
 from cli.privacy import erase_command
+from ml import registry
+from orchestration.recommendations.assets import recommender_model
+from orchestration.recommendations.checks import recommender_champion_gate
+from orchestration.resources import WarehouseResource
 
 
 def _occurrences(path: Path, values: set[str]) -> set[str]:
@@ -100,6 +105,18 @@ def test_erased_person_leaves_no_trace_even_after_reingest_and_full_refresh(eras
     present = _occurrences(warehouse, identifiers)
     assert len(present) >= 10 and customer_id in present  # the byte scan sees them before
 
+    # A recommender trained while the person is still there becomes @champion; erasure must
+    # reach it too (its artefacts are item-keyed, histories are read from the warehouse).
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute(
+            "select count(*) from intermediate.int_interactions_weighted where customer_id = ?", [customer_id]
+        ).fetchone()[0]
+    trained = dg.materialize(
+        [recommender_model, recommender_champion_gate], resources={"warehouse": WarehouseResource()}
+    )
+    registry.configure()
+    assert trained.success and registry.champion_info("recommender") is not None
+
     result = CliRunner().invoke(erase_command, ["--customer-id", customer_id, "--request-id", "REQ-1"])
     assert result.exit_code == 0, result.output
     assert RETRAIN_NOTICE in result.output
@@ -152,6 +169,10 @@ def test_erased_person_leaves_no_trace_even_after_reingest_and_full_refresh(eras
         assert con.execute("select count(*) from marts.customer_360").fetchone()[0] > 0
     assert erased_on_reload > 0
     assert _occurrences(warehouse, identifiers) == set(), run.failures
+    # No MLflow file (store, run and model artefacts, the pre-erasure champion's included) holds them.
+    assert [
+        p.name for p in (erasable / "mlflow").rglob("*") if p.is_file() and _occurrences(p, identifiers)
+    ] == []
 
 
 def test_ingestion_drops_rows_of_suppressed_people_and_keeps_files_conserved(tmp_path):

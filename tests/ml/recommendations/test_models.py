@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -9,11 +10,14 @@ import pytest
 import scipy.sparse as sp
 
 from ml.recommendations.models import (
+    HISTORY_TABLE,
     REASON_CART,
     REASON_PERSONAL,
     REASON_POPULAR,
+    HistoryUnavailable,
     ItemItemRecommender,
     PopularityRecommender,
+    RecommenderModel,
     TransitionModel,
     build_interaction_matrix,
     ease_weights,
@@ -206,30 +210,114 @@ def test_cart_blends_in_similar_and_next_items_as_list_or_string(served):
     assert as_list["product_id"].head(3).between("P10", "P19").all()
 
 
+def _history_of(frame: pd.DataFrame, customer: str) -> str:
+    return ",".join(sorted(set(frame.loc[frame["customer_id"] == customer, "product_id"])))
+
+
 def test_logged_model_loads_in_a_fresh_process(served, tmp_path):
-    model, _, _ = served
+    model, frame, _ = served
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     mlflow.set_experiment("recs")
     with mlflow.start_run():
         info = log_recommender(model, name="recommender")
     assert not (tmp_path / "model.pkl").exists()
+    missing = tmp_path / "no-such-warehouse.duckdb"
     script = f"""
 import json, mlflow, pandas as pd
+from ml.recommendations.models import HistoryUnavailable
 mlflow.set_tracking_uri("sqlite:///{tmp_path / "mlflow.db"}")
 m = mlflow.pyfunc.load_model("{info.model_uri}")
-out = m.predict(pd.DataFrame({{"customer_id": ["C0000", "stranger"]}}), params={{"k": 3}})
-cart = m.predict(pd.DataFrame({{"customer_id": ["stranger"], "cart": ["P10,P11"], "segment": ["vip"]}}))
+frame = pd.DataFrame({{"customer_id": ["C0000", "stranger"], "history": ["{_history_of(frame, "C0000")}", ""]}})
+out = m.predict(frame, params={{"k": 3}})
+cart = m.predict(pd.DataFrame({{"customer_id": ["stranger"], "history": [""], "cart": ["P10,P11"], "segment": ["vip"]}}))
 assert (cart["reason"].head(3) == "cart").all(), cart
+try:  # no history given and no warehouse: a clear error, not popularity for everyone
+    m.predict(pd.DataFrame({{"customer_id": ["C0000"]}}))
+    raise SystemExit("served without any history")
+except HistoryUnavailable as exc:
+    assert "{missing}" in str(exc) and "`history`" in str(exc), exc
 print(json.dumps(out.to_dict(orient="list")))
 """
     done = subprocess.run(
-        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", script],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "C360_WAREHOUSE": str(missing)},
     )
     assert done.returncode == 0, done.stderr[-2000:]
     out = pd.DataFrame(json.loads(done.stdout.strip().splitlines()[-1]))
     in_process = model.predict(None, pd.DataFrame({"customer_id": ["C0000", "stranger"]}), params={"k": 3})
     assert out["product_id"].tolist() == in_process["product_id"].tolist()
     assert out["reason"].tolist() == [REASON_PERSONAL] * 3 + [REASON_POPULAR] * 3
+
+
+def test_artefacts_hold_no_customer_id_or_history(served, tmp_path):
+    model, frame, _ = served
+    paths = model.write_artefacts(tmp_path / "artefacts")
+    assert set(paths) == {"weights", "transitions", "popularity", "meta"}
+    customers = set(frame["customer_id"])
+    for path in (tmp_path / "artefacts").iterdir():
+        data = path.read_bytes()
+        assert not [c for c in customers if c.encode() in data], path.name
+    meta = json.loads((tmp_path / "artefacts" / "meta.json").read_text())
+    assert "user_ids" not in meta and set(meta["item_ids"]) == set(frame["product_id"])
+
+
+def test_history_given_by_the_caller_replaces_the_lookup(served):
+    model, frame, _ = served
+    remembered = model.predict(None, pd.DataFrame({"customer_id": ["C0000"]}), params={"k": 4})
+    as_text = model.predict(
+        None,
+        pd.DataFrame({"customer_id": ["C0000"], "history": [_history_of(frame, "C0000")]}),
+        params={"k": 4},
+    )
+    as_list = model.predict(
+        None,
+        pd.DataFrame({"customer_id": ["C0000"], "history": [_history_of(frame, "C0000").split(",")]}),
+        params={"k": 4},
+    )
+    pd.testing.assert_frame_equal(remembered, as_text)
+    pd.testing.assert_frame_equal(remembered, as_list)
+    # A known customer with an empty given history is a stranger: the caller's history wins.
+    forgotten = model.predict(
+        None, pd.DataFrame({"customer_id": ["C0000"], "history": [""]}), params={"k": 4}
+    )
+    assert (forgotten["reason"] == REASON_POPULAR).all()
+
+
+def test_a_loaded_model_reads_histories_from_the_warehouse_and_forgets_erased_customers(
+    served, tmp_path, monkeypatch
+):
+    import duckdb
+
+    model, frame, _ = served
+    warehouse = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute("create schema intermediate")
+        con.register("planted", frame)
+        con.execute(
+            f"create table {HISTORY_TABLE} as select customer_id, product_id, sum(weight) as weight "
+            "from planted group by all"
+        )
+    monkeypatch.setenv("C360_WAREHOUSE", str(warehouse))
+    loaded = RecommenderModel()
+    loaded.state, loaded.memory = model.state, None  # what load_context leaves: no histories
+    loaded._index()
+    asked = pd.DataFrame({"customer_id": ["C0000", "C0001", "stranger"]})
+    pd.testing.assert_frame_equal(
+        loaded.predict(None, asked, params={"k": 4}), model.predict(None, asked, params={"k": 4})
+    )
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(f"delete from {HISTORY_TABLE} where customer_id = 'C0000'")
+    after = loaded.predict(None, asked, params={"k": 4})
+    assert (after.loc[after["customer_id"] == "C0000", "reason"] == REASON_POPULAR).all()
+    assert (after.loc[after["customer_id"] == "C0001", "reason"] == REASON_PERSONAL).all()
+
+    monkeypatch.setenv("C360_WAREHOUSE", str(tmp_path / "gone.duckdb"))
+    with pytest.raises(HistoryUnavailable, match="gone.duckdb"):
+        loaded.predict(None, asked)
 
 
 def test_temporal_evaluation_beats_popularity_on_planted_tastes():
