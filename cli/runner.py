@@ -151,8 +151,9 @@ def _run_loggers(log_path: Path, echo) -> dict:
     return {"c360_progress": c360_progress}
 
 
-def materialize(selection: str | None = None, tags: dict[str, str] | None = None, echo=None) -> RunSummary:
-    """Run every asset (or a Dagster selection string such as ``"key:marts/customer_360+"``),
+def materialize(selection=None, tags: dict[str, str] | None = None, echo=None) -> RunSummary:
+    """Run every asset (or a Dagster selection: a string such as ``"key:marts/customer_360+"`` or
+    an ``AssetSelection``),
     printing a line per step with ``echo`` (default: this process's stdout as it is now) and the
     full event log to ``$C360_HOME/logs/``."""
     import dagster as dg

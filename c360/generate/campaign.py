@@ -3,8 +3,9 @@
 The generator's 24 months end before any export, and a campaign's effect is what happens after
 it, so the effect is planted by a separate step run after an export rather than inside the
 generator's time line: :func:`plant_campaign_effect` reads one campaign's assignments from the
-warehouse and writes, into the landing zone, the web orders its people place in the 30 days after
-their export. Each person buys with probability ``base_rate``, plus ``uplift[segment]`` when
+warehouse and writes, into the landing zone, the web orders its people place in the ``days`` after
+their export (default 28: inside the 30-day attribution window, and within the 30-day freshness
+gate of the feeds the simulation does not extend, such as store receipts and clickstream). Each person buys with probability ``base_rate``, plus ``uplift[segment]`` when
 contacted (treatment) and in that segment; segments not named get no effect. The orders go to
 each person's own shop account, so they reach ``marts.campaign_results`` the way real orders
 would: ingestion, identity resolution, ``int_purchases_unioned``. The planted effects are written
@@ -44,7 +45,7 @@ def plant_campaign_effect(
     uplift: dict[str, float],
     by: str = "rfm_segment",
     base_rate: float = 0.15,
-    window_days: int = 30,
+    days: int = 28,
     seed: int = 0,
 ) -> dict:
     """Write the campaign's post-export orders into ``landing``; return the truth (also written
@@ -73,8 +74,8 @@ def plant_campaign_effect(
     p_buy = base_rate + np.where(treated, lift, 0.0)
     buys = rng.random(len(people)) < p_buy
     buyers = people[buys].reset_index(drop=True)
-    # Somewhere in the window, never in its last hour (the attribution boundary is exclusive).
-    offset_s = rng.integers(60, window_days * 86400 - 3600, len(buyers))
+    # Somewhere in the first ``days``, never in the last hour (keeps clear of the window's end).
+    offset_s = rng.integers(60, days * 86400 - 3600, len(buyers))
     ordered_at = pd.to_datetime(buyers["exported_at"]) + pd.to_timedelta(offset_s, unit="s")
     pick = rng.integers(0, len(products), len(buyers))
     quantity = rng.integers(1, 3, len(buyers))
@@ -114,7 +115,7 @@ def plant_campaign_effect(
         "by": by,
         "uplift": {str(k): float(v) for k, v in uplift.items()},
         "base_rate": base_rate,
-        "window_days": window_days,
+        "days": days,
         "seed": seed,
         "people": len(people) + unreachable,
         "unreachable_without_account": unreachable,

@@ -39,10 +39,19 @@ where campaign = ? and breakdown = ? and segment in (select unnest(?))
 
 
 def _rebuild() -> None:
+    import dagster as dg
+
     from cli.runner import materialize
 
-    # Ingestion of the new orders, identity, purchases and the results: no model retraining.
-    result = materialize("+key:marts/campaign_results")
+    # Ingestion of the new orders, identity, purchases and the results, plus every dbt model the
+    # purchases feed (so the marts stay consistent with them and their dbt tests hold); no model
+    # is retrained. Ingestion assets load several tables at once, hence the neighbours.
+    purchases = dg.AssetSelection.assets(dg.AssetKey(["intermediate", "int_purchases_unioned"]))
+    selection = (
+        dg.AssetSelection.assets(dg.AssetKey(["marts", "campaign_results"])).upstream()
+        | (purchases.downstream() & dg.AssetSelection.kind("dbt"))
+    ).required_multi_asset_neighbors()
+    result = materialize(selection)
     if not result.success:
         raise click.ClickException(f"the pipeline run failed: {result.failures}")
 
