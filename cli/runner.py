@@ -175,7 +175,8 @@ def materialize(selection=None, tags: dict[str, str] | None = None, echo=None) -
         jobs=[dg.define_asset_job(RUN_JOB_NAME, selection=selection)],
         loggers=loggers,
     ).resolve_job_def(RUN_JOB_NAME)
-    echo(f"Running {selection or 'every asset'} (full log: {log_path})")
+    label = selection if selection is None or isinstance(selection, str) else "the selected assets"
+    echo(f"Running {label or 'every asset'} (full log: {log_path})")
     # dagster-dbt re-prints dbt's own log lines on stdout, MLflow logs and draws progress bars on
     # stderr: all of it belongs in the log file, beside the events.
     with (

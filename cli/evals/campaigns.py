@@ -8,8 +8,8 @@ uplift``, everyone else with ``base_rate``); run the pipeline from the landing z
 ``marts.campaign_results``; and compare the measured lift and its 95% interval with the planted
 one, in the planted segment and in the next largest segment, where nothing was planted.
 
-It changes the home it runs on (an extra campaign, orders in the landing zone and warehouse): run
-it on a demo home, not on one holding real data.
+It changes the home it runs on (an extra campaign, a month of orders in the landing zone and
+warehouse): run it once, on a demo home, not on one holding real data.
 """
 
 from __future__ import annotations
@@ -76,11 +76,14 @@ def evaluate(
     try:
         if not table_exists(con, "marts", "customer_360"):
             raise click.ClickException("marts.customer_360 is missing: run `c360 run` first")
-        if con.execute(
-            f"select count(*) from {campaigns.ASSIGNMENTS_TABLE} where campaign = ?", [campaign]
-        ).fetchone()[0]:
+        earlier = con.execute(
+            f"select any_value(campaign) from {campaigns.ASSIGNMENTS_TABLE} where campaign like 'eval_planted_%'"
+        ).fetchone()[0]
+        if earlier:
+            # Its planted orders moved the data's clock on by a month past the store and clickstream
+            # feeds; a second month would (rightly) fail their freshness gate.
             raise click.ClickException(
-                f"campaign {campaign} was already evaluated in this home: pass another --seed"
+                f"this home was already evaluated (campaign {earlier}): run the eval on a fresh demo home"
             )
         exported_at = campaigns.data_now(con)
         groups = campaigns.assign(con, campaign, EVAL_AUDIENCE_SQL, exported_at, holdout_share)

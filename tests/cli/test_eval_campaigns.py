@@ -34,8 +34,8 @@ def test_measured_intervals_cover_the_planted_lift_and_zero_where_nothing_was_pl
     assert null["covers_planted"] and null["covers_zero"], null
     assert report["holdout"] > 0 and report["treatment"] > 0
 
-    # Re-running the same campaign is refused rather than mixing two plantings.
-    again = CliRunner().invoke(main, ["eval", "campaigns", "--seed", "1"])
+    # A second planting is refused rather than mixed with the first.
+    again = CliRunner().invoke(main, ["eval", "campaigns", "--seed", "2"])
     assert again.exit_code != 0 and "already evaluated" in again.output
 
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
