@@ -51,3 +51,6 @@ def export_with_holdout(con, table: str, audience: str, config: CampaignConfig, 
         "held_out_rows": stats["held_out_rows"],
         "exported_at": str(exported_at),
     }
+
+
+ASSIGNMENTS_KEY = dg.AssetKey(["activation", "campaign_assignments"])
