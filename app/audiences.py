@@ -32,6 +32,7 @@ class AudienceFilter:
     clv_tiers: tuple[str, ...] = field(default_factory=tuple)
     risk_bands: tuple[str, ...] = field(default_factory=tuple)
     cluster_names: tuple[str, ...] = field(default_factory=tuple)
+    lifecycle_stages: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         if self.channel not in CONSENT_CHANNELS:
@@ -59,6 +60,13 @@ def audience_sql(spec: AudienceFilter, select: str) -> tuple[str, list]:
         joins.append("join marts.customer_segments s on s.customer_id = c.customer_id")
         where.append("s.segment_name in (select unnest(?))")
         params.append(list(spec.cluster_names))
+    if spec.lifecycle_stages:
+        # The lifecycle_stage tag (marts.customer_tags; rule in int_customer_tags_assigned.sql).
+        where.append(
+            "c.customer_id in (select customer_id from marts.customer_tags "
+            "where tag = 'lifecycle_stage' and value in (select unnest(?)))"
+        )
+        params.append(list(spec.lifecycle_stages))
     sql = f"select {select} from marts.customer_360 c {' '.join(joins)} where {' and '.join(where)}"
     return sql, params
 

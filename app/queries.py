@@ -475,3 +475,25 @@ def profile(stamp: tuple[str, float], customer_id: str) -> pd.DataFrame:
 def customer_rows(stamp: tuple[str, float], sql_name: str, customer_id: str) -> pd.DataFrame:
     sql = {"tags": TAGS_SQL, "churn": CHURN_SQL, "segment": SEGMENT_SQL, "purchases": PURCHASES_SQL}[sql_name]
     return run(stamp[0], sql, [customer_id])
+
+
+# ---- campaigns -----------------------------------------------------------------------------
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def campaign_results(stamp: tuple[str, float]) -> pd.DataFrame:
+    """Every campaign's lift, overall (breakdown 'all') and per segment, from marts.campaign_results."""
+    return run(
+        stamp[0],
+        "select * from marts.campaign_results "
+        "order by campaign, breakdown <> 'all', breakdown, treatment_people + holdout_people desc, segment",
+    )
+
+
+@st.cache_data(ttl=TTL, show_spinner=False)
+def lifecycle_stages(stamp: tuple[str, float]) -> pd.DataFrame:
+    return run(
+        stamp[0],
+        "select value as lifecycle_stage, count(*) as customers from marts.customer_tags "
+        "where tag = 'lifecycle_stage' group by 1 order by 2 desc",
+    )

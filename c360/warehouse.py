@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 
+from c360 import campaigns
 from c360.settings import Settings, get_settings
 
 SCHEMAS = ("raw", "staging", "intermediate", "marts", "ml", "quality", "activation", "privacy")
@@ -28,6 +29,8 @@ def connect(path: Path | str | None = None, read_only: bool = False, settings: S
     if not read_only:
         for schema in SCHEMAS:
             con.execute(f"create schema if not exists {schema}")
+        # Exists before any export, so dbt builds marts.campaign_results on a fresh warehouse.
+        campaigns.ensure_table(con)
     return con
 
 

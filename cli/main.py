@@ -12,7 +12,7 @@ import click
 from cli import app, generate, privacy, run
 from cli.bench import app_pages as bench_app
 from cli.bench import command as bench
-from cli.evals import churn, clv, identity, quality, recommendations, sentiment
+from cli.evals import campaigns, churn, clv, identity, quality, recommendations, sentiment
 
 
 @click.group(help="Customer 360: unify, clean, protect and model customer data.")
@@ -49,6 +49,7 @@ for command in (
     recommendations.eval_recs_command,
     churn.eval_churn_command,
     sentiment.eval_sentiment_command,
+    campaigns.eval_campaigns_command,
 ):
     eval_group.add_command(command)
 

@@ -151,8 +151,9 @@ def _run_loggers(log_path: Path, echo) -> dict:
     return {"c360_progress": c360_progress}
 
 
-def materialize(selection: str | None = None, tags: dict[str, str] | None = None, echo=None) -> RunSummary:
-    """Run every asset (or a Dagster selection string such as ``"key:marts/customer_360+"``),
+def materialize(selection=None, tags: dict[str, str] | None = None, echo=None) -> RunSummary:
+    """Run every asset (or a Dagster selection: a string such as ``"key:marts/customer_360+"`` or
+    an ``AssetSelection``),
     printing a line per step with ``echo`` (default: this process's stdout as it is now) and the
     full event log to ``$C360_HOME/logs/``."""
     import dagster as dg
@@ -174,7 +175,8 @@ def materialize(selection: str | None = None, tags: dict[str, str] | None = None
         jobs=[dg.define_asset_job(RUN_JOB_NAME, selection=selection)],
         loggers=loggers,
     ).resolve_job_def(RUN_JOB_NAME)
-    echo(f"Running {selection or 'every asset'} (full log: {log_path})")
+    label = selection if selection is None or isinstance(selection, str) else "the selected assets"
+    echo(f"Running {label or 'every asset'} (full log: {log_path})")
     # dagster-dbt re-prints dbt's own log lines on stdout, MLflow logs and draws progress bars on
     # stderr: all of it belongs in the log file, beside the events.
     with (

@@ -48,8 +48,13 @@ if stamp and ui.require(stamp, "marts.customer_360", what="Audiences"):
                 clusters = st.multiselect(
                     "Behaviour cluster", queries.clusters(stamp)["segment_name"].tolist()
                 )
+            stages = []
+            if not ui.missing(stamp, "marts.customer_tags"):
+                stages = st.multiselect(
+                    "Lifecycle stage", queries.lifecycle_stages(stamp)["lifecycle_stage"].tolist()
+                )
         spec = audiences.AudienceFilter(
-            channel, tuple(segments), tuple(clv_tiers), tuple(risk_bands), tuple(clusters)
+            channel, tuple(segments), tuple(clv_tiers), tuple(risk_bands), tuple(clusters), tuple(stages)
         )
         size = audience_size(stamp, spec)
         st.metric(f"Audience size (consented to {channel})", f"{size:,}")

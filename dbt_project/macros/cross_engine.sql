@@ -179,3 +179,8 @@ select explode(sequence({{ first }}, {{ last }}, interval {{ step_days }} days))
 {% macro unordered_list_agg(value) -%}{{ return(adapter.dispatch('unordered_list_agg', 'customer_360')(value)) }}{%- endmacro %}
 {% macro duckdb__unordered_list_agg(value) -%}list({{ value }}){%- endmacro %}
 {% macro default__unordered_list_agg(value) -%}collect_list({{ value }}){%- endmacro %}
+
+{# A timestamp plus a whole number of days. #}
+{% macro add_days(ts, days) -%}{{ return(adapter.dispatch('add_days', 'customer_360')(ts, days)) }}{%- endmacro %}
+{% macro duckdb__add_days(ts, days) -%}({{ ts }} + to_days(cast({{ days }} as integer))){%- endmacro %}
+{% macro default__add_days(ts, days) -%}timestampadd(DAY, {{ days }}, {{ ts }}){%- endmacro %}

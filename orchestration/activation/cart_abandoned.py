@@ -19,6 +19,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
+from orchestration.activation.holdout import CampaignConfig, export_with_holdout
 from orchestration.dbt.assets import dbt_key
 from orchestration.ingest.assets import raw_key
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
@@ -38,7 +39,7 @@ COLUMNS = [
 ]
 
 
-class CartAbandonedConfig(dg.Config):
+class CartAbandonedConfig(CampaignConfig):
     clock: Literal["event_time", "wall_clock"] = Field(
         default="event_time",
         description="What 'now' is: the latest event in raw.web_events (demo, replays) or the wall clock (production).",
@@ -111,20 +112,29 @@ def cart_abandoned_sql(now_sql: str, abandon_after_minutes: int, lookback_hours:
 
 
 def refresh_cart_abandoned(con, config: CartAbandonedConfig, wall_now: datetime | None = None) -> dict:
-    """Replace ``activation.cart_abandoned`` in one statement (readers see before or after)."""
+    """Replace ``activation.cart_abandoned`` in one transaction (readers see before or after):
+    the audience, less the campaign's holdout, exported at the audience's as-of time."""
     if config.clock == "wall_clock":
         now = (wall_now or datetime.now()).replace(microsecond=0)
         now_sql = f"timestamp '{now:%Y-%m-%d %H:%M:%S}'"
     else:
         now_sql = "(select max(occurred_at) from raw.web_events)"
     con.execute("create schema if not exists activation")
-    con.execute(
-        f"create or replace table {CART_ABANDONED_TABLE} as "
-        f"select *, '{config.clock}' as clock from ("
-        f"{cart_abandoned_sql(now_sql, config.abandon_after_minutes, config.lookback_hours)})"
-    )
-    rows, as_of = con.execute(f"select count(*), (select {now_sql}) from {CART_ABANDONED_TABLE}").fetchone()
-    return {"rows": int(rows), "as_of": str(as_of)}
+    con.execute("begin transaction")
+    try:
+        con.execute(
+            f"create or replace table {CART_ABANDONED_TABLE} as "
+            f"select *, '{config.clock}' as clock from ("
+            f"{cart_abandoned_sql(now_sql, config.abandon_after_minutes, config.lookback_hours)})"
+        )
+        as_of = con.execute(f"select {now_sql}").fetchone()[0]
+        holdout = export_with_holdout(con, CART_ABANDONED_TABLE, "cart_abandoned", config, as_of)
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    rows = con.execute(f"select count(*) from {CART_ABANDONED_TABLE}").fetchone()[0]
+    return {"rows": int(rows), "as_of": str(as_of), **holdout}
 
 
 @dg.asset(
@@ -157,6 +167,7 @@ def cart_abandoned(config: CartAbandonedConfig, warehouse: WarehouseResource) ->
             "dagster/row_count": stats["rows"],
             "as_of": stats["as_of"],
             "clock": config.clock,
+            **{k: v for k, v in stats.items() if k.startswith("campaign") or k == "held_out_rows"},
             "preview": dg.MetadataValue.md(
                 "| customer_id | cart_added_at | minutes_since_add | channel |\n|---|---|---|---|\n"
                 + "\n".join("| " + " | ".join(str(v) for v in row) + " |" for row in preview)

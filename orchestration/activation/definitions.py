@@ -3,6 +3,7 @@ e-mails), each holding consenting customers only."""
 
 import dagster as dg
 
+from orchestration.activation.assignments import campaign_assignments
 from orchestration.activation.cart_abandoned import cart_abandoned
 from orchestration.activation.recommendations_email import (
     recommendations_email,
@@ -11,6 +12,6 @@ from orchestration.activation.recommendations_email import (
 from orchestration.activation.retention import retention_high_risk
 
 defs = dg.Definitions(
-    assets=[retention_high_risk, cart_abandoned, recommendations_email],
+    assets=[retention_high_risk, cart_abandoned, recommendations_email, campaign_assignments],
     asset_checks=[recommendations_email_consented],
 )

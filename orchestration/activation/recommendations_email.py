@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from orchestration.activation.holdout import CampaignConfig, export_with_holdout
 from orchestration.dbt.assets import dbt_key
 from orchestration.privacy.checks import consent_check
 from orchestration.recommendations.assets import CUSTOMERS_TABLE, RECOMMENDATIONS_KEY
@@ -17,9 +18,10 @@ EMAIL_AUDIENCE_KEY = dg.AssetKey(["activation", "recommendations_email"])
     pool=WAREHOUSE_POOL,
     kinds={"duckdb"},
     description="Home-placement recommendations of customers with current email consent "
-    "(marts.customer_360.consent_email), for the email campaign export. No consent, no row.",
+    "(marts.customer_360.consent_email), for the email campaign export, less the campaign's "
+    "holdout (activation.campaign_assignments). No consent, no row.",
 )
-def recommendations_email(warehouse: WarehouseResource):
+def recommendations_email(config: CampaignConfig, warehouse: WarehouseResource):
     with warehouse.connect() as con:
         con.execute(
             f"""
@@ -31,10 +33,15 @@ def recommendations_email(warehouse: WarehouseResource):
             order by r.customer_id, r.rank
             """
         )
+        holdout = export_with_holdout(
+            con, "activation.recommendations_email", "recommendations_email", config
+        )
         rows, customers = con.execute(
             "select count(*), count(distinct customer_id) from activation.recommendations_email"
         ).fetchall()[0]
-    return dg.MaterializeResult(metadata={"dagster/row_count": int(rows), "customers": int(customers)})
+    return dg.MaterializeResult(
+        metadata={"dagster/row_count": int(rows), "customers": int(customers), **holdout}
+    )
 
 
 # No consent, no e-mail: the same gate as every audience the platform exports.

@@ -16,6 +16,7 @@ import pandas as pd
 from c360.warehouse import write_frame
 from ml import churn
 from orchestration import metadata
+from orchestration.activation.holdout import CampaignConfig, export_with_holdout
 from orchestration.churn.assets import CHURN_SCORES_KEY, SCORES_TABLE
 from orchestration.dbt.assets import dbt_key
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
@@ -84,22 +85,24 @@ def build_audience(candidates: pd.DataFrame) -> pd.DataFrame:
     pool=WAREHOUSE_POOL,
     kinds={"duckdb"},
     description="High churn-risk customers with the suggested retention action (call, coupon, "
-    "nothing) and a channel they consented to.",
+    "nothing) and a channel they consented to; the campaign's holdout is left out (activation.campaign_assignments).",
     metadata={"dagster/column_schema": metadata.column_schema(AUDIENCE_COLUMNS)},
 )
-def retention_high_risk(warehouse: WarehouseResource):
+def retention_high_risk(config: CampaignConfig, warehouse: WarehouseResource):
     with warehouse.connect(read_only=True) as con:
         candidates = con.execute(CANDIDATES_SQL).df()
     audience = build_audience(candidates)
     audience["created_at"] = datetime.now().replace(microsecond=0)
     with warehouse.connect() as con:
         write_frame(con, AUDIENCE_TABLE, audience, AUDIENCE_COLUMNS)
+        holdout = export_with_holdout(con, AUDIENCE_TABLE, "retention_high_risk", config)
     actions = audience["suggested_action"].value_counts().to_dict()
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(audience),
+            "dagster/row_count": len(audience) - holdout["held_out_rows"],
             "high_risk_customers": len(candidates),
             "left_out_without_consent": len(candidates) - len(audience),
             "actions": {a: int(actions.get(a, 0)) for a in ACTION_CHANNELS},
+            **holdout,
         }
     )

@@ -47,6 +47,17 @@ def test_audience_includes_only_customers_consented_to_the_channel(tiny_warehous
     assert audiences.audience_size(tiny_warehouse, audiences.AudienceFilter("phone")) == 1
 
 
+def test_audience_filters_on_the_lifecycle_stage_tag_and_still_needs_consent(tiny_warehouse):
+    con = duckdb.connect(tiny_warehouse)
+    con.execute(
+        "create table marts.customer_tags as select * from (values ('C1', 'lifecycle_stage', 'lapsed'), "
+        "('C2', 'lifecycle_stage', 'lapsed'), ('C4', 'lifecycle_stage', 'active')) t(customer_id, tag, value)"
+    )
+    con.close()
+    lapsed = audiences.AudienceFilter("email", lifecycle_stages=("lapsed",))
+    assert audiences.audience_rows(tiny_warehouse, lapsed)["customer_id"].tolist() == ["C1"]  # C2: no consent
+
+
 def test_audience_rejects_an_unknown_channel():
     with pytest.raises(ValueError, match="channel must be one of"):
         audiences.AudienceFilter("email or 1=1")
@@ -112,6 +123,11 @@ def test_demo_pages_queries_answer_on_the_demo_platform(demo_home):
     assert moves["customers"].sum() == len(
         queries.run(stamp[0], "select customer_id from marts.customer_rfm")
     )
+    # Every audience the demo run exported is a campaign with its overall row.
+    results = queries.campaign_results(stamp)
+    overall = results[results["breakdown"] == "all"]
+    assert {"retention_high_risk", "recommendations_email"} <= set(overall["campaign"])
+    assert (overall["treatment_people"] > 0).all()
     checks = queries.quality_checks(str(demo_home / "dagster"))
     assert (checks["kind"] == "quality gate").any()
     customer = queries.sample_customers(stamp, 1)[0]

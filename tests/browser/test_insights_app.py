@@ -23,6 +23,7 @@ PAGES = {
     "Recommendations": ["ml.cross_sell_rules", "ml.recommendations"],
     "Customer_lookup": ["marts.customer_360"],
     "Audiences": ["marts.customer_360"],
+    "Campaigns": ["marts.campaign_results"],
 }
 RENDERED = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 DATA = '[data-testid="stVegaLiteChart"] g.role-mark > *, [data-testid="stDataFrame"], [data-testid="stTable"]'

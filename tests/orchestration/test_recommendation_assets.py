@@ -168,10 +168,23 @@ def test_home_placement_is_personal_for_customers_with_history(materialized):
 def test_email_audience_holds_exactly_the_home_recommendations_of_consenting_customers(materialized):
     con = materialized["con"]
     audience = con.execute("select customer_id, rank, product_id from activation.recommendations_email").df()
+    # Everyone consenting, less the campaign's holdout (activation.campaign_assignments).
     expected = con.execute(
         "select r.customer_id, r.rank, r.product_id from ml.recommendations r "
-        "join marts.customer_360 c using (customer_id) where r.placement = 'home' and c.consent_email"
+        "join marts.customer_360 c using (customer_id) where r.placement = 'home' and c.consent_email "
+        "and r.customer_id not in (select customer_id from activation.campaign_assignments "
+        "where campaign = 'recommendations_email' and campaign_group = 'holdout')"
     ).df()
+    assigned = con.execute(
+        "select count(*) from activation.campaign_assignments where campaign = 'recommendations_email'"
+    ).fetchone()[0]
+    assert (
+        assigned
+        == con.execute(
+            "select count(distinct r.customer_id) from ml.recommendations r join marts.customer_360 c "
+            "using (customer_id) where r.placement = 'home' and c.consent_email"
+        ).fetchone()[0]
+    )
     assert len(audience) > 0
     key = ["customer_id", "rank"]
     pd.testing.assert_frame_equal(

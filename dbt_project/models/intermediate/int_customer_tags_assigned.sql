@@ -13,6 +13,11 @@
 -- behaviour  promotion              promo hunter (>= 40% of purchases with a promo) / promo responsive (>= 15%) / full price
 -- behaviour  activity               active 30d / active 90d / dormant (last seen before that) / never seen
 -- behaviour  segment                the behaviour cluster (marts.customer_segments)
+-- behaviour  lifecycle_stage        by purchases before the as-of date: new (first purchase < 90 days ago) /
+--                                   won back (latest < 90 days ago after a gap of >= 180 days) /
+--                                   active (latest < 90 days ago) / at risk (90-179 days) /
+--                                   lapsed (>= 180 days); no purchase, no tag. Campaign audiences
+--                                   filter on it and campaign_results breaks lift down by it.
 -- interest   category               one tag per top-3 category by spend
 -- value      rfm_segment            the RFM-8 segment
 -- value      clv_tier               platinum / gold / silver / bronze
@@ -59,6 +64,14 @@ rules as (
                 when cast(last_seen_at as date) >= as_of_date - 90 then 'active 90d'
                 else 'dormant' end{% endcall %},
             {% call tag_rule('behaviour', 'segment') %}segment_name{% endcall %},
+            {% call tag_rule('behaviour', 'lifecycle_stage') %}case
+                when last_purchase_at is null then null
+                when cast(first_purchase_at as date) > as_of_date - 90 then 'new'
+                when cast(last_purchase_at as date) > as_of_date - 90
+                    and {{ days_between('cast(previous_purchase_at as date)', 'cast(last_purchase_at as date)') }} >= 180 then 'won back'
+                when cast(last_purchase_at as date) > as_of_date - 90 then 'active'
+                when cast(last_purchase_at as date) > as_of_date - 180 then 'at risk'
+                else 'lapsed' end{% endcall %},
             {% call tag_rule('value', 'rfm_segment') %}rfm_segment{% endcall %},
             {% call tag_rule('value', 'clv_tier') %}clv_tier{% endcall %},
             {% call tag_rule('value', 'big_spender') %}case when avg_order_value >= top_decile then 'yes' end{% endcall %},

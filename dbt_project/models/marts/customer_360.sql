@@ -94,6 +94,20 @@ value as (
     group by customer_id
 ),
 
+-- The purchase before the latest: the gap between them tells a won-back customer (lifecycle tag).
+previous as (
+    select customer_id, max(purchased_at) as previous_purchase_at
+    from (
+        select
+            customer_id,
+            purchased_at,
+            row_number() over (partition by customer_id order by purchased_at desc, purchase_id desc) as recency
+        from purchases
+    ) as ranked
+    where recency = 2
+    group by customer_id
+),
+
 final as (
     select
         c.customer_id,
@@ -121,6 +135,7 @@ final as (
         v.avg_order_value,
         v.first_purchase_at,
         v.last_purchase_at,
+        pp.previous_purchase_at,
         r.r_score,
         r.f_score,
         r.m_score,
@@ -166,6 +181,7 @@ final as (
     cross join as_of a
     left join profile p using (customer_id)
     left join value v using (customer_id)
+    left join previous pp using (customer_id)
     left join rfm r using (customer_id)
     left join clv l using (customer_id)
     left join consent k using (customer_id)
