@@ -34,12 +34,14 @@ BIN = Path(sys.executable).parent
 VIEWPORT = {"width": 1400, "height": 900}
 START_TIMEOUT_S = 240
 PAGE_TIMEOUT_MS = 180_000
-# Dagster's "Join the Dagster community" dialog (useStateWithStorage('communityNux')) and MLflow's
-# assistant panel, which opens itself on the first visit (useLocalStorage keys end in _v<version>).
+# Dagster's "Join the Dagster community" dialog (useStateWithStorage('communityNux')); MLflow's
+# assistant panel, which opens itself on the first visit, and its GenAI sidebar, the default
+# (useLocalStorage keys end in _v<version>): the pictures are of model training.
 FIRST_RUN_FLAGS = """
 localStorage.setItem('communityNux', '"1"');
 localStorage.setItem('mlflow.assistant.fab.autoOpenedOnFirstLoad_v1', 'true');
 localStorage.setItem('mlflow.assistant.panelOpen_v1', 'false');
+localStorage.setItem('mlflow.workflowType_v1', '"machine_learning"');
 """
 APP_RENDERED = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 APP_DATA = '[data-testid="stVegaLiteChart"] g.role-mark > *, [data-testid="stDataFrame"] canvas, [data-testid="stTable"]'
@@ -51,6 +53,7 @@ class Shot:
     server: str  # app, dagster or mlflow
     path: Callable[[dict], str]  # from the facts of the home (model run ids) to the url path
     ready: Callable  # (page) -> None, returns once the page shows what the picture is for
+    settle_ms: int = 2500  # then wait: the UIs poll and animate, so "network idle" may never come
 
 
 def app_ready(page) -> None:
@@ -83,6 +86,7 @@ SHOTS = [
         "mlflow",
         lambda facts: f"/#/experiments/{facts['experiment_id']}/runs/{facts['run_id']}",
         text_ready("Datasets", "Registered models"),
+        settle_ms=6000,  # the run page fills its side panel (child runs, prompts) last
     ),
 ]
 
@@ -176,6 +180,7 @@ def save_reduced(png: bytes, target: Path) -> None:
 
 
 def take(home: Path, out: Path, only: set[str]) -> list[Path]:
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
     shots = [s for s in SHOTS if not only or Path(s.file).stem in only]
@@ -207,8 +212,14 @@ def take(home: Path, out: Path, only: set[str]) -> list[Path]:
                 context.add_init_script(FIRST_RUN_FLAGS)
                 page = context.new_page()
                 page.goto(bases[shot.server] + shot.path(facts))
-                shot.ready(page)
-                page.wait_for_timeout(2500)  # the UIs poll and animate, so "network idle" may never come
+                try:
+                    shot.ready(page)
+                except PlaywrightError as exc:
+                    page.screenshot(path=str(logs / shot.file))
+                    raise SystemExit(
+                        f"{shot.file}: {exc.message.splitlines()[0]} (what it showed: {logs / shot.file})"
+                    )
+                page.wait_for_timeout(shot.settle_ms)
                 no_dialog(page, shot.file)
                 target = out / shot.file
                 save_reduced(page.screenshot(), target)
