@@ -44,6 +44,8 @@ def served(model_uri: str, home: Path, log: Path):
     ``/health`` answers, and kills the group at the end."""
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri(home), "C360_HOME": str(home)}
+    # The server runs `uvicorn` by name: the virtualenv's, even when pytest was started by path.
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     command = [str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     with log.open("w") as out:
