@@ -10,7 +10,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 CUSTOMERS ?= 20000
 SEED ?= 42
 
-.PHONY: install demo test test-spark ui bench lint clean
+.PHONY: install demo test test-spark ui bench screenshots lint clean
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -67,7 +67,12 @@ BENCH_ARGS ?=
 bench: install
 	$(BIN)/c360 bench $(foreach s,$(BENCH_SCALES),--scale $(s)) --results benchmarks/results.json $(BENCH_ARGS)
 
-LINTED := c360 ml expectations orchestration cli app tests
+# The README's pictures (docs/screenshots) retaken from $(C360_HOME), a `make demo` home, in headless
+# Chromium; by hand after a UI change (scripts/screenshots.py --only NAME for one).
+screenshots: install
+	$(BIN)/python scripts/screenshots.py --home $(C360_HOME) --out docs/screenshots
+
+LINTED := c360 ml expectations orchestration cli app scripts tests
 lint: install
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)

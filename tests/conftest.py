@@ -59,6 +59,46 @@ def demo_home(tmp_path_factory, worker_id) -> Path:
 
 
 @pytest.fixture(scope="session")
+def demo_copy(demo_home, tmp_path_factory):
+    """``demo_copy(*parts)``: a private copy of parts of the demo home (default: the warehouse and
+    the MLflow store) in a new C360_HOME folder, for tests that change it or check that nothing
+    did. MLflow's store names artifact folders and dataset sources by absolute path, so the
+    copy's are rewritten to point into the copy: reading its models never touches the shared home
+    (loading a registered model from a local store writes a ``registered_model_meta`` file
+    beside it)."""
+    import shutil
+    import sqlite3
+
+    def copy(*parts: str) -> Path:
+        home = tmp_path_factory.mktemp("demo_copy") / "c360"
+        home.mkdir()
+        for part in parts or ("warehouse.duckdb", "mlflow"):
+            source = demo_home / part
+            if source.is_dir():
+                shutil.copytree(source, home / part)
+            else:
+                shutil.copy2(source, home / part)
+        store = home / "mlflow" / "mlflow.db"
+        if store.exists():
+            con = sqlite3.connect(store)
+            try:
+                tables = [t for (t,) in con.execute("select name from sqlite_master where type = 'table'")]
+                for table in tables:
+                    for column in [row[1] for row in con.execute(f'pragma table_info("{table}")')]:
+                        con.execute(
+                            f'update "{table}" set "{column}" = replace("{column}", ?, ?) '
+                            f'where typeof("{column}") = \'text\' and instr("{column}", ?) > 0',
+                            (str(demo_home), str(home), str(demo_home)),
+                        )
+                con.commit()
+            finally:
+                con.close()
+        return home
+
+    return copy
+
+
+@pytest.fixture(scope="session")
 def dbt_run():
     """``dbt_run(target_path, select, *args)``: ``dbt run`` in this process (dbtRunner costs ~0.3 s
     a call after the first, the CLI 6-8 s), with its own target path so the project's
