@@ -5,7 +5,10 @@ Portuguese ones): stars 1-2 are ``negative``, 3 ``neutral``, 4-5 ``positive``. W
 carry the vocabulary; character n-grams (within word boundaries) absorb typos, missing accents
 and Portuguese inflection. The continuous score is ``P(positive) - P(negative)`` in [-1, 1].
 
-Texts without stars (service tickets) are scored by the model trained on reviews. Where fewer
+Texts without stars (service tickets) are scored by the model trained on reviews. Each unique
+text is tokenised once: ``fit_and_score`` (the asset's path) trains, evaluates on held-out
+reviews and scores every text from one TF-IDF pass, and repeated (templated) texts are scored
+once. Where fewer
 than ``MIN_TRAINING_REVIEWS`` labelled texts exist, ``train_sentiment`` raises
 ``NotEnoughReviews`` and callers pass ``model=None`` to ``score_texts`` / ``label_texts``, which
 then use a small built-in English/Portuguese lexicon. Empty or missing text scores 0 and has no
@@ -348,8 +351,9 @@ def olist_scores(src: Path | None = None) -> dict:
 def sentiment_scores(
     texts: Sequence, stars: Sequence, olist_src: Path | None = None, olist: bool = True
 ) -> dict:
-    """``{"generated": {...}, "olist": {...}}``, each with accuracy, macro-F1 and baselines: shared
-    by the ``ml/text_sentiment`` asset (its metadata) and ``c360 eval sentiment``."""
+    """``{"generated": {...}, "olist": {...}}``, each with accuracy, macro-F1 and baselines, for
+    ``c360 eval sentiment``. The ``ml/text_sentiment`` asset gets the same ``generated`` figures
+    from ``fit_and_score`` (same split, same fits) without tokenising the texts again."""
     payload = {"generated": evaluate_or_reason(texts, stars)}
     if olist:
         payload["olist"] = olist_scores(olist_src)
