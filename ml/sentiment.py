@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 from sklearn.base import clone
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from sklearn.model_selection import train_test_split
@@ -105,14 +105,47 @@ def _enough(y: np.ndarray) -> None:
         )
 
 
-def _vectorise(vectoriser: FeatureUnion, uniques: list[str], fit_ids: np.ndarray):
+def _fit_tfidf(vectoriser: TfidfVectorizer, fit_texts: list[str], rows: np.ndarray, rest_texts: list[str]):
+    """Fit ``vectoriser`` on distinct texts that stand for ``rows[i]`` rows each, exactly as if it
+    were fitted on the rows (document frequencies, ``min_df`` and IDF count rows), tokenising each
+    text once. Returns the TF-IDF matrices of ``fit_texts`` and ``rest_texts``."""
+    counter = CountVectorizer(
+        **{k: v for k, v in vectoriser.get_params().items() if k in CountVectorizer().get_params()}
+    ).set_params(min_df=1, max_df=1.0, max_features=None)
+    counts = counter.fit_transform(fit_texts)
+    n_rows = int(rows.sum())
+    document_frequency = np.asarray((counts > 0).T @ rows).ravel()
+    min_df = vectoriser.min_df if isinstance(vectoriser.min_df, int) else vectoriser.min_df * n_rows
+    max_df = vectoriser.max_df if isinstance(vectoriser.max_df, int) else vectoriser.max_df * n_rows
+    keep = np.flatnonzero((document_frequency >= min_df) & (document_frequency <= max_df))
+    if not len(keep):
+        raise ValueError("no term is frequent enough to train on; add reviews or lower min_df")
+    terms = sorted(counter.vocabulary_, key=counter.vocabulary_.get)
+    vectoriser.vocabulary_ = {terms[i]: j for j, i in enumerate(keep)}
+    vectoriser.fixed_vocabulary_ = False
+    smooth = int(vectoriser.smooth_idf)
+    vectoriser.idf_ = np.log((n_rows + smooth) / (document_frequency[keep] + smooth)) + 1.0
+    # The weighting the idf_ setter built; vectoriser.transform(fit_texts) would tokenise them again.
+    fitted = vectoriser._tfidf.transform(counts[:, keep].astype(np.float64))
+    rest = vectoriser.transform(rest_texts) if rest_texts else None
+    return fitted, rest
+
+
+def _vectorise(vectoriser: FeatureUnion, uniques: list[str], fit_codes: np.ndarray):
     """The TF-IDF matrix of every unique text (row i = ``uniques[i]``) from one pass: the
-    vocabulary and IDF are fitted on ``fit_ids`` (the training texts), the rest transformed."""
-    fit_ids = np.unique(fit_ids)
+    vocabulary and IDF are fitted on the training rows ``fit_codes`` (indices into ``uniques``,
+    repeated as often as the text occurs), the other texts transformed."""
+    fit_ids, rows = np.unique(fit_codes, return_counts=True)
     rest = np.setdiff1d(np.arange(len(uniques)), fit_ids, assume_unique=True)
-    blocks = [vectoriser.fit_transform([uniques[i] for i in fit_ids])]
+    fit_texts, rest_texts = [uniques[i] for i in fit_ids], [uniques[i] for i in rest]
+    fitted, others = [], []
+    for _, part in vectoriser.transformer_list:
+        fit_part, rest_part = _fit_tfidf(part, fit_texts, rows, rest_texts)
+        fitted.append(fit_part)
+        others.append(rest_part)
+    blocks = [sparse.hstack(fitted, format="csr")]
     if len(rest):
-        blocks.append(vectoriser.transform([uniques[i] for i in rest]))
+        blocks.append(sparse.hstack(others, format="csr"))
     position = np.empty(len(uniques), dtype=int)
     position[np.concatenate([fit_ids, rest])] = np.arange(len(uniques))
     return sparse.vstack(blocks, format="csr")[position]
