@@ -1,11 +1,11 @@
 """Churn risk as Dagster assets: train (``ml/churn_model``) and score (``ml/churn_scores``).
 
 ``ml/churn_model`` reads the point-in-time feature snapshots that dbt builds in
-``features.churn_features`` and calls ``ml.churn.train``: a logistic-regression baseline and a
-calibrated HistGradientBoosting model fitted on the earlier snapshots and validated on the
-latest snapshot whose 90-day label window is over; the better one by validation ROC-AUC is
-refitted on every labelled snapshot, logged to MLflow with its metrics, plots, signature and
-lineage, and registered as a new version of ``churn`` with alias ``challenger``. The blocking
+``features.churn_features`` and calls ``ml.churn.train``: a HistGradientBoosting model
+(calibrated on a held-out slice of its training rows) fitted on the earlier snapshots and
+validated on the latest snapshot whose 90-day label window is over (with ``kinds`` naming more
+than one estimator, the best by validation ROC-AUC); it is refitted on every labelled snapshot,
+logged to MLflow with its metrics, plots, signature and lineage, and registered as a new version of ``churn`` with alias ``challenger``. The blocking
 check ``churn_champion_gate`` (orchestration/model_lifecycle.py) promotes it.
 
 ``ml/churn_scores`` scores every customer at the latest as-of date with ``models:/churn@champion``.
@@ -53,7 +53,8 @@ class ChurnTrainingConfig(dg.Config):
         "snapshot whose label window is over. Training uses snapshots at least the horizon before it.",
     )
     kinds: list[str] = Field(
-        default=list(churn.KINDS), description="Estimators compared (ml.churn.estimator kinds)."
+        default=list(churn.DEFAULT_KINDS),
+        description=f"Estimators compared (ml.churn.estimator kinds, of {list(churn.KINDS)}).",
     )
     refit_on_all_labelled: bool = Field(
         default=True,
@@ -111,9 +112,9 @@ def _comparison_table(reports: dict) -> dg.MetadataValue:
     group_name="ml",
     pool=WAREHOUSE_POOL,
     kinds={"mlflow", "scikitlearn", "python"},
-    description="Churn model (no purchase in the next 90 days): logistic-regression baseline vs "
-    "calibrated HistGradientBoosting on a time split of features.churn_features; the better one is "
-    "refitted on every labelled snapshot, logged to MLflow and registered as `churn` (@challenger).",
+    description="Churn model (no purchase in the next 90 days): HistGradientBoosting calibrated on a "
+    "held-out slice, validated on a time split of features.churn_features, refitted on every "
+    "labelled snapshot, logged to MLflow and registered as `churn` (@challenger).",
 )
 def churn_model(context: dg.AssetExecutionContext, config: ChurnTrainingConfig, warehouse: WarehouseResource):
     options = config.options()

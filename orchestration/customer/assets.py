@@ -63,20 +63,21 @@ def text_sentiment(context: dg.AssetExecutionContext, config: SentimentConfig, w
     get_settings().ensure_dirs()
     with warehouse.connect(read_only=True) as con:
         texts = con.execute(f"select source, record_id, customer_id, text, stars from {TEXTS_TABLE}").df()
-    reviews = texts[texts["source"] == "product_reviews"]
-    try:
-        model = sentiment.train_sentiment(reviews["text"], reviews["stars"])
-        scorer = "tfidf_logistic_regression"
-    except sentiment.NotEnoughReviews as exc:
-        context.log.warning(str(exc))
-        model, scorer = None, "lexicon"
-    labelled = reviews[reviews["stars"].notna() & reviews["text"].fillna("").str.strip().ne("")]
-    evaluation = sentiment.sentiment_scores(labelled["text"], labelled["stars"], olist=config.evaluate_olist)
+    # Only reviews train; one TF-IDF pass over the unique texts trains, evaluates and scores.
+    stars = texts["stars"].where(texts["source"] == "product_reviews")
+    fitted = sentiment.fit_and_score(texts["text"], stars)
+    if fitted["model"] is None:
+        context.log.warning(fitted["evaluation"]["skipped"])
+    scorer = "lexicon" if fitted["model"] is None else "tfidf_logistic_regression"
+    labelled = texts[stars.notna() & texts["text"].fillna("").str.strip().ne("")]
+    evaluation = {"generated": fitted["evaluation"]}
+    if config.evaluate_olist:
+        evaluation["olist"] = sentiment.olist_scores()
     metrics = sentiment.flat_metrics(evaluation)
 
     scored = texts[["source", "record_id", "customer_id"]].copy()
-    scored["sentiment"] = sentiment.score_texts(model, texts["text"])
-    scored["label"] = sentiment.label_texts(model, texts["text"])
+    scored["sentiment"] = fitted["scores"]
+    scored["label"] = fitted["labels"]
     label_counts = {str(k): int(v) for k, v in scored["label"].value_counts().items()}
 
     experiment_id = registry.use_experiment(SENTIMENT_EXPERIMENT)

@@ -207,6 +207,22 @@ def test_risk_band_thresholds(p, band):
     assert churn.risk_band(p) == band
 
 
+def test_calibration_fits_one_classifier_and_maps_it_on_held_out_rows(trained):
+    _, _, result = trained
+    for kind in churn.KINDS:
+        calibrated = result["models"][kind][-1]
+        # One model to fit and to score with, not an average of cross-validation folds.
+        assert len(calibrated.calibrated_classifiers_) == 1
+        assert calibrated.cv.get_n_splits() == 1 and calibrated.cv.test_size == churn.CALIBRATION_SHARE
+
+
+def test_risk_bands_of_an_array_match_risk_band():
+    p = np.array([0.0, 0.19, 0.2, 0.49, 0.5, 0.73, 1.0])
+    assert churn.risk_bands(p).tolist() == [churn.risk_band(x) for x in p]
+    with pytest.raises(ValueError, match="must be in"):
+        churn.risk_bands(np.array([0.3, 1.2]))
+
+
 def test_risk_band_refuses_a_non_probability():
     with pytest.raises(ValueError, match="must be in"):
         churn.risk_band(1.2)
@@ -331,7 +347,7 @@ def test_training_on_all_null_columns_drops_them_and_serves_every_feature(orders
     # Boosted trees crash on an all-NaN column ("window shape cannot be larger than input array").
     result = churn.train(orders_only_table, churn.TrainingOptions(refit_on_all_labelled=False))
     assert set(result["dropped_features"]) == set(EMPTY_WITHOUT_SOURCES + ZERO_WITHOUT_SOURCES)
-    assert set(result["metrics"]) == set(churn.KINDS)
+    assert set(result["metrics"]) == set(churn.DEFAULT_KINDS) == {"hgb"}
     assert result["metrics"][result["best_kind"]]["roc_auc"] > 0.6
     # The model still takes every feature (the served signature), whatever the values there.
     latest = orders_only_table[orders_only_table[churn.AS_OF] == orders_only_table[churn.AS_OF].max()].head(

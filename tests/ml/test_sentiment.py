@@ -120,6 +120,30 @@ def test_evaluation_reports_accuracy_macro_f1_baseline_and_confusion_matrix():
     assert result["labels"] == ["negative", "neutral", "positive"]
 
 
+def test_fit_and_score_scores_each_text_once_like_the_model_it_returns():
+    texts, stars = english_reviews(500)
+    tickets = ["my parcel never arrived", "thanks, resolved quickly", "", None, "my parcel never arrived"]
+    result = sentiment.fit_and_score(texts + tickets, stars + [None] * len(tickets))
+    model = result["model"]
+    assert isinstance(model, Pipeline) and set(model.classes_) == set(sentiment.LABELS)
+    np.testing.assert_allclose(result["scores"], sentiment.score_texts(model, texts + tickets))
+    assert result["labels"] == sentiment.label_texts(model, texts + tickets)
+    # The same text always gets the same score; empty ones 0 and no label.
+    assert result["scores"][-5] == result["scores"][-1] < 0
+    assert result["labels"][-3:-1] == [None, None] and result["scores"][-3] == 0.0
+    # Its held-out evaluation is the one `c360 eval sentiment` reports for the same reviews.
+    assert result["evaluation"] == sentiment.evaluate_sentiment(texts, stars)
+    assert result["evaluation"]["n_test"] == 100
+
+
+def test_fit_and_score_falls_back_to_the_lexicon_with_too_few_reviews():
+    texts, stars = english_reviews(sentiment.MIN_TRAINING_REVIEWS - 1)
+    result = sentiment.fit_and_score(texts, stars)
+    assert result["model"] is None and "need at least 200" in result["evaluation"]["skipped"]
+    np.testing.assert_allclose(result["scores"], sentiment.score_texts(None, texts))
+    assert result["labels"] == sentiment.label_texts(None, texts)
+
+
 def test_olist_held_out_accuracy_beats_the_majority_baseline_clearly():
     if not (olist_dir() / "olist_order_reviews_dataset.csv").exists():
         pytest.skip(f"Olist sample not found at {olist_dir()} (set C360_OLIST_DIR; it is not in the repo)")
