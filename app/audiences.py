@@ -4,7 +4,10 @@ customer id and the masked contact only, and every export is logged (who, when, 
 count; no personal data) to ``$C360_HOME/reports/audience_exports.jsonl``.
 
 The app's warehouse connection is read-only (the pipeline is the one writer), so the log is a
-file rather than a table.
+file rather than a table. The one write is an export's campaign assignment
+(``activation.campaign_assignments``): the export opens a short writer connection, which waits
+for the pipeline's lock like any writer, assigns the audience's new people to treatment or
+holdout (``c360.campaigns.assign``) and leaves the holdout out of the file.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 from queries import CONSENT_CHANNELS, run
+
+from c360 import campaigns
+from c360.warehouse import connect
 
 # The contact a channel reaches, masked; push goes to the app by customer id.
 CHANNEL_CONTACT = {"email": "email_masked", "sms": "phone_masked", "phone": "phone_masked", "push": None}
@@ -90,11 +96,47 @@ def audience_csv(rows: pd.DataFrame) -> bytes:
     return rows[["customer_id", "channel", "contact_masked"]].to_csv(index=False).encode()
 
 
-def export(path: str, reports_dir: Path, spec: AudienceFilter, user: str | None = None) -> bytes:
-    """The audience as CSV bytes, logged. Called when the user clicks export."""
+def default_campaign(spec: AudienceFilter) -> str:
+    """The campaign id an export uses unless the user names one: the channel and today's date,
+    so exports of one day to one channel form one campaign (and keep everyone's group)."""
+    return f"app-{spec.channel}-{datetime.now():%Y-%m-%d}"
+
+
+def export(
+    path: str,
+    reports_dir: Path,
+    spec: AudienceFilter,
+    user: str | None = None,
+    campaign: str | None = None,
+    holdout_share: float = campaigns.DEFAULT_HOLDOUT_SHARE,
+) -> bytes:
+    """The audience's treatment group as CSV bytes, logged. Called when the user clicks export.
+
+    The audience's people not yet in ``campaign`` are assigned first (stratified, stable across
+    re-exports); the campaign's holdout never leaves in the file.
+    """
     rows = audience_rows(path, spec)
+    campaign = campaign or default_campaign(spec)
+    with connect(path) as con:
+        con.register("app_audience", rows[["customer_id"]])
+        groups = campaigns.assign(
+            con,
+            campaign,
+            "select customer_id from app_audience",
+            datetime.now().replace(microsecond=0),
+            holdout_share,
+        )
+        held = {
+            customer
+            for (customer,) in con.execute(
+                f"select customer_id from {campaigns.ASSIGNMENTS_TABLE} "
+                "where campaign = ? and campaign_group = 'holdout'",
+                [campaign],
+            ).fetchall()
+        }
+    rows = rows[~rows["customer_id"].isin(held)]
     csv = audience_csv(rows)
-    log_export(reports_dir, spec, len(rows), csv, user)
+    log_export(reports_dir, spec, len(rows), csv, user, campaign=campaign, groups=groups)
     return csv
 
 
@@ -103,7 +145,13 @@ def who() -> str:
 
 
 def log_export(
-    reports_dir: Path, spec: AudienceFilter, rows: int, csv: bytes, user: str | None = None
+    reports_dir: Path,
+    spec: AudienceFilter,
+    rows: int,
+    csv: bytes,
+    user: str | None = None,
+    campaign: str | None = None,
+    groups: dict | None = None,
 ) -> dict:
     """Append one line to the export log: no customer ids or contacts, only what was asked and
     how many rows left (the file's digest lets an auditor match a file to its line)."""
@@ -113,6 +161,9 @@ def log_export(
         "filters": asdict(spec),
         "rows": int(rows),
         "sha256": hashlib.sha256(csv).hexdigest(),
+        "campaign": campaign,
+        "treatment": (groups or {}).get("treatment"),
+        "holdout": (groups or {}).get("holdout"),
     }
     reports_dir.mkdir(parents=True, exist_ok=True)
     with (reports_dir / EXPORT_LOG).open("a", encoding="utf-8") as log:

@@ -60,14 +60,21 @@ if stamp and ui.require(stamp, "marts.customer_360", what="Audiences"):
         st.metric(f"Audience size (consented to {channel})", f"{size:,}")
         ui.table(audience_preview(stamp, spec))
         reports, user = get_settings().reports, audiences.who()
+        campaign_column, share_column = st.columns(2)
+        campaign = campaign_column.text_input("Campaign", audiences.default_campaign(spec))
+        holdout = share_column.slider(
+            "Holdout (not contacted, to measure the effect)", 0, 50, 10, format="%d%%"
+        )
         st.download_button(
             "Export CSV",
-            lambda: audiences.export(stamp[0], reports, spec, user),
+            lambda: audiences.export(stamp[0], reports, spec, user, campaign, holdout / 100),
             file_name=f"audience_{channel}.csv",
             mime="text/csv",
             disabled=size == 0,
             on_click="ignore",
         )
         st.caption(
-            f"Each export is logged (who, when, filters, row count) in `{reports / audiences.EXPORT_LOG}`."
+            f"Each export is logged (who, when, filters, row count) in `{reports / audiences.EXPORT_LOG}`. "
+            "The campaign's holdout is stored in `activation.campaign_assignments` and left out of the "
+            "file; the Campaigns page compares the two groups."
         )

@@ -27,12 +27,12 @@ def tiny_warehouse(tmp_path) -> str:
     con.execute("create schema marts")
     con.execute(
         """create table marts.customer_360 as select * from (values
-        ('C1', 'a***@x.com', '***1111', 'important value', 'gold', true, false, true, false, 'tok1', 'h1'),
-        ('C2', 'b***@x.com', '***2222', 'important value', 'gold', false, true, false, false, 'tok2', 'h2'),
-        ('C3', null, '***3333', 'general win-back', 'bronze', true, true, true, true, 'tok3', 'h3'),
-        ('C4', 'd***@x.com', null, 'general win-back', 'gold', true, null, null, null, 'tok4', 'h4'))
+        ('C1', 'a***@x.com', '***1111', 'important value', 'gold', true, false, true, false, 'tok1', 'h1', 'low'),
+        ('C2', 'b***@x.com', '***2222', 'important value', 'gold', false, true, false, false, 'tok2', 'h2', 'low'),
+        ('C3', null, '***3333', 'general win-back', 'bronze', true, true, true, true, 'tok3', 'h3', 'high'),
+        ('C4', 'd***@x.com', null, 'general win-back', 'gold', true, null, null, null, 'tok4', 'h4', 'high'))
         t(customer_id, email_masked, phone_masked, rfm_segment, clv_tier, consent_email, consent_sms,
-          consent_push, consent_phone, email_enc, email_hash)"""
+          consent_push, consent_phone, email_enc, email_hash, churn_risk_band)"""
     )
     con.close()
     return str(path)
@@ -77,6 +77,52 @@ def test_export_holds_id_and_masked_contact_and_logs_no_personal_data(tiny_wareh
     entry = json.loads(line)
     assert entry["user"] == "analyst" and entry["rows"] == 2 and entry["filters"]["channel"] == "email"
     assert "C1" not in line and "a***" not in line
+
+
+def test_export_holds_out_a_stable_stratified_share_of_the_campaign(tmp_path):
+    path = str(tmp_path / "warehouse.duckdb")
+    con = duckdb.connect(path)
+    con.execute("create schema marts")
+    con.execute(
+        "create table marts.customer_360 as select 'C' || lpad(i::varchar, 3, '0') as customer_id, "
+        "'x***@y.com' as email_masked, null::varchar as phone_masked, "
+        "case when i % 2 = 0 then 'important value' else 'general win-back' end as rfm_segment, "
+        "'gold' as clv_tier, true as consent_email, false as consent_sms, false as consent_push, "
+        "false as consent_phone, 'high' as churn_risk_band from range(40) t(i)"
+    )
+    con.close()
+    reports = tmp_path / "reports"
+    spec = audiences.AudienceFilter("email")
+
+    def exported(campaign: str) -> list[str]:
+        csv = audiences.export(path, reports, spec, "analyst", campaign, holdout_share=0.25)
+        return [line.split(",")[0] for line in csv.decode().splitlines()[1:]]
+
+    first = exported("spring")
+    con = duckdb.connect(path, read_only=True)
+    groups = con.execute(
+        "select rfm_segment, campaign_group, count(*) from activation.campaign_assignments "
+        "where campaign = 'spring' group by all order by all"
+    ).fetchall()
+    held = {
+        c
+        for (c,) in con.execute(
+            "select customer_id from activation.campaign_assignments where campaign_group = 'holdout'"
+        ).fetchall()
+    }
+    con.close()
+    # 20 people in each stratum: 5 held out of each, and none of them in the file.
+    assert groups == [
+        ("general win-back", "holdout", 5),
+        ("general win-back", "treatment", 15),
+        ("important value", "holdout", 5),
+        ("important value", "treatment", 15),
+    ]
+    assert len(first) == 30 and not set(first) & held
+    assert exported("spring") == first  # a re-export keeps everyone's group
+    assert exported("summer") != first  # another campaign draws its own holdout
+    entry = json.loads((reports / audiences.EXPORT_LOG).read_text().splitlines()[0])
+    assert (entry["campaign"], entry["treatment"], entry["holdout"], entry["rows"]) == ("spring", 30, 10, 30)
 
 
 def test_results_never_carry_encrypted_or_hashed_columns(tiny_warehouse):
