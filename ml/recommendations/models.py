@@ -133,16 +133,25 @@ def holdout_last_per_user(
 
 
 def top_k_from_scores(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Best ``k`` columns per row of a dense score block; ``-inf`` entries are never chosen."""
+    """Best ``k`` columns per row of a dense score block, ties broken by the lower column
+    index (so a ranking is reproducible whatever computed it); ``-inf`` entries are never
+    chosen."""
     n_rows, n_cols = scores.shape
     take = min(k, n_cols)
-    part = (
-        np.argpartition(-scores, take - 1, axis=1)[:, :take]
-        if take < n_cols
-        else np.tile(np.arange(n_cols), (n_rows, 1))
-    )
+    if take < n_cols:
+        part = np.argpartition(-scores, take - 1, axis=1)[:, :take]
+        kth = np.take_along_axis(scores, part, axis=1).min(axis=1, initial=np.inf)
+        # argpartition picks arbitrarily among scores equal to the k-th: redo those rows in
+        # index order (rare once scores carry the popularity tie-break).
+        tied = np.flatnonzero(np.count_nonzero(scores >= kth[:, None], axis=1) > take)
+        for row in tied:
+            candidates = np.flatnonzero(scores[row] >= kth[row])
+            order = np.lexsort((candidates, -scores[row, candidates]))
+            part[row] = candidates[order[:take]]
+    else:
+        part = np.tile(np.arange(n_cols), (n_rows, 1))
     part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
+    order = np.lexsort((part, -part_scores), axis=1)
     idx = np.take_along_axis(part, order, axis=1)
     top_scores = np.take_along_axis(part_scores, order, axis=1)
     idx = np.where(np.isneginf(top_scores), -1, idx)
