@@ -160,6 +160,24 @@ def _gather_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, n
     return owner, position
 
 
+def _signal_bar(main: sp.csr_matrix, anchors: np.ndarray, blocked: np.ndarray, length: int) -> np.ndarray:
+    """Per anchor, the ``length``-th largest signal among available items other than itself
+    (-inf when it has fewer, or no anchor)."""
+    rows = np.unique(anchors[anchors >= 0])
+    owner, position = _gather_rows(main, rows)
+    item, value = main.indices[position], main.data[position]
+    ok = (item != rows[owner]) & ~blocked[item]
+    owner, value = owner[ok], value[ok]
+    counts = np.bincount(owner, minlength=len(rows))
+    by_row = np.lexsort((-value, owner))
+    full = np.flatnonzero(counts >= length)
+    per_row = np.full(len(rows), -np.inf)
+    per_row[full] = value[by_row[(np.cumsum(counts) - counts)[full] + length - 1]]
+    bar = np.full(len(anchors), -np.inf)
+    bar[anchors >= 0] = per_row[np.searchsorted(rows, anchors[anchors >= 0])]
+    return bar
+
+
 def _anchor_lists(
     main: sp.csr_matrix, anchors: np.ndarray, segs: np.ndarray, tie: np.ndarray, length: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -173,13 +191,21 @@ def _anchor_lists(
     cand_score = main.data[position] + tie[segs[owner], cand_item]
     keep = (cand_item != anchors[owner]) & np.isfinite(cand_score)
     owner, cand_item, cand_score = owner[keep], cand_item[keep], cand_score[keep]
+    # A candidate whose signal plus the largest tie-break stays below the length-th largest
+    # eligible signal of its anchor can never make the list (nor can any popularity fill then):
+    # drop them before sorting. Per anchor, so the sort is over rows of ``main`` once. The 1e-6
+    # margin covers float32 rounding of the sums.
+    most_tie = float(tie[np.isfinite(tie)].max(initial=0.0))
+    bar = _signal_bar(main, anchors, np.isinf(tie[0]), length)
+    keep = main.data[position][keep].astype(np.float64) + most_tie + 1e-6 >= bar[owner]
+    owner, cand_item, cand_score = owner[keep], cand_item[keep], cand_score[keep]
     # Popularity order per segment (available items only): every item a pair's candidates do
     # not cover scores its tie-break alone, so the first ones in this order fill the list.
     order = np.lexsort((np.broadcast_to(np.arange(n_items), tie.shape), -tie), axis=1)
     n_available = int(np.isfinite(tie[0]).sum())
     order = order[:, :n_available]
     counts = np.bincount(owner, minlength=n_pairs)
-    fill = np.minimum(n_available, length + counts + 1)
+    fill = np.where(bar > most_tie + 1e-6, 0, np.minimum(n_available, length + counts + 1))
     fill_owner = np.repeat(np.arange(n_pairs), fill)
     step = np.arange(fill.sum()) - (np.cumsum(fill) - fill)[fill_owner]
     fill_item = order[segs[fill_owner], step]

@@ -106,7 +106,7 @@ def _synthetic(seed: int):
     rng = np.random.default_rng(seed)
     n_items, n_customers = 40, 80
     items = [f"p{i:03d}" for i in range(n_items)]
-    weights = sp.random(n_items, n_items, density=0.2, random_state=rng, dtype=np.float32)
+    weights = sp.random(n_items, n_items, density=0.35, random_state=rng, dtype=np.float32)
     weights.data = rng.choice(np.array([-1.0, 0.5, 1.0, 2.0], dtype=np.float32), weights.nnz)
     weights = sp.csr_matrix(weights)
     weights.setdiag(0.0)
