@@ -102,10 +102,39 @@ def popularity_state(products: pd.DataFrame, interactions: pd.DataFrame) -> dict
 
 # ---------------------------------------------------------------- batch scoring
 
+# A product or cart list is shared by every customer with the same anchor and segment; it holds
+# k plus this many items so that a customer who already bought some of them still has k left.
+# One who has fewer left is scored alone (the same scores; just slower).
+ANCHOR_LIST_SPARE = 40
+
 
 def _normalise_rows(scores: np.ndarray) -> np.ndarray:
     top = scores.max(axis=1, keepdims=True)
     return np.where(top > 0, np.maximum(scores, 0) / np.where(top > 0, top, 1.0), 0.0).astype(np.float32)
+
+
+def _normalise_sparse_rows(matrix: sp.spmatrix, product: bool = False) -> sp.csr_matrix:
+    """``_normalise_rows`` of a sparse matrix, keeping only its positive entries: the same
+    float32 values as the dense form wherever that is positive (it is 0 everywhere else).
+    ``product``: ``matrix`` is a fresh sparse product (no duplicates; unsorted columns are fine
+    here, and sorting them costs more than the rest)."""
+    out = sp.csr_matrix(matrix, dtype=np.float32, copy=not product)
+    if not product:
+        out.sum_duplicates()
+    counts = np.diff(out.indptr)
+    top = np.zeros(out.shape[0], dtype=np.float32)
+    filled = counts > 0
+    if out.nnz:
+        top[filled] = np.maximum.reduceat(out.data, out.indptr[:-1][filled])
+    # Implicit zeros never change the sign of the row maximum, so a row whose entries are all
+    # negative normalises to zero as in the dense form.
+    per_entry = np.repeat(top, counts)
+    positive = per_entry > 0
+    out.data = np.where(positive, np.maximum(out.data, 0) / np.where(positive, per_entry, 1.0), 0.0).astype(
+        np.float32
+    )
+    out.eliminate_zeros()
+    return out
 
 
 def rules_matrix(rules: pd.DataFrame, item_ids: pd.Index) -> sp.csr_matrix:
@@ -119,6 +148,134 @@ def rules_matrix(rules: pd.DataFrame, item_ids: pd.Index) -> sp.csr_matrix:
     )
 
 
+def _gather_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(owner, position in ``matrix.data``) of every stored entry of ``matrix[rows]``; a row
+    index below 0 has no entries."""
+    valid = rows >= 0
+    safe = np.where(valid, rows, 0)
+    counts = np.where(valid, matrix.indptr[safe + 1] - matrix.indptr[safe], 0)
+    owner = np.repeat(np.arange(len(rows)), counts)
+    first = np.cumsum(counts) - counts
+    position = matrix.indptr[safe][owner] + np.arange(counts.sum()) - first[owner]
+    return owner, position
+
+
+def _signal_bar(main: sp.csr_matrix, anchors: np.ndarray, blocked: np.ndarray, length: int) -> np.ndarray:
+    """Per anchor, the ``length``-th largest signal among available items other than itself
+    (-inf when it has fewer, or no anchor)."""
+    rows = np.unique(anchors[anchors >= 0])
+    owner, position = _gather_rows(main, rows)
+    item, value = main.indices[position], main.data[position]
+    ok = (item != rows[owner]) & ~blocked[item]
+    owner, value = owner[ok], value[ok]
+    counts = np.bincount(owner, minlength=len(rows))
+    by_row = np.lexsort((-value, owner))
+    full = np.flatnonzero(counts >= length)
+    per_row = np.full(len(rows), -np.inf)
+    per_row[full] = value[by_row[(np.cumsum(counts) - counts)[full] + length - 1]]
+    bar = np.full(len(anchors), -np.inf)
+    bar[anchors >= 0] = per_row[np.searchsorted(rows, anchors[anchors >= 0])]
+    return bar
+
+
+def _anchor_lists(
+    main: sp.csr_matrix, anchors: np.ndarray, segs: np.ndarray, tie: np.ndarray, length: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ranked items ``(n_pairs, length)`` (-1 past the end) and their scores for each (anchor,
+    segment) pair: score = ``main[anchor]`` + ``tie[segment]``, best first, ties by item index;
+    the anchor and items whose tie-break is -inf (unavailable) left out. Anchor -1: popularity
+    alone. Exactly what a dense row of scores would give, computed from the sparse rows."""
+    n_pairs, n_items = len(anchors), main.shape[1]
+    owner, position = _gather_rows(main, anchors)
+    cand_item = main.indices[position]
+    cand_score = main.data[position] + tie[segs[owner], cand_item]
+    keep = (cand_item != anchors[owner]) & np.isfinite(cand_score)
+    owner, cand_item, cand_score = owner[keep], cand_item[keep], cand_score[keep]
+    # A candidate whose signal plus the largest tie-break stays below the length-th largest
+    # eligible signal of its anchor can never make the list (nor can any popularity fill then):
+    # drop them before sorting. Per anchor, so the sort is over rows of ``main`` once. The 1e-6
+    # margin covers float32 rounding of the sums.
+    most_tie = float(tie[np.isfinite(tie)].max(initial=0.0))
+    bar = _signal_bar(main, anchors, np.isinf(tie[0]), length)
+    keep = main.data[position][keep].astype(np.float64) + most_tie + 1e-6 >= bar[owner]
+    owner, cand_item, cand_score = owner[keep], cand_item[keep], cand_score[keep]
+    # Popularity order per segment (available items only): every item a pair's candidates do
+    # not cover scores its tie-break alone, so the first ones in this order fill the list.
+    order = np.lexsort((np.broadcast_to(np.arange(n_items), tie.shape), -tie), axis=1)
+    n_available = int(np.isfinite(tie[0]).sum())
+    order = order[:, :n_available]
+    counts = np.bincount(owner, minlength=n_pairs)
+    fill = np.where(bar > most_tie + 1e-6, 0, np.minimum(n_available, length + counts + 1))
+    fill_owner = np.repeat(np.arange(n_pairs), fill)
+    step = np.arange(fill.sum()) - (np.cumsum(fill) - fill)[fill_owner]
+    fill_item = order[segs[fill_owner], step]
+    fill_score = tie[segs[fill_owner], fill_item]
+    duplicate = np.isin(fill_owner * n_items + fill_item, owner * n_items + cand_item, assume_unique=True)
+    keep = ~duplicate & (fill_item != anchors[fill_owner])
+    owner = np.concatenate([owner, fill_owner[keep]])
+    item = np.concatenate([cand_item, fill_item[keep]])
+    score = np.concatenate([cand_score, fill_score[keep]])
+    ranked = np.lexsort((item, -score, owner))
+    owner, item, score = owner[ranked], item[ranked], score[ranked]
+    rank = np.arange(len(owner)) - np.searchsorted(owner, owner)
+    top = rank < length
+    items = np.full((n_pairs, length), -1, dtype=np.int64)
+    scores = np.full((n_pairs, length), -np.inf, dtype=np.float32)
+    items[owner[top], rank[top]] = item[top]
+    scores[owner[top], rank[top]] = score[top]
+    return items, scores
+
+
+def _dense_top_k(
+    main: sp.csr_matrix, tie_rows: np.ndarray, seen: sp.csr_matrix, anchor: np.ndarray | None, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row, item and score of each customer's top-k over the whole catalogue: ``main`` (sparse,
+    non-negative) + ``tie_rows``, minus ``seen`` and each row's ``anchor`` (-1: none)."""
+    scores = main.toarray()
+    scores += tie_rows
+    r, c = seen.nonzero()
+    scores[r, c] = -np.inf
+    if anchor is not None:
+        has = np.flatnonzero(anchor >= 0)
+        scores[has, anchor[has]] = -np.inf
+    idx, top = top_k_from_scores(scores, k)
+    rows = np.repeat(np.arange(len(scores)), idx.shape[1])
+    flat, top = idx.ravel(), top.ravel()
+    valid = flat >= 0
+    return rows[valid], flat[valid], top[valid]
+
+
+def _listed_top_k(
+    lists: tuple[np.ndarray, np.ndarray], pair: np.ndarray, seen: sp.csr_matrix, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Row, item and score of each customer's top-k from their (anchor, segment) list minus
+    what they have ``seen``, and the rows the list ran short for (left out: score them alone)."""
+    items, scores = lists[0][pair], lists[1][pair]
+    n, n_items = len(items), seen.shape[1]
+    seen_keys = np.repeat(np.arange(n, dtype=np.int64), np.diff(seen.indptr)) * n_items + seen.indices
+    keys = np.arange(n, dtype=np.int64)[:, None] * n_items + items
+    excluded = np.zeros(keys.shape, dtype=bool)
+    if len(seen_keys):  # CSR keys are sorted: row-major, columns sorted within a row
+        at = np.minimum(np.searchsorted(seen_keys, keys), len(seen_keys) - 1)
+        excluded = seen_keys[at] == keys
+    keep = (items >= 0) & ~excluded
+    rank = np.cumsum(keep, axis=1)
+    chosen = keep & (rank <= k)
+    # A full list (no -1 at its end) may hide further items; a shorter one holds them all.
+    short = np.flatnonzero((rank[:, -1] < k) & (items[:, -1] >= 0))
+    chosen[short] = False
+    rows, cols = np.nonzero(chosen)
+    return rows, items[rows, cols], scores[rows, cols], short
+
+
+def _lookup(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``matrix[rows, cols]`` as a flat float array, 0 where ``rows`` is -1."""
+    if not len(rows):
+        return np.zeros(0, dtype=np.float32)
+    values = np.asarray(matrix[np.where(rows >= 0, rows, 0), cols]).ravel()
+    return np.where(rows >= 0, values, 0.0)
+
+
 def score_placements(
     state: dict,
     customers: pd.DataFrame,
@@ -130,18 +287,22 @@ def score_placements(
     placements: tuple[str, ...] = ("home", "product", "cart"),
 ) -> Iterator[pd.DataFrame]:
     """Top-k per customer for the home, product and cart placements (or those of
-    ``placements``), one frame per batch.
+    ``placements``), one frame per batch of customers.
 
     ``state`` is a fitted ``RecommenderModel.state``; ``customers`` has ``customer_id,
     segment``; ``interactions`` is the current ``int_interactions_weighted`` (history, bought
     products and each customer's last touched product, which anchors product and cart).
     Products outside ``available`` are never shown; bought ones only if in ``repurchase``.
-    Everything is matrix algebra over blocks of customers (``models._batches``).
+
+    Every score is a placement's signal, row-normalised, plus ``POPULARITY_TIE_BREAK`` times the
+    customer's segment popularity, row-normalised; ties go to the lower item index. Home scores
+    come from the sparse history x item weights, in dense blocks (``models._batches``). Product
+    and cart depend on the customer only through the anchor, the segment and what they bought,
+    so one ranked list is made per (anchor, segment) and each customer drops their own bought
+    items from it.
     """
     items = pd.Index(state["meta"]["item_ids"])
     n_items = len(items)
-    weights, transitions = state["weights"], state["transitions"]
-    together = rules_matrix(rules, items)
     customer_ids = customers["customer_id"].astype(str).to_numpy()
     users = pd.Index(customer_ids)
     known = interactions[interactions[ITEM].astype(str).isin(items)]
@@ -159,6 +320,7 @@ def score_placements(
     seen = sp.csr_matrix(
         (np.ones(not_again.sum(), np.float32), (rows[not_again], cols[not_again])), shape=shape
     )
+    seen.sum_duplicates()
     blocked = ~items.isin(list(available))
     last = np.full(len(users), -1)
     order = np.argsort(known["last_event_at"].to_numpy(), kind="stable")
@@ -172,63 +334,66 @@ def score_placements(
     ).astype(np.float32)
     seg_rows = segments.get_indexer(customers["segment"].astype(object))
     seg_rows = np.where(seg_rows >= 0, seg_rows, len(segments))
-    ranks = np.arange(1, k + 1, dtype=np.int32)
+    # The tie-break term per segment; -inf hides unavailable products everywhere.
+    tie = POPULARITY_TIE_BREAK * _normalise_rows(seg_pop)
+    tie[:, blocked] = -np.inf
+
+    weights = sp.csr_matrix(state["weights"], dtype=np.float32)
+    similar = _normalise_sparse_rows(weights)
+    following = _normalise_sparse_rows(state["transitions"])
+    complements = _normalise_sparse_rows(rules_matrix(rules, items))
+    cart = sp.csr_matrix(0.5 * following + 0.5 * complements)
+    cart.eliminate_zeros()
+    # (anchor, segment) pairs in use, -1 for customers without an anchor.
+    pair_keys, pair = np.unique((last + 1) * len(seg_pop) + seg_rows, return_inverse=True)
+    pair_anchor, pair_seg = pair_keys // len(seg_pop) - 1, pair_keys % len(seg_pop)
+    length = min(k + ANCHOR_LIST_SPARE, n_items)
+    lists = {
+        name: _anchor_lists(main, pair_anchor, pair_seg, tie, length)
+        for name, main in (("product", similar), ("cart", cart))
+        if name in placements
+    }
+    ids = items.to_numpy()
 
     for block in models._batches(len(users), n_items):
-        h = history[block]
-        n = h.shape[0]
-        popular = _normalise_rows(seg_pop[seg_rows[block]])
-        anchor = last[block]
-        has_anchor = anchor >= 0
-        safe_anchor = np.where(has_anchor, anchor, 0)
-
-        personal = _normalise_rows(np.asarray((h @ weights).toarray(), dtype=np.float32))
-        similar = _normalise_rows(np.where(has_anchor[:, None], weights[safe_anchor].toarray(), 0.0))
-        following = _normalise_rows(np.where(has_anchor[:, None], transitions[safe_anchor].toarray(), 0.0))
-        complements = _normalise_rows(np.where(has_anchor[:, None], together[safe_anchor].toarray(), 0.0))
-        cart = 0.5 * following + 0.5 * complements
-
-        exclude = seen[block].toarray() > 0
-        exclude[:, blocked] = True
-        anchor_mask = np.zeros_like(exclude)
-        anchor_mask[np.flatnonzero(has_anchor), anchor[has_anchor]] = True
-
+        block_seen = seen[block]
+        block_seg, block_anchor = seg_rows[block], last[block]
         frames = []
-        for placement, main, extra_mask in (
-            ("home", personal, None),
-            ("product", similar, anchor_mask),
-            ("cart", cart, anchor_mask),
-        ):
+        for placement in ("home", "product", "cart"):
             if placement not in placements:
                 continue
-            scores = main + POPULARITY_TIE_BREAK * popular
-            scores[exclude] = -np.inf
-            if extra_mask is not None:
-                scores[extra_mask] = -np.inf
-            idx, top = top_k_from_scores(scores, k)
-            r = np.repeat(np.arange(n), k)
-            flat = idx.ravel()
-            valid = flat >= 0
-            r, flat = r[valid], flat[valid]
-            signal = main[r, flat] > 0
             if placement == "home":
+                personal = _normalise_sparse_rows(history[block] @ weights, product=True)
+                r, item, score = _dense_top_k(personal, tie[block_seg], block_seen, None, k)
+                signal = _lookup(personal, r, item) > 0
                 reason = np.where(signal, REASON_PERSONAL, REASON_POPULAR)
-            elif placement == "product":
-                reason = np.where(signal, REASON_SIMILAR, REASON_POPULAR)
             else:
-                reason = np.where(
-                    following[r, flat] >= complements[r, flat],
-                    np.where(following[r, flat] > 0, REASON_NEXT, REASON_POPULAR),
-                    REASON_TOGETHER,
-                )
+                main = similar if placement == "product" else cart
+                r, item, score, short = _listed_top_k(lists[placement], pair[block], block_seen, k)
+                if len(short):
+                    anchor = block_anchor[short]
+                    has = sp.diags((anchor >= 0).astype(np.float32))
+                    anchored = sp.csr_matrix(has @ main[np.where(anchor >= 0, anchor, 0)])
+                    sr, si, ss = _dense_top_k(anchored, tie[block_seg[short]], block_seen[short], anchor, k)
+                    r = np.concatenate([r, short[sr]])
+                    item, score = np.concatenate([item, si]), np.concatenate([score, ss])
+                    order = np.lexsort((item, -score, r))
+                    r, item, score = r[order], item[order], score[order]
+                anchor = block_anchor[r]
+                if placement == "product":
+                    reason = np.where(_lookup(similar, anchor, item) > 0, REASON_SIMILAR, REASON_POPULAR)
+                else:
+                    f, c = _lookup(following, anchor, item), _lookup(complements, anchor, item)
+                    reason = np.where(f >= c, np.where(f > 0, REASON_NEXT, REASON_POPULAR), REASON_TOGETHER)
+            rank = np.arange(len(r)) - np.searchsorted(r, r) + 1
             frames.append(
                 pd.DataFrame(
                     {
                         "customer_id": customer_ids[block][r],
                         "placement": placement,
-                        "rank": np.tile(ranks, n)[valid],
-                        "product_id": items.to_numpy()[flat],
-                        "score": top.ravel()[valid].astype(float),
+                        "rank": rank.astype(np.int32),
+                        "product_id": ids[item],
+                        "score": score.astype(float),
                         "reason": reason,
                     }
                 )
