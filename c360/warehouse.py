@@ -12,6 +12,10 @@ import duckdb
 from c360 import campaigns
 from c360.settings import Settings, get_settings
 
+# What a failing query raises, for code that reads through this module without importing duckdb
+# (ml/ must not: tests/test_layers.py).
+Error = duckdb.Error
+
 SCHEMAS = ("raw", "staging", "intermediate", "marts", "ml", "quality", "activation", "privacy")
 
 

@@ -514,7 +514,7 @@ class WarehouseHistory:
             self._con = None
 
     def rows(self, customers: np.ndarray, items: pd.Index) -> sp.csr_matrix:
-        import duckdb
+        from c360.warehouse import Error as WarehouseError
 
         users = pd.Index(customers)
         try:
@@ -524,7 +524,7 @@ class WarehouseHistory:
                 "where cast(customer_id as varchar) in (select unnest(?))",
                 [sorted(set(users.astype(str)))],
             ).df()
-        except duckdb.Error as exc:
+        except WarehouseError as exc:
             raise HistoryUnavailable(
                 f"cannot read customers' histories from {self.table} in the warehouse {self.path} "
                 f"({exc}): pass them in the `history` input column instead"

@@ -50,7 +50,9 @@ def executed(demo_copy, tmp_path_factory):
     # The kernel inherits this environment; matplotlib's cache would otherwise go under C360_HOME.
     patch.setenv("C360_HOME", str(home))
     patch.setenv("MPLCONFIGDIR", str(workdir / "matplotlib"))
-    for var in ("MLFLOW_TRACKING_URI", "C360_WAREHOUSE", "C360_MLFLOW_ARTIFACTS"):
+    # Importing streamlit (the app's tests, in the same worker) sets MPLBACKEND=Agg for the whole
+    # process; a kernel inheriting it would draw no inline picture, as Jupyter itself does.
+    for var in ("MLFLOW_TRACKING_URI", "C360_WAREHOUSE", "C360_MLFLOW_ARTIFACTS", "MPLBACKEND"):
         patch.delenv(var, raising=False)
     try:
         notebook = nbformat.read(NOTEBOOK, as_version=4)
