@@ -16,6 +16,9 @@ DBT_PROJECT = Path(__file__).resolve().parents[2] / "dbt_project"
 # Tables the dbt project reads but does not build: written by ingestion and by Python assets.
 INPUT_SCHEMAS = ("raw", "ml")
 PYTHON_MARTS = ("customer_segments",)
+# Written by the audience exports (c360.campaigns), read by the campaign models and their unit
+# tests (which take a source's columns from the database).
+PYTHON_ACTIVATION = ("campaign_assignments",)
 # Models that do not build on Spark yet (docs/SCALE_OUT.md, section 4), excluded from the build:
 # none; a model added here must say why in the docs.
 NOT_ON_SPARK_YET: tuple[str, ...] = ()
@@ -29,8 +32,8 @@ def export_inputs(warehouse: Path, out: Path) -> dict[str, Path]:
         rows = con.execute(
             "select table_schema, table_name from information_schema.tables "
             "where table_type = 'BASE TABLE' and (table_schema in ? or (table_schema = 'marts' "
-            "and table_name in ?)) order by 1, 2",
-            [list(INPUT_SCHEMAS), list(PYTHON_MARTS)],
+            "and table_name in ?) or (table_schema = 'activation' and table_name in ?)) order by 1, 2",
+            [list(INPUT_SCHEMAS), list(PYTHON_MARTS), list(PYTHON_ACTIVATION)],
         ).fetchall()
         tables = {}
         for schema, table in rows:
