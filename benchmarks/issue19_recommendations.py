@@ -3,178 +3,59 @@ process under the same load (wall and CPU seconds), plus row-for-row agreement.
 
     .venv/bin/python benchmarks/issue19_recommendations.py --home /tmp/recs19demo/c360
     .venv/bin/python benchmarks/issue19_recommendations.py --synthetic 20000 [--new-only 100000]
+        [--before COMMIT]
 
-``old_score_placements`` below is a verbatim copy of ``score_placements`` (and the top-k it
-used) before the change, kept here so the comparison runs against the real previous code.
+"Before" is ``score_placements`` (and the top-k it used) as of ``--before`` (read with
+``git show``: the commit before the change), "after" the working tree's.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ml.recommendations import models
-from ml.recommendations.models import ITEM, USER
-from ml.recommendations.placements import (
-    POPULARITY_TIE_BREAK,
-    REASON_NEXT,
-    REASON_PERSONAL,
-    REASON_POPULAR,
-    REASON_SIMILAR,
-    REASON_TOGETHER,
-    rules_matrix,
-    score_placements,
-)
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-# ---------------------------------------------------------------- the previous code, verbatim
+from ml.recommendations.placements import score_placements
+
+# The main branch just before the placements change (ml/recommendations as at merge 30ccdfc's first parent).
+BEFORE = "87b0809"
+
+# ---------------------------------------------------------------- the previous code, from git
 
 
-def old_top_k_from_scores(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Best ``k`` columns per row of a dense score block; ``-inf`` entries are never chosen."""
-    n_rows, n_cols = scores.shape
-    take = min(k, n_cols)
-    part = (
-        np.argpartition(-scores, take - 1, axis=1)[:, :take]
-        if take < n_cols
-        else np.tile(np.arange(n_cols), (n_rows, 1))
-    )
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    idx = np.take_along_axis(part, order, axis=1)
-    top_scores = np.take_along_axis(part_scores, order, axis=1)
-    idx = np.where(np.isneginf(top_scores), -1, idx)
-    if take < k:
-        idx = np.pad(idx, ((0, 0), (0, k - take)), constant_values=-1)
-        top_scores = np.pad(top_scores, ((0, 0), (0, k - take)), constant_values=-np.inf)
-    return idx, top_scores.astype(np.float32)
+def _module_at(commit: str, path: str, name: str):
+    """``path`` as of ``commit`` (``git show``), loaded as the module ``name``."""
+    source = subprocess.run(
+        ["git", "show", f"{commit}:{path}"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
+    file = Path(tempfile.mkdtemp()) / f"{name}.py"
+    file.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
-def _normalise_rows(scores: np.ndarray) -> np.ndarray:
-    top = scores.max(axis=1, keepdims=True)
-    return np.where(top > 0, np.maximum(scores, 0) / np.where(top > 0, top, 1.0), 0.0).astype(np.float32)
-
-
-def old_score_placements(
-    state: dict,
-    customers: pd.DataFrame,
-    interactions: pd.DataFrame,
-    rules: pd.DataFrame,
-    available: set,
-    repurchase: set,
-    k: int = 10,
-    placements: tuple[str, ...] = ("home", "product", "cart"),
-) -> Iterator[pd.DataFrame]:
-    """Top-k per customer for the home, product and cart placements (or those of
-    ``placements``), one frame per batch.
-
-    ``state`` is a fitted ``RecommenderModel.state``; ``customers`` has ``customer_id,
-    segment``; ``interactions`` is the current ``int_interactions_weighted`` (history, bought
-    products and each customer's last touched product, which anchors product and cart).
-    Products outside ``available`` are never shown; bought ones only if in ``repurchase``.
-    Everything is matrix algebra over blocks of customers (``models._batches``).
-    """
-    items = pd.Index(state["meta"]["item_ids"])
-    n_items = len(items)
-    weights, transitions = state["weights"], state["transitions"]
-    together = rules_matrix(rules, items)
-    customer_ids = customers["customer_id"].astype(str).to_numpy()
-    users = pd.Index(customer_ids)
-    known = interactions[interactions[ITEM].astype(str).isin(items)]
-    rows = users.get_indexer(known[USER].astype(str))
-    cols = items.get_indexer(known[ITEM].astype(str))
-    keep = rows >= 0
-    rows, cols, known = rows[keep], cols[keep], known[keep]
-    shape = (len(users), n_items)
-    history = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=shape)
-    history.sum_duplicates()
-    history.data[:] = 1.0
-    bought = known["purchase_count"].to_numpy() > 0
-    repurchasable = items.isin(list(repurchase))
-    not_again = bought & ~repurchasable[cols]
-    seen = sp.csr_matrix(
-        (np.ones(not_again.sum(), np.float32), (rows[not_again], cols[not_again])), shape=shape
-    )
-    blocked = ~items.isin(list(available))
-    last = np.full(len(users), -1)
-    order = np.argsort(known["last_event_at"].to_numpy(), kind="stable")
-    last[rows[order]] = cols[order]  # the latest write per customer wins
-
-    segments = pd.Index(state["meta"]["segments"])
-    globally = state["popularity"].astype(np.float32)
-    # One row per segment plus a last row, global popularity, for customers without a segment.
-    seg_pop = np.vstack(
-        [state["segment_popularity"] + globally / (globally.max() + 1.0), globally[None]]
-    ).astype(np.float32)
-    seg_rows = segments.get_indexer(customers["segment"].astype(object))
-    seg_rows = np.where(seg_rows >= 0, seg_rows, len(segments))
-    ranks = np.arange(1, k + 1, dtype=np.int32)
-
-    for block in models._batches(len(users), n_items):
-        h = history[block]
-        n = h.shape[0]
-        popular = _normalise_rows(seg_pop[seg_rows[block]])
-        anchor = last[block]
-        has_anchor = anchor >= 0
-        safe_anchor = np.where(has_anchor, anchor, 0)
-
-        personal = _normalise_rows(np.asarray((h @ weights).toarray(), dtype=np.float32))
-        similar = _normalise_rows(np.where(has_anchor[:, None], weights[safe_anchor].toarray(), 0.0))
-        following = _normalise_rows(np.where(has_anchor[:, None], transitions[safe_anchor].toarray(), 0.0))
-        complements = _normalise_rows(np.where(has_anchor[:, None], together[safe_anchor].toarray(), 0.0))
-        cart = 0.5 * following + 0.5 * complements
-
-        exclude = seen[block].toarray() > 0
-        exclude[:, blocked] = True
-        anchor_mask = np.zeros_like(exclude)
-        anchor_mask[np.flatnonzero(has_anchor), anchor[has_anchor]] = True
-
-        frames = []
-        for placement, main, extra_mask in (
-            ("home", personal, None),
-            ("product", similar, anchor_mask),
-            ("cart", cart, anchor_mask),
-        ):
-            if placement not in placements:
-                continue
-            scores = main + POPULARITY_TIE_BREAK * popular
-            scores[exclude] = -np.inf
-            if extra_mask is not None:
-                scores[extra_mask] = -np.inf
-            idx, top = old_top_k_from_scores(scores, k)
-            r = np.repeat(np.arange(n), k)
-            flat = idx.ravel()
-            valid = flat >= 0
-            r, flat = r[valid], flat[valid]
-            signal = main[r, flat] > 0
-            if placement == "home":
-                reason = np.where(signal, REASON_PERSONAL, REASON_POPULAR)
-            elif placement == "product":
-                reason = np.where(signal, REASON_SIMILAR, REASON_POPULAR)
-            else:
-                reason = np.where(
-                    following[r, flat] >= complements[r, flat],
-                    np.where(following[r, flat] > 0, REASON_NEXT, REASON_POPULAR),
-                    REASON_TOGETHER,
-                )
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "customer_id": customer_ids[block][r],
-                        "placement": placement,
-                        "rank": np.tile(ranks, n)[valid],
-                        "product_id": items.to_numpy()[flat],
-                        "score": top.ravel()[valid].astype(float),
-                        "reason": reason,
-                    }
-                )
-            )
-        yield pd.concat(frames, ignore_index=True)
+def old_scorer(commit: str):
+    """``score_placements`` as of ``commit``, with the top-k and batching of its own models.py."""
+    old_models = _module_at(commit, "ml/recommendations/models.py", "models_before")
+    old_placements = _module_at(commit, "ml/recommendations/placements.py", "placements_before")
+    old_placements.models = old_models
+    old_placements.top_k_from_scores = old_models.top_k_from_scores
+    return old_placements.score_placements
 
 
 # ---------------------------------------------------------------- inputs
@@ -315,7 +196,9 @@ def main() -> None:
     parser.add_argument(
         "--new-only", type=int, help="also time the new code alone on this many synthetic customers"
     )
+    parser.add_argument("--before", default=BEFORE, help="commit of the code to compare with")
     args = parser.parse_args()
+    old_score_placements = old_scorer(args.before)
     inputs = demo_inputs(args.home) if args.home else synthetic_inputs(args.synthetic)
     state, customers, interactions = inputs[0], inputs[1], inputs[2]
     print(
