@@ -1,4 +1,5 @@
-"""One benchmark scale end to end: generate, full platform run, floor, pandas peer, incremental.
+"""One benchmark scale end to end: generate, full platform run, floor, independent floor, pandas
+peer, incremental.
 
 Each scale gets a fresh ``C360_HOME`` under the bench root; every stage runs in a child
 process (``c360 generate``, ``c360 run``, ``python -m cli.bench.floor`` / ``.peer``) whose
@@ -244,9 +245,37 @@ def bench_scale(
     floor.update(wall_s=floor_run.seconds, peak_rss_gib=floor_run.peak_rss_gib)
     load_samples.append(os.getloadavg())
 
+    log(f"[{scale}] independent floor: plain DuckDB, own rules and union-find")
+    independent_run = _check(
+        "independent floor",
+        run_stage(
+            python_stage(
+                "cli.bench.independent_floor",
+                "--landing",
+                str(home / "landing"),
+                "--database",
+                str(base / "independent_floor" / "independent.duckdb"),
+                "--platform-warehouse",
+                str(warehouse),
+                "--out",
+                str(base / "independent_floor.json"),
+            ),
+            logs / "independent_floor.log",
+            env=env,
+        ),
+    )
+    independent = _read_json(base / "independent_floor.json")
+    independent.update(wall_s=independent_run.seconds, peak_rss_gib=independent_run.peak_rss_gib)
+    load_samples.append(os.getloadavg())
+
     core = set(floor["models"])
     platform_core_models_s = round(sum(r["seconds"] for r in full["_dbt"] if r["name"] in core), 2)
     platform_sql_s = round(full["stages"]["ingest"] + platform_core_models_s, 2)
+    # What the independent floor is held against: the platform's whole data path (every dbt
+    # model and test, and the quality gates), not only the models the floor replays.
+    platform_pipeline_s = round(
+        full["stages"]["ingest"] + full["stages"]["quality gates"] + full["stages"]["dbt build"], 2
+    )
 
     peer_result: dict = {"skipped": True}
     if peer:
@@ -276,7 +305,7 @@ def bench_scale(
             peer_result = {"error": f"pandas peer failed: {reason}; see {peer_run.log}"}
         peer_result.update(wall_s=peer_run.seconds, peak_rss_gib=peer_run.peak_rss_gib, memory_cap_gib=cap)
         load_samples.append(os.getloadavg())
-    _save_partial(base, result, floor=floor, peer=peer_result)
+    _save_partial(base, result, floor=floor, independent_floor=independent, peer=peer_result)
 
     inc: dict | None = None
     if incremental:
@@ -299,7 +328,9 @@ def bench_scale(
         platform={k: v for k, v in full.items() if k != "_dbt"},
         platform_core_models_s=platform_core_models_s,
         platform_sql_s=platform_sql_s,
+        platform_pipeline_s=platform_pipeline_s,
         floor=floor,
+        independent_floor=independent,
         peer=peer_result,
         incremental=inc,
         bench_seconds=round(time.perf_counter() - started, 1),
@@ -322,6 +353,23 @@ def headline(r: dict) -> dict:
         if peer_s and r["platform_sql_s"]
         else None,
         "incremental_share": round(inc["wall_s"] / full["wall_s"], 3) if inc else None,
+        **independent_headline(r),
+    }
+
+
+def independent_headline(r: dict) -> dict:
+    """The independent floor's figures: its seconds, the platform's ingest + gates + dbt seconds
+    over them, and whether its customer_360 columns equalled the platform's."""
+    ind = r.get("independent_floor") or {}
+    seconds = ind.get("total_s")
+    comparison = ind.get("comparison") or {}
+    return {
+        "independent_floor_s": seconds,
+        "sql_vs_independent_floor": round(r["platform_pipeline_s"] / seconds, 2)
+        if seconds and r.get("platform_pipeline_s")
+        else None,
+        "independent_floor_matched": comparison.get("matched"),
+        "independent_floor_mismatches": {k: v["rows"] for k, v in comparison.get("mismatches", {}).items()},
     }
 
 

@@ -92,6 +92,28 @@ def stage_rows(r: dict) -> list[tuple[str, object, object]]:
             f"ingest {floor['ingest_s']} s + models {floor['models_s']} s, peak RSS {floor['peak_rss_gib']} GiB",
         )
     )
+    ind = r.get("independent_floor")
+    if ind:
+        cmp = ind.get("comparison") or {}
+        verdict = (
+            "customer_360 columns equal the platform's"
+            if cmp.get("matched")
+            else f"DIFFERS from the platform: {', '.join(cmp.get('mismatches', {})) or 'customer pairing'}"
+        )
+        rows.append(
+            (
+                "independent floor (own DuckDB SQL)",
+                ind["total_s"],
+                f"ingest {ind['ingest_s']} s, identity {ind['identity_s']} s, marts {ind['marts_s']} s; {verdict}",
+            )
+        )
+        rows.append(
+            (
+                "platform ingest + gates + dbt",
+                r["platform_pipeline_s"],
+                f"{r['sql_vs_independent_floor']}x the independent floor",
+            )
+        )
     if peer.get("total_s") is not None:
         rows.append(
             (
@@ -176,6 +198,11 @@ def markdown(report: dict) -> str:
             f"- platform: {r['platform_marts']['customers']:,}, {r['platform_marts']['revenue']:,.2f}",
             f"- floor: {r['floor']['marts']['customers']:,}, {r['floor']['marts']['revenue']:,.2f}",
         ]
+        if cmp := (r.get("independent_floor") or {}).get("comparison"):
+            lines.append(
+                f"- independent floor: {cmp['customers']:,} customers; "
+                + ("every compared column equal" if cmp["matched"] else f"mismatches {cmp['mismatches']}")
+            )
         if r["peer"].get("marts"):
             lines.append(
                 f"- pandas peer: {r['peer']['marts']['customers']:,}, {r['peer']['marts']['revenue']:,.2f}"
@@ -202,6 +229,13 @@ def update_results(report: dict, path: Path) -> Path:
             "generate_s": r["generate"]["seconds"],
             "platform_sql_s": r["platform_sql_s"],
             "floor_s": r["floor"]["total_s"],
+            # Added with the independent floor (issue 18); older entries lack them.
+            "independent_floor_s": r.get("independent_floor_s"),
+            "sql_vs_independent_floor": r.get("sql_vs_independent_floor"),
+            "independent_floor_matched": r.get("independent_floor_matched"),
+            "independent_floor_mismatches": r.get("independent_floor_mismatches"),
+            "independent_floor_columns": (r.get("independent_floor") or {}).get("columns"),
+            "platform_pipeline_s": r.get("platform_pipeline_s"),
             "pandas_s": r["peer"].get("total_s"),
             "pandas_error": r["peer"].get("error"),
             "incremental_s": (r["incremental"] or {}).get("wall_s"),

@@ -1,0 +1,59 @@
+"""The independent floor rebuilds customer_360 from the landing files with its own SQL and
+union-find, and its comparison with the platform's marts can fail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cli.bench import independent_floor
+
+
+@pytest.fixture(scope="module")
+def platform_warehouse(demo_copy) -> Path:
+    # A private copy: attaching the shared home's warehouse would contend with its writers.
+    return demo_copy("warehouse.duckdb") / "warehouse.duckdb"
+
+
+@pytest.fixture(scope="module")
+def built(demo_home, tmp_path_factory):
+    con, result = independent_floor.run(
+        demo_home / "landing", tmp_path_factory.mktemp("independent") / "independent.duckdb"
+    )
+    yield con, result
+    con.close()
+
+
+def test_independent_customer_360_equals_the_platforms_column_by_column(built, platform_warehouse):
+    con, result = built
+    comparison = independent_floor.compare(con, platform_warehouse)
+    assert comparison["mismatches"] == {}
+    assert comparison["unpaired"] == comparison["platform_unpaired"] == 0
+    assert comparison["customers"] == comparison["platform_customers"] == result["customers"] > 0
+    assert comparison["matched"] is True
+    # The comparison covered real data, not empty columns.
+    revenue, orders = con.execute("select sum(revenue), sum(orders_total) from customer_360").fetchone()
+    assert revenue > 0 and orders > 0
+
+
+def test_a_planted_difference_is_reported(built, platform_warehouse):
+    con, _ = built
+    con.execute("create table _saved as select * from customer_360")
+    try:
+        con.execute(
+            "update customer_360 set revenue = revenue + 0.01 "
+            "where person = (select min(person) from customer_360 where orders_total > 0)"
+        )
+        con.execute(
+            "update customer_360 set consent_sms = not consent_sms where person in "
+            "(select person from customer_360 order by person limit 2)"
+        )
+        comparison = independent_floor.compare(con, platform_warehouse)
+    finally:
+        con.execute("create or replace table customer_360 as select * from _saved")
+        con.execute("drop table _saved")
+    assert comparison["matched"] is False
+    assert comparison["mismatches"]["revenue"]["rows"] == 1
+    assert comparison["mismatches"]["consent_sms"]["rows"] == 2
+    assert set(comparison["mismatches"]) == {"revenue", "consent_sms"}
