@@ -61,7 +61,8 @@ ui: install
 	$(BIN)/python -m http.server 8581 --bind 127.0.0.1 --directory $(DATA_DOCS) >/dev/null 2>&1 & \
 	wait
 
-# S and M by default; L on request: make bench BENCH_SCALES=L BENCH_ARGS="--landing /path/to/landing"
+# S and M by default; L on request: make bench BENCH_SCALES=L (generates its landing first; add
+# BENCH_ARGS="--landing /path/to/landing" to reuse one already generated).
 BENCH_SCALES ?= S M
 BENCH_ARGS ?=
 bench: install

@@ -155,8 +155,11 @@ def test_bench_command_writes_the_headline_figures_per_scale(c360_home, tmp_path
     assert set(HEADLINE) <= set(scale)
     assert scale["incremental_share"] is None  # not run, and said so
     assert scale["floor"]["marts"] == scale["platform_marts"]
+    assert scale["independent_floor_matched"] is True, scale["independent_floor"]["comparison"]
+    assert scale["independent_floor_s"] > 0 and scale["sql_vs_independent_floor"] > 0
     assert scale["peer"]["marts"]["customers"] > 0
     assert report["machine"]["cores"] >= 1 and len(report["load_avg_samples"][0]) == 3
     assert (c360_home / "reports" / "bench.md").read_text().startswith("# Benchmark run")
     committed = json.loads(results.read_text())["scales"]["150"]
     assert set(HEADLINE) <= set(committed) and committed["command"].startswith("c360 bench")
+    assert committed["independent_floor_matched"] is True and committed["sql_vs_independent_floor"] > 0
