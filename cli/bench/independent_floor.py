@@ -576,8 +576,9 @@ def build_customer_360(con) -> int:
 def run(landing: Path, database: Path | str = ":memory:", now: datetime | None = None) -> tuple[object, dict]:
     """Build everything on a fresh connection; returns it (for ``compare``) and the timings."""
     now = now or datetime.now().replace(microsecond=0)
-    if database != ":memory:" and Path(database).exists():
-        Path(database).unlink()
+    if database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        Path(database).unlink(missing_ok=True)
     con = duckdb.connect(str(database))
     started = time.perf_counter()
     rows = load(con, landing, now)
@@ -616,12 +617,14 @@ def compare(con, platform_warehouse: Path, limit: int = 5) -> dict:
                 full join platform.marts.identity_map m
                   on m.source = r.source and m.source_record_id = r.record_id
             ),
-            per_person as (select person, count(distinct customer_id) as n, any_value(customer_id) as customer_id
+            -- A pair holds exactly the same records: one id each way, no record on one side only.
+            per_person as (select person, count(distinct customer_id) as n, any_value(customer_id) as customer_id,
+                                  count(*) filter (where customer_id is null) as missing
                            from joined where person is not null group by person),
             per_customer as (select customer_id, count(distinct person) as n, count(*) filter (where person is null) as missing
                              from joined where customer_id is not null group by customer_id)
             select p.person, p.customer_id from per_person p join per_customer c using (customer_id)
-            where p.n = 1 and c.n = 1 and c.missing = 0
+            where p.n = 1 and c.n = 1 and p.missing = 0 and c.missing = 0
             """
         )
         mine = con.execute("select count(*) from customer_360").fetchone()[0]

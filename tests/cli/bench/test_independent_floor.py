@@ -57,3 +57,20 @@ def test_a_planted_difference_is_reported(built, platform_warehouse):
     assert comparison["mismatches"]["revenue"]["rows"] == 1
     assert comparison["mismatches"]["consent_sms"]["rows"] == 2
     assert set(comparison["mismatches"]) == {"revenue", "consent_sms"}
+
+
+def test_a_person_whose_records_differ_is_reported_unpaired(built, platform_warehouse):
+    con, _ = built
+    con.execute("create table _saved as select * from record_person")
+    try:
+        # One review fewer on this side: its person no longer holds the platform customer's records.
+        con.execute(
+            "delete from record_person where source = 'product_reviews' and record_id = "
+            "(select min(record_id) from record_person where source = 'product_reviews')"
+        )
+        comparison = independent_floor.compare(con, platform_warehouse)
+    finally:
+        con.execute("create or replace table record_person as select * from _saved")
+        con.execute("drop table _saved")
+    assert comparison["matched"] is False
+    assert comparison["unpaired"] == comparison["platform_unpaired"] == 1
