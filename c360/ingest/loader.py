@@ -1,17 +1,22 @@
-"""Landing files -> ``raw.<source>`` tables, one file per transaction.
+"""Landing files -> ``raw.<source>`` tables, many files per statement.
 
-Each file is checked against the landing contract (``c360.contracts``), parsed by DuckDB with
-typed columns (malformed lines land in a reject table with their line numbers), then every
-row is judged by the row-level rules in SQL. Valid rows go to ``raw.<source>`` with their
-sensitive values pseudonymised, encrypted and masked; the others go to
-``quality.quarantine`` with the rule they broke. ``raw._load_log`` records each file once,
-by checksum, with rows in / loaded / quarantined, so that rows are conserved and checkable.
+``load_source`` reads a source's new files in batches (same header, up to ``BATCH_BYTES``): each
+file is checked against the landing contract (``c360.contracts``), then the batch is parsed by
+one DuckDB ``read_csv`` over the file list with typed columns (malformed lines land in a reject
+table with their file and line numbers) into one TEMP table, and every row is judged by the
+row-level rules in one pass: duplicate keys are found inside the batch and by one probe of the
+keys already in raw. Only the rows that break a rule are set apart; valid rows go straight to
+``raw.<source>`` with their sensitive values pseudonymised, encrypted and masked, the others to
+``quality.quarantine`` with the rule they broke, in one transaction per batch. ``raw._load_log``
+records each file once, by checksum, with rows in / loaded / quarantined, so that rows are
+conserved and checkable file by file.
 
 Files come as they are exported: a UTF-8 byte-order mark, GB18030 or Windows-1252 text, stray
 NUL bytes and optional columns left out are all read (``c360.ingest.encoding``). A file that
 cannot be read or breaks the contract is rejected: ``load_source`` records it in the load log
-with its reason (status ``rejected``, no rows) and goes on with the next file; it is not tried
-again until its bytes change. A 0-byte or header-only file is recorded as ``empty``.
+with its reason (status ``rejected``, no rows) and goes on with the other files (a batch that
+DuckDB cannot parse as a whole is read again file by file); it is not tried again until its
+bytes change. A 0-byte or header-only file is recorded as ``empty``.
 
 Plaintext sensitive values only ever live in TEMP tables (memory), never in the database file,
 and no error or reason quotes a value from a file: they name the file, a column or an offset.
@@ -22,11 +27,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import re
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from c360.contracts import SOURCES, Source
 from c360.ingest import encoding, protect
@@ -223,19 +230,83 @@ def _select_contract(source: Source, header: list[str]) -> str:
     )
 
 
-def _read_into_batch(con, source: Source, path: Path, header: list[str], original: Path | None = None) -> int:
-    """Parse the file into TEMP table ``_batch`` (with ``_row``, its order in the file).
+# A batch is read by one statement. Its size is bounded so that its TEMP tables (plaintext,
+# memory only) stay small beside the machine's memory, and so that a batch that must be retried
+# file by file (a file DuckDB cannot parse at all) costs little.
+BATCH_BYTES = 1 << 30
+BATCH_FILES = 256
+# The loader's TEMP tables, dropped after every batch.
+_TEMPS = ("_parsed", "_rejects", "_reject_scans", "_rej", "_files", "_loaded_keys", "_repeats", "_bad")
 
-    Returns the number of lines DuckDB rejected (kept in TEMP table ``_rejects``). ``original``
-    is the landing file when ``path`` is its UTF-8 copy (errors name the landing file)."""
-    original = original or path
-    con.execute("drop table if exists _batch")
-    con.execute("drop table if exists _rejects")
-    con.execute("drop table if exists _reject_scans")
+
+@dataclass
+class _Item:
+    """A landing file ready to read: bytes checked, header checked, readable as UTF-8."""
+
+    path: Path  # the landing file, which errors name
+    read: Path  # what DuckDB reads: the landing file or its UTF-8 copy
+    header: list[str]
+    load: FileLoad
+    size: int
+
+    @property
+    def parquet(self) -> bool:
+        return self.path.suffix.lower() == ".parquet"
+
+    @property
+    def batch_key(self) -> tuple:
+        # Files are read together only with the same header: one column list for the statement.
+        return (self.parquet, tuple(_read_names(self.header)))
+
+
+def _prepare(
+    con, source: Source, path: Path, rel: str, run_id, now, stack: ExitStack, scratch_root, before_check
+):
+    """An ``_Item``, or the ``FileLoad`` of a file with nothing to read (seen before, 0 bytes).
+    Raises ``FileRejected`` (its checksum set when the bytes could be read). ``before_check``
+    is called with the checksum before the load log is asked about it."""
+    parquet = path.suffix.lower() == ".parquet"
+    try:
+        scan = None if parquet else encoding.scan_bytes(path)
+        checksum = file_checksum(path) if parquet else scan.checksum
+    except OSError as exc:
+        raise FileRejected(path, f"cannot be read ({exc.strerror or type(exc).__name__})") from exc
+    load = FileLoad(source=source.name, file=rel, checksum=checksum)
+    try:
+        before_check(checksum)
+        if seen := logged(con, source.name, checksum):
+            load.skipped = True
+            load.status, load.reason = seen
+            return load
+        if path.stat().st_size == 0:
+            load.status, load.reason = EMPTY, "0 bytes"
+            _log(con, load, run_id, now)
+            return load
+        read = path
+        if not parquet:
+            try:
+                readable = stack.enter_context(encoding.readable_csv(path, scan, scratch_root))
+            except encoding.UndecodableFile as exc:
+                raise FileRejected(path, exc.problem) from None
+            load.encoding, load.nul_bytes_removed = readable.encoding, readable.nul_bytes_removed
+            read = readable.path
+        header = _header(read)
+        load.absent_columns = _check_header(path, source, header)
+        load.extra_columns = [h for h in dict.fromkeys(header) if h and h not in source.column_names]
+        return _Item(path, read, header, load, path.stat().st_size)
+    except FileRejected as exc:
+        exc.checksum = checksum
+        raise
+
+
+def _read_batch(con, source: Source, items: list[_Item]) -> None:
+    """Parse every file of the batch in one statement into TEMP ``_parsed`` (contract columns and
+    ``_file``, the path read); the lines DuckDB rejected go to ``_rejects``/``_reject_scans``.
+    Raises ``FileRejected`` when the statement fails as a whole."""
     known = {c.name: c for c in source.columns}
-    select = _select_contract(source, header)
-    if path.suffix.lower() == ".parquet":
-        casts = []
+    first = items[0]
+    if first.parquet:  # one file per batch
+        path, header, casts = str(first.read), first.header, []
         for name in source.column_names:
             if name not in header:
                 casts.append(f'cast(null as {known[name].type}) as "{name}"')
@@ -243,39 +314,39 @@ def _read_into_batch(con, source: Source, path: Path, header: list[str], origina
             col = known[name]
             try:
                 con.execute(
-                    f'select cast("{name}" as {col.type}) from read_parquet({_sql_str(str(path))}) limit 0'
+                    f'select cast("{name}" as {col.type}) from read_parquet({_sql_str(path)}) limit 0'
                 )
-                con.execute(
-                    f'select count(cast("{name}" as {col.type})) from read_parquet({_sql_str(str(path))})'
-                )
+                con.execute(f'select count(cast("{name}" as {col.type})) from read_parquet({_sql_str(path)})')
             except duckdb.Error as exc:
                 # DuckDB's message may quote the value that failed: name the column only.
-                raise SchemaDriftError(original, name, f"cannot be read as {col.type}") from exc
+                raise SchemaDriftError(first.path, name, f"cannot be read as {col.type}") from exc
             casts.append(f'cast("{name}" as {col.type}) as "{name}"')
         con.execute(
-            f"create temp table _batch as select row_number() over () as _row, {', '.join(casts)} "
-            f"from read_parquet({_sql_str(str(path))})"
+            f"create temp table _parsed as select {', '.join(casts)}, {_sql_str(path)} as _file "
+            f"from read_parquet({_sql_str(path)})"
         )
         con.execute(
-            "create temp table _rejects (line bigint, column_name varchar, error_type varchar, csv_line varchar)"
+            "create temp table _rejects (scan_id ubigint, file_id ubigint, line bigint, column_name varchar, "
+            "error_type varchar, csv_line varchar)"
         )
-        return 0
-
+        con.execute("create temp table _reject_scans (scan_id ubigint, file_id ubigint, file_path varchar)")
+        return
     columns = (
         "{"
         + ", ".join(
             f"{_sql_str(n)}: {_sql_str(known[n].type if n in known else 'VARCHAR')}"
-            for n in _read_names(header)
+            for n in _read_names(first.header)
         )
         + "}"
     )
+    files = "[" + ", ".join(_sql_str(str(i.read)) for i in items) + "]"
     try:
         con.execute(
             f"""
-            create temp table _batch as
-            select row_number() over () as _row, {select}
-            from read_csv({_sql_str(str(path))}, header = true, columns = {columns}, auto_detect = false,
-                          delim = ',', quote = '"', escape = '"', strict_mode = true,
+            create temp table _parsed as
+            select {_select_contract(source, first.header)}, filename as _file
+            from read_csv({files}, header = true, columns = {columns}, auto_detect = false,
+                          delim = ',', quote = '"', escape = '"', strict_mode = true, filename = true,
                           store_rejects = true, rejects_table = '_rejects', rejects_scan = '_reject_scans')
             """
         )
@@ -283,20 +354,238 @@ def _read_into_batch(con, source: Source, path: Path, header: list[str], origina
         # DuckDB's CSV errors quote the offending line: keep the line number only.
         line = re.search(r"[Ll]ine:? ?(\d+)", str(exc))
         where = f" near line {line.group(1)}" if line else ""
-        raise FileRejected(original, f"cannot be parsed as CSV{where} ({type(exc).__name__})") from exc
-    return con.execute("select count(distinct line) from _rejects").fetchone()[0]
+        raise FileRejected(first.path, f"cannot be parsed as CSV{where} ({type(exc).__name__})") from exc
 
 
-def _check_retyped(con, path: Path, parsed: int) -> None:
-    worst = con.execute(
-        "select column_name, count(distinct line) from _rejects where error_type = 'CAST' "
-        "group by 1 order by 2 desc limit 1"
-    ).fetchone()
-    # The message names the column only: a rejected line may hold personal data.
-    if worst and worst[1] > RETYPED_SHARE * (parsed + worst[1]) and worst[1] >= 3:
-        raise SchemaDriftError(
-            path, worst[0], f"has values of the wrong type on {worst[1]} lines (retyped upstream?)"
+def _retyped(counts: dict[int, int], con) -> dict[int, tuple[str, int]]:
+    """Per file (``_fidx``), the column whose values failed to parse on most lines, when that
+    is most of the file: the column was retyped upstream."""
+    worst: dict[int, tuple[str, int]] = {}
+    for fidx, column, n in con.execute(
+        "select _fidx, column_name, count(distinct line) from _rej where error_type = 'CAST' "
+        "group by 1, 2 order by 3 desc"
+    ).fetchall():
+        worst.setdefault(fidx, (column, n))
+    return {
+        f: (column, n)
+        for f, (column, n) in worst.items()
+        if n > RETYPED_SHARE * (counts.get(f, 0) + n) and n >= 3
+    }
+
+
+def _drop_suppressed(con, source: Source, keyring: Keyring) -> tuple[dict[int, int], dict[int, int]]:
+    """Remove rows and unparseable lines of erased people from ``_parsed`` and ``_rej``; returns
+    how many of each per file. The same test as ``suppression.drop_suppressed``, which works on
+    one file's tables, made to keep the count of every file of the batch."""
+    kinds = suppression._kinds_of(source)
+    if not kinds or not suppression.has_suppressions(con):
+        return {}, {}
+    conditions = []
+    for column, kind, family in kinds:
+        value = (
+            f'"{column}"'
+            if family == "id"
+            else crypto.hmac_sql(kind, keyring, crypto.normalise_sql(kind, f'"{column}"'))
         )
+        expr = suppression.identifier_hash_sql(kind, value, keyring)
+        conditions.append(f"({expr}) in (select hash from {suppression.TABLE} where kind = '{kind}')")
+    where = " or ".join(conditions)
+    rows = dict(
+        con.execute(
+            f"select _fidx, count(*) from _parsed join _files using (_file) where {where} group by 1"
+        ).fetchall()
+    )
+    if rows:
+        con.execute(f"delete from _parsed where {where}")
+
+    suppressed = {(k, h) for k, h in con.execute(f"select kind, hash from {suppression.TABLE}").fetchall()}
+    bad: list[tuple[int, int]] = []
+    for fidx, line, text in con.execute(
+        "select _fidx, line, any_value(csv_line) from _rej group by 1, 2"
+    ).fetchall():
+        for value in suppression.line_values(text):
+            candidates = [
+                (k, suppression.identifier_hash(k, value, keyring)) for _, k, fam in kinds if fam == "id"
+            ]
+            candidates += [
+                (k, suppression.identifier_hash(k, crypto.pseudonym(value, keyring, k), keyring))
+                for _, k, fam in kinds
+                if fam == "contact"
+            ]
+            if any(c in suppressed for c in candidates):
+                bad.append((fidx, line))
+                break
+    lines: dict[int, int] = {}
+    for fidx, line in bad:
+        lines[fidx] = lines.get(fidx, 0) + 1
+        con.execute("delete from _rej where _fidx = ? and line = ?", [fidx, line])
+    return rows, lines
+
+
+def _load_batch(
+    con, source: Source, items: list[_Item], keyring, run_id, now
+) -> list[FileLoad | FileRejected]:
+    """Load the files of one batch in one transaction: one parse, one probe of the keys already
+    loaded, the rules judged in one pass, the rows that load protected on their way into raw.
+    A file that breaks the contract (a retyped column) is returned as ``FileRejected`` and its
+    rows left out; the others load."""
+    name = source.name
+    for tmp in _TEMPS:
+        con.execute(f"drop table if exists {tmp}")
+    _read_batch(con, source, items)
+    files = pa.table(
+        {
+            "_fidx": pa.array(range(len(items)), pa.int64()),
+            "_file": pa.array([str(i.read) for i in items], pa.string()),
+            "_rel": pa.array([i.load.file for i in items], pa.string()),
+        }
+    )
+    con.register("_files_view", files)
+    try:
+        # _base: the first rowid of each file, so _row is the row's place in its file (1, 2...);
+        # inserting into a table keeps the order the files were read in.
+        con.execute(
+            "create temp table _files as select f._fidx, f._file, f._rel, min(p.rowid) as _base "
+            "from _files_view f left join _parsed p using (_file) group by all"
+        )
+    finally:
+        con.unregister("_files_view")
+    con.execute(
+        "create temp table _rej as select f._fidx, r.line, r.column_name, cast(r.error_type as varchar) "
+        "as error_type, r.csv_line from _rejects r join _reject_scans s using (scan_id, file_id) "
+        "join _files f on f._file = s.file_path"
+    )
+    parsed = dict(
+        con.execute("select _fidx, count(*) from _parsed join _files using (_file) group by 1").fetchall()
+    )
+    rejected = dict(con.execute("select _fidx, count(distinct line) from _rej group by 1").fetchall())
+
+    out: list[FileLoad | FileRejected | None] = [None] * len(items)
+    for fidx, (column, n) in _retyped(parsed, con).items():
+        # The message names the column only: a rejected line may hold personal data.
+        exc = SchemaDriftError(
+            items[fidx].path, column, f"has values of the wrong type on {n} lines (retyped upstream?)"
+        )
+        exc.checksum = items[fidx].load.checksum
+        out[fidx] = exc
+        con.execute("delete from _parsed where _file = ?", [str(items[fidx].read)])
+        con.execute("delete from _rej where _fidx = ?", [fidx])
+    # Rows of erased people are dropped unseen and counted as quarantined (rule "erased").
+    erased_rows, erased_lines = _drop_suppressed(con, source, keyring)
+
+    key = f'"{source.key}"'
+    # The keys of this batch already in raw: one probe of raw per batch, built on the batch's keys.
+    con.execute(
+        f"create temp table _loaded_keys as select distinct {key} from raw.{name} "
+        f"where {key} in (select {key} from _parsed)"
+    )
+    # Rows whose key is on an earlier row of the batch (rowid follows the files' order): ranked
+    # among the repeated keys only, not by a window over the whole batch.
+    con.execute(
+        f"""
+        create temp table _repeats as
+        select _rid from (
+            select rowid as _rid, row_number() over (partition by {key} order by rowid) as _n from _parsed
+            where {key} in (select {key} from _parsed group by all having count(*) > 1)
+        ) where _n > 1
+        """
+    )
+    duplicate = f"{key} in (select {key} from _loaded_keys) or rowid in (select _rid from _repeats)"
+    # Only the rows that break a rule are kept apart (with their place in their file); the
+    # others go from _parsed to raw as they are.
+    con.execute(
+        f"""
+        create temp table _bad as
+        select q._rid, f._fidx, q._rid - f._base + 1 as _row, q._rule
+        from (select rowid as _rid, _file, {rule_expression(source, now, duplicate=duplicate)} as _rule from _parsed) q
+        join _files f using (_file) where q._rule is not null
+        """
+    )
+    good = "_parsed b join _files f using (_file) where b.rowid not in (select _rid from _bad)"
+    tokens = protect.encrypted_tokens(con, source, keyring, good)
+    rejects = protect.protected_rejects(con, source, keyring)
+
+    con.register("_rej_protected", rejects)
+    if tokens is not None:
+        con.register("_enc_tokens", tokens)
+    con.execute("begin transaction")
+    try:
+        con.execute(
+            """
+            insert into quality.quarantine
+            select ?, f._rel, 'line:' || r.line, 'malformed_line', r.raw, ?, ?
+            from _rej_protected r join _files f using (_fidx) order by r._fidx, r.line
+            """,
+            [name, run_id, now],
+        )
+        con.execute(
+            f"""
+            insert into quality.quarantine
+            select ?, f._rel, coalesce(cast(b.{key} as varchar), 'row:' || q._row), q._rule,
+                   {protect.row_json_sql(source, keyring)}, ?, ?
+            from _bad q join _parsed b on b.rowid = q._rid join _files f on f._fidx = q._fidx
+            order by q._fidx, q._row
+            """,
+            [name, run_id, now],
+        )
+        quarantined = dict(con.execute("select _fidx, count(*) from _bad group by 1").fetchall())
+        select = ", ".join(protect.raw_select_sql(source, keyring))
+        if tokens is not None:
+            con.execute(
+                f"insert into raw.{name} by name select {select}, f._rel as _source_file, ? as _loaded_at, "
+                f"? as _run_id from _parsed b join _files f using (_file) join _enc_tokens e on e._rid = b.rowid",
+                [now, run_id],
+            )
+        else:
+            con.execute(
+                f"insert into raw.{name} by name select {select}, f._rel as _source_file, ? as _loaded_at, "
+                f"? as _run_id from {good}",
+                [now, run_id],
+            )
+        for fidx, item in enumerate(items):
+            if out[fidx] is not None:
+                continue
+            load = item.load
+            erased = erased_rows.get(fidx, 0) + erased_lines.get(fidx, 0)
+            if erased:
+                con.execute(
+                    "insert into quality.quarantine select ?, ?, null, 'erased', null, ?, ? from range(?)",
+                    [name, load.file, run_id, now, erased],
+                )
+            load.rows_in = parsed.get(fidx, 0) + rejected.get(fidx, 0)
+            if load.rows_in == 0:
+                load.status, load.reason = EMPTY, "header only, no rows"
+            q = quarantined.get(fidx, 0)
+            load.rows_loaded = parsed.get(fidx, 0) - erased_rows.get(fidx, 0) - q
+            load.rows_quarantined = q + rejected.get(fidx, 0) - erased_lines.get(fidx, 0) + erased
+            _log(con, load, run_id, now)
+            out[fidx] = load
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("_rej_protected")
+        if tokens is not None:
+            con.unregister("_enc_tokens")
+    return out
+
+
+def _load_items(
+    con, source: Source, items: list[_Item], keyring, run_id, now
+) -> list[FileLoad | FileRejected]:
+    """``_load_batch``; when the batch cannot be parsed as a whole, each file on its own, so
+    that one bad file never stops the good ones."""
+    try:
+        return _load_batch(con, source, items, keyring, run_id, now)
+    except FileRejected as exc:
+        if len(items) == 1:
+            exc.checksum = items[0].load.checksum
+            return [exc]
+    finally:
+        for tmp in _TEMPS:
+            con.execute(f"drop table if exists {tmp}")
+    return [r for item in items for r in _load_items(con, source, [item], keyring, run_id, now)]
 
 
 def _log(con, load: FileLoad, run_id: str, now: datetime) -> None:
@@ -350,106 +639,21 @@ def load_file(
     source = SOURCES[source_name]
     now = now or datetime.now().replace(microsecond=0)
     rel = str(path.relative_to(landing_root)) if landing_root else path.name
-    parquet = path.suffix.lower() == ".parquet"
-    try:
-        scan = None if parquet else encoding.scan_bytes(path)
-        checksum = file_checksum(path) if parquet else scan.checksum
-    except OSError as exc:
-        raise FileRejected(path, f"cannot be read ({exc.strerror or type(exc).__name__})") from exc
-    try:
-        return _load_checked(con, source, path, checksum, scan, keyring, run_id, now, rel, scratch_root)
-    except FileRejected as exc:
-        exc.checksum = checksum
-        raise
-
-
-def _load_checked(
-    con, source: Source, path, checksum, scan, keyring, run_id, now, rel, scratch_root
-) -> FileLoad:
-    source_name, parquet = source.name, scan is None
-    result = FileLoad(source=source_name, file=rel, checksum=checksum)
     ensure_tables(con)
-    if seen := logged(con, source_name, checksum):
-        result.skipped = True
-        result.status, result.reason = seen
-        return result
-    if path.stat().st_size == 0:
-        result.status, result.reason = EMPTY, "0 bytes"
-        _log(con, result, run_id, now)
-        return result
-
-    try:
-        if parquet:
-            header = _header(path)
-            result.absent_columns = _check_header(path, source, header)
-            rejected = _read_into_batch(con, source, path, header)
-        else:
-            with encoding.readable_csv(path, scan, scratch_root or _scratch_root()) as readable:
-                result.encoding, result.nul_bytes_removed = readable.encoding, readable.nul_bytes_removed
-                header = _header(readable.path)
-                result.absent_columns = _check_header(path, source, header)
-                rejected = _read_into_batch(con, source, readable.path, header, original=path)
-    except encoding.UndecodableFile as exc:
-        raise FileRejected(path, exc.problem) from None
-    result.extra_columns = [h for h in dict.fromkeys(header) if h and h not in source.column_names]
-    parsed = con.execute("select count(*) from _batch").fetchone()[0]
-    _check_retyped(con, path, parsed)
-    result.rows_in = parsed + rejected
-    if result.rows_in == 0:
-        result.status, result.reason = EMPTY, "header only, no rows"
-    # Rows of erased people are dropped unseen and counted as quarantined (rule "erased").
-    erased = suppression.drop_suppressed(con, source, keyring)
-    parsed, rejected = parsed - erased.rows, rejected - erased.lines
-
-    # Window functions (duplicate keys) are not allowed in UPDATE, so judge into a new table.
-    con.execute(
-        f"create or replace temp table _judged as select *, {rule_expression(source, now)} as _rule from _batch"
-    )
-    con.execute("drop table _batch")
-    con.execute("alter table _judged rename to _batch")
-    protect.add_protected_columns(con, source, keyring)
-
-    con.execute("begin transaction")
-    try:
-        con.execute(
-            """
-            insert into quality.quarantine
-            select ?, ?, 'line:' || line, 'malformed_line', raw, ?, ?
-            from _rejects_protected order by line
-            """,
-            [source_name, rel, run_id, now],
+    with ExitStack() as stack:
+        item = _prepare(
+            con, source, path, rel, run_id, now, stack, scratch_root or _scratch_root(), _no_check
         )
-        con.execute(
-            f"""
-            insert into quality.quarantine
-            select ?, ?, coalesce(cast("{source.key}" as varchar), 'row:' || _row), _rule,
-                   {protect.row_json_sql(source)}, ?, ?
-            from _batch b join _protected p using (_row) where b._rule is not null order by b._row
-            """,
-            [source_name, rel, run_id, now],
-        )
-        con.execute(
-            "insert into quality.quarantine select ?, ?, null, 'erased', null, ?, ? from range(?)",
-            [source_name, rel, run_id, now, erased.total],
-        )
-        quarantined_rows = con.execute("select count(*) from _batch where _rule is not null").fetchone()[0]
-        select = ", ".join(protect.raw_select_sql(source))
-        con.execute(
-            f"insert into raw.{source_name} by name select {select}, ? as _source_file, ? as _loaded_at, "
-            f"? as _run_id from _batch b join _protected p using (_row) where b._rule is null order by b._row",
-            [rel, now, run_id],
-        )
-        result.rows_loaded = parsed - quarantined_rows
-        result.rows_quarantined = quarantined_rows + rejected + erased.total
-        _log(con, result, run_id, now)
-        con.execute("commit")
-    except Exception:
-        con.execute("rollback")
-        raise
-    finally:
-        for tmp in ("_batch", "_rejects", "_reject_scans", "_protected", "_rejects_protected"):
-            con.execute(f"drop table if exists {tmp}")
+        if isinstance(item, FileLoad):
+            return item
+        [result] = _load_items(con, source, [item], keyring, run_id, now)
+    if isinstance(result, FileRejected):
+        raise result
     return result
+
+
+def _no_check(checksum: str) -> None:
+    pass
 
 
 # --- row-level rules --------------------------------------------------------------------------
@@ -457,9 +661,12 @@ def _load_checked(
 AMOUNT_COLUMNS = ("amount", "unit_price", "price")
 
 
-def rule_expression(source: Source, now: datetime) -> str:
+def rule_expression(source: Source, now: datetime, duplicate: str | None = None) -> str:
     """One SQL CASE giving the first rule a row breaks, or NULL. Order matters: a row is
-    reported for its first problem only."""
+    reported for its first problem only.
+
+    ``duplicate`` is the SQL condition of a duplicate key; by default, a key already in
+    ``raw.<source>`` or on an earlier row (by ``_row``) of the table judged."""
     whens: list[str] = []
     required = [c for c in source.columns if c.required]
     if required:
@@ -488,10 +695,11 @@ def rule_expression(source: Source, now: datetime) -> str:
         whens.append(f"when \"{col}\" > timestamp '{now:%Y-%m-%d %H:%M:%S}' then 'future_timestamp'")
     if source.name in ("ecommerce_order_items", "pos_transactions"):
         whens.append("when product_id not in (select product_id from raw.products) then 'unknown_product'")
-    whens.append(
-        f'when "{source.key}" in (select "{source.key}" from raw.{source.name}) '
-        f"or row_number() over (partition by \"{source.key}\" order by _row) > 1 then 'duplicate_key'"
+    duplicate = duplicate or (
+        f'"{source.key}" in (select "{source.key}" from raw.{source.name}) '
+        f'or row_number() over (partition by "{source.key}" order by _row) > 1'
     )
+    whens.append(f"when {duplicate} then 'duplicate_key'")
     if source.name == "ecommerce_order_items":
         whens.append("when order_id not in (select order_id from raw.ecommerce_orders) then 'orphan_order'")
     return "case " + " ".join(whens) + " end"
@@ -581,18 +789,77 @@ def load_source(
     now: datetime | None = None,
     scratch_root: Path | None = None,
 ) -> tuple[list[FileLoad], list[FileRejected]]:
-    """Load every new file of one source. A file that cannot be loaded is logged as rejected
-    with its reason and returned among the errors; the others still load. The raw tables exist
-    afterwards even when no file has landed."""
+    """Load every new file of one source, many files per statement (up to ``BATCH_BYTES``). A
+    file that cannot be loaded is logged as rejected with its reason and returned among the
+    errors; the others still load. The raw tables exist afterwards even when no file has landed."""
     ensure_tables(con)
-    loads: list[FileLoad] = []
-    errors: list[FileRejected] = []
-    for path in landing_files(landing, source_name):
+    source = SOURCES[source_name]
+    now = now or datetime.now().replace(microsecond=0)
+    scratch = scratch_root or _scratch_root()
+    paths = landing_files(landing, source_name)
+    slots: list[FileLoad | None] = [None] * len(paths)
+    errors: dict[int, FileRejected] = {}
+    batch: list[tuple[int, _Item, ExitStack]] = []  # each file's stack holds its UTF-8 copy
+
+    def reject(i: int, exc: FileRejected) -> None:
+        load = FileLoad(source_name, str(paths[i].relative_to(landing)), exc.checksum, reason=exc.reason)
+        record_rejected(con, load, run_id, now)
+        slots[i], errors[i] = load, exc
+
+    def flush() -> None:
+        if not batch:
+            return
         try:
-            loads.append(load_file(con, source_name, path, keyring, run_id, now, landing, scratch_root))
-        except FileRejected as exc:
-            load = FileLoad(source_name, str(path.relative_to(landing)), exc.checksum, reason=exc.reason)
-            record_rejected(con, load, run_id, now)
-            loads.append(load)
-            errors.append(exc)
-    return loads, errors
+            results = _load_items(con, source, [item for _, item, _ in batch], keyring, run_id, now)
+        finally:
+            for _, _, stack in batch:
+                stack.close()
+        for (i, _, _), result in zip(batch, results, strict=True):
+            if isinstance(result, FileRejected):
+                reject(i, result)
+            else:
+                slots[i] = result
+        batch.clear()
+
+    def before_check(checksum: str) -> None:
+        # The same bytes twice in one batch: the first is logged before the second is looked
+        # up, as when files loaded one at a time.
+        if any(item.load.checksum == checksum for _, item, _ in batch):
+            flush()
+
+    try:
+        for i, path in enumerate(paths):
+            stack = ExitStack()
+            try:
+                item = _prepare(
+                    con,
+                    source,
+                    path,
+                    str(path.relative_to(landing)),
+                    run_id,
+                    now,
+                    stack,
+                    scratch,
+                    before_check,
+                )
+            except FileRejected as exc:
+                stack.close()
+                reject(i, exc)
+                continue
+            if isinstance(item, FileLoad):
+                stack.close()
+                slots[i] = item
+                continue
+            if batch and (
+                item.parquet
+                or batch[0][1].batch_key != item.batch_key
+                or len(batch) >= BATCH_FILES
+                or sum(b.size for _, b, _ in batch) + item.size > BATCH_BYTES
+            ):
+                flush()
+            batch.append((i, item, stack))
+        flush()
+    finally:
+        for _, _, stack in batch:
+            stack.close()
+    return slots, [errors[i] for i in sorted(errors)]

@@ -49,7 +49,7 @@ def _spec(source: str, unit: str) -> dg.AssetSpec:
         key=raw_key(source),
         group_name="ingest",
         kinds={"duckdb", "csv"},
-        description=f"{SOURCES[source].description} Loaded from $C360_HOME/landing/{source}/ file by file.",
+        description=f"{SOURCES[source].description} Loaded from $C360_HOME/landing/{source}/ in batches of files, logged file by file.",
         deps=[raw_key("products")] if unit in NEEDS_PRODUCTS else [],
         metadata={"dagster/column_schema": _column_schema(source), "landing_key": SOURCES[source].key},
         skippable=True,

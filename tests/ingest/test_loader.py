@@ -162,3 +162,37 @@ def test_sensitive_values_are_protected_and_never_stored_in_clear(con, landing):
         assert secret not in text
     masked = con.execute("select email_masked, bank_card_masked from raw.crm_customers").fetchall()[0]
     assert masked == ("w***@example.com", "**** **** **** 1111")
+
+
+def test_files_load_together_and_one_that_cannot_be_parsed_stops_only_itself(con, landing):
+    header = "product_id,product_name,category,brand,price,launched_at,discontinued\n"
+    row = "{},Case,electronics,A,5.00,2024-01-01,false\n"
+    _write(landing, "products", "a.csv", header + row.format("P1") + row.format("P2"))
+    # Mixed line endings: DuckDB cannot parse the file at all, so the statement reading the
+    # three files fails and each is read on its own.
+    path = landing / "products" / "b.csv"
+    path.write_bytes(
+        (header.replace("\n", "\r\n") + row.format("P3").replace("\n", "\r\n") + row.format("P4")).encode()
+    )
+    _write(landing, "products", "c.csv", header + row.format("P2") + row.format("P5") + row.format("P5"))
+
+    loads, errors = load_source(con, "products", landing, KEYS, run_id="t")
+    assert [l.status for l in loads] == ["loaded", "rejected", "loaded"]
+    assert [e.file for e in errors] == [path] and "cannot be parsed as CSV" in errors[0].reason
+    assert [(l.rows_in, l.rows_loaded, l.rows_quarantined) for l in loads] == [
+        (2, 2, 0),
+        (0, 0, 0),
+        (3, 1, 2),
+    ]
+    assert con.execute("select product_id from raw.products order by 1").fetchall() == [
+        ("P1",),
+        ("P2",),
+        ("P5",),
+    ]
+    # The first row with a key loads, across files as within one; later ones are quarantined.
+    assert con.execute(
+        "select source_file, record_id, rule from quality.quarantine order by 2"
+    ).fetchall() == [
+        ("products/c.csv", "P2", "duplicate_key"),
+        ("products/c.csv", "P5", "duplicate_key"),
+    ]
