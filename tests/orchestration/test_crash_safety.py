@@ -4,7 +4,7 @@ half-written, and the next run recovers on its own.
 Two writers are killed at several points against copies of the demo warehouse: dbt rebuilding
 ``marts.customer_360`` (the step ``c360 run --select key:marts/customer_360`` runs; dbt-duckdb
 builds into ``__dbt_tmp`` and renames inside one transaction) and the loader taking two new
-clickstream files (one transaction per file). After each kill the file must open, the whole
+clickstream files (one transaction per batch of files). After each kill the file must open, the whole
 warehouse must match one of the states an uninterrupted run passes through, and a rerun must give
 what an uninterrupted run gives.
 """
