@@ -4,7 +4,8 @@ transitions, and the MLflow pyfunc that serves them.
 The collaborative model is EASE^R (Steck 2019, "Embarrassingly Shallow Autoencoders"): a
 closed-form item-item weight matrix ``B = argmin ||X - XB||² + λ||B||², diag(B) = 0``. It
 needs a dense ``n_items x n_items`` solve, so it is used up to ``MAX_EASE_ITEMS`` items
-(10k items: 3.4 GB peak and ~2 min on one shared core, measured); above that the model falls back to
+(a float32 Cholesky inverse; the Gram matrix ``X'X`` is computed once per λ search, see
+``tune_l2``); above that the model falls back to
 BM25-weighted item-kNN, which only needs a sparse ``X'X``. Both keep the ``neighbours``
 largest weights per item, so scoring is a sparse product and the served artefact stays small.
 
@@ -32,7 +33,8 @@ from ml.recommendations.ranking import ndcg_at_k
 
 USER, ITEM, WEIGHT, TIME = "customer_id", "product_id", "weight", "event_time"
 
-# Dense EASE solve limit: the Gram matrix is n_items² float64 (15k items = 1.8 GB).
+# Dense EASE solve limit: the Gram matrix is n_items² float32 (15k items = 0.9 GB, and a λ search
+# holds it beside the one being inverted).
 MAX_EASE_ITEMS = 15_000
 # Chosen on MovieLens 100k with a validation split carved from training data (see
 # ml/movielens.py): validation NDCG@10 was 0.153/0.157/0.161/0.161/0.162/0.159 for

@@ -2,7 +2,8 @@
 
 ``ml/recommender``: fits the recommender on ``int_interactions_weighted`` (EASE item-item
 collaborative filtering, popularity per RFM segment for cold starts, next-item transitions
-from each customer's time-ordered touches), evaluates it on a temporal split, logs it to
+from each customer's time-ordered touches), evaluates it on a temporal split (EASE's λ searched
+from the champion's λ and its grid neighbours, the whole grid when there is no champion), logs it to
 MLflow and registers it as ``recommender`` (@challenger); the blocking check
 ``recommender_champion_gate`` moves ``champion`` only when the temporal NDCG@10 beats the
 champion's. The registered artefacts hold item-keyed parts only (no customer id, no history):
