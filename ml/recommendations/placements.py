@@ -70,8 +70,25 @@ def fit_model(
     """CF and popularity on the weighted interactions; the next-item model from the transition
     counts (``from_product, to_product, transitions``) of the time-ordered touches."""
     matrix = models.build_interaction_matrix(interactions[[USER, ITEM, WEIGHT]])
+    user_segments = [segments.get(u) for u in matrix.user_ids]
+    return fit_model_on_matrix(
+        matrix, transitions, l2, neighbours, user_segments, allow_repurchase, unavailable
+    )
+
+
+def fit_model_on_matrix(
+    matrix: models.InteractionMatrix,
+    transitions: pd.DataFrame,
+    l2: float,
+    neighbours: int,
+    user_segments,
+    allow_repurchase,
+    unavailable,
+) -> models.RecommenderModel:
+    """``fit_model`` on an interaction matrix already built (``interaction_matrix_from_arrow``);
+    ``user_segments`` holds each matrix row's segment (None: none)."""
     cf = models.ItemItemRecommender(l2=l2, neighbours=neighbours).fit(matrix.matrix)
-    popularity = models.PopularityRecommender().fit(matrix.matrix, [segments.get(u) for u in matrix.user_ids])
+    popularity = models.PopularityRecommender().fit(matrix.matrix, user_segments)
     next_items = models.TransitionModel.from_counts(transitions, matrix)
     # Logged, not served here: no in-memory histories (the served model reads the warehouse).
     return models.RecommenderModel.from_fitted(

@@ -2,7 +2,8 @@
 
 ``ml/recommender``: fits the recommender on ``int_interactions_weighted`` (EASE item-item
 collaborative filtering, popularity per RFM segment for cold starts, next-item transitions
-from each customer's time-ordered touches), evaluates it on a temporal split, logs it to
+from each customer's time-ordered touches), evaluates it on a temporal split (EASE's λ searched
+from the champion's λ and its grid neighbours, the whole grid when there is no champion), logs it to
 MLflow and registers it as ``recommender`` (@challenger); the blocking check
 ``recommender_champion_gate`` moves ``champion`` only when the temporal NDCG@10 beats the
 champion's. The registered artefacts hold item-keyed parts only (no customer id, no history):
@@ -26,12 +27,17 @@ the categories from it instead. It is off by default because on the generated da
 not separate consumables cleanly (baby 0.32 ... outdoor 0.29, beauty 0.27 ... fashion 0.19).
 """
 
+import hashlib
 import time
 from datetime import datetime, timedelta
 
 import dagster as dg
+import duckdb
 import mlflow
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field
 from threadpoolctl import threadpool_limits
 
@@ -46,7 +52,7 @@ from ml.recommendations.placements import (
     REASON_POPULAR,
     REASON_SIMILAR,
     REASON_TOGETHER,
-    fit_model,
+    fit_model_on_matrix,
     learn_repurchase_categories,
     popularity_state,
     score_placements,
@@ -213,29 +219,41 @@ def cross_sell_rules(config: CrossSellConfig, warehouse: WarehouseResource):
     )
 
 
-def too_little_to_train(interactions: pd.DataFrame) -> str | None:
+def too_little_to_train(interactions: pa.Table | pd.DataFrame) -> str | None:
     """Why the recommender cannot be trained on these interactions, or None if it can."""
-    if interactions.empty:
+    if len(interactions) == 0:
         return (
             f"{INTERACTIONS_TABLE} is empty (no purchases, carts or views of catalogue products "
             "by identified customers)"
         )
-    products = interactions["product_id"].nunique()
+    column = interactions["product_id"]
+    products = pc.count_distinct(column).as_py() if isinstance(interactions, pa.Table) else column.nunique()
     if products < 2:
         return f"{INTERACTIONS_TABLE} touches {products} product: nothing to rank"
     return None
 
 
+def _arrow(con, sql: str) -> pa.Table:
+    """A query's rows as an Arrow table: DuckDB hands its columns over without a DataFrame (33M
+    interactions at 1M customers; ``con.sql``, as ``execute`` would copy them once more); other
+    readers (Spark) go through theirs."""
+    if isinstance(con, duckdb.DuckDBPyConnection):
+        return con.sql(sql).to_arrow_table()
+    return pa.Table.from_pandas(con.execute(sql).df(), preserve_index=False)
+
+
 def _load_training_data(con, evaluation_customers: int = EVALUATION_CUSTOMERS) -> dict:
-    interactions = con.execute(
-        f"select customer_id, product_id, weight, purchase_count, last_event_at from {INTERACTIONS_TABLE}"
-    ).df()
+    """What ml/recommender reads, each relation once: the interactions and segments as Arrow
+    tables (the interaction matrix and each customer's segment are built from them directly),
+    the rest as DataFrames."""
+    interactions = _arrow(
+        con,
+        f"select customer_id, product_id, weight, purchase_count, last_event_at from {INTERACTIONS_TABLE}",
+    )
     events = read_evaluation_touches(con, evaluation_customers)
     transitions = con.execute(f"select * from {TRANSITIONS_VIEW}").df()
-    segments = dict(
-        con.execute(
-            f"select customer_id, rfm_segment from {CUSTOMERS_TABLE} where rfm_segment is not null"
-        ).fetchall()
+    segments = _arrow(
+        con, f"select customer_id, rfm_segment from {CUSTOMERS_TABLE} where rfm_segment is not null"
     )
     products = con.execute(f"select product_id, category, is_discontinued from {PRODUCTS_TABLE}").df()
     rates = con.execute(f"select * from {REPURCHASE_VIEW} order by repurchase_rate desc, category").df()
@@ -247,6 +265,44 @@ def _load_training_data(con, evaluation_customers: int = EVALUATION_CUSTOMERS) -
         "products": products,
         "rates": rates,
     }
+
+
+def user_segments(matrix: models.InteractionMatrix, segments: pa.Table) -> np.ndarray:
+    """Each matrix row's ``rfm_segment`` (None when the customer has none), matched in Arrow."""
+    at = pc.index_in(pa.array(matrix.user_ids, type=pa.string()), value_set=segments["customer_id"])
+    return segments["rfm_segment"].take(at).to_numpy(zero_copy_only=False)
+
+
+def interactions_digest(matrix: models.InteractionMatrix, interactions: pa.Table) -> str:
+    """Lineage digest of what the model is fitted on, from arrays instead of a DataFrame: the
+    summed customer x product weights (sorted CSR, so the rows' order does not matter), the ids of
+    rows and columns, and the purchase counts and latest touch of the relation."""
+    csr = matrix.matrix.copy()
+    csr.sort_indices()
+    h = hashlib.sha256()
+    h.update("\x1f".join(interactions.column_names).encode())
+    for ids in (matrix.user_ids, matrix.item_ids):
+        h.update("\x1f".join(map(str, ids)).encode())
+    for array in (csr.indptr, csr.indices, csr.data):
+        h.update(np.ascontiguousarray(array).tobytes())
+    h.update(str(pc.sum(interactions["purchase_count"]).as_py()).encode())
+    h.update(str(pc.max(interactions["last_event_at"]).as_py()).encode())
+    return h.hexdigest()[:32]
+
+
+def champion_l2() -> float | None:
+    """λ of the current @champion (its run's ``l2`` param), where the λ search starts; None
+    without a champion or an EASE one."""
+    from mlflow import MlflowClient
+
+    registry.configure()
+    champion = registry.champion_info(MODEL_NAME)
+    if champion is None:
+        return None
+    params = MlflowClient().get_run(champion["run_id"]).data.params
+    if params.get("method", "ease") != "ease" or "l2" not in params:
+        return None
+    return float(params["l2"])
 
 
 @dg.asset(
@@ -280,10 +336,12 @@ def recommender_model(
         return metadata.skipped(context, f"no model trained: {reason}", interactions=len(interactions))
 
     # The same touches as read_evaluation_touches', whose latest int_interactions_weighted keeps per pair.
-    last_event = pd.Timestamp(interactions["last_event_at"].max())
+    last_event = pd.Timestamp(pc.max(interactions["last_event_at"]).as_py())
     cutoff = (last_event - timedelta(days=config.holdout_days)).normalize()
+    # Warm start: the champion's λ and its grid neighbours, the full grid only without one.
+    start_l2 = champion_l2()
     try:
-        evaluation = models.evaluate_temporal(events, cutoff)
+        evaluation = models.evaluate_temporal(events, cutoff, l2_start=start_l2)
     except ValueError as exc:  # a split with nothing on one side
         return metadata.skipped(
             context,
@@ -306,17 +364,24 @@ def recommender_model(
     )
     allow_repurchase = products.loc[products["category"].isin(repurchase_categories), "product_id"]
     unavailable = products.loc[products["is_discontinued"], "product_id"]
+    del events, data["events"]
     started = time.perf_counter()
-    model = fit_model(
-        interactions,
+    matrix = models.interaction_matrix_from_arrow(
+        interactions["customer_id"], interactions["product_id"], interactions["weight"]
+    )
+    digest = interactions_digest(matrix, interactions)
+    model = fit_model_on_matrix(
+        matrix,
         data["transitions"],
         platform["l2"],
         config.neighbours,
-        data["segments"],
+        user_segments(matrix, data["segments"]),
         allow_repurchase,
         unavailable,
     )
     fit_seconds = time.perf_counter() - started
+    customers = matrix.matrix.shape[0]
+    del matrix
 
     metrics = {
         PROMOTION_METRIC: platform["ndcg@10"],
@@ -330,7 +395,7 @@ def recommender_model(
         "temporal_users_evaluated": evaluation["users"]["evaluated"],
         "temporal_users_cold_start": evaluation["users"]["cold_start"],
         "fit_seconds": fit_seconds,
-        "customers": int(interactions["customer_id"].nunique()),
+        "customers": customers,
         "products": len(model.state["meta"]["item_ids"]),
         "interactions": len(interactions),
     }
@@ -342,14 +407,17 @@ def recommender_model(
                 "l2": platform["l2"],
                 "neighbours": config.neighbours,
                 "holdout_days": config.holdout_days,
+                "l2_search": "full grid" if start_l2 is None else f"from the champion's {start_l2:g}",
                 "temporal_cutoff": str(cutoff.date()),
                 "repurchase_categories": ",".join(repurchase_categories),
                 "segments": ",".join(model.state["meta"]["segments"]),
             }
         )
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        # The digest of the full relation, computed from its arrays: a DataFrame of it would be
+        # digested row by row and its schema inferred by MLflow (minutes at 1M customers).
         registry.log_lineage(
-            interactions.drop(columns=["last_event_at"]),
+            digest,
             source_table=INTERACTIONS_TABLE,
             as_of=str(last_event),
             name="recommender_interactions",

@@ -22,8 +22,10 @@ def _asset_inputs(reader) -> dict[str, pd.DataFrame]:
     frames = {
         "churn_features": churn.read_features(reader),
         "churn_latest": churn.read_features(reader, latest_only=True),
-        "segments": pd.DataFrame(sorted(data["segments"].items()), columns=["customer_id", "rfm_segment"]),
-        **{name: data[name] for name in ("interactions", "events", "transitions", "products", "rates")},
+        # The recommender reads interactions and segments as Arrow tables.
+        "segments": data["segments"].to_pandas(),
+        "interactions": data["interactions"].to_pandas(),
+        **{name: data[name] for name in ("events", "transitions", "products", "rates")},
     }
     return {name: f.sort_values(list(f.columns)).reset_index(drop=True) for name, f in frames.items()}
 

@@ -92,7 +92,30 @@ def test_ease_weights_match_closed_form():
     p = np.linalg.inv((x.T @ x).toarray() + 2.0 * np.eye(3))
     expected = np.eye(3) - p / np.diag(p)
     np.fill_diagonal(expected, 0.0)
-    np.testing.assert_allclose(ease_weights(x, 2.0), expected, atol=1e-10)
+    np.testing.assert_allclose(ease_weights(x, 2.0, dtype=np.float64), expected, atol=1e-10)
+    # The float32 solve (the default) agrees to float32 precision.
+    single = ease_weights(x, 2.0)
+    assert single.dtype == np.float32
+    np.testing.assert_allclose(single, expected, atol=1e-6)
+
+
+def test_float32_ease_keeps_float64_neighbours_and_rankings():
+    frame, _ = planted_interactions()
+    m = build_interaction_matrix(frame).matrix
+    double = ease_weights(m, 10.0, dtype=np.float64)
+    single = ease_weights(m, 10.0)
+    np.testing.assert_allclose(single, double, atol=1e-5 * np.abs(double).max())
+    # The same top-10 items per customer from either solve.
+    users = np.arange(m.shape[0])
+    scores = [np.asarray(_binary_dense(m) @ w) for w in (double, single)]
+    for s in scores:
+        s[m.toarray() > 0] = -np.inf
+    assert (top_k_from_scores(scores[0], 10)[0] == top_k_from_scores(scores[1], 10)[0]).mean() > 0.99
+    assert len(users) == m.shape[0]
+
+
+def _binary_dense(matrix) -> np.ndarray:
+    return (matrix.toarray() > 0).astype(np.float64)
 
 
 @pytest.mark.parametrize("max_ease_items", [10_000, 0], ids=["ease", "bm25_knn_fallback"])
@@ -162,6 +185,29 @@ def test_tune_l2_picks_the_best_validation_value_from_the_grid():
     val = build_interaction_matrix(valid, users, items).matrix
     best, table = tune_l2(fit, val, grid=(1.0, 10.0, 1e6))
     assert set(table) == {1.0, 10.0, 1e6} and table[best] == max(table.values())
+
+
+def test_tune_l2_warm_start_fits_fewer_and_finds_the_full_grids_choice():
+    frame, _ = planted_interactions()
+    train, valid = holdout_last_per_user(frame, 0.3)
+    users, items = sorted(frame["customer_id"].unique()), sorted(frame["product_id"].unique())
+    fit = build_interaction_matrix(train, users, items).matrix
+    val = build_interaction_matrix(valid, users, items).matrix
+    grid = (0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6)
+    best, table = tune_l2(fit, val, grid=grid)
+    assert set(table) == set(grid)
+    # From above the best λ the search walks down to the full grid's choice (validation NDCG is
+    # not unimodal at the small end here, so a start there may stay in a local maximum).
+    for start in (grid[-1], 1e5):
+        warm, tried = tune_l2(fit, val, grid=grid, start=start)
+        assert warm == best and start in tried and len(tried) <= len(grid)
+        assert all(tried[v] == pytest.approx(table[v]) for v in tried)
+    # From the best λ itself only it and its two neighbours are fitted.
+    warm, tried = tune_l2(fit, val, grid=grid, start=best)
+    assert warm == best and len(tried) <= 3
+    # A start outside the grid is tried too.
+    warm, tried = tune_l2(fit, val, grid=grid, start=42.0)
+    assert 42.0 in tried and tried[warm] == max(tried.values())
 
 
 @pytest.fixture(scope="module")
