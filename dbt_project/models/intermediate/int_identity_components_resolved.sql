@@ -22,6 +22,8 @@
 ) }}
 {%- set state = is_incremental() and identity_state_readable(['record_id', 'node_hash', 'fingerprint', 'label']) %}
 
+-- node_hash and fingerprint: what a record is and what links it, as hashes. A state row whose
+-- node hash differs numbers another node now; a record whose fingerprint differs is new or changed.
 with records as (
     select
         record_id,
@@ -40,6 +42,15 @@ edges as (
 ),
 
 {% if state %}
+-- Integers only: several steps below read it, and DuckDB materialises a shared CTE whole.
+record_hashes as (
+    select
+        record_id,
+        hash(record_node) as node_hash,
+        hash(link_keys, name_key, birth_date, postcode) as fingerprint
+    from {{ ref('int_identity_records_unioned') }}
+),
+
 state as (
     select record_id, node_hash, fingerprint, label from {{ this }}
 ),
@@ -48,13 +59,13 @@ state as (
 rebuild as (
     select count(*) > 0 as everything
     from state s
-    left join records r on r.record_id = s.record_id and r.node_hash = s.node_hash
+    left join record_hashes r on r.record_id = s.record_id and r.node_hash = s.node_hash
     where r.record_id is null
 ),
 
 changed as (
     select r.record_id
-    from records r
+    from record_hashes r
     left join state s on s.record_id = r.record_id
     where s.record_id is null or s.node_hash <> r.node_hash or s.fingerprint <> r.fingerprint
 ),
@@ -72,7 +83,7 @@ affected as (
     union
     select record_id from changed
     union
-    select record_id from records where (select everything from rebuild)
+    select record_id from record_hashes where (select everything from rebuild)
 ),
 
 scope as (
