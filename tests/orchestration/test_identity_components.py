@@ -8,6 +8,7 @@ On the demo platform by default; ``C360_IDENTITY_WAREHOUSE=/path/warehouse.duckd
 comparison on any built warehouse (e.g. 100k customers)."""
 
 import os
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -101,3 +102,85 @@ def test_components_equal_the_reference_on_the_string_graph(warehouse):
     assert len(expected) == records and people > 1
     # Merged people (one reference component split across several) or split ones show here.
     assert actual == expected, sorted(actual ^ expected)[:20]
+
+
+# The identity models an increment rebuilds (those the components depend on).
+IDENTITY = "int_identity_records_unioned int_identity_edges_linked int_identity_components_resolved"
+
+
+def resolved(con) -> set[tuple[str, str]]:
+    return set(
+        con.execute(
+            "select record_node, component from intermediate.int_identity_components_resolved"
+        ).fetchall()
+    )
+
+
+def test_an_increment_gives_the_components_a_full_rebuild_gives(demo_home, tmp_path, monkeypatch, dbt_run):
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(demo_home / "warehouse.duckdb", home / "warehouse.duckdb")
+    monkeypatch.setenv("C360_HOME", str(home))
+    monkeypatch.delenv("C360_WAREHOUSE", raising=False)
+    target = tmp_path / "target"
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    # Two people, one known by an email, another by a phone; new tickets: one carries both (it
+    # merges the two), two share an email nobody had (a new person).
+    (email, a), (phone, b) = (
+        con.execute(
+            f"""select split_part(k, ':', 2), c.component
+            from (select record_node, unnest(link_keys) as k from intermediate.int_identity_records_unioned) r
+            join intermediate.int_identity_components_resolved c using (record_node)
+            where k like '{kind}:%' order by r.record_node limit 1 offset {offset}"""
+        ).fetchone()
+        for kind, offset in (("email", 0), ("phone", 7))
+    )
+    assert a != b
+    template = "select * replace (? as ticket_id, ? as email_hash, ? as phone_hash, now()::timestamp as _loaded_at) from raw.service_tickets limit 1"
+    for ticket, ticket_email, ticket_phone in (
+        ("T-MERGE", email, phone),
+        ("T-NEW-1", "new-person", None),
+        ("T-NEW-2", "new-person", None),
+    ):
+        con.execute(
+            f"insert into raw.service_tickets by name {template}", [ticket, ticket_email, ticket_phone]
+        )
+    before = resolved(con)
+    records = len(before)
+    con.close()
+
+    dbt_run(target, IDENTITY)
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    incremental = resolved(con)
+    components = dict(incremental)
+    merged = components["service_tickets:T-MERGE"]
+    assert merged == min(a, b)
+    assert {c for n, c in before if c in (a, b)} == {a, b}
+    assert {n for n, c in before if c in (a, b)} <= {n for n, c in incremental if c == merged}
+    assert (
+        components["service_tickets:T-NEW-1"] == components["service_tickets:T-NEW-2"] == "email:new-person"
+    )
+    # Only the touched components were recomputed, and the merge is on record.
+    recomputed, merged_labels = con.execute(
+        """select count(*), count(distinct previous_label) filter (where component = ?)
+        from intermediate.int_identity_components_resolved
+        where resolved_at = (select max(resolved_at) from intermediate.int_identity_components_resolved)""",
+        [merged],
+    ).fetchone()
+    assert 3 < recomputed < records / 100 and merged_labels == 2
+    assert incremental == reference_components(con)
+
+    # An erasure-like removal: a record is gone, so every component is recomputed.
+    con.execute("delete from raw.service_tickets where ticket_id = 'T-NEW-2'")
+    con.close()
+    dbt_run(target, IDENTITY)
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    after_removal = resolved(con)
+    assert after_removal == incremental - {("service_tickets:T-NEW-2", "email:new-person")}
+    assert after_removal == reference_components(con)
+    con.close()
+
+    dbt_run(target, IDENTITY, "--full-refresh")
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    assert resolved(con) == after_removal
+    con.close()

@@ -3,11 +3,34 @@
 -- runs until no label changes). A component is named, as before the numbering, by its smallest
 -- node of the record-and-key graph: the smallest record node or key string among its records, so
 -- the customer ids int_customer_ids_assigned derives from it do not change.
+--
+-- Incremental on DuckDB (record numbers are stable across builds): each row keeps its record's
+-- label (the component's smallest record number) and a fingerprint of what links it (keys and
+-- fuzzy fields). A run recomputes only the components a new or changed record touches: the
+-- components it was in and those of the records it now has an edge to. Every edge of a record
+-- of those components stays inside them (an edge between two unchanged records existed before,
+-- so they already shared a component), so propagating labels on them alone gives the full
+-- graph's answer. When a record of the state is gone (an erasure) or was renumbered (records
+-- rebuilt from scratch), the state no longer describes the graph: the run recomputes every
+-- component, the simplest correct choice (the post-hook then drops the rows of vanished records).
+{{ config(
+    materialized=fact_materialization(),
+    unique_key='record_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
+    post_hook="{% if is_incremental() %}delete from {{ this }} where record_id is null or record_id not in (select record_id from {{ ref('int_identity_records_unioned') }}){% endif %}"
+) }}
+{%- set state = is_incremental() and identity_state_readable(['record_id', 'node_hash', 'fingerprint', 'label']) %}
+
+-- node_hash and fingerprint: what a record is and what links it, as hashes. A state row whose
+-- node hash differs numbers another node now; a record whose fingerprint differs is new or changed.
 with records as (
     select
         record_id,
         record_node,
-        least(record_node, coalesce({{ list_min('link_keys') }}, record_node)) as smallest_node
+        least(record_node, coalesce({{ list_min('link_keys') }}, record_node)) as smallest_node,
+        hash(record_node) as node_hash,
+        hash(link_keys, name_key, birth_date, postcode) as fingerprint
     from {{ ref('int_identity_records_unioned') }}
 ),
 
@@ -18,10 +41,74 @@ edges as (
     where record_id <> linked_record_id
 ),
 
+{% if state %}
+-- Integers only: several steps below read it, and DuckDB materialises a shared CTE whole.
+record_hashes as (
+    select
+        record_id,
+        hash(record_node) as node_hash,
+        hash(link_keys, name_key, birth_date, postcode) as fingerprint
+    from {{ ref('int_identity_records_unioned') }}
+),
+
+state as (
+    select record_id, node_hash, fingerprint, label from {{ this }}
+),
+
+-- A state row whose record is gone or now numbers another node: recompute everything.
+rebuild as (
+    select count(*) > 0 as everything
+    from state s
+    left join record_hashes r on r.record_id = s.record_id and r.node_hash = s.node_hash
+    where r.record_id is null
+),
+
+changed as (
+    select r.record_id
+    from record_hashes r
+    left join state s on s.record_id = r.record_id
+    where s.record_id is null or s.node_hash <> r.node_hash or s.fingerprint <> r.fingerprint
+),
+
+touched_labels as (
+    select s.label from changed c join state s on s.record_id = c.record_id
+    union
+    select s.label from edges e join changed c on c.record_id = e.record_id join state s on s.record_id = e.linked_record_id
+    union
+    select s.label from edges e join changed c on c.record_id = e.linked_record_id join state s on s.record_id = e.record_id
+),
+
+affected as (
+    select record_id from state where label in (select label from touched_labels)
+    union
+    select record_id from changed
+    union
+    select record_id from record_hashes where (select everything from rebuild)
+),
+
+scope as (
+    select r.*
+    from records r
+    join affected a on a.record_id = r.record_id
+),
+
+scoped_edges as (
+    select e.* from edges e join affected a on a.record_id = e.record_id
+),
+{% else %}
+scope as (
+    select * from records
+),
+
+scoped_edges as (
+    select * from edges
+),
+{% endif %}
+
 adjacency as (
-    select record_id as node, linked_record_id as neighbour from edges
+    select record_id as node, linked_record_id as neighbour from scoped_edges
     union all
-    select linked_record_id, record_id from edges
+    select linked_record_id, record_id from scoped_edges
 ),
 
 labels as (
@@ -30,8 +117,8 @@ labels as (
 
 -- A record without edges is a component of its own.
 labelled as (
-    select r.record_node, r.smallest_node, coalesce(l.label, r.record_id) as label
-    from records r
+    select r.record_id, r.record_node, r.node_hash, r.fingerprint, r.smallest_node, coalesce(l.label, r.record_id) as label
+    from scope r
     left join labels l on l.node = r.record_id
 ),
 
@@ -41,10 +128,21 @@ component_names as (
     group by label
 ),
 
+-- previous_label: the record's label before this run (null if new or renumbered). A recomputed
+-- component whose records had several is a merge of those components (people) into one.
 final as (
-    select l.record_node, n.component
+    select
+        l.record_id,
+        l.record_node,
+        l.node_hash,
+        l.fingerprint,
+        l.label,
+        n.component,
+        {% if state %}s.label{% else %}cast(null as bigint){% endif %} as previous_label,
+        cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}' as timestamp) as resolved_at
     from labelled l
     join component_names n on n.label = l.label
+    {% if state %}left join state s on s.record_id = l.record_id and s.node_hash = l.node_hash{% endif %}
 )
 
 select * from final

@@ -1,7 +1,10 @@
 -- Every identity-bearing record of every source, with the keys it can be linked by.
 -- Keys are pseudonyms (HMAC) or system ids, prefixed by their kind so kinds never collide.
--- Records are numbered here, once: the graph work downstream joins and groups these integers,
--- never the ~70-character node and key strings.
+-- Records are numbered here: the graph work downstream joins and groups these integers, never
+-- the ~70-character node and key strings. A record keeps its number from build to build (new
+-- records are numbered after the largest), so int_identity_components_resolved can keep its
+-- component state by number and recompute only what new records touch.
+{%- set previous = identity_previous_build(['record_id', 'record_node']) %}
 with crm as (
     select * from {{ ref('stg_crm__customers') }}
 ),
@@ -93,9 +96,34 @@ unioned as (
     {% endfor %}
 ),
 
+{% if previous %}
+numbered as (
+    select p.record_id, u.*
+    from unioned u
+    left join (select record_id, record_node from {{ previous }}) p
+      on p.record_node = u.source || ':' || u.source_record_id
+),
+
+-- Only the new records are sorted (by node, so their numbers do not depend on scan order).
+numbers as (
+    select * from numbered where record_id is not null
+    union all
+    select
+        (select coalesce(max(record_id), 0) from {{ previous }})
+            + row_number() over (order by source, source_record_id) as record_id,
+        * exclude (record_id)
+    from numbered
+    where record_id is null
+),
+{% else %}
+numbers as (
+    select {{ unordered_row_number() }} as record_id, * from unioned
+),
+{% endif %}
+
 final as (
     select
-        {{ unordered_row_number() }} as record_id,
+        record_id,
         source,
         source_record_id,
         source || ':' || source_record_id as record_node,
@@ -103,7 +131,7 @@ final as (
         name_key,
         birth_date,
         postcode
-    from unioned
+    from numbers
 )
 
 select * from final
