@@ -53,18 +53,18 @@ def combine(hashes: np.ndarray, other) -> np.ndarray:
 
 def grouped_hashes(frame: pd.DataFrame, key: str = KEY) -> pd.Series:
     """One uint64 per ``key`` over all its rows, in the order given (sort the frame first): the
-    wrapping sum of each row's hash combined with its position within the key."""
+    wrapping sum of each row's hash combined with its position within the key. Vectorised (a
+    Python call per customer costs seconds at 1M)."""
     if frame.empty:
         return pd.Series([], dtype=np.uint64, name="input_hash")
-    keys = frame[key].astype(str).to_numpy()
-    position = frame.groupby(key, sort=False).cumcount().to_numpy()
+    codes, keys = pd.factorize(frame[key].astype(str), sort=False)
+    position = frame.groupby(codes, sort=False).cumcount().to_numpy()
     per_row = combine(row_hashes(frame, key).to_numpy(), position)
-    summed = (
-        pd.Series(per_row, index=keys)
-        .groupby(level=0, sort=False)
-        .agg(lambda h: np.add.reduce(h.to_numpy(), dtype=np.uint64))
-    )
-    return summed.astype(np.uint64).rename("input_hash")
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])
+    sums = np.add.reduceat(per_row[order], starts)  # uint64: wraps around, as a hash sum should
+    return pd.Series(sums, index=np.asarray(keys)[sorted_codes[starts]], name="input_hash")
 
 
 def frame_hash(frame: pd.DataFrame) -> np.uint64:
