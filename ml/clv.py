@@ -417,7 +417,14 @@ def customer_lifetime_value(
     )
     monthly = np.diff(cumulative, axis=0)
     discount = (1 + monthly_discount_rate) ** -months.astype(float)
-    return value * (discount @ monthly)
+    # Month by month with elementwise operations, not `discount @ monthly` (BLAS may round a
+    # customer's sum differently by their position in the array) nor `.sum(axis=0)` (pairwise
+    # when the array is one customer wide): incremental scoring (orchestration/incremental_scoring.py)
+    # needs a customer's CLV to be the same bits scored alone or among everyone.
+    discounted = np.zeros(monthly.shape[1:])
+    for month_discount, purchases in zip(discount, monthly, strict=True):
+        discounted = discounted + month_discount * purchases
+    return value * discounted
 
 
 def clv_tier(clv: pd.Series) -> pd.Series:

@@ -8,7 +8,7 @@
         count(*) filter (where day > first_day) as frequency,
         {{ days_between('min(day)', 'max(day)') }} as recency_days,
         {{ days_between('min(first_day)', as_of) }} as t_days,
-        coalesce(avg(amount) filter (where day > first_day), 0) as monetary_value
+        cast(coalesce(avg(amount) filter (where day > first_day), 0) as double) as monetary_value
     from (select *, min(day) over (partition by customer_id) as first_day from {{ days }}) firsts
     group by customer_id
 {%- endmacro %}

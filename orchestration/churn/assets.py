@@ -8,7 +8,9 @@ than one estimator, the best by validation ROC-AUC); it is refitted on every lab
 logged to MLflow with its metrics, plots, signature and lineage, and registered as a new version of ``churn`` with alias ``challenger``. The blocking
 check ``churn_champion_gate`` (orchestration/model_lifecycle.py) promotes it.
 
-``ml/churn_scores`` scores every customer at the latest as-of date with ``models:/churn@champion``.
+``ml/churn_scores`` scores every customer at the latest as-of date with ``models:/churn@champion``,
+recomputing only customers whose feature row or champion version changed
+(orchestration/incremental_scoring.py).
 """
 
 import time
@@ -23,7 +25,7 @@ from threadpoolctl import threadpool_limits
 from c360.settings import get_settings
 from c360.warehouse import write_frame
 from ml import churn, registry
-from orchestration import metadata
+from orchestration import incremental_scoring, metadata
 from orchestration.dbt.assets import dbt_key
 from orchestration.model_lifecycle import lineage, model_metadata
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
@@ -43,6 +45,7 @@ SCORE_COLUMNS = [
     ("model_version", "bigint", "Version of the registered MLflow model `churn` (the champion)"),
     ("scored_at", "timestamp", "When the row was scored"),
     ("as_of_date", "date", "The as-of date of the features scored"),
+    incremental_scoring.HASH_COLUMN,
 ]
 
 
@@ -237,15 +240,29 @@ def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             write_frame(con, SCORES_TABLE, pd.DataFrame({c[0]: [] for c in SCORE_COLUMNS}), SCORE_COLUMNS)
         why = metadata.skip_reason(context, CHURN_MODEL_KEY) or "materialize ml/churn_model and its gate"
         return metadata.skipped(context, f"`{churn.MODEL_NAME}` has no @champion ({why})")
-    model = mlflow.pyfunc.load_model(f"models:/{churn.MODEL_NAME}@{registry.CHAMPION}")
     with warehouse.reader() as con:
         features_df = read_features(con, latest_only=True)
-    with threadpool_limits(limits=get_settings().training_threads):
-        started = time.perf_counter()
-        scored = churn.score_latest(model, features_df)
-        scoring_seconds = time.perf_counter() - started
-    scored["model_version"] = champion["version"]
-    scored["scored_at"] = datetime.now().replace(microsecond=0)
+    # The whole feature row (as-of date included, which the scores carry) decides a rescore.
+    hashes = incremental_scoring.row_hashes(features_df)
+    with warehouse.connect(read_only=True) as con:
+        plan = incremental_scoring.plan(con, SCORES_TABLE, hashes, champion["version"])
+    todo = features_df[features_df["customer_id"].astype(str).isin(plan.rescore)]
+    scoring_seconds = 0.0
+    fresh = pd.DataFrame({c[0]: [] for c in SCORE_COLUMNS})
+    if len(todo):
+        model = mlflow.pyfunc.load_model(f"models:/{churn.MODEL_NAME}@{registry.CHAMPION}")
+        with threadpool_limits(limits=get_settings().training_threads):
+            started = time.perf_counter()
+            fresh = churn.score_latest(model, todo)
+            scoring_seconds = time.perf_counter() - started
+        fresh["model_version"] = champion["version"]
+        fresh["scored_at"] = datetime.now().replace(microsecond=0)
+        fresh["input_hash"] = hashes.loc[fresh["customer_id"].astype(str)].to_numpy()
+    # Kept and fresh rows in the features' order, as a from-scratch scoring writes them.
+    scored = pd.concat([df for df in (plan.previous, fresh) if len(df)] or [fresh], ignore_index=True)
+    order = pd.Index(scored["customer_id"].astype(str)).get_indexer(features_df["customer_id"].astype(str))
+    scored = scored.iloc[order].reset_index(drop=True)
+    scored["as_of_date"] = pd.to_datetime(scored["as_of_date"])  # dates read back, dates scored
     with warehouse.connect() as con:
         write_frame(con, SCORES_TABLE, scored, SCORE_COLUMNS)
     bands = scored["risk_band"].value_counts().to_dict()
@@ -256,7 +273,8 @@ def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             "model_version": champion["version"],
             "risk_bands": {band: int(bands.get(band, 0)) for band, _ in churn.RISK_BANDS},
             "mean_churn_probability": float(scored["churn_probability"].mean()) if len(scored) else None,
+            **incremental_scoring.rows_metadata(plan, len(fresh), len(plan.previous)),
             "scoring_seconds": round(scoring_seconds, 3),
-            "scoring_customers_per_second": round(len(scored) / max(scoring_seconds, 1e-9)),
+            "scoring_customers_per_second": round(len(fresh) / max(scoring_seconds, 1e-9)),
         }
     )

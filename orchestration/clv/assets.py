@@ -3,7 +3,9 @@
 ``ml/clv_model``: per-customer purchase-day summaries (dbt: features.clv_customer_summary), BG/NBD + Gamma-Gamma fitted
 with ``ml.clv``, the fit tracked in MLflow and registered as a new version of ``clv`` with alias
 ``challenger``; the blocking check ``clv_champion_gate`` promotes it. ``ml/clv``: every customer
-scored by ``models:/clv@champion``.
+scored by ``models:/clv@champion``, recomputing only customers whose summary row or champion
+version changed (orchestration/incremental_scoring.py); tiers, ranks over everyone, are always
+reassigned.
 
 Promotion metric of ``clv``: ``holdout_mae_repeat_purchases``, the mean absolute error per
 customer of predicted vs actual repeat purchase days over the last days of data (dbt var
@@ -24,7 +26,7 @@ from pydantic import Field
 from c360.settings import get_settings
 from c360.warehouse import write_frame
 from ml import clv, plots, registry
-from orchestration import metadata
+from orchestration import incremental_scoring, metadata
 from orchestration.dbt.assets import dbt_key
 from orchestration.model_lifecycle import lineage, model_metadata
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
@@ -51,6 +53,7 @@ CLV_COLUMNS = [
     ("expected_days_to_next_purchase", "double", "Median days to the next purchase, capped at 365"),
     ("model_version", "bigint", "Version of the registered MLflow model `clv`"),
     ("scored_at", "timestamp", "When the row was scored"),
+    incremental_scoring.HASH_COLUMN,
 ]
 
 
@@ -168,15 +171,30 @@ def clv_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         with warehouse.connect() as con:
             write_frame(con, "ml.clv", pd.DataFrame({c[0]: [] for c in CLV_COLUMNS}), CLV_COLUMNS)
         return metadata.skipped(context, f"`{clv.MODEL_NAME}` has no @champion (ml/clv_model trained none)")
-    model = mlflow.pyfunc.load_model(f"models:/{clv.MODEL_NAME}@{registry.CHAMPION}").unwrap_python_model()
     as_of, summary = _read_summary(warehouse)
-    scored = clv.score_customers(
-        summary, model.bgnbd, model.gamma_gamma, model.horizon_months, model.monthly_discount_rate
-    )
+    hashes = incremental_scoring.row_hashes(summary)
+    with warehouse.connect(read_only=True) as con:
+        plan = incremental_scoring.plan(con, "ml.clv", hashes, champion["version"])
+    todo = summary[summary["customer_id"].astype(str).isin(plan.rescore)]
+    fresh = pd.DataFrame({c[0]: [] for c in CLV_COLUMNS})
+    if len(todo):
+        model = mlflow.pyfunc.load_model(
+            f"models:/{clv.MODEL_NAME}@{registry.CHAMPION}"
+        ).unwrap_python_model()
+        fresh = clv.score_customers(
+            todo, model.bgnbd, model.gamma_gamma, model.horizon_months, model.monthly_discount_rate
+        )
+        fresh["model_version"] = champion["version"]
+        fresh["scored_at"] = datetime.now().replace(microsecond=0)
+        fresh["input_hash"] = hashes.loc[fresh["customer_id"].astype(str)].to_numpy()
+    scored = pd.concat([df for df in (plan.previous, fresh) if len(df)] or [fresh], ignore_index=True)
+    order = pd.Index(scored["customer_id"].astype(str)).get_indexer(summary["customer_id"].astype(str))
+    scored = scored.iloc[order].reset_index(drop=True)
+    # The tier is a rank over every customer (ties by the summary's order, as a full scoring):
+    # a changed CLV can move anyone's tier, so it is reassigned, not kept.
+    scored["clv_tier"] = clv.clv_tier(scored["clv"].astype(float)).astype(str)
     plot_path = settings.reports / "clv_by_tier.png"
     plots.clv_by_tier_figure(scored).savefig(plot_path, dpi=100)
-    scored["model_version"] = champion["version"]
-    scored["scored_at"] = datetime.now().replace(microsecond=0)
     with warehouse.connect() as con:
         write_frame(con, "ml.clv", scored, CLV_COLUMNS)
     return dg.MaterializeResult(
@@ -188,5 +206,6 @@ def clv_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
             "mean_p_alive": float(scored["p_alive"].mean()),
             "total_clv": float(scored["clv"].sum()),
             "plot": dg.MetadataValue.path(str(plot_path)),
+            **incremental_scoring.rows_metadata(plan, len(fresh), len(plan.previous)),
         }
     )

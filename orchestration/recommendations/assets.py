@@ -57,7 +57,7 @@ from ml.recommendations.placements import (
     popularity_state,
     score_placements,
 )
-from orchestration import metadata
+from orchestration import incremental_scoring, metadata
 from orchestration.dbt.assets import dbt_key
 from orchestration.model_lifecycle import lineage, model_metadata
 from orchestration.resources import WAREHOUSE_POOL, SparkWarehouseResource, WarehouseResource
@@ -100,6 +100,7 @@ RECOMMENDATION_COLUMNS = [
         "Version of the registered MLflow model `recommender` (null: popularity fallback)",
     ),
     ("scored_at", "timestamp", "When the row was scored"),
+    incremental_scoring.HASH_COLUMN,
 ]
 RULE_COLUMNS = [
     ("antecedent", "varchar", "Product in the basket"),
@@ -540,13 +541,18 @@ def recommendations(
         customers = con.execute(
             f"select customer_id, rfm_segment as segment from {CUSTOMERS_TABLE} order by customer_id"
         ).df()
+        # Ordered: the last touched product is picked by a stable sort on last_event_at, so ties
+        # go by row order, which must not vary between runs for kept scores to equal fresh ones.
         interactions = con.execute(
-            f"select customer_id, product_id, purchase_count, last_event_at from {INTERACTIONS_TABLE}"
+            f"select customer_id, product_id, purchase_count, last_event_at from {INTERACTIONS_TABLE} "
+            "order by customer_id, product_id, last_event_at, purchase_count"
         ).df()
         products = con.execute(f"select product_id, category, is_discontinued from {PRODUCTS_TABLE}").df()
     # The rules are this platform's own output (ml.*), always in the DuckDB file.
     with warehouse.connect(read_only=True) as con:
-        rules = con.execute("select antecedent, consequent, confidence from ml.cross_sell_rules").df()
+        rules = con.execute(
+            "select antecedent, consequent, confidence from ml.cross_sell_rules order by antecedent, consequent"
+        ).df()
     available = set(products.loc[~products["is_discontinued"], "product_id"].astype(str))
     fallback = None
     if champion is None:
@@ -567,18 +573,45 @@ def recommendations(
         repurchase_categories = [c for c in params.get("repurchase_categories", "").split(",") if c]
     repurchase = set(products.loc[products["category"].isin(repurchase_categories), "product_id"].astype(str))
 
+    # A customer is rescored when their segment or interactions change; the catalogue, rules,
+    # repurchase categories, k and placements are shared by every score (orchestration/incremental_scoring.py).
+    hashes = incremental_scoring.input_hashes(
+        customers, interactions, shared=(rules, available, repurchase, config.k, placements)
+    )
+    with warehouse.connect(read_only=True) as con:
+        plan = incremental_scoring.plan(con, "ml.recommendations", hashes, version, keep_rows=False)
+    todo = customers[customers["customer_id"].astype(str).isin(plan.rescore)]
+    todo_interactions = interactions[interactions["customer_id"].astype(str).isin(plan.rescore)]
+
     scored_at = datetime.now().replace(microsecond=0)
     started = time.perf_counter()
     rows = 0
     with warehouse.connect() as con:
-        _create_recommendations_table(con)
-        for batch in score_placements(
-            state, customers, interactions, rules, available, repurchase, config.k, placements
-        ):
+        if plan.why:
+            _create_recommendations_table(con)
+        else:
+            con.register("_current", pd.DataFrame({"customer_id": hashes.index}))
+            con.register("_rescore", pd.DataFrame({"customer_id": plan.rescore}))
+            con.execute(
+                "delete from ml.recommendations where customer_id in (select customer_id from _rescore) "
+                "or customer_id not in (select customer_id from _current)"
+            )
+            con.unregister("_current")
+            con.unregister("_rescore")
+        kept = con.execute("select count(*) from ml.recommendations").fetchone()[0]
+        batches = (
+            score_placements(
+                state, todo, todo_interactions, rules, available, repurchase, config.k, placements
+            )
+            if len(todo)
+            else ()
+        )
+        for batch in batches:
             if fallback:
                 batch["reason"] = models.REASON_POPULAR
             batch["model_version"] = version
             batch["scored_at"] = scored_at
+            batch["input_hash"] = hashes.loc[batch["customer_id"].astype(str)].to_numpy()
             write_frame(con, "ml.recommendations", batch, RECOMMENDATION_COLUMNS, append=True)
             rows += len(batch)
         reasons = dict(
@@ -586,11 +619,13 @@ def recommendations(
                 "select placement || ':' || reason, count(*) from ml.recommendations group by 1"
             ).fetchall()
         )
+        total_rows = con.execute("select count(*) from ml.recommendations").fetchone()[0]
     score_seconds = time.perf_counter() - started
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": rows,
+            "dagster/row_count": int(total_rows),
             "customers": len(customers),
+            **incremental_scoring.rows_metadata(plan, rows, kept),
             "model_version": version,
             "score_seconds": score_seconds,
             "reasons": {k: int(v) for k, v in sorted(reasons.items())},

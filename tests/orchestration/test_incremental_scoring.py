@@ -1,0 +1,188 @@
+"""Scoring only what changed (orchestration/incremental_scoring.py): after a few customers' inputs
+change, ml.churn_scores, ml.clv and ml.recommendations equal a from-scratch scoring, floats
+exactly, and only those customers were rescored; a new champion version rescores everyone."""
+
+import shutil
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from ml import churn, registry
+from orchestration.churn.assets import churn_scores
+from orchestration.clv.assets import clv_scores
+from orchestration.incremental_scoring import input_hashes, row_hashes
+from orchestration.recommendations.assets import recommendations
+from orchestration.resources import WarehouseResource
+
+TABLES = {
+    "ml__churn_scores": ("ml.churn_scores", "customer_id"),
+    "ml__clv": ("ml.clv", "customer_id"),
+    "ml__recommendations": ("ml.recommendations", "customer_id, placement, rank"),
+}
+
+
+def score(warehouse) -> dict[str, dict]:
+    """Materialize the three scoring assets; each one's materialization metadata by step."""
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [churn_scores, clv_scores, recommendations],
+            resources={"warehouse": WarehouseResource(path=str(warehouse))},
+            instance=instance,
+        )
+    return {
+        e.step_key: {k: v.value for k, v in e.materialization.metadata.items()}
+        for e in result.get_asset_materialization_events()
+    }
+
+
+def tables(warehouse) -> dict[str, pd.DataFrame]:
+    """The score tables, without when each row was scored."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return {
+            step: con.execute(f"select * exclude (scored_at) from {table} order by {order}").df()
+            for step, (table, order) in TABLES.items()
+        }
+
+
+def change_a_few_customers(warehouse) -> dict[str, set[str]]:
+    """Change three customers' churn features, two customers' purchase amounts (their CLV
+    monetary value; the as-of date stays) and two customers' interactions."""
+    with duckdb.connect(str(warehouse)) as con:
+        latest = "(select max(as_of_date) from features.churn_features)"
+        churn_ids = [
+            r[0]
+            for r in con.execute(
+                f"select customer_id from features.churn_features where as_of_date = {latest} "
+                "order by customer_id limit 3"
+            ).fetchall()
+        ]
+        con.execute(
+            f"update features.churn_features set visits_30d = visits_30d + 5 "
+            f"where as_of_date = {latest} and customer_id in (select unnest(?))",
+            [churn_ids],
+        )
+        clv_ids = [
+            r[0]
+            for r in con.execute(
+                "select customer_id from features.clv_customer_summary where frequency > 0 "
+                "order by customer_id desc limit 2"
+            ).fetchall()
+        ]
+        con.execute(
+            "update intermediate.int_purchases_unioned set amount = amount + 17 where customer_id in (select unnest(?))",
+            [clv_ids],
+        )
+        rec_ids = [
+            r[0]
+            for r in con.execute(
+                "select customer_id from intermediate.int_interactions_weighted "
+                "group by customer_id order by count(*) desc, customer_id limit 2"
+            ).fetchall()
+        ]
+        con.execute(
+            "update intermediate.int_interactions_weighted set purchase_count = purchase_count + 1 "
+            "where customer_id in (select unnest(?))",
+            [rec_ids],
+        )
+    return {"ml__churn_scores": set(churn_ids), "ml__clv": set(clv_ids), "ml__recommendations": set(rec_ids)}
+
+
+@pytest.fixture(scope="module")
+def runs(demo_copy, tmp_path_factory):
+    yield from scoring_runs(demo_copy(), tmp_path_factory.mktemp("scratch"))
+
+
+def scoring_runs(home, scratch_dir):
+    """Score, score again, change a few customers, score; score a copy from scratch; promote a
+    new churn version and score."""
+    warehouse = home / "warehouse.duckdb"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("C360_HOME", str(home))
+        env.delenv("MLFLOW_TRACKING_URI", raising=False)
+        env.delenv("C360_WAREHOUSE", raising=False)
+        first = score(warehouse)
+        unchanged = score(warehouse)
+        changed = change_a_few_customers(warehouse)
+        daily = score(warehouse)
+        incremental = tables(warehouse)
+        scratch = scratch_dir / "warehouse.duckdb"
+        shutil.copy(warehouse, scratch)
+        with duckdb.connect(str(scratch)) as con:
+            for table, _ in TABLES.values():
+                con.execute(f"drop table {table}")
+        from_scratch = score(scratch)
+        # A new champion version of churn (the same run registered again) rescores everyone.
+        registry.configure()
+        client = MlflowClient()
+        champion = client.get_model_version_by_alias(churn.MODEL_NAME, registry.CHAMPION)
+        new = client.create_model_version(churn.MODEL_NAME, champion.source, champion.run_id)
+        client.set_registered_model_alias(churn.MODEL_NAME, registry.CHAMPION, new.version)
+        promoted = score(warehouse)
+        yield {
+            "first": first,
+            "unchanged": unchanged,
+            "changed": changed,
+            "daily": daily,
+            "incremental": incremental,
+            "from_scratch": from_scratch,
+            "scratch_tables": tables(scratch),
+            "promoted": promoted,
+            "new_version": int(new.version),
+            "warehouse": warehouse,
+        }
+
+
+def test_a_run_with_unchanged_inputs_rescores_no_one(runs):
+    for step in TABLES:
+        assert runs["first"][step]["dagster/row_count"] > 0, step
+        assert runs["unchanged"][step]["customers_rescored"] == 0, step
+        assert runs["unchanged"][step]["rows_kept"] == runs["first"][step]["dagster/row_count"], step
+
+
+def test_only_customers_whose_inputs_changed_are_rescored(runs):
+    with duckdb.connect(str(runs["warehouse"]), read_only=True) as con:
+        for step, (table, _) in TABLES.items():
+            assert runs["daily"][step]["customers_rescored"] == len(runs["changed"][step]), step
+            # The rescored rows are the changed customers' (their scored_at is the newest).
+            newest = {
+                r[0]
+                for r in con.execute(
+                    f"select distinct customer_id from {table} where scored_at = (select max(scored_at) from {table})"
+                ).fetchall()
+            }
+            if step == "ml__churn_scores":
+                continue  # rescored again by the new champion below
+            assert newest == runs["changed"][step], step
+
+
+def test_incremental_tables_equal_a_from_scratch_scoring_exactly(runs):
+    for step in TABLES:
+        incremental, scratch = runs["incremental"][step], runs["scratch_tables"][step]
+        assert len(incremental) > 0, step
+        pd.testing.assert_frame_equal(incremental, scratch, check_exact=True, obj=step)
+        assert runs["from_scratch"][step]["rescored_everyone_because"] == "no scores yet"
+
+
+def test_a_new_champion_version_rescores_everyone(runs):
+    promoted = runs["promoted"]["ml__churn_scores"]
+    assert promoted["customers_rescored"] == promoted["dagster/row_count"] > 0
+    assert promoted["rescored_everyone_because"] == "champion version changed"
+    with duckdb.connect(str(runs["warehouse"]), read_only=True) as con:
+        versions = con.execute("select distinct model_version from ml.churn_scores").fetchall()
+    assert versions == [(runs["new_version"],)]
+    # The other models' champions did not move: nothing of theirs was rescored.
+    assert runs["promoted"]["ml__clv"]["customers_rescored"] == 0
+
+
+def test_hashes_see_a_last_bit_float_change_and_a_detail_row_change():
+    frame = pd.DataFrame({"customer_id": ["a", "b"], "x": [0.1, 0.2]})
+    nudged = frame.assign(x=[0.1, 0.20000000000000004])  # the next double after 0.2
+    assert (row_hashes(frame) == row_hashes(nudged)).tolist() == [True, False]
+    details = pd.DataFrame({"customer_id": ["a", "a", "b"], "product_id": ["p", "q", "p"]})
+    moved = details.assign(product_id=["p", "r", "p"])
+    before, after = input_hashes(frame, details), input_hashes(frame, moved)
+    assert (before == after).tolist() == [False, True]
+    assert not (input_hashes(frame, details, shared=(3,)) == input_hashes(frame, details, shared=(4,))).any()
