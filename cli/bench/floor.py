@@ -88,7 +88,7 @@ def load_source(con, source: Source, files: list[Path], keyring: Keyring, now: d
         )
         con.execute(
             f"insert into raw.{source.name} by name select {_raw_select(source, keyring)} from "
-            f"(select *, {rule_expression(source, now)} as _rule from _batch) where _rule is null order by _row"
+            f"(select *, {rule_expression(source, now)} as _rule from _batch) b where _rule is null order by _row"
         )
         con.execute("drop table _batch")
 
