@@ -375,21 +375,13 @@ def _retyped(counts: dict[int, int], con) -> dict[int, tuple[str, int]]:
 
 def _drop_suppressed(con, source: Source, keyring: Keyring) -> tuple[dict[int, int], dict[int, int]]:
     """Remove rows and unparseable lines of erased people from ``_parsed`` and ``_rej``; returns
-    how many of each per file. The same test as ``suppression.drop_suppressed``, which works on
-    one file's tables, made to keep the count of every file of the batch."""
-    kinds = suppression._kinds_of(source)
-    if not kinds or not suppression.has_suppressions(con):
+    how many of each per file (the load log and conservation are per file). Which rows and lines
+    match the list is ``suppression``'s rule."""
+    if not suppression.has_suppressions(con):
         return {}, {}
-    conditions = []
-    for column, kind, family in kinds:
-        value = (
-            f'"{column}"'
-            if family == "id"
-            else crypto.hmac_sql(kind, keyring, crypto.normalise_sql(kind, f'"{column}"'))
-        )
-        expr = suppression.identifier_hash_sql(kind, value, keyring)
-        conditions.append(f"({expr}) in (select hash from {suppression.TABLE} where kind = '{kind}')")
-    where = " or ".join(conditions)
+    where = suppression.suppressed_rows_sql(source, keyring)
+    if where is None:
+        return {}, {}
     rows = dict(
         con.execute(
             f"select _fidx, count(*) from _parsed join _files using (_file) where {where} group by 1"
@@ -398,23 +390,14 @@ def _drop_suppressed(con, source: Source, keyring: Keyring) -> tuple[dict[int, i
     if rows:
         con.execute(f"delete from _parsed where {where}")
 
-    suppressed = {(k, h) for k, h in con.execute(f"select kind, hash from {suppression.TABLE}").fetchall()}
-    bad: list[tuple[int, int]] = []
-    for fidx, line, text in con.execute(
-        "select _fidx, line, any_value(csv_line) from _rej group by 1, 2"
-    ).fetchall():
-        for value in suppression.line_values(text):
-            candidates = [
-                (k, suppression.identifier_hash(k, value, keyring)) for _, k, fam in kinds if fam == "id"
-            ]
-            candidates += [
-                (k, suppression.identifier_hash(k, crypto.pseudonym(value, keyring, k), keyring))
-                for _, k, fam in kinds
-                if fam == "contact"
-            ]
-            if any(c in suppressed for c in candidates):
-                bad.append((fidx, line))
-                break
+    matches = suppression.suppressed_line_matcher(con, source, keyring)
+    bad = [
+        (fidx, line)
+        for fidx, line, text in con.execute(
+            "select _fidx, line, any_value(csv_line) from _rej group by 1, 2"
+        ).fetchall()
+        if matches(text)
+    ]
     lines: dict[int, int] = {}
     for fidx, line in bad:
         lines[fidx] = lines.get(fidx, 0) + 1

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
 
 from c360.contracts import Source
 from c360.privacy import crypto
@@ -79,21 +78,13 @@ def has_suppressions(con) -> bool:
     return bool(exists) and bool(con.execute(f"select count(*) from {TABLE}").fetchone()[0])
 
 
-@dataclass
-class Dropped:
-    rows: int = 0  # parsed rows removed from _batch
-    lines: int = 0  # unparseable lines removed from _rejects
-
-    @property
-    def total(self) -> int:
-        return self.rows + self.lines
-
-
-def drop_suppressed(con, source: Source, keyring: Keyring) -> Dropped:
-    """Remove rows of erased people from the loader's TEMP ``_batch`` and ``_rejects`` tables."""
+def suppressed_rows_sql(source: Source, keyring: Keyring) -> str | None:
+    """A SQL condition true for a parsed row of ``source`` that belongs to an erased person, or
+    None when nothing of ``source`` can match the list (or the list is empty). The loader deletes
+    such rows from its TEMP tables before anything is written."""
     kinds = _kinds_of(source)
-    if not kinds or not has_suppressions(con):
-        return Dropped()
+    if not kinds:
+        return None
     conditions = []
     for column, kind, family in kinds:
         value = (
@@ -103,15 +94,16 @@ def drop_suppressed(con, source: Source, keyring: Keyring) -> Dropped:
         )
         expr = identifier_hash_sql(kind, value, keyring)
         conditions.append(f"({expr}) in (select hash from {TABLE} where kind = '{kind}')")
-    where = " or ".join(conditions)
-    rows = con.execute(f"select count(*) from _batch where {where}").fetchone()[0]
-    if rows:
-        con.execute(f"delete from _batch where {where}")
+    return " or ".join(conditions)
 
+
+def suppressed_line_matcher(con, source: Source, keyring: Keyring):
+    """A test for unparseable lines of ``source``: true when any value on the line is an erased
+    person's identifier or contact (lines have no columns, so every value is tried)."""
+    kinds = _kinds_of(source)
     suppressed = {(k, h) for k, h in con.execute(f"select kind, hash from {TABLE}").fetchall()}
-    lines = con.execute("select line, any_value(csv_line) from _rejects group by line").fetchall()
-    bad = []
-    for line, text in lines:
+
+    def matches(text: str | None) -> bool:
         for value in line_values(text):
             candidates = [(k, identifier_hash(k, value, keyring)) for _, k, fam in kinds if fam == "id"]
             candidates += [
@@ -120,8 +112,7 @@ def drop_suppressed(con, source: Source, keyring: Keyring) -> Dropped:
                 if fam == "contact"
             ]
             if any(c in suppressed for c in candidates):
-                bad.append(line)
-                break
-    if bad:
-        con.execute("delete from _rejects where line in (select unnest(?))", [bad])
-    return Dropped(rows=rows, lines=len(bad))
+                return True
+        return False
+
+    return matches
