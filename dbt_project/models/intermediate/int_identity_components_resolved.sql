@@ -29,8 +29,8 @@ with records as (
         record_id,
         record_node,
         least(record_node, coalesce({{ list_min('link_keys') }}, record_node)) as smallest_node,
-        hash(record_node) as node_hash,
-        hash(link_keys, name_key, birth_date, postcode) as fingerprint
+        {{ identity_hash('record_node') }} as node_hash,
+        {{ identity_hash('link_keys, name_key, birth_date, postcode') }} as fingerprint
     from {{ ref('int_identity_records_unioned') }}
 ),
 
@@ -46,8 +46,8 @@ edges as (
 record_hashes as (
     select
         record_id,
-        hash(record_node) as node_hash,
-        hash(link_keys, name_key, birth_date, postcode) as fingerprint
+        {{ identity_hash('record_node') }} as node_hash,
+        {{ identity_hash('link_keys, name_key, birth_date, postcode') }} as fingerprint
     from {{ ref('int_identity_records_unioned') }}
 ),
 
