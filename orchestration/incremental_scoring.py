@@ -23,6 +23,7 @@ as-of date stays (corrections, late records, reruns, intraday loads).
 """
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -174,3 +175,16 @@ def plan(con, table: str, hashes: pd.Series, version, keep_rows: bool = True) ->
 def rows_metadata(plan: Plan, rescored_rows: int, kept_rows: int) -> dict:
     """Dagster metadata of a run: rows rescored vs kept."""
     return {"rows_rescored": int(rescored_rows), **plan.metadata(kept_rows)}
+
+
+def merge_fresh(plan: Plan, fresh: pd.DataFrame, hashes: pd.Series, version, order) -> pd.DataFrame:
+    """The score table after a run: ``fresh`` rows (just scored; stamped here with the champion
+    ``version``, the time and their input hash) beside the kept ones, in the order of the ids in
+    ``order`` (the inputs' order, as a from-scratch scoring writes them)."""
+    if len(fresh):
+        fresh["model_version"] = version
+        fresh["scored_at"] = datetime.now().replace(microsecond=0)
+        fresh["input_hash"] = hashes.loc[fresh[KEY].astype(str)].to_numpy()
+    scored = pd.concat([df for df in (plan.previous, fresh) if len(df)] or [fresh], ignore_index=True)
+    at = pd.Index(scored[KEY].astype(str)).get_indexer(pd.Series(order).astype(str))
+    return scored.iloc[at].reset_index(drop=True)

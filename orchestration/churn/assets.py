@@ -14,7 +14,6 @@ recomputing only customers whose feature row or champion version changed
 """
 
 import time
-from datetime import datetime
 
 import dagster as dg
 import mlflow
@@ -255,13 +254,9 @@ def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource
             started = time.perf_counter()
             fresh = churn.score_latest(model, todo)
             scoring_seconds = time.perf_counter() - started
-        fresh["model_version"] = champion["version"]
-        fresh["scored_at"] = datetime.now().replace(microsecond=0)
-        fresh["input_hash"] = hashes.loc[fresh["customer_id"].astype(str)].to_numpy()
-    # Kept and fresh rows in the features' order, as a from-scratch scoring writes them.
-    scored = pd.concat([df for df in (plan.previous, fresh) if len(df)] or [fresh], ignore_index=True)
-    order = pd.Index(scored["customer_id"].astype(str)).get_indexer(features_df["customer_id"].astype(str))
-    scored = scored.iloc[order].reset_index(drop=True)
+    scored = incremental_scoring.merge_fresh(
+        plan, fresh, hashes, champion["version"], features_df["customer_id"]
+    )
     scored["as_of_date"] = pd.to_datetime(scored["as_of_date"])  # dates read back, dates scored
     with warehouse.connect() as con:
         write_frame(con, SCORES_TABLE, scored, SCORE_COLUMNS)

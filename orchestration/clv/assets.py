@@ -16,7 +16,7 @@ for (who buys again, how often) on a time split, unlike the in-sample log-likeli
 
 import time
 from dataclasses import asdict
-from datetime import date, datetime
+from datetime import date
 
 import dagster as dg
 import mlflow
@@ -184,12 +184,7 @@ def clv_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         fresh = clv.score_customers(
             todo, model.bgnbd, model.gamma_gamma, model.horizon_months, model.monthly_discount_rate
         )
-        fresh["model_version"] = champion["version"]
-        fresh["scored_at"] = datetime.now().replace(microsecond=0)
-        fresh["input_hash"] = hashes.loc[fresh["customer_id"].astype(str)].to_numpy()
-    scored = pd.concat([df for df in (plan.previous, fresh) if len(df)] or [fresh], ignore_index=True)
-    order = pd.Index(scored["customer_id"].astype(str)).get_indexer(summary["customer_id"].astype(str))
-    scored = scored.iloc[order].reset_index(drop=True)
+    scored = incremental_scoring.merge_fresh(plan, fresh, hashes, champion["version"], summary["customer_id"])
     # The tier is a rank over every customer (ties by the summary's order, as a full scoring):
     # a changed CLV can move anyone's tier, so it is reassigned, not kept.
     scored["clv_tier"] = clv.clv_tier(scored["clv"].astype(float)).astype(str)
