@@ -4,7 +4,13 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
 
 from c360.settings import get_settings
-from orchestration.dbt.project import DBT_DOCS_URL, dbt_env, dbt_project, run_target_path
+from orchestration.dbt.project import (
+    DBT_DOCS_URL,
+    dbt_env,
+    dbt_project,
+    run_target_path,
+    seed_partial_parse,
+)
 from orchestration.dbt.translator import CustomerDbtTranslator
 from orchestration.resources import WAREHOUSE_POOL
 
@@ -40,6 +46,7 @@ DBT_DOCS_KEY = dg.AssetKey(["reports", "dbt_docs"])
 def dbt_docs(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     dbt_env()
     site = get_settings().dbt_docs
+    seed_partial_parse(site)
     dbt.cli(["docs", "generate"], target_path=site, raise_on_error=True).wait()
     return dg.MaterializeResult(
         metadata={

@@ -28,14 +28,55 @@ KEEP_RUN_FOLDERS = 20
 
 
 def run_target_path(context) -> Path:
-    """A fresh target folder for one dbt invocation, under C360_HOME (never in the checkout);
-    the oldest folders beyond ``KEEP_RUN_FOLDERS`` are removed."""
+    """A fresh target folder for one dbt invocation, under C360_HOME (never in the checkout),
+    seeded with this home's partial-parse state; the oldest folders beyond ``KEEP_RUN_FOLDERS``
+    are removed."""
     runs = get_settings().dbt_runs
     runs.mkdir(parents=True, exist_ok=True)
     folders = sorted((p for p in runs.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
     for old in folders[: max(len(folders) - KEEP_RUN_FOLDERS + 1, 0)]:
         shutil.rmtree(old, ignore_errors=True)
-    return runs / f"{context.op_execution_context.op.name}-{context.run.run_id[:8]}-{os.getpid()}"
+    target = runs / f"{context.op_execution_context.op.name}-{context.run.run_id[:8]}-{os.getpid()}"
+    seed_partial_parse(target)
+    return target
+
+
+PARTIAL_PARSE = "partial_parse.msgpack"
+
+
+def seed_partial_parse(target: Path) -> None:
+    """Give a new dbt target folder the newest partial-parse state an earlier invocation in this
+    home left, so dbt re-reads only what changed instead of parsing the whole project.
+
+    dagster-dbt seeds a run folder from the checkout's ``dbt_project/target``, but dbt rejects that
+    state ("profile has changed"): its check includes the profile's connection info, i.e. the
+    warehouse path under C360_HOME, and the checkout's state was parsed under whichever home ran
+    ``prepare_manifest`` first. Every ``dbt build`` step then parsed all of the project again
+    (5-10 s each at M under load). A state left by this home's own earlier runs has the same
+    profile; dbt still checks every file's hash, the vars, env vars and the profile, and falls back
+    to a full parse when anything it depends on differs or the file cannot be read, so reusing it
+    is safe. dagster-dbt copies its own only when the folder has none."""
+    settings = get_settings()
+    candidates = [*settings.dbt_runs.glob(f"*/{PARTIAL_PARSE}"), settings.dbt_docs / PARTIAL_PARSE]
+    dest = target / PARTIAL_PARSE
+    newest = None
+    for path in candidates:
+        try:
+            mtime = path.stat().st_mtime
+        except FileNotFoundError:  # pruned or never made
+            continue
+        if path != dest and (newest is None or mtime > newest[0]):
+            newest = (mtime, path)
+    if newest is None or dest.exists():
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    # Copy under a scratch name and rename: dbt never reads a half-copied file.
+    scratch = target / f".{PARTIAL_PARSE}.{os.getpid()}"
+    try:
+        shutil.copy2(newest[1], scratch)
+        os.replace(scratch, dest)
+    except OSError:  # a folder pruned under us: dbt parses in full, as before
+        scratch.unlink(missing_ok=True)
 
 
 # Where `make ui` serves the dbt docs site (loopback only).
