@@ -54,8 +54,8 @@ def seed_partial_parse(target: Path) -> None:
     ``prepare_manifest`` first. Every ``dbt build`` step then parsed all of the project again
     (5-10 s each at M under load). A state left by this home's own earlier runs has the same
     profile; dbt still checks every file's hash, the vars, env vars and the profile, and falls back
-    to a full parse when anything it depends on differs or the file cannot be read, so reusing it
-    is safe. dagster-dbt copies its own only when the folder has none."""
+    to a full parse when anything it depends on differs, so reusing it is safe. dagster-dbt copies
+    its own only when the folder has none."""
     settings = get_settings()
     candidates = [*settings.dbt_runs.glob(f"*/{PARTIAL_PARSE}"), settings.dbt_docs / PARTIAL_PARSE]
     dest = target / PARTIAL_PARSE
@@ -69,14 +69,24 @@ def seed_partial_parse(target: Path) -> None:
             newest = (mtime, path)
     if newest is None or dest.exists():
         return
-    target.mkdir(parents=True, exist_ok=True)
-    # Copy under a scratch name and rename: dbt never reads a half-copied file.
-    scratch = target / f".{PARTIAL_PARSE}.{os.getpid()}"
+    import msgpack
+
     try:
-        shutil.copy2(newest[1], scratch)
-        os.replace(scratch, dest)
-    except OSError:  # a folder pruned under us: dbt parses in full, as before
-        scratch.unlink(missing_ok=True)
+        state = msgpack.unpackb(newest[1].read_bytes(), raw=False, strict_map_key=False)
+    # Pruned under us, or half-written by a running dbt: dbt parses in full, as before.
+    except (OSError, ValueError, msgpack.exceptions.UnpackException):
+        return
+    # Seeds keep the absolute path of the checkout that parsed them, and dbt reads the CSV from
+    # there: a home used from two checkouts would load the other's file. A checksum that matches
+    # no file makes dbt re-parse the seeds (and only them), as dagster-dbt does for its own state.
+    for entry in state.get("files", {}).values():
+        if entry.get("parse_file_type") == "seed":
+            entry["checksum"] = {"name": "sha256", "checksum": "0" * 64}
+    target.mkdir(parents=True, exist_ok=True)
+    # Write under a scratch name and rename: dbt never reads a half-written file.
+    scratch = target / f".{PARTIAL_PARSE}.{os.getpid()}"
+    scratch.write_bytes(msgpack.packb(state))
+    os.replace(scratch, dest)
 
 
 # Where `make ui` serves the dbt docs site (loopback only).

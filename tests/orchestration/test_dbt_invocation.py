@@ -6,6 +6,7 @@ import json
 import os
 from types import SimpleNamespace
 
+import msgpack
 from packaging import version
 
 from orchestration.dbt import project
@@ -33,19 +34,30 @@ def _parse_events(target) -> list[str]:
 def test_a_new_run_folder_starts_from_the_newest_parse_state_of_this_home(tmp_path, monkeypatch):
     monkeypatch.setenv("C360_HOME", str(tmp_path))
     runs = tmp_path / "dbt" / "runs"
+    model = {"parse_file_type": "model", "checksum": {"name": "sha256", "checksum": "m" * 64}}
+    seed = {"parse_file_type": "seed", "checksum": {"name": "sha256", "checksum": "s" * 64}}
     for i, name in enumerate(["older", "newest"]):
         (runs / name).mkdir(parents=True)
-        (runs / name / project.PARTIAL_PARSE).write_bytes(name.encode())
+        state = {"name": name, "files": {"p://models/a.sql": model, "p://seeds/b.csv": seed}}
+        (runs / name / project.PARTIAL_PARSE).write_bytes(msgpack.packb(state))
         os.utime(runs / name / project.PARTIAL_PARSE, (1_000_000 + i, 1_000_000 + i))
     (runs / "no-state").mkdir()
 
     target = project.run_target_path(_context("dbt_models", "0123456789abcdef"))
 
-    assert (target / project.PARTIAL_PARSE).read_bytes() == b"newest"
-    # A folder that already has a state keeps it.
-    (runs / "older" / project.PARTIAL_PARSE).write_bytes(b"older")
+    state = msgpack.unpackb((target / project.PARTIAL_PARSE).read_bytes(), strict_map_key=False)
+    assert state["name"] == "newest"
+    # Models keep their parse; seeds are parsed again (their state holds the checkout's path).
+    assert state["files"]["p://models/a.sql"] == model
+    assert state["files"]["p://seeds/b.csv"]["checksum"] != seed["checksum"]
+    # A folder that already has a state keeps it; an unreadable state seeds nothing.
+    before = (runs / "older" / project.PARTIAL_PARSE).read_bytes()
     project.seed_partial_parse(runs / "older")
-    assert (runs / "older" / project.PARTIAL_PARSE).read_bytes() == b"older"
+    assert (runs / "older" / project.PARTIAL_PARSE).read_bytes() == before
+    (target / project.PARTIAL_PARSE).write_bytes(b"\x92\x01")  # cut short, as while dbt writes it
+    os.utime(target / project.PARTIAL_PARSE, (2_000_000, 2_000_000))
+    project.seed_partial_parse(runs / "no-state")
+    assert not (runs / "no-state" / project.PARTIAL_PARSE).exists()
 
 
 def test_the_resource_skips_the_version_subprocess_and_the_adapter_handle():
