@@ -76,16 +76,17 @@ def seed_partial_parse(target: Path) -> None:
     # Pruned under us, or half-written by a running dbt: dbt parses in full, as before.
     except (OSError, ValueError, msgpack.exceptions.UnpackException):
         return
-    # Seeds keep the absolute path of the checkout that parsed them, and dbt reads the CSV from
-    # there: a home used from two checkouts would load the other's file. A checksum that matches
-    # no file makes dbt re-parse the seeds (and only them), as dagster-dbt does for its own state.
-    for entry in state.get("files", {}).values():
-        if entry.get("parse_file_type") == "seed":
-            entry["checksum"] = {"name": "sha256", "checksum": "0" * 64}
+    # Nodes keep the absolute path of the checkout that parsed them, and dbt loads seeds from it:
+    # a state made by another checkout sharing this home would read that checkout's files. (Making
+    # dbt re-parse the seeds instead, as dagster-dbt does for its own state, costs most of the
+    # gain: any changed file sends dbt through its whole post-parse processing.)
+    roots = {node.get("root_path") for node in state.get("nodes", {}).values()} - {None}
+    if roots != {str(DBT_PROJECT_DIR)}:
+        return
     target.mkdir(parents=True, exist_ok=True)
-    # Write under a scratch name and rename: dbt never reads a half-written file.
+    # Copy under a scratch name and rename: dbt never reads a half-written file.
     scratch = target / f".{PARTIAL_PARSE}.{os.getpid()}"
-    scratch.write_bytes(msgpack.packb(state))
+    shutil.copy2(newest[1], scratch)
     os.replace(scratch, dest)
 
 

@@ -34,11 +34,10 @@ def _parse_events(target) -> list[str]:
 def test_a_new_run_folder_starts_from_the_newest_parse_state_of_this_home(tmp_path, monkeypatch):
     monkeypatch.setenv("C360_HOME", str(tmp_path))
     runs = tmp_path / "dbt" / "runs"
-    model = {"parse_file_type": "model", "checksum": {"name": "sha256", "checksum": "m" * 64}}
-    seed = {"parse_file_type": "seed", "checksum": {"name": "sha256", "checksum": "s" * 64}}
+    here = {"root_path": str(project.DBT_PROJECT_DIR)}
     for i, name in enumerate(["older", "newest"]):
         (runs / name).mkdir(parents=True)
-        state = {"name": name, "files": {"p://models/a.sql": model, "p://seeds/b.csv": seed}}
+        state = {"name": name, "nodes": {"seed.b": here, "model.a": here, "test.c": {}}}
         (runs / name / project.PARTIAL_PARSE).write_bytes(msgpack.packb(state))
         os.utime(runs / name / project.PARTIAL_PARSE, (1_000_000 + i, 1_000_000 + i))
     (runs / "no-state").mkdir()
@@ -47,17 +46,18 @@ def test_a_new_run_folder_starts_from_the_newest_parse_state_of_this_home(tmp_pa
 
     state = msgpack.unpackb((target / project.PARTIAL_PARSE).read_bytes(), strict_map_key=False)
     assert state["name"] == "newest"
-    # Models keep their parse; seeds are parsed again (their state holds the checkout's path).
-    assert state["files"]["p://models/a.sql"] == model
-    assert state["files"]["p://seeds/b.csv"]["checksum"] != seed["checksum"]
-    # A folder that already has a state keeps it; an unreadable state seeds nothing.
+    # A folder that already has a state keeps it.
     before = (runs / "older" / project.PARTIAL_PARSE).read_bytes()
     project.seed_partial_parse(runs / "older")
     assert (runs / "older" / project.PARTIAL_PARSE).read_bytes() == before
-    (target / project.PARTIAL_PARSE).write_bytes(b"\x92\x01")  # cut short, as while dbt writes it
-    os.utime(target / project.PARTIAL_PARSE, (2_000_000, 2_000_000))
-    project.seed_partial_parse(runs / "no-state")
-    assert not (runs / "no-state" / project.PARTIAL_PARSE).exists()
+    # A state another checkout made (nodes rooted elsewhere) or one cut short (as while dbt
+    # writes it) seeds nothing: dbt parses in full.
+    elsewhere = {"name": "other", "nodes": {"seed.b": {"root_path": "/elsewhere/dbt_project"}}}
+    for newest in (msgpack.packb(elsewhere), b"\x92\x01"):
+        (target / project.PARTIAL_PARSE).write_bytes(newest)
+        os.utime(target / project.PARTIAL_PARSE, (2_000_000, 2_000_000))
+        project.seed_partial_parse(runs / "no-state")
+        assert not (runs / "no-state" / project.PARTIAL_PARSE).exists()
 
 
 def test_the_resource_skips_the_version_subprocess_and_the_adapter_handle():
