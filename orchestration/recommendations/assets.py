@@ -531,10 +531,13 @@ def rule_list_hashes(rules: pd.DataFrame, anchor: pd.Series) -> pd.Series:
     return pd.Series(values.astype(np.uint64), index=anchor.index)
 
 
-def _why_rescored(con, rescore: pd.Index, own: pd.Series, rule_part: pd.Series, anchor: pd.Series) -> dict:
-    """Of the customers rescored that had stored rows, how many were rescored only because their
-    anchor's rule list changed (their stored hash equals their own inputs' hash combined with the
-    stored rule-list hash, and that differs from today's), and on how many distinct anchors."""
+def _why_rescored(
+    con, rescore: pd.Index, own: pd.Series, rule_part: pd.Series, anchor: pd.Series
+) -> tuple[dict, np.ndarray]:
+    """Of the customers rescored that had stored rows, those rescored only because their anchor's
+    rule list changed (their stored hash equals their own inputs' hash combined with the stored
+    rule-list hash, and that differs from today's): metadata (how many, on how many distinct
+    anchors) and their ids. Only their cart placement reads the rules."""
     con.register("_rescore_ids", pd.DataFrame({"customer_id": rescore}))
     try:
         stored = con.execute(
@@ -544,7 +547,9 @@ def _why_rescored(con, rescore: pd.Index, own: pd.Series, rule_part: pd.Series, 
     finally:
         con.unregister("_rescore_ids")
     if stored.empty:
-        return {"customers_rescored_for_rules": 0, "anchors_rescored_for_rules": 0}
+        return {"customers_rescored_for_rules": 0, "anchors_rescored_for_rules": 0}, np.array(
+            [], dtype=object
+        )
     ids = stored["customer_id"].astype(str).to_numpy()
     before = stored["rules_hash"].fillna(0).to_numpy().astype(np.uint64)
     own_inputs_same = incremental_scoring.with_part(own.loc[ids], pd.Series(before, index=ids)).to_numpy(
@@ -554,7 +559,7 @@ def _why_rescored(con, rescore: pd.Index, own: pd.Series, rule_part: pd.Series, 
     return {
         "customers_rescored_for_rules": int(only_rules.sum()),
         "anchors_rescored_for_rules": int(anchor.loc[ids[only_rules]].nunique()),
-    }
+    }, ids[only_rules]
 
 
 def _create_recommendations_table(con) -> None:
@@ -638,6 +643,7 @@ def recommendations(
     rule_part = rule_list_hashes(rules, anchor)
     hashes = incremental_scoring.with_part(own, rule_part)
     why_rules = {"customers_rescored_for_rules": 0, "anchors_rescored_for_rules": 0}
+    cart_only = np.array([], dtype=object)
     with warehouse.connect(read_only=True) as con:
         stored_columns = incremental_scoring.table_columns(con, "ml.recommendations")
         if stored_columns and "rules_hash" not in stored_columns:
@@ -647,9 +653,17 @@ def recommendations(
         else:
             plan = incremental_scoring.plan(con, "ml.recommendations", hashes, version, keep_rows=False)
         if not plan.why and len(plan.rescore):
-            why_rules = _why_rescored(con, plan.rescore, own, rule_part, anchor)
-    todo = customers[customers["customer_id"].astype(str).isin(plan.rescore)]
-    todo_interactions = interactions[interactions["customer_id"].astype(str).isin(plan.rescore)]
+            why_rules, cart_only = _why_rescored(con, plan.rescore, own, rule_part, anchor)
+    # Customers rescored only for their anchor's rules get a new cart placement; their home and
+    # product rows (which read no rule) are kept, with today's hashes.
+    whole = plan.rescore.difference(pd.Index(cart_only), sort=False)
+    customer_ids = customers["customer_id"].astype(str)
+    interaction_ids = interactions["customer_id"].astype(str)
+    work = [
+        (customers[customer_ids.isin(group)], interactions[interaction_ids.isin(group)], scored)
+        for group, scored in ((whole, placements), (pd.Index(cart_only), ("cart",)))
+        if len(group)
+    ]
 
     scored_at = datetime.now().replace(microsecond=0)
     started = time.perf_counter()
@@ -659,20 +673,41 @@ def recommendations(
             _create_recommendations_table(con)
         else:
             con.register("_current", pd.DataFrame({"customer_id": hashes.index}))
-            con.register("_rescore", pd.DataFrame({"customer_id": plan.rescore}))
+            con.register("_rescore", pd.DataFrame({"customer_id": whole}))
+            cart_clause = ""
+            if len(cart_only):
+                con.register(
+                    "_cart_only",
+                    pd.DataFrame(
+                        {
+                            "customer_id": cart_only.astype(str),
+                            "input_hash": hashes.loc[cart_only].to_numpy(np.uint64),
+                            "rules_hash": rule_part.loc[cart_only].to_numpy(np.uint64),
+                        }
+                    ),
+                )
+                cart_clause = (
+                    " or (placement = 'cart' and customer_id in (select customer_id from _cart_only))"
+                )
             con.execute(
                 "delete from ml.recommendations where customer_id in (select customer_id from _rescore) "
-                "or customer_id not in (select customer_id from _current)"
+                "or customer_id not in (select customer_id from _current)" + cart_clause
             )
+            if len(cart_only):
+                con.execute(
+                    "update ml.recommendations r set input_hash = c.input_hash, rules_hash = c.rules_hash "
+                    "from _cart_only c where r.customer_id = c.customer_id"
+                )
+                con.unregister("_cart_only")
             con.unregister("_current")
             con.unregister("_rescore")
         kept = con.execute("select count(*) from ml.recommendations").fetchone()[0]
         batches = (
-            score_placements(
-                state, todo, todo_interactions, rules, available, repurchase, config.k, placements
+            batch
+            for todo, todo_interactions, scored in work
+            for batch in score_placements(
+                state, todo, todo_interactions, rules, available, repurchase, config.k, scored
             )
-            if len(todo)
-            else ()
         )
         for batch in batches:
             if fallback:

@@ -164,6 +164,14 @@ def scoring_runs(home, scratch_dir):
         rule_anchors, rule_customers = change_some_rule_lists(warehouse)
         rules_run = score(warehouse)
         rules_newest = newest(warehouse)
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            rules_newest_placements = {
+                r[0]
+                for r in con.execute(
+                    "select distinct placement from ml.recommendations "
+                    "where scored_at = (select max(scored_at) from ml.recommendations)"
+                ).fetchall()
+            }
         incremental = tables(warehouse)
         scratch = scratch_dir / "warehouse.duckdb"
         shutil.copy(warehouse, scratch)
@@ -188,6 +196,7 @@ def scoring_runs(home, scratch_dir):
             "rule_customers": rule_customers,
             "rules_run": rules_run,
             "rules_newest": rules_newest,
+            "rules_newest_placements": rules_newest_placements,
             "incremental": incremental,
             "from_scratch": from_scratch,
             "scratch_tables": tables(scratch),
@@ -220,6 +229,10 @@ def test_changed_rule_lists_rescore_only_the_customers_anchored_on_them(runs):
     assert recs["anchors_rescored_for_rules"] == len(runs["rule_anchors"])
     assert recs["rescored_everyone_because"] == ""
     assert runs["rules_newest"]["ml__recommendations"] == expected
+    # Only their cart placement reads the rules: home and product rows are kept (hashes updated,
+    # which the from-scratch comparison checks).
+    assert runs["rules_newest_placements"] == {"cart"}
+    assert 0 < recs["rows_rescored"] <= 10 * len(expected)
     for step in ("ml__churn_scores", "ml__clv"):
         assert runs["rules_run"][step]["customers_rescored"] == 0, step
 
