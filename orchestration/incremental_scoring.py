@@ -102,6 +102,22 @@ def input_hashes(customers: pd.DataFrame, details: pd.DataFrame | None = None, s
     return pd.Series(values, index=hashes.index, name="input_hash")
 
 
+def with_part(hashes: pd.Series, part: pd.Series) -> pd.Series:
+    """``hashes`` (``input_hashes``) combined with a per-customer ``part`` (uint64 indexed by
+    customer id, missing = 0): an input only some customers' scores read, such as the rule list
+    of their anchor product, so that a change to it rescores those customers, not everyone."""
+    values = combine(
+        hashes.to_numpy(np.uint64), part.reindex(hashes.index, fill_value=np.uint64(0)).to_numpy(np.uint64)
+    )
+    return pd.Series(values | np.uint64(1 << 63), index=hashes.index, name="input_hash")
+
+
+def keyed_hashes(frame: pd.DataFrame, key: str) -> pd.Series:
+    """``grouped_hashes`` per value of ``key`` with the top bit set (see ``input_hashes``)."""
+    grouped = grouped_hashes(frame, key)
+    return pd.Series(grouped.to_numpy(np.uint64) | np.uint64(1 << 63), index=grouped.index, name=key)
+
+
 def table_columns(con, table: str) -> set[str]:
     schema, name = table.split(".", 1)
     return {

@@ -285,6 +285,30 @@ def _listed_top_k(
     return rows, items[rows, cols], scores[rows, cols], short
 
 
+def _last_touched(rows: np.ndarray, cols: np.ndarray, when: np.ndarray, n_users: int) -> np.ndarray:
+    """Per customer row, the item column of their latest touch (-1: none); ties by row order."""
+    last = np.full(n_users, -1)
+    order = np.argsort(when, kind="stable")
+    last[rows[order]] = cols[order]  # the latest write per customer wins
+    return last
+
+
+def anchors(item_ids, customer_ids, interactions: pd.DataFrame) -> pd.Series:
+    """Each customer's anchor for the product and cart placements, as ``score_placements`` picks
+    it: the product of their latest ``last_event_at`` among ``item_ids`` (the model's items),
+    ties by row order; None without one. Indexed by customer id (str). The cart placement reads
+    the cross-sell rules only through this product's rule list, so a rule change reaches only
+    the customers anchored on a product whose list changed."""
+    items, users = pd.Index(item_ids), pd.Index(pd.Series(customer_ids).astype(str))
+    known = interactions[interactions[ITEM].astype(str).isin(items)]
+    rows = users.get_indexer(known[USER].astype(str))
+    cols = items.get_indexer(known[ITEM].astype(str))
+    keep = rows >= 0
+    last = _last_touched(rows[keep], cols[keep], known["last_event_at"].to_numpy()[keep], len(users))
+    ids = np.asarray(items, dtype=object)
+    return pd.Series(np.where(last >= 0, ids[np.maximum(last, 0)], None), index=users, name="anchor")
+
+
 def _lookup(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``matrix[rows, cols]`` as a flat float array, 0 where ``rows`` is -1."""
     if not len(rows):
@@ -339,9 +363,7 @@ def score_placements(
     )
     seen.sum_duplicates()
     blocked = ~items.isin(list(available))
-    last = np.full(len(users), -1)
-    order = np.argsort(known["last_event_at"].to_numpy(), kind="stable")
-    last[rows[order]] = cols[order]  # the latest write per customer wins
+    last = _last_touched(rows, cols, known["last_event_at"].to_numpy(), len(users))
 
     segments = pd.Index(state["meta"]["segments"])
     globally = state["popularity"].astype(np.float32)

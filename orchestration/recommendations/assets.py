@@ -52,6 +52,7 @@ from ml.recommendations.placements import (
     REASON_POPULAR,
     REASON_SIMILAR,
     REASON_TOGETHER,
+    anchors,
     fit_model_on_matrix,
     learn_repurchase_categories,
     popularity_state,
@@ -101,6 +102,14 @@ RECOMMENDATION_COLUMNS = [
     ),
     ("scored_at", "timestamp", "When the row was scored"),
     incremental_scoring.HASH_COLUMN,
+    (
+        "rules_hash",
+        "ubigint",
+        (
+            "Hash of the cross-sell rule list of the customer's anchor product (0: none) the row "
+            "was scored from: tells a rescore for changed rules from one for changed own inputs"
+        ),
+    ),
 ]
 RULE_COLUMNS = [
     ("antecedent", "varchar", "Product in the basket"),
@@ -508,6 +517,51 @@ def load_champion() -> tuple[int, models.RecommenderModel, dict] | None:
     return int(champion["version"]), loaded.unwrap_python_model(), params
 
 
+def rule_list_hashes(rules: pd.DataFrame, anchor: pd.Series) -> pd.Series:
+    """Per customer (``anchor``: their anchor product, None without one, indexed by customer id),
+    the hash of the cross-sell rule list (rules whose ``antecedent`` is the anchor, in the order
+    given) their cart placement is scored from; 0 without an anchor or a rule list. The rules are
+    recounted daily from every basket: hashing each customer's one list, instead of all rules as
+    a shared input, rescores only the customers anchored on a product whose list changed."""
+    if rules.empty or anchor.empty:
+        return pd.Series(np.zeros(len(anchor), dtype=np.uint64), index=anchor.index)
+    lists = incremental_scoring.keyed_hashes(rules, "antecedent")
+    at = lists.index.get_indexer(anchor.astype(object))
+    values = np.where(at >= 0, lists.to_numpy(np.uint64)[np.maximum(at, 0)], np.uint64(0))
+    return pd.Series(values.astype(np.uint64), index=anchor.index)
+
+
+def _why_rescored(
+    con, rescore: pd.Index, own: pd.Series, rule_part: pd.Series, anchor: pd.Series
+) -> tuple[dict, np.ndarray]:
+    """Of the customers rescored that had stored rows, those rescored only because their anchor's
+    rule list changed (their stored hash equals their own inputs' hash combined with the stored
+    rule-list hash, and that differs from today's): metadata (how many, on how many distinct
+    anchors) and their ids. Only their cart placement reads the rules."""
+    con.register("_rescore_ids", pd.DataFrame({"customer_id": rescore}))
+    try:
+        stored = con.execute(
+            "select customer_id, any_value(input_hash) as input_hash, coalesce(any_value(rules_hash), 0) as rules_hash "
+            "from ml.recommendations where customer_id in (select customer_id from _rescore_ids) group by 1"
+        ).df()
+    finally:
+        con.unregister("_rescore_ids")
+    if stored.empty:
+        return {"customers_rescored_for_rules": 0, "anchors_rescored_for_rules": 0}, np.array(
+            [], dtype=object
+        )
+    ids = stored["customer_id"].astype(str).to_numpy()
+    before = stored["rules_hash"].fillna(0).to_numpy().astype(np.uint64)
+    own_inputs_same = incremental_scoring.with_part(own.loc[ids], pd.Series(before, index=ids)).to_numpy(
+        np.uint64
+    ) == stored["input_hash"].to_numpy().astype(np.uint64)
+    only_rules = own_inputs_same & (before != rule_part.loc[ids].to_numpy(np.uint64))
+    return {
+        "customers_rescored_for_rules": int(only_rules.sum()),
+        "anchors_rescored_for_rules": int(anchor.loc[ids[only_rules]].nunique()),
+    }, ids[only_rules]
+
+
 def _create_recommendations_table(con) -> None:
     con.execute(
         "create or replace table ml.recommendations ("
@@ -573,15 +627,43 @@ def recommendations(
         repurchase_categories = [c for c in params.get("repurchase_categories", "").split(",") if c]
     repurchase = set(products.loc[products["category"].isin(repurchase_categories), "product_id"].astype(str))
 
-    # A customer is rescored when their segment or interactions change; the catalogue, rules,
-    # repurchase categories, k and placements are shared by every score (orchestration/incremental_scoring.py).
-    hashes = incremental_scoring.input_hashes(
-        customers, interactions, shared=(rules, available, repurchase, config.k, placements)
+    # A customer is rescored when their segment or interactions change, or the cross-sell rule
+    # list of their anchor product (the cart placement reads no other rule: the placements'
+    # anchor, ml/recommendations/placements.anchors); the catalogue, repurchase categories, k and
+    # placements are shared by every score (orchestration/incremental_scoring.py).
+    own = incremental_scoring.input_hashes(
+        customers, interactions, shared=(available, repurchase, config.k, placements)
     )
+    ids = customers["customer_id"].astype(str)
+    anchor = (
+        anchors(state["meta"]["item_ids"], ids, interactions)
+        if "cart" in placements  # the popularity fallback reads no rule
+        else pd.Series([None] * len(ids), index=ids.to_numpy(), dtype=object)
+    )
+    rule_part = rule_list_hashes(rules, anchor)
+    hashes = incremental_scoring.with_part(own, rule_part)
+    why_rules = {"customers_rescored_for_rules": 0, "anchors_rescored_for_rules": 0}
+    cart_only = np.array([], dtype=object)
     with warehouse.connect(read_only=True) as con:
-        plan = incremental_scoring.plan(con, "ml.recommendations", hashes, version, keep_rows=False)
-    todo = customers[customers["customer_id"].astype(str).isin(plan.rescore)]
-    todo_interactions = interactions[interactions["customer_id"].astype(str).isin(plan.rescore)]
+        stored_columns = incremental_scoring.table_columns(con, "ml.recommendations")
+        if stored_columns and "rules_hash" not in stored_columns:
+            plan = incremental_scoring.Plan(
+                pd.Index(hashes.index), pd.DataFrame(), 0, "scores written before rule-list hashes"
+            )
+        else:
+            plan = incremental_scoring.plan(con, "ml.recommendations", hashes, version, keep_rows=False)
+        if not plan.why and len(plan.rescore):
+            why_rules, cart_only = _why_rescored(con, plan.rescore, own, rule_part, anchor)
+    # Customers rescored only for their anchor's rules get a new cart placement; their home and
+    # product rows (which read no rule) are kept, with today's hashes.
+    whole = plan.rescore.difference(pd.Index(cart_only), sort=False)
+    customer_ids = customers["customer_id"].astype(str)
+    interaction_ids = interactions["customer_id"].astype(str)
+    work = [
+        (customers[customer_ids.isin(group)], interactions[interaction_ids.isin(group)], scored)
+        for group, scored in ((whole, placements), (pd.Index(cart_only), ("cart",)))
+        if len(group)
+    ]
 
     scored_at = datetime.now().replace(microsecond=0)
     started = time.perf_counter()
@@ -591,20 +673,41 @@ def recommendations(
             _create_recommendations_table(con)
         else:
             con.register("_current", pd.DataFrame({"customer_id": hashes.index}))
-            con.register("_rescore", pd.DataFrame({"customer_id": plan.rescore}))
+            con.register("_rescore", pd.DataFrame({"customer_id": whole}))
+            cart_clause = ""
+            if len(cart_only):
+                con.register(
+                    "_cart_only",
+                    pd.DataFrame(
+                        {
+                            "customer_id": cart_only.astype(str),
+                            "input_hash": hashes.loc[cart_only].to_numpy(np.uint64),
+                            "rules_hash": rule_part.loc[cart_only].to_numpy(np.uint64),
+                        }
+                    ),
+                )
+                cart_clause = (
+                    " or (placement = 'cart' and customer_id in (select customer_id from _cart_only))"
+                )
             con.execute(
                 "delete from ml.recommendations where customer_id in (select customer_id from _rescore) "
-                "or customer_id not in (select customer_id from _current)"
+                "or customer_id not in (select customer_id from _current)" + cart_clause
             )
+            if len(cart_only):
+                con.execute(
+                    "update ml.recommendations r set input_hash = c.input_hash, rules_hash = c.rules_hash "
+                    "from _cart_only c where r.customer_id = c.customer_id"
+                )
+                con.unregister("_cart_only")
             con.unregister("_current")
             con.unregister("_rescore")
         kept = con.execute("select count(*) from ml.recommendations").fetchone()[0]
         batches = (
-            score_placements(
-                state, todo, todo_interactions, rules, available, repurchase, config.k, placements
+            batch
+            for todo, todo_interactions, scored in work
+            for batch in score_placements(
+                state, todo, todo_interactions, rules, available, repurchase, config.k, scored
             )
-            if len(todo)
-            else ()
         )
         for batch in batches:
             if fallback:
@@ -612,6 +715,7 @@ def recommendations(
             batch["model_version"] = version
             batch["scored_at"] = scored_at
             batch["input_hash"] = hashes.loc[batch["customer_id"].astype(str)].to_numpy()
+            batch["rules_hash"] = rule_part.loc[batch["customer_id"].astype(str)].to_numpy()
             write_frame(con, "ml.recommendations", batch, RECOMMENDATION_COLUMNS, append=True)
             rows += len(batch)
         reasons = dict(
@@ -626,6 +730,7 @@ def recommendations(
             "dagster/row_count": int(total_rows),
             "customers": len(customers),
             **incremental_scoring.rows_metadata(plan, rows, kept),
+            **why_rules,
             "model_version": version,
             "score_seconds": score_seconds,
             "reasons": {k: int(v) for k, v in sorted(reasons.items())},

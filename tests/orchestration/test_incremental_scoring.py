@@ -11,10 +11,11 @@ import pytest
 from mlflow import MlflowClient
 
 from ml import churn, registry
+from ml.recommendations.placements import anchors
 from orchestration.churn.assets import churn_scores
 from orchestration.clv.assets import clv_scores
 from orchestration.incremental_scoring import input_hashes, row_hashes
-from orchestration.recommendations.assets import recommendations
+from orchestration.recommendations.assets import load_champion, recommendations
 from orchestration.resources import WarehouseResource
 
 TABLES = {
@@ -90,6 +91,58 @@ def change_a_few_customers(warehouse) -> dict[str, set[str]]:
     return {"ml__churn_scores": set(churn_ids), "ml__clv": set(clv_ids), "ml__recommendations": set(rec_ids)}
 
 
+def newest(warehouse) -> dict[str, set[str]]:
+    """Per score table, the customers of its newest ``scored_at`` (the last run's rescores)."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return {
+            step: {
+                r[0]
+                for r in con.execute(
+                    f"select distinct customer_id from {table} where scored_at = (select max(scored_at) from {table})"
+                ).fetchall()
+            }
+            for step, (table, _) in TABLES.items()
+        }
+
+
+def change_some_rule_lists(warehouse) -> tuple[set[str], set[str]]:
+    """Change the cross-sell rule lists of three anchor products (a confidence moved, a rule
+    added, a rule dropped) and of one product nobody is anchored on, as a daily recount does;
+    the changed anchors and the customers anchored on them (the placements' own anchor)."""
+    _, model, _ = load_champion()
+    with duckdb.connect(str(warehouse)) as con:
+        customers = con.execute("select customer_id from marts.customer_360 order by customer_id").df()
+        interactions = con.execute(
+            "select customer_id, product_id, purchase_count, last_event_at "
+            "from intermediate.int_interactions_weighted "
+            "order by customer_id, product_id, last_event_at, purchase_count"
+        ).df()
+        anchor = anchors(model.state["meta"]["item_ids"], customers["customer_id"], interactions)
+        antecedents = [
+            r[0] for r in con.execute("select distinct antecedent from ml.cross_sell_rules").fetchall()
+        ]
+        anchored = [a for a in anchor.value_counts().index if a in set(antecedents)]
+        unused = sorted(set(antecedents) - set(anchor.dropna()))
+        assert len(anchored) >= 3 and unused, "the demo needs rules on anchors and off them"
+        moved, added, dropped = anchored[:3]
+        con.execute(
+            "update ml.cross_sell_rules set confidence = confidence * 0.5 where antecedent in (?, ?)",
+            [moved, unused[0]],
+        )
+        con.execute(
+            "insert into ml.cross_sell_rules select ?, consequent, baskets, support, 0.99, lift "
+            "from ml.cross_sell_rules where antecedent <> ? and consequent <> ? limit 1",
+            [added, added, added],
+        )
+        con.execute(
+            "delete from ml.cross_sell_rules where antecedent = ? and consequent = "
+            "(select min(consequent) from ml.cross_sell_rules where antecedent = ?)",
+            [dropped, dropped],
+        )
+    changed = {moved, added, dropped}
+    return changed, set(anchor.index[anchor.isin(changed)])
+
+
 @pytest.fixture(scope="module")
 def runs(demo_copy, tmp_path_factory):
     yield from scoring_runs(demo_copy(), tmp_path_factory.mktemp("scratch"))
@@ -107,6 +160,18 @@ def scoring_runs(home, scratch_dir):
         unchanged = score(warehouse)
         changed = change_a_few_customers(warehouse)
         daily = score(warehouse)
+        daily_newest = newest(warehouse)
+        rule_anchors, rule_customers = change_some_rule_lists(warehouse)
+        rules_run = score(warehouse)
+        rules_newest = newest(warehouse)
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            rules_newest_placements = {
+                r[0]
+                for r in con.execute(
+                    "select distinct placement from ml.recommendations "
+                    "where scored_at = (select max(scored_at) from ml.recommendations)"
+                ).fetchall()
+            }
         incremental = tables(warehouse)
         scratch = scratch_dir / "warehouse.duckdb"
         shutil.copy(warehouse, scratch)
@@ -126,6 +191,12 @@ def scoring_runs(home, scratch_dir):
             "unchanged": unchanged,
             "changed": changed,
             "daily": daily,
+            "daily_newest": daily_newest,
+            "rule_anchors": rule_anchors,
+            "rule_customers": rule_customers,
+            "rules_run": rules_run,
+            "rules_newest": rules_newest,
+            "rules_newest_placements": rules_newest_placements,
             "incremental": incremental,
             "from_scratch": from_scratch,
             "scratch_tables": tables(scratch),
@@ -143,19 +214,27 @@ def test_a_run_with_unchanged_inputs_rescores_no_one(runs):
 
 
 def test_only_customers_whose_inputs_changed_are_rescored(runs):
-    with duckdb.connect(str(runs["warehouse"]), read_only=True) as con:
-        for step, (table, _) in TABLES.items():
-            assert runs["daily"][step]["customers_rescored"] == len(runs["changed"][step]), step
-            # The rescored rows are the changed customers' (their scored_at is the newest).
-            newest = {
-                r[0]
-                for r in con.execute(
-                    f"select distinct customer_id from {table} where scored_at = (select max(scored_at) from {table})"
-                ).fetchall()
-            }
-            if step == "ml__churn_scores":
-                continue  # rescored again by the new champion below
-            assert newest == runs["changed"][step], step
+    for step in TABLES:
+        assert runs["daily"][step]["customers_rescored"] == len(runs["changed"][step]), step
+        # The rescored rows are the changed customers' (their scored_at is the newest).
+        assert runs["daily_newest"][step] == runs["changed"][step], step
+    assert runs["daily"]["ml__recommendations"]["customers_rescored_for_rules"] == 0
+
+
+def test_changed_rule_lists_rescore_only_the_customers_anchored_on_them(runs):
+    recs = runs["rules_run"]["ml__recommendations"]
+    expected = runs["rule_customers"]
+    assert expected and len(expected) < recs["customers"]
+    assert recs["customers_rescored"] == recs["customers_rescored_for_rules"] == len(expected)
+    assert recs["anchors_rescored_for_rules"] == len(runs["rule_anchors"])
+    assert recs["rescored_everyone_because"] == ""
+    assert runs["rules_newest"]["ml__recommendations"] == expected
+    # Only their cart placement reads the rules: home and product rows are kept (hashes updated,
+    # which the from-scratch comparison checks).
+    assert runs["rules_newest_placements"] == {"cart"}
+    assert 0 < recs["rows_rescored"] <= 10 * len(expected)
+    for step in ("ml__churn_scores", "ml__clv"):
+        assert runs["rules_run"][step]["customers_rescored"] == 0, step
 
 
 def test_incremental_tables_equal_a_from_scratch_scoring_exactly(runs):
