@@ -3,7 +3,8 @@
 ``ml/recommender``: fits the recommender on ``int_interactions_weighted`` (EASE item-item
 collaborative filtering, popularity per RFM segment for cold starts, next-item transitions
 from each customer's time-ordered touches), evaluates it on a temporal split (EASE's λ searched
-from the champion's λ and its grid neighbours, the whole grid when there is no champion), logs it to
+from the champion's λ, else from every other λ of the grid, climbing to the best; each λ scored
+on a fixed sample of validation customers, models.VALIDATION_USERS), logs it to
 MLflow and registers it as ``recommender`` (@challenger); the blocking check
 ``recommender_champion_gate`` moves ``champion`` only when the temporal NDCG@10 beats the
 champion's. The registered artefacts hold item-keyed parts only (no customer id, no history):
@@ -348,7 +349,7 @@ def recommender_model(
     # The same touches as read_evaluation_touches', whose latest int_interactions_weighted keeps per pair.
     last_event = pd.Timestamp(pc.max(interactions["last_event_at"]).as_py())
     cutoff = (last_event - timedelta(days=config.holdout_days)).normalize()
-    # Warm start: the champion's λ and its grid neighbours, the full grid only without one.
+    # Warm start: the champion's λ and its grid neighbours; without one, every other λ of the grid.
     start_l2 = champion_l2()
     try:
         evaluation = models.evaluate_temporal(events, cutoff, l2_start=start_l2)
@@ -417,7 +418,8 @@ def recommender_model(
                 "l2": platform["l2"],
                 "neighbours": config.neighbours,
                 "holdout_days": config.holdout_days,
-                "l2_search": "full grid" if start_l2 is None else f"from the champion's {start_l2:g}",
+                "l2_search": ("coarse to fine" if start_l2 is None else f"from the champion's {start_l2:g}")
+                + f", on at most {models.VALIDATION_USERS} validation customers",
                 "temporal_cutoff": str(cutoff.date()),
                 "repurchase_categories": ",".join(repurchase_categories),
                 "segments": ",".join(model.state["meta"]["segments"]),

@@ -194,8 +194,12 @@ def test_tune_l2_warm_start_fits_fewer_and_finds_the_full_grids_choice():
     fit = build_interaction_matrix(train, users, items).matrix
     val = build_interaction_matrix(valid, users, items).matrix
     grid = (0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6)
-    best, table = tune_l2(fit, val, grid=grid)
+    best, table = tune_l2(fit, val, grid=grid, coarse=False)
     assert set(table) == set(grid)
+    # Without a start the search fits every other λ, then climbs to the full grid's choice.
+    coarse, tried = tune_l2(fit, val, grid=grid)
+    assert coarse == best and {1.0, 100.0, 1e4, 1e6} <= set(tried) and len(tried) < len(grid)
+    assert all(tried[v] == pytest.approx(table[v]) for v in tried)
     # From above the best λ the search walks down to the full grid's choice (validation NDCG is
     # not unimodal at the small end here, so a start there may stay in a local maximum).
     for start in (grid[-1], 1e5):
@@ -208,6 +212,21 @@ def test_tune_l2_warm_start_fits_fewer_and_finds_the_full_grids_choice():
     # A start outside the grid is tried too.
     warm, tried = tune_l2(fit, val, grid=grid, start=42.0)
     assert 42.0 in tried and tried[warm] == max(tried.values())
+
+
+def test_tune_l2_scores_a_fixed_sample_of_validation_customers():
+    frame, _ = planted_interactions()
+    train, valid = holdout_last_per_user(frame, 0.3)
+    users, items = sorted(frame["customer_id"].unique()), sorted(frame["product_id"].unique())
+    fit = build_interaction_matrix(train, users, items).matrix
+    val = build_interaction_matrix(valid, users, items).matrix
+    grid = (1.0, 10.0, 1e6)
+    _, everyone = tune_l2(fit, val, grid=grid, coarse=False, max_users=None)
+    _, enough = tune_l2(fit, val, grid=grid, coarse=False, max_users=len(users))
+    assert enough == everyone
+    _, sampled = tune_l2(fit, val, grid=grid, coarse=False, max_users=5)
+    _, again = tune_l2(fit, val, grid=grid, coarse=False, max_users=5)
+    assert sampled == again and sampled != everyone
 
 
 @pytest.fixture(scope="module")
