@@ -14,15 +14,20 @@ from typing import Any
 
 
 def lazy_subclass(namespace: dict[str, Any], name: str, mixin: type, base: Callable[[], type]) -> type:
-    """``class <name>(mixin, base())`` in the module whose globals are ``namespace``, built once."""
+    """``mixin``'s body as ``class <name>(base())`` in the module whose globals are ``namespace``,
+    built once. The methods go in the class itself, not a parent, as if it were written there:
+    MLflow's ``PythonModel.__init_subclass__`` wraps a ``predict`` found in the class's own dict."""
     if name not in namespace:
+        import pandas
+
         parent = base()
-        cls = type(parent)(
-            name,
-            (mixin, parent),
-            {"__module__": namespace["__name__"], "__qualname__": name, "__doc__": mixin.__doc__},
+        # MLflow resolves predict's annotations (strings, ``from __future__ import annotations``)
+        # in the module's globals when the class is created; ``pd`` is imported lazily there.
+        namespace.setdefault("pd", pandas)
+        body = {k: v for k, v in vars(mixin).items() if k not in ("__dict__", "__weakref__")}
+        namespace[name] = type(parent)(
+            name, (parent,), body | {"__module__": namespace["__name__"], "__qualname__": name}
         )
-        namespace[name] = cls
     return namespace[name]
 
 
