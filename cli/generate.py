@@ -6,8 +6,6 @@ from pathlib import Path
 
 import click
 
-from c360.generate.core import generate
-
 
 @click.command("generate")
 @click.option(
@@ -31,6 +29,8 @@ def generate_command(
     customers: int, seed: int, out_dir: Path, end_date: str, months: int, fmt: str, quiet: bool
 ) -> None:
     """Generate synthetic Customer 360 source data with planted defects and truth files."""
+    from c360.generate.core import generate
+
     summary = generate(
         out_dir, customers=customers, seed=seed, end_date=end_date, months=months, fmt=fmt, progress=not quiet
     )

@@ -20,10 +20,18 @@ console = Console()
 )
 @click.option("--select", "selection", default=None, help="Dagster asset selection string.")
 @click.option("--summary/--no-summary", default=True, help="Print tables, checks and models afterwards.")
-def run_command(selection: str | None, summary: bool) -> None:
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Build downstream of the ingest even when no landing file is new (after changing a dbt "
+    "model or a contract); by default such a run loads nothing and skips the rest.",
+)
+def run_command(selection: str | None, summary: bool, rebuild: bool) -> None:
     from cli.runner import materialize
+    from orchestration.ingest.assets import REBUILD_TAG
 
-    result = materialize(selection, echo=Console(file=sys.stdout).print)
+    tags = {REBUILD_TAG: "true"} if rebuild else None
+    result = materialize(selection, tags=tags, echo=Console(file=sys.stdout).print)
     if summary:
         print_summary(result)
     print_outcome(result)
@@ -89,9 +97,13 @@ def print_outcome(result) -> None:
     for name in result.checks_failed:
         console.print(f"[red]FAILED check[/red] {name}")
     if result.skipped_steps:
-        console.print(
-            f"[yellow]not run[/yellow] (upstream failure or blocking check): {', '.join(result.skipped_steps)}"
+        # With no failure, the ingest steps found no new landing files and materialized nothing.
+        why = (
+            "upstream failure or blocking check"
+            if result.failures or result.checks_failed
+            else "no new landing files: nothing upstream changed; `c360 run --rebuild` builds anyway"
         )
+        console.print(f"[yellow]not run[/yellow] ({why}): {', '.join(result.skipped_steps)}")
     for asset, reason in result.skipped_assets.items():
         console.print(f"[yellow]skipped[/yellow] {asset}: {reason}")
     for rejected in result.rejected_files:

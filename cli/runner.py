@@ -128,7 +128,9 @@ class _ProgressHandler(logging.Handler):
             message = (error.message.strip().splitlines() or ["failed"])[-1] if error else "failed"
             self._echo(f"  FAILED   {event.step_key}: {message[:200]}")
         elif kind == "STEP_SKIPPED":
-            self._echo(f"  skipped  {event.step_key} (an upstream step or blocking check failed)")
+            # Dagster skips a step whose upstream yielded nothing: no new landing files (the
+            # ingest materializes nothing), a failure or a failed blocking check.
+            self._echo(f"  skipped  {event.step_key} (nothing new upstream, or an upstream failure)")
         elif kind == "STEP_UP_FOR_RETRY":
             self._echo(f"  retry    {event.step_key}")
 

@@ -1,8 +1,6 @@
 """raw.ecommerce_orders: web and app orders; daily revenue is watched for drift."""
 
-import great_expectations.expectations as E
-
-from expectations.suite import Drift, at_least, raw_suite
+from expectations.suite import Drift, E, at_least, raw_suite
 
 
 def currency():

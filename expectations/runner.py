@@ -19,12 +19,15 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
 from expectations.sql_metrics import evaluate, quote, sql_literal
 from expectations.suite import Drift, QualitySuite
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MART_SUITES = ("customer_360", "identity_map")
 # No unexpected values anywhere near rows: they could be pseudonyms, masks or worse.

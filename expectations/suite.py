@@ -21,8 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import great_expectations as gx
-
 from c360.contracts import SOURCES, Source
 
 HASH_REGEX = r"^[0-9a-f]{64}$"
@@ -107,7 +105,18 @@ class QualitySuite:
 
 # --- builders -------------------------------------------------------------------------------
 
-E = gx.expectations
+
+class _Expectations:
+    """``great_expectations.expectations``, imported on first use: importing Great Expectations
+    takes ~6 s, which every ``c360`` command and the Dagster code server paid at start."""
+
+    def __getattr__(self, name: str):
+        import great_expectations.expectations
+
+        return getattr(great_expectations.expectations, name)
+
+
+E = _Expectations()
 
 
 def not_null(*columns: str) -> list:

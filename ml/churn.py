@@ -17,25 +17,18 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import mlflow
-import mlflow.sklearn
 import numpy as np
-import pandas as pd
-from mlflow.models import ModelSignature
-from mlflow.types import ColSpec, Schema
-from mlflow.types.schema import AnyType
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedShuffleSplit
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from ml import metrics, plots
+from ml.pyfunc import lazy_subclass, python_model
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow.models import ModelSignature
+    from sklearn.pipeline import Pipeline
 
 HORIZON_DAYS = 90
 CUSTOMER_ID = "customer_id"
@@ -140,6 +133,15 @@ def estimator(
     subset of ``FEATURES``) a first step keeps only those: the input, and so the served
     signature, stays every feature while the model sees only the ones the data fills.
     """
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedShuffleSplit
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
     if kind == "logreg":
         steps = [
             ("impute", SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)),
@@ -243,6 +245,8 @@ def time_split(
     (``train as_of + horizon_days > valid as_of``): the model would learn outcomes that are
     still in the future at validation time.
     """
+    import pandas as pd
+
     train_cutoff, valid_cutoff = pd.Timestamp(train_cutoff), pd.Timestamp(valid_cutoff)
     as_of = pd.to_datetime(features_df[AS_OF])
     train = features_df[as_of <= train_cutoff]
@@ -332,6 +336,8 @@ class TrainingOptions:
 def split_snapshots(features_df: pd.DataFrame, validation_as_of: str | None = None):
     """(train, valid, labelled, valid_as_of): validate on the latest labelled snapshot (or the
     one asked for), train on the snapshots whose label window ends by then."""
+    import pandas as pd
+
     labelled = features_df[features_df[LABEL].notna()].reset_index(drop=True)
     if labelled.empty:
         raise ValueError("the feature table has no labelled snapshot: the data is shorter than the horizon")
@@ -404,6 +410,8 @@ def evaluation_figures(result: dict, threads: int = 2) -> tuple[dict, pd.Series]
 
 def score_latest(model, features_df: pd.DataFrame) -> pd.DataFrame:
     """Churn probability and risk band of every customer at the latest as-of date."""
+    import pandas as pd
+
     latest = features_df[features_df[AS_OF] == features_df[AS_OF].max()]
     p = np.clip(np.asarray(model.predict(feature_matrix(latest)), dtype=float).ravel(), 0.0, 1.0)
     return pd.DataFrame(
@@ -449,7 +457,7 @@ def suggested_action(p: float, clv_tier: str, rfm_segment: str | None = None) ->
     return DEFAULT_ACTION
 
 
-class ChurnProbability(mlflow.pyfunc.PythonModel):
+class _ChurnProbability:
     """pyfunc wrapper whose ``predict`` returns the churn probability, not the class label.
 
     The fitted pipeline is stored as a nested scikit-learn MLflow model (skops format) under
@@ -457,17 +465,35 @@ class ChurnProbability(mlflow.pyfunc.PythonModel):
     """
 
     def load_context(self, context):
+        import mlflow
         import mlflow.sklearn
 
         self.model = mlflow.sklearn.load_model(context.artifacts["sklearn_model"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> np.ndarray:
+        import pandas as pd
+
         return predict_churn(self.model, pd.DataFrame(model_input))
+
+
+def _ChurnProbability_class() -> type:
+    """``ChurnProbability``: ``_ChurnProbability`` on MLflow's base class, built on first use (import cost, ml/pyfunc.py)."""
+    return lazy_subclass(globals(), "ChurnProbability", _ChurnProbability, python_model)
+
+
+def __getattr__(attr: str) -> type:
+    if attr == "ChurnProbability":
+        return _ChurnProbability_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
 def model_signature() -> ModelSignature:
     """Requires every feature column; types are ``Any`` because MLflow refuses int64 -> double
     (DuckDB counts are BIGINT) and ``ChurnProbability`` casts to float itself."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType
+
     inputs = Schema([ColSpec(AnyType(), name) for name in FEATURES])
     outputs = Schema([ColSpec("double", "churn_probability")])
     return ModelSignature(inputs=inputs, outputs=outputs)
@@ -483,6 +509,9 @@ def log_churn_model(model: Pipeline, reference_df: pd.DataFrame, name: str = "mo
     The input example is one synthetic row of per-feature medians of ``reference_df``, so no
     customer's own row lands in the artifacts. Returns the ``ModelInfo``.
     """
+    import mlflow
+    import mlflow.sklearn
+
     example = feature_matrix(reference_df).median().to_frame().T.fillna(0.0)
     requirements = _pinned("mlflow", "scikit-learn", "skops", "pandas", "numpy")
     with tempfile.TemporaryDirectory() as tmp:
@@ -498,7 +527,7 @@ def log_churn_model(model: Pipeline, reference_df: pd.DataFrame, name: str = "mo
         )
         return mlflow.pyfunc.log_model(
             name=name,
-            python_model=ChurnProbability(),
+            python_model=_ChurnProbability_class()(),
             artifacts={"sklearn_model": str(sklearn_dir)},
             signature=model_signature(),
             input_example=example,

@@ -10,11 +10,14 @@ In the platform the summary is built in SQL; ``rfm_summary`` is the reference ve
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-import mlflow.pyfunc
 import numpy as np
-import pandas as pd
-from scipy import optimize, special
+
+from ml.pyfunc import lazy_subclass, python_model
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Share of customers per tier, best first; the last tier takes the rest.
 TIER_SHARES: tuple[tuple[str, float], ...] = (
@@ -69,6 +72,8 @@ def rfm_summary(
     1997-09-30). ``calibration_end`` and ``observation_end`` are inclusive dates.
     Customers whose first purchase is after ``calibration_end`` are left out.
     """
+    import pandas as pd
+
     if freq not in DAYS_PER_UNIT:
         raise ValueError(f"freq must be one of {sorted(DAYS_PER_UNIT)}, got {freq!r}")
     unit = DAYS_PER_UNIT[freq]
@@ -114,12 +119,16 @@ def _as_arrays(*columns):
 
 def _unique_rows(**columns) -> tuple[pd.DataFrame, np.ndarray]:
     """Distinct rows of the given columns and how many times each occurs (hash-based)."""
+    import pandas as pd
+
     counted = pd.DataFrame(columns).value_counts(sort=False).reset_index()
     return counted.drop(columns="count"), counted["count"].to_numpy(dtype=float)
 
 
 def _bgnbd_log_likelihood(r, alpha, a, b, x, t_x, T):
     """Per-customer BG/NBD log-likelihood (FHL 2005, eq. 6)."""
+    from scipy import special
+
     common = (
         special.gammaln(r + x)
         - special.gammaln(r)
@@ -155,6 +164,8 @@ class _BGNBDObjective:
         self.ut, self.ti = np.unique(t_x, return_inverse=True)
 
     def __call__(self, log_params):
+        from scipy import special
+
         r, alpha, a, b = np.exp(log_params)
         ux, xi, x, rep, w = self.ux, self.xi, self.x, self.repeater, self.weight
         psi_abx = special.digamma(a + b + ux)
@@ -198,6 +209,8 @@ class _BGNBDObjective:
 
 def fit_bgnbd(frequency, recency, T, initial: BGNBDParams | None = None) -> BGNBDParams:
     """Maximum-likelihood BG/NBD parameters, no penaliser (so published fits reproduce)."""
+    from scipy import optimize
+
     x, t_x, big_t = _as_arrays(frequency, recency, T)
     if np.any(x < 0) or np.any(t_x < 0) or np.any(t_x > big_t + 1e-9):
         raise ValueError("need frequency >= 0 and 0 <= recency <= T")
@@ -245,12 +258,16 @@ def _log_death_odds(params: BGNBDParams, x, t_x, T):
 
 def p_alive(params: BGNBDParams, frequency, recency, T) -> np.ndarray:
     """P(still active at T | x, t_x, T). Exactly 1 at x = 0: BG/NBD drop-out follows a purchase."""
+    from scipy import special
+
     x, t_x, big_t = _as_arrays(frequency, recency, T)
     return special.expit(-_log_death_odds(params, x, t_x, big_t))
 
 
 def expected_purchases(params: BGNBDParams, t, frequency, recency, T) -> np.ndarray:
     """E[purchases in (T, T+t] | x, t_x, T] (FHL 2005, eq. 10)."""
+    from scipy import special
+
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     x, t_x, big_t = _as_arrays(frequency, recency, T)
     t = np.asarray(t, dtype=float)
@@ -261,6 +278,8 @@ def expected_purchases(params: BGNBDParams, t, frequency, recency, T) -> np.ndar
 
 def expected_purchases_new(params: BGNBDParams, t) -> np.ndarray:
     """E[repeat purchases in (0, t]] for a customer just acquired (FHL 2005, eq. 9)."""
+    from scipy import special
+
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     t = np.asarray(t, dtype=float)
     hyper = special.hyp2f1(r, b, a + b - 1, t / (alpha + t))
@@ -301,6 +320,8 @@ def simulate_bgnbd_summary(
     ``resolution`` rounds times down to a grid (e.g. 1/7 for days measured in weeks), as
     real summaries are built from calendar days.
     """
+    import pandas as pd
+
     rng = np.random.default_rng(seed)
     big_t = rng.uniform(0, max_T, n_customers)
     rate = rng.gamma(params.r, 1 / params.alpha, n_customers)
@@ -321,6 +342,8 @@ def simulate_bgnbd_summary(
 
 def _gamma_gamma_log_likelihood(p, q, v, x, m):
     """Log-density of a customer's mean spend m over x transactions (FHL 2005b, eq. 3)."""
+    from scipy import special
+
     px = p * x
     return (
         special.gammaln(px + q)
@@ -339,6 +362,8 @@ def fit_gamma_gamma(frequency, monetary_value, initial: GammaGammaParams | None 
     ``monetary_value`` must be each customer's mean spend per *repeat* purchase day; that is
     the variant that reproduces the published CDNOW fit (see ml.cdnow).
     """
+    from scipy import optimize, special
+
     x, m = _as_arrays(frequency, monetary_value)
     # Zero-spend repeaters (free orders) have zero Gamma density: they carry no spend signal.
     keep = (x > 0) & (m > 0)
@@ -429,6 +454,8 @@ def customer_lifetime_value(
 
 def clv_tier(clv: pd.Series) -> pd.Series:
     """Tier by CLV rank using TIER_SHARES (ties broken by order, so shares are exact)."""
+    import pandas as pd
+
     names = [name for name, _ in TIER_SHARES]
     upper_bounds = np.cumsum([share for _, share in TIER_SHARES])
     upper_bounds[-1] = 1.0
@@ -440,7 +467,7 @@ def clv_tier(clv: pd.Series) -> pd.Series:
     )
 
 
-class CLVModel(mlflow.pyfunc.PythonModel):
+class _CLVModel:
     """Fitted BG/NBD + Gamma-Gamma parameters only (no customer data) served as pyfunc.
 
     Input columns: frequency, recency, T, monetary_value, in the unit the model was fitted in.
@@ -473,6 +500,8 @@ class CLVModel(mlflow.pyfunc.PythonModel):
         }
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        import pandas as pd
+
         missing = [c for c in self.INPUT_COLUMNS if c not in model_input.columns]
         if missing:
             raise ValueError(f"missing input columns: {missing}")
@@ -497,6 +526,17 @@ class CLVModel(mlflow.pyfunc.PythonModel):
             },
             index=model_input.index,
         )
+
+
+def _CLVModel_class() -> type:
+    """``CLVModel``: ``_CLVModel`` on MLflow's base class, built on first use (import cost, ml/pyfunc.py)."""
+    return lazy_subclass(globals(), "CLVModel", _CLVModel, python_model)
+
+
+def __getattr__(attr: str) -> type:
+    if attr == "CLVModel":
+        return _CLVModel_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
 def too_little_to_fit(summary: pd.DataFrame) -> str | None:
@@ -566,6 +606,8 @@ def holdout_error(calibration: pd.DataFrame, holdout_purchases: pd.Series, holdo
 
 def model_example() -> pd.DataFrame:
     """Synthetic customers (days) as the logged model's input example: no one's data in artifacts."""
+    import pandas as pd
+
     return pd.DataFrame(
         {
             "frequency": [0.0, 2.0, 8.0],
@@ -576,10 +618,11 @@ def model_example() -> pd.DataFrame:
     )
 
 
-def log_clv_model(model: CLVModel, name: str = "model"):
+def log_clv_model(model: _CLVModel, name: str = "model"):
     """Log ``model`` to the active MLflow run with its signature and an input example."""
     import importlib.metadata
 
+    import mlflow.pyfunc
     from mlflow.models import infer_signature
 
     example = model_example()

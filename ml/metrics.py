@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 ECE_BINS = 10
 TOP_FRACTION = 0.10
@@ -45,18 +44,24 @@ def _both_classes(y: np.ndarray) -> bool:
 
 def roc_auc(y_true, p) -> float:
     """Area under the ROC curve; NaN when only one class is present."""
+    from sklearn.metrics import roc_auc_score
+
     y, s = _as_arrays(y_true, p)
     return float(roc_auc_score(y, s)) if _both_classes(y) else math.nan
 
 
 def pr_auc(y_true, p) -> float:
     """Area under the precision-recall curve as average precision; NaN without positives."""
+    from sklearn.metrics import average_precision_score
+
     y, s = _as_arrays(y_true, p)
     return float(average_precision_score(y, s)) if y.sum() > 0 else math.nan
 
 
 def brier(y_true, p) -> float:
     """Mean squared difference between probability and outcome (lower is better)."""
+    from sklearn.metrics import brier_score_loss
+
     y, s = _as_arrays(y_true, p)
     return float(brier_score_loss(y, s))
 

@@ -1,9 +1,13 @@
 """The pictures a business user looks at for each customer mart (matplotlib figures, no pyplot
 state): RFM segment sizes and revenue, value per behaviour segment, funnel drop-off."""
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 FUNNEL_STEPS = [
     ("sessions", "visit"),
@@ -14,8 +18,10 @@ FUNNEL_STEPS = [
 ]
 
 
-def rfm_segments_figure(rfm: pd.DataFrame) -> Figure:
+def rfm_segments_figure(rfm: "pd.DataFrame") -> "Figure":
     """Customers and revenue per RFM segment (columns rfm_segment, customers, revenue)."""
+    from matplotlib.figure import Figure
+
     rfm = rfm.sort_values("revenue", ascending=True)
     figure = Figure(figsize=(11, 4.5), layout="constrained")
     customers_ax, revenue_ax = figure.subplots(1, 2, sharey=True)
@@ -32,9 +38,11 @@ def rfm_segments_figure(rfm: pd.DataFrame) -> Figure:
     return figure
 
 
-def segment_value_figure(segments: pd.DataFrame) -> Figure:
+def segment_value_figure(segments: "pd.DataFrame") -> "Figure":
     """Customers, revenue per customer and promotion share per behaviour segment (columns
     segment_name, customers, revenue_per_customer, promotion_sensitivity)."""
+    from matplotlib.figure import Figure
+
     segments = segments.sort_values("customers", ascending=True)
     figure = Figure(figsize=(12, 1.5 + 0.5 * len(segments)), layout="constrained")
     axes = figure.subplots(1, 3, sharey=True)
@@ -51,9 +59,11 @@ def segment_value_figure(segments: pd.DataFrame) -> Figure:
     return figure
 
 
-def funnel_figure(funnel: pd.DataFrame) -> Figure:
+def funnel_figure(funnel: "pd.DataFrame") -> "Figure":
     """Left: sessions reaching each funnel step, with the step-to-step drop-off. Right: overall
     conversion (purchase sessions / sessions) by RFM segment and channel."""
+    from matplotlib.figure import Figure
+
     totals = [float(funnel[column].sum()) for column, _ in FUNNEL_STEPS]
     figure = Figure(figsize=(13, 5), layout="constrained")
     steps_ax, segment_ax = figure.subplots(1, 2, width_ratios=[1, 1.2])

@@ -11,18 +11,21 @@ overlay several models on the same validation labels.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from sklearn.inspection import permutation_importance
-from sklearn.metrics import precision_recall_curve, roc_curve
 
 from ml import metrics
 
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
 
 def _figure(title: str, size=(6.0, 4.5)) -> tuple[Figure, object]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=size, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -37,6 +40,8 @@ def _named(scores) -> dict[str, np.ndarray]:
 
 
 def roc_figure(y_true, scores, title: str = "ROC curve") -> Figure:
+    from sklearn.metrics import roc_curve
+
     fig, ax = _figure(title)
     for name, p in _named(scores).items():
         fpr, tpr, _ = roc_curve(y_true, p)
@@ -48,6 +53,8 @@ def roc_figure(y_true, scores, title: str = "ROC curve") -> Figure:
 
 
 def pr_figure(y_true, scores, title: str = "Precision-recall curve") -> Figure:
+    from sklearn.metrics import precision_recall_curve
+
     fig, ax = _figure(title)
     for name, p in _named(scores).items():
         precision, recall, _ = precision_recall_curve(y_true, p)
@@ -86,6 +93,9 @@ def _cumulative_gains(y: np.ndarray, p: np.ndarray, points: int = 101) -> tuple[
 
 def gains_figure(y_true, scores, title: str = "Cumulative gains and lift") -> Figure:
     """Left: share of positives captured by targeting the top x%. Right: lift per decile."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(10.0, 4.5), layout="constrained")
     FigureCanvasAgg(fig)
     fig.suptitle(title)
@@ -113,6 +123,9 @@ def gains_figure(y_true, scores, title: str = "Cumulative gains and lift") -> Fi
 
 def feature_importance(model, X: pd.DataFrame, y, n_repeats: int = 5, random_state: int = 0) -> pd.Series:
     """Mean drop in ROC-AUC when each column is shuffled, sorted descending (any fitted model)."""
+    import pandas as pd
+    from sklearn.inspection import permutation_importance
+
     result = permutation_importance(
         model, X, y, scoring="roc_auc", n_repeats=n_repeats, random_state=random_state, n_jobs=1
     )
@@ -124,6 +137,8 @@ def coefficients(pipeline, feature_names) -> pd.Series:
 
     Names beyond ``feature_names`` are the imputer's missing-value indicators.
     """
+    import pandas as pd
+
     classifier = pipeline[-1]
     fitted = (
         [c.estimator for c in classifier.calibrated_classifiers_]
@@ -149,6 +164,8 @@ def importance_figure(importance: pd.Series, title: str = "Feature importance", 
 
 def clv_by_tier_figure(scored: pd.DataFrame) -> Figure:
     """Histogram of CLV (log scale) stacked by tier: bins, no single-customer points."""
+    from matplotlib.figure import Figure
+
     from ml.clv import TIER_SHARES
 
     figure = Figure(figsize=(7, 4), layout="constrained")

@@ -16,18 +16,15 @@ import math
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-import mlflow
-import pandas as pd
-from mlflow.data.dataset_source import DatasetSource
-from mlflow.data.dataset_source_registry import register_dataset_source
-from mlflow.data.meta_dataset import MetaDataset
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
-
 from c360.settings import PROJECT_ROOT, get_settings
+from ml.pyfunc import lazy_subclass
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -61,7 +58,7 @@ TAG_DBT_VERSION = "dbt.version"
 TAG_GIT_SHA = "git.sha"
 
 
-class WarehouseTableSource(DatasetSource):
+class _WarehouseTableSource:
     """A table of the DuckDB warehouse at an as-of date: ``duckdb://<path>#<schema.table>@<as_of>``."""
 
     def __init__(self, warehouse: str, table: str, as_of: str | None = None):
@@ -86,7 +83,7 @@ class WarehouseTableSource(DatasetSource):
         return isinstance(raw_source, str) and raw_source.startswith("duckdb://") and "#" in raw_source
 
     @classmethod
-    def _resolve(cls, raw_source: str) -> WarehouseTableSource:
+    def _resolve(cls, raw_source: str) -> _WarehouseTableSource:
         warehouse, _, rest = raw_source.partition("#")
         table, _, as_of = rest.partition("@")
         return cls(warehouse, table, as_of or None)
@@ -95,11 +92,33 @@ class WarehouseTableSource(DatasetSource):
         return {"uri": self.uri, "warehouse": self.warehouse, "table": self.table, "as_of": self.as_of}
 
     @classmethod
-    def from_dict(cls, source_dict: dict[Any, Any]) -> WarehouseTableSource:
+    def from_dict(cls, source_dict: dict[Any, Any]) -> _WarehouseTableSource:
         return cls(source_dict["warehouse"], source_dict["table"], source_dict.get("as_of"))
 
 
-register_dataset_source(WarehouseTableSource)
+def _dataset_source() -> type:
+    """``DatasetSource`` (MLflow's base class) imported on first use, for ``lazy_subclass``."""
+    from mlflow.data.dataset_source import DatasetSource
+
+    return DatasetSource
+
+
+def _warehouse_table_source_class() -> type:
+    """``WarehouseTableSource``, built and registered with MLflow on first use (import cost,
+    ml/pyfunc.py)."""
+    if "WarehouseTableSource" not in globals():
+        from mlflow.data.dataset_source_registry import register_dataset_source
+
+        register_dataset_source(
+            lazy_subclass(globals(), "WarehouseTableSource", _WarehouseTableSource, _dataset_source)
+        )
+    return globals()["WarehouseTableSource"]
+
+
+def __getattr__(attr: str) -> type:
+    if attr == "WarehouseTableSource":
+        return _warehouse_table_source_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
 def _as_uri(location: str) -> str:
@@ -117,6 +136,9 @@ def configure(tracking_uri: str | None = None, artifact_root: str | None = None)
     ``MLFLOW_TRACKING_URI`` / ``C360_MLFLOW_ARTIFACTS``. The one MLflow set-up of the platform:
     assets, checks, evals and the CLI all call it.
     """
+    import mlflow
+
+    _warehouse_table_source_class()  # so runs read back resolve their dataset source
     if tracking_uri is None or artifact_root is None:
         settings = get_settings().ensure_dirs()
         tracking_uri = tracking_uri or settings.mlflow_tracking_uri
@@ -135,6 +157,9 @@ def get_or_create_experiment(name: str, artifact_root: str | None = None) -> str
 
     An existing experiment keeps the artifact location it was created with.
     """
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient()
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
@@ -188,6 +213,8 @@ def drop_personal_columns(df: pd.DataFrame) -> pd.DataFrame:
 
 def dataset_digest(df: pd.DataFrame) -> str:
     """Digest of every row and column (MLflow's own digest only looks at the first rows)."""
+    import pandas as pd
+
     h = hashlib.sha256()
     h.update("\x1f".join(map(str, df.columns)).encode())
     h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
@@ -215,11 +242,15 @@ def log_lineage(
     columns (schema and row count only, MLflow stores no rows); a string is taken as the digest.
     ``dbt_version`` and ``git_sha`` default to the installed dbt-core and the current commit.
     """
+    import mlflow
+    import pandas as pd
+    from mlflow.data.meta_dataset import MetaDataset
+
     if mlflow.active_run() is None:
         raise RuntimeError("log_lineage needs an active MLflow run (use `with mlflow.start_run():`)")
     as_of = None if as_of is None else str(as_of)
     warehouse = warehouse or f"duckdb://{get_settings().warehouse}"
-    source = WarehouseTableSource(warehouse, source_table, as_of)
+    source = _warehouse_table_source_class()(warehouse, source_table, as_of)
     dataset_name = name or source_table
     if isinstance(dataset_df_or_digest, pd.DataFrame):
         digest = dataset_digest(dataset_df_or_digest)
@@ -252,6 +283,9 @@ def log_lineage(
 
 def register(run_id: str, artifact_name: str, model_name: str) -> int:
     """Register the model logged as ``artifact_name`` in run ``run_id``; returns the new version."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient()
     run = client.get_run(run_id)
     logged = client.search_logged_models(
@@ -266,10 +300,14 @@ def register(run_id: str, artifact_name: str, model_name: str) -> int:
 
 
 def set_alias(model_name: str, alias: str, version: int | str) -> None:
+    from mlflow.tracking import MlflowClient
+
     MlflowClient().set_registered_model_alias(model_name, alias, str(version))
 
 
 def _version_by_alias(client: MlflowClient, model_name: str, alias: str):
+    from mlflow.exceptions import MlflowException
+
     try:
         return client.get_model_version_by_alias(model_name, alias)
     except MlflowException:
@@ -282,6 +320,8 @@ def _run_metrics(client: MlflowClient, run_id: str | None) -> dict[str, float]:
 
 def champion_info(model_name: str) -> dict | None:
     """``{"version", "run_id", "metrics"}`` of the current champion, or None if there is none."""
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient()
     champion = _version_by_alias(client, model_name, CHAMPION)
     if champion is None:
@@ -306,6 +346,8 @@ def promote_if_better(
     champion's by at least ``margin`` (in the better direction). Returns (promoted, reason);
     the reason is also stored as the ``c360.promotion`` tag of the candidate version.
     """
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient()
     candidate_version = str(candidate_version)
     candidate = client.get_model_version(model_name, candidate_version)
@@ -369,6 +411,8 @@ def promote_challenger(
     ``champion`` when its run's ``metric`` clears ``floor`` (if any) and beats the champion's by
     ``margin`` (``promote_if_better``). Returns what happened; ``has_acceptable_champion`` is
     False when no champion is left that clears the floor (the blocking check then fails)."""
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient()
     candidate = client.get_model_version(model_name, str(version))
     value = client.get_run(candidate.run_id).data.metrics.get(metric, float("nan"))

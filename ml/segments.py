@@ -9,14 +9,14 @@ rare but distinctive habit (night buying) weighs as much as a common one.
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from matplotlib.figure import Figure
-from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+    from sklearn.pipeline import Pipeline
 
 CHANNELS = ("web", "app", "store")
 TIMES_OF_DAY = ("morning", "afternoon", "evening", "night")
@@ -38,7 +38,7 @@ class NotEnoughCustomers(ValueError):
     """Fewer customers than the smallest k can split meaningfully."""
 
 
-def feature_columns(df: pd.DataFrame) -> list[str]:
+def feature_columns(df: "pd.DataFrame") -> list[str]:
     """Channel shares, time-of-day shares, promotion sensitivity and category shares present."""
     fixed = (
         [f"share_{c}" for c in CHANNELS] + [f"share_{t}" for t in TIMES_OF_DAY] + ["promotion_sensitivity"]
@@ -49,13 +49,17 @@ def feature_columns(df: pd.DataFrame) -> list[str]:
     return fixed + sorted(c for c in df.columns if c.startswith(CATEGORY_PREFIX))
 
 
-def feature_matrix(df: pd.DataFrame) -> pd.DataFrame:
+def feature_matrix(df: "pd.DataFrame") -> "pd.DataFrame":
     """The numeric features, missing shares as 0."""
     return df[feature_columns(df)].astype(float).fillna(0.0)
 
 
-def estimator(k: int, random_state: int = 0, n_init: int = 4) -> Pipeline:
+def estimator(k: int, random_state: int = 0, n_init: int = 4) -> "Pipeline":
     """Unfitted standardise + k-means pipeline."""
+    from sklearn.cluster import KMeans
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return Pipeline(
         [
             ("scale", StandardScaler()),
@@ -65,13 +69,15 @@ def estimator(k: int, random_state: int = 0, n_init: int = 4) -> Pipeline:
 
 
 def choose_k(
-    features: pd.DataFrame,
+    features: "pd.DataFrame",
     k_range: Sequence[int] = DEFAULT_K_RANGE,
     sample_size: int = SILHOUETTE_SAMPLE,
     random_state: int = 0,
 ) -> tuple[int, dict[int, float]]:
     """The k with the best silhouette, each k fitted and scored on the same random sample
     (silhouette is quadratic in rows). Returns (k, {k: silhouette})."""
+    from sklearn.metrics import silhouette_score
+
     ks = [k for k in k_range if 2 <= k < len(features)]
     if not ks:
         raise NotEnoughCustomers(f"{len(features)} customers cannot be split into any of k={list(k_range)}")
@@ -86,9 +92,11 @@ def choose_k(
     return best, scores
 
 
-def profile_segments(features: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
+def profile_segments(features: "pd.DataFrame", labels: np.ndarray) -> "pd.DataFrame":
     """Mean of every feature per segment (the centroid in original units), plus customers and
     share of customers, indexed by segment_id."""
+    import pandas as pd
+
     profiles = features.groupby(np.asarray(labels)).mean()
     profiles.index.name = "segment_id"
     sizes = pd.Series(np.asarray(labels)).value_counts()
@@ -97,7 +105,7 @@ def profile_segments(features: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame
     return profiles
 
 
-def name_segment(centroid: pd.Series, overall: pd.Series) -> str:
+def name_segment(centroid: "pd.Series", overall: "pd.Series") -> str:
     """ "<channel> <time> [deal-seeking] <category> buyers" from a centroid and the overall
     means: the dominant channel (50% of purchases; else one 1.3x its average share is
     "-leaning"; else "omnichannel"), the time of day most above
@@ -129,7 +137,7 @@ def name_segment(centroid: pd.Series, overall: pd.Series) -> str:
     return " ".join(words)
 
 
-def name_segments(profiles: pd.DataFrame, overall: pd.Series) -> dict[int, str]:
+def name_segments(profiles: "pd.DataFrame", overall: "pd.Series") -> dict[int, str]:
     """A readable, unique name per segment; clashing names get their second-strongest category."""
     names = {int(i): name_segment(row, overall) for i, row in profiles.iterrows()}
     seen: dict[str, int] = {}
@@ -151,8 +159,8 @@ class Segmentation:
     silhouette_by_k: dict[int, float]
     labels: np.ndarray
     names: dict[int, str]
-    profiles: pd.DataFrame
-    model: Pipeline = field(repr=False)
+    profiles: "pd.DataFrame"
+    model: "Pipeline" = field(repr=False)
 
     @property
     def silhouette(self) -> float:
@@ -160,13 +168,15 @@ class Segmentation:
 
 
 def segment_customers(
-    behaviour: pd.DataFrame,
+    behaviour: "pd.DataFrame",
     k_range: Sequence[int] = DEFAULT_K_RANGE,
     sample_size: int = SILHOUETTE_SAMPLE,
     random_state: int = 0,
 ) -> Segmentation:
     """Choose k, fit k-means on every customer, profile and name the segments. Segment ids are
     ordered by size (0 = largest) so they read the same across reruns."""
+    import pandas as pd
+
     features = feature_matrix(behaviour)
     if len(features) < MIN_CUSTOMERS:
         raise NotEnoughCustomers(
@@ -183,8 +193,10 @@ def segment_customers(
     return Segmentation(k, scores, labels, names, profiles, model)
 
 
-def segments_figure(profiles: pd.DataFrame) -> Figure:
+def segments_figure(profiles: "pd.DataFrame") -> "Figure":
     """Segment sizes beside a heat map of each segment's habits (share columns, 0-1)."""
+    from matplotlib.figure import Figure
+
     shares = profiles[
         [
             c

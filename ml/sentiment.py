@@ -21,16 +21,15 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-from scipy import sparse
-from sklearn.base import clone
-from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
-from sklearn.model_selection import train_test_split
-from sklearn.pipeline import FeatureUnion, Pipeline
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import FeatureUnion, Pipeline
 
 LABELS = ("negative", "neutral", "positive")
 MIN_TRAINING_REVIEWS = 200
@@ -44,6 +43,8 @@ class NotEnoughReviews(ValueError):
 
 def star_label(score) -> str | None:
     """1-2 stars negative, 3 neutral, 4-5 positive; anything else None."""
+    import pandas as pd
+
     if score is None or pd.isna(score):
         return None
     score = int(score)
@@ -62,6 +63,10 @@ def _clean(texts: Iterable) -> list[str]:
 
 def sentiment_estimator(random_state: int = 0) -> Pipeline:
     """Unfitted TF-IDF (word 1-2 + char 2-5 grams) + logistic regression pipeline."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import FeatureUnion, Pipeline
+
     shared = {"min_df": 2, "sublinear_tf": True, "strip_accents": "unicode", "lowercase": True}
     features = FeatureUnion(
         [
@@ -78,11 +83,15 @@ def sentiment_estimator(random_state: int = 0) -> Pipeline:
 def _factorize(texts: Sequence) -> tuple[np.ndarray, list[str]]:
     """Per input its index among the unique cleaned texts, and those texts ("" for empty or
     missing). Templated reviews and tickets repeat: each unique text is tokenised only once."""
+    import pandas as pd
+
     codes, uniques = pd.factorize(pd.Series(_clean(texts), dtype=object))
     return codes, list(uniques)
 
 
 def _star_labels(scores: Sequence) -> list[str | None]:
+    import pandas as pd
+
     stars = pd.Series(list(scores), dtype=object)
     by_value = {value: star_label(value) for value in stars.dropna().unique()}
     return [None if pd.isna(value) else by_value[value] for value in stars]
@@ -109,6 +118,8 @@ def _fit_tfidf(vectoriser: TfidfVectorizer, fit_texts: list[str], rows: np.ndarr
     """Fit ``vectoriser`` on distinct texts that stand for ``rows[i]`` rows each, exactly as if it
     were fitted on the rows (document frequencies, ``min_df`` and IDF count rows), tokenising each
     text once. Returns the TF-IDF matrices of ``fit_texts`` and ``rest_texts``."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
     counter = CountVectorizer(
         **{k: v for k, v in vectoriser.get_params().items() if k in CountVectorizer().get_params()}
     ).set_params(min_df=1, max_df=1.0, max_features=None)
@@ -135,6 +146,8 @@ def _vectorise(vectoriser: FeatureUnion, uniques: list[str], fit_codes: np.ndarr
     """The TF-IDF matrix of every unique text (row i = ``uniques[i]``) from one pass: the
     vocabulary and IDF are fitted on the training rows ``fit_codes`` (indices into ``uniques``,
     repeated as often as the text occurs), the other texts transformed."""
+    from scipy import sparse
+
     fit_ids, rows = np.unique(fit_codes, return_counts=True)
     rest = np.setdiff1d(np.arange(len(uniques)), fit_ids, assume_unique=True)
     fit_texts, rest_texts = [uniques[i] for i in fit_ids], [uniques[i] for i in rest]
@@ -155,6 +168,8 @@ def _fit_classifier(classifier: LogisticRegression, X_unique, codes: np.ndarray,
     """Fit on labelled rows given as (unique text, label): each distinct pair once, weighted by
     how often it occurs times its class's balanced weight over the rows. The same loss as one row
     per review with ``class_weight="balanced"``, on far fewer rows when texts repeat."""
+    import pandas as pd
+
     pairs = pd.DataFrame({"text": codes, "label": y}).value_counts().reset_index(name="rows")
     classes, counts = np.unique(y, return_counts=True)
     balanced = dict(zip(classes, len(y) / (len(classes) * counts), strict=True))
@@ -165,6 +180,9 @@ def _fit_classifier(classifier: LogisticRegression, X_unique, codes: np.ndarray,
 
 def _split(y: np.ndarray, test_size: float, random_state: int) -> tuple[np.ndarray, np.ndarray]:
     """Stratified split of the labelled rows (plain when a class has a single row)."""
+    import pandas as pd
+    from sklearn.model_selection import train_test_split
+
     stratify = y if pd.Series(y).value_counts().min() >= 2 else None
     return train_test_split(
         np.arange(len(y)), test_size=test_size, random_state=random_state, stratify=stratify
@@ -241,6 +259,9 @@ def _held_out_predictions(classifier, X_unique, test_ids: np.ndarray) -> np.ndar
 
 
 def _evaluation(uniques, test_codes: np.ndarray, y_train, y_test, predicted_unique) -> dict:
+    import pandas as pd
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
     predicted = predicted_unique[test_codes]
     majority = pd.Series(y_train).value_counts().idxmax()
     lexicon = {i: _lexicon_label(lexicon_score(uniques[i])) for i in np.unique(test_codes)}
@@ -271,6 +292,8 @@ def fit_and_score(
     ``evaluation`` is ``evaluate_sentiment``'s dict or ``{"skipped": reason}``. With too few
     labelled texts ``model`` is None and the lexicon scores.
     """
+    from sklearn.base import clone
+
     codes, uniques = _factorize(texts)
     rows, y = _labelled_rows(codes, uniques, scores)
     try:
@@ -340,6 +363,8 @@ def evaluate_sentiment(
 def olist_review_texts(src_dir: Path | None = None) -> pd.DataFrame:
     """Olist reviews as ``review_id, order_id, score, text`` (text = title + message on one
     line, empty when the customer wrote nothing), read with the Olist mapping's parser."""
+    import pandas as pd
+
     from c360.ingest.mappings.olist import olist_dir, parse_olist_reviews, review_text
 
     path = Path(src_dir or olist_dir()) / "olist_order_reviews_dataset.csv"

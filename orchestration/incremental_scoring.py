@@ -24,9 +24,12 @@ as-of date stays (corrections, late records, reruns, intraday loads).
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 HASH_COLUMN = (
     "input_hash",
@@ -36,8 +39,10 @@ HASH_COLUMN = (
 KEY = "customer_id"
 
 
-def row_hashes(frame: pd.DataFrame, key: str = KEY) -> pd.Series:
+def row_hashes(frame: "pd.DataFrame", key: str = KEY) -> "pd.Series":
     """A uint64 per row over every column but ``key`` (names included), indexed by ``key``."""
+    import pandas as pd
+
     values = frame.drop(columns=[key])
     hashes = pd.util.hash_pandas_object(values, index=False).to_numpy()
     names = np.uint64(pd.util.hash_array(np.array(["|".join(map(str, values.columns))], dtype=object))[0])
@@ -46,16 +51,20 @@ def row_hashes(frame: pd.DataFrame, key: str = KEY) -> pd.Series:
 
 def combine(hashes: np.ndarray, other) -> np.ndarray:
     """Hash of each ``(hash, other)`` pair (``other`` a scalar or an array as long)."""
+    import pandas as pd
+
     pairs = pd.DataFrame(
         {"h": hashes.astype(np.uint64), "o": np.broadcast_to(np.uint64(other), hashes.shape)}
     )
     return pd.util.hash_pandas_object(pairs, index=False).to_numpy()
 
 
-def grouped_hashes(frame: pd.DataFrame, key: str = KEY) -> pd.Series:
+def grouped_hashes(frame: "pd.DataFrame", key: str = KEY) -> "pd.Series":
     """One uint64 per ``key`` over all its rows, in the order given (sort the frame first): the
     wrapping sum of each row's hash combined with its position within the key. Vectorised (a
     Python call per customer costs seconds at 1M)."""
+    import pandas as pd
+
     if frame.empty:
         return pd.Series([], dtype=np.uint64, name="input_hash")
     codes, keys = pd.factorize(frame[key].astype(str), sort=False)
@@ -68,8 +77,10 @@ def grouped_hashes(frame: pd.DataFrame, key: str = KEY) -> pd.Series:
     return pd.Series(sums, index=np.asarray(keys)[sorted_codes[starts]], name="input_hash")
 
 
-def frame_hash(frame: pd.DataFrame) -> np.uint64:
+def frame_hash(frame: "pd.DataFrame") -> np.uint64:
     """One uint64 over a whole frame, rows in the given order, column names included."""
+    import pandas as pd
+
     rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
     per_row = combine(rows, np.arange(len(rows), dtype=np.uint64))
     names = pd.util.hash_array(np.array(["|".join(map(str, frame.columns))], dtype=object))[0]
@@ -78,16 +89,20 @@ def frame_hash(frame: pd.DataFrame) -> np.uint64:
 
 def value_hash(value) -> np.uint64:
     """One uint64 for a shared input: a frame (``frame_hash``), a set (sorted) or a scalar/list."""
+    import pandas as pd
+
     if isinstance(value, pd.DataFrame):
         return frame_hash(value)
     text = repr(sorted(map(str, value)) if isinstance(value, set | frozenset) else value)
     return np.uint64(pd.util.hash_array(np.array([text], dtype=object))[0])
 
 
-def input_hashes(customers: pd.DataFrame, details: pd.DataFrame | None = None, shared=()) -> pd.Series:
+def input_hashes(customers: "pd.DataFrame", details: "pd.DataFrame | None" = None, shared=()) -> "pd.Series":
     """Per customer: the hash of its row of ``customers``, its rows of ``details`` (in the order
     given: sort them first) and the ``shared`` inputs every customer's scores depend on (a change
     there rescores everyone)."""
+    import pandas as pd
+
     hashes = row_hashes(customers)
     values = hashes.to_numpy()
     if details is not None:
@@ -134,8 +149,8 @@ class Plan:
     """What a run does: ``rescore`` the customers to score, ``previous`` the stored rows to keep,
     ``removed`` how many customers' rows go, ``why`` when everyone is rescored."""
 
-    rescore: pd.Index
-    previous: pd.DataFrame
+    rescore: "pd.Index"
+    previous: "pd.DataFrame"
     removed: int
     why: str | None
 
@@ -149,10 +164,12 @@ class Plan:
         }
 
 
-def plan(con, table: str, hashes: pd.Series, version, keep_rows: bool = True) -> Plan:
+def plan(con, table: str, hashes: "pd.Series", version, keep_rows: bool = True) -> Plan:
     """Compare ``hashes`` (current inputs, indexed by customer id) with ``table`` (DuckDB) for
     champion ``version``. ``previous`` holds the kept customers' stored rows, or only their ids
     without ``keep_rows`` (a table too big to hold, updated in place)."""
+    import pandas as pd
+
     everyone = pd.Index(hashes.index)
     stored = table_columns(con, table)
     if not stored:
@@ -193,10 +210,12 @@ def rows_metadata(plan: Plan, rescored_rows: int, kept_rows: int) -> dict:
     return {"rows_rescored": int(rescored_rows), **plan.metadata(kept_rows)}
 
 
-def merge_fresh(plan: Plan, fresh: pd.DataFrame, hashes: pd.Series, version, order) -> pd.DataFrame:
+def merge_fresh(plan: Plan, fresh: "pd.DataFrame", hashes: "pd.Series", version, order) -> "pd.DataFrame":
     """The score table after a run: ``fresh`` rows (just scored; stamped here with the champion
     ``version``, the time and their input hash) beside the kept ones, in the order of the ids in
     ``order`` (the inputs' order, as a from-scratch scoring writes them)."""
+    import pandas as pd
+
     if len(fresh):
         fresh["model_version"] = version
         fresh["scored_at"] = datetime.now().replace(microsecond=0)

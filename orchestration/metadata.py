@@ -1,8 +1,12 @@
 """What a materialization shows a person in the Dagster UI, shared by every domain: the link to
 the MLflow run, a table's column schema, small frames as Markdown tables."""
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MLFLOW_UI = "http://127.0.0.1:5000"  # `make ui`
 
@@ -22,7 +26,7 @@ def column_schema(columns) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(n, t, description=d) for n, t, d in columns])
 
 
-def markdown_table(df: pd.DataFrame) -> dg.MetadataValue:
+def markdown_table(df: "pd.DataFrame") -> dg.MetadataValue:
     header = "| " + " | ".join(map(str, df.columns)) + " |\n|" + "---|" * len(df.columns) + "\n"
     rows = "".join(
         "| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row) + " |\n"

@@ -5,15 +5,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import duckdb
-import pandas as pd
 from pydantic import Field
 
 from c360.settings import get_settings
 from c360.warehouse import connect
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # DuckDB allows one writing process per database file: every asset that opens the warehouse
 # runs in this pool, whose limit (1) is set in $DAGSTER_HOME/dagster.yaml by `c360`.

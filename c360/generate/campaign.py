@@ -18,7 +18,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 SEGMENT_COLUMNS = ("rfm_segment", "churn_risk_band", "lifecycle_stage")
 
@@ -52,6 +51,8 @@ def plant_campaign_effect(
     to ``landing/_truth/campaign_<campaign>.json``). ``con``: a warehouse connection after the
     export (reads ``activation.campaign_assignments``, ``raw.ecommerce_orders``,
     ``marts.identity_map``, ``raw.products``)."""
+    import pandas as pd
+
     if by not in SEGMENT_COLUMNS:
         raise ValueError(f"by must be one of {SEGMENT_COLUMNS}, not {by!r}")
     for segment, lift in uplift.items():

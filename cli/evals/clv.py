@@ -16,19 +16,21 @@ from __future__ import annotations
 import tempfile
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import duckdb
-import pandas as pd
 
-from c360.ingest.mappings.cdnow import SOURCE as CDNOW_SOURCE
-from c360.ingest.mappings.cdnow import map_cdnow
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def ingest_cdnow(workdir: Path) -> tuple[pd.DataFrame, dict]:
     """Land and load CDNOW under ``workdir``; returns raw.ecommerce_orders (account_id,
     ordered_at, amount) and the load counts."""
     from c360.ingest.loader import load_source
+    from c360.ingest.mappings.cdnow import SOURCE as CDNOW_SOURCE
+    from c360.ingest.mappings.cdnow import map_cdnow
     from c360.privacy.keys import Keyring
 
     landing = workdir / "landing"

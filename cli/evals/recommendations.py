@@ -15,17 +15,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import duckdb
-import numpy as np
-import pandas as pd
-import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 METRICS = ("ndcg@10", "precision@10", "recall@10", "map@10", "coverage")
 
 
 def _round(metrics: dict) -> dict:
+    import numpy as np
+
     return {k: (round(float(v), 4) if isinstance(v, (float, np.floating)) else v) for k, v in metrics.items()}
 
 
@@ -40,6 +43,8 @@ def movielens_section(path: Path | None = None) -> dict:
 
 
 def platform_temporal_section(con, holdout_days: int = 60) -> dict:
+    import pandas as pd
+
     from ml.recommendations.models import TIME, evaluate_temporal
     from orchestration.recommendations.assets import read_evaluation_touches
 
@@ -77,6 +82,10 @@ def person_to_customer(con, identity_csv: Path) -> pd.DataFrame:
 
 
 def planted_section(con, truth_dir: Path, k: int = 10) -> dict:
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse as sp
+
     from ml.recommendations.placements import score_placements
     from ml.recommendations.ranking import recall_against
     from orchestration.recommendations.assets import load_champion
@@ -132,6 +141,8 @@ def planted_section(con, truth_dir: Path, k: int = 10) -> dict:
 
 
 def bundles_section(con, truth_dir: Path) -> dict:
+    import pandas as pd
+
     from ml.recommendations.placements import bundle_recovery
 
     bundles_csv = truth_dir / "bundles.csv"

@@ -10,19 +10,22 @@ import click
 import duckdb
 
 from ml import sentiment
-from orchestration.customer.assets import TEXTS_TABLE
 
-REVIEW_TEXTS_SQL = f"""
-select text, stars from {TEXTS_TABLE}
+# A template, not an f-string on orchestration's TEXTS_TABLE: importing orchestration at module
+# level would load Dagster (seconds) for every `c360` command, `--help` included.
+REVIEW_TEXTS_SQL = """
+select text, stars from {texts_table}
 where source = 'product_reviews' and stars is not null and nullif(trim(text), '') is not null
 order by record_id
 """
 
 
 def warehouse_reviews(warehouse: Path) -> tuple[list[str], list[int]]:
+    from orchestration.customer.assets import TEXTS_TABLE
+
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        rows = con.execute(REVIEW_TEXTS_SQL).fetchall()
+        rows = con.execute(REVIEW_TEXTS_SQL.format(texts_table=TEXTS_TABLE)).fetchall()
     finally:
         con.close()
     return [t for t, _ in rows], [int(s) for _, s in rows]
@@ -56,6 +59,7 @@ def eval_sentiment_command(olist: bool, olist_src: Path | None) -> None:
 
     from c360.settings import get_settings
     from cli.evals import write_report
+    from orchestration.customer.assets import TEXTS_TABLE
 
     settings = get_settings()
     if not settings.warehouse.exists():

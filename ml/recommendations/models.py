@@ -21,15 +21,16 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
-import mlflow
 import numpy as np
-import pandas as pd
-import scipy.sparse as sp
-from scipy.linalg import lapack
 
+from ml.pyfunc import lazy_subclass, python_model
 from ml.recommendations.ranking import ndcg_at_k
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import scipy.sparse as sp
 
 USER, ITEM, WEIGHT, TIME = "customer_id", "product_id", "weight", "event_time"
 
@@ -62,6 +63,8 @@ class InteractionMatrix:
     item_ids: np.ndarray
 
     def __post_init__(self) -> None:
+        import pandas as pd
+
         self.user_index = pd.Index(self.user_ids)
         self.item_index = pd.Index(self.item_ids)
 
@@ -77,6 +80,8 @@ class InteractionMatrix:
 def _array_like(ids: Iterable):
     """Columns and arrays as they are: list() of a pyarrow-backed column makes one Python string
     per row, 5x slower than looking the column up whole (minutes for 1M customers' transitions)."""
+    import pandas as pd
+
     return ids if isinstance(ids, (pd.Series, pd.Index, np.ndarray)) else list(ids)
 
 
@@ -91,6 +96,9 @@ def build_interaction_matrix(
     aligned with the training one); rows whose ids are not in them are dropped. Without a
     ``weight`` column every row counts 1.
     """
+    import pandas as pd
+    import scipy.sparse as sp
+
     missing = {USER, ITEM} - set(interactions.columns)
     if missing:
         raise ValueError(f"interactions lack columns {sorted(missing)}")
@@ -121,6 +129,7 @@ def interaction_matrix_from_arrow(customer_ids, product_ids, weights) -> Interac
     become 33M Python strings. Rows with a null id are dropped; a null weight counts 0."""
     import pyarrow as pa
     import pyarrow.compute as pc
+    import scipy.sparse as sp
 
     def coded(column) -> tuple[np.ndarray, np.ndarray]:
         column = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
@@ -195,6 +204,8 @@ def _mask(scores: np.ndarray, exclude_rows: sp.csr_matrix | None) -> None:
 
 
 def _exclude_rows(exclude: sp.spmatrix | None, user_indices: np.ndarray) -> sp.csr_matrix | None:
+    import scipy.sparse as sp
+
     return None if exclude is None else sp.csr_matrix(exclude)[user_indices]
 
 
@@ -206,6 +217,8 @@ def _batches(n: int, n_items: int) -> Iterable[slice]:
 
 def _top_weights_per_row(dense: np.ndarray, keep: int) -> sp.csr_matrix:
     """Keep the ``keep`` largest-magnitude entries of each row (negatives matter in EASE)."""
+    import scipy.sparse as sp
+
     n_rows, n_cols = dense.shape
     if keep >= n_cols:
         return sp.csr_matrix(dense)
@@ -229,6 +242,9 @@ class PopularityRecommender:
 
     def fit(self, user_item: sp.spmatrix, user_segments: Sequence | None = None) -> PopularityRecommender:
         """``user_segments`` gives each matrix row's segment label (None: global only)."""
+        import pandas as pd
+        import scipy.sparse as sp
+
         binary = sp.csr_matrix(user_item, copy=True)
         binary.data = np.ones_like(binary.data)
         self.scores_ = np.asarray(binary.sum(axis=0), dtype=np.float32).ravel()
@@ -293,6 +309,8 @@ def ease_weights(
     float32 by default: half the memory of float64 and about twice the LAPACK speed, and the
     weights agree with float64's to ~1e-6 relative for λ >= 1 (the kept neighbours and the
     rankings do not change; tests/ml/recommendations compare them)."""
+    from scipy.linalg import lapack
+
     if gram is None:
         gram = gram_matrix(user_item, dtype)
     matrix = np.array(gram, dtype=dtype, order="F", copy=True)
@@ -331,6 +349,8 @@ def _mirror_lower(matrix: np.ndarray, block: int = 1024) -> None:
 
 def bm25_knn_weights(user_item: sp.spmatrix, neighbours: int = KNN_NEIGHBOURS) -> sp.csr_matrix:
     """Item-item dot products of BM25-weighted item vectors, ``neighbours`` per item."""
+    import scipy.sparse as sp
+
     item_user = sp.coo_matrix(sp.csr_matrix(user_item).T)
     n_users = item_user.shape[1]
     idf = np.log(n_users) - np.log1p(np.bincount(item_user.col, minlength=n_users))
@@ -347,6 +367,8 @@ def bm25_knn_weights(user_item: sp.spmatrix, neighbours: int = KNN_NEIGHBOURS) -
 
 
 def _top_sparse_per_row(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:
+    import scipy.sparse as sp
+
     rows, cols, vals = [], [], []
     for r in range(matrix.shape[0]):
         start, end = matrix.indptr[r], matrix.indptr[r + 1]
@@ -380,6 +402,8 @@ class ItemItemRecommender:
 
     def fit(self, user_item: sp.spmatrix, gram: np.ndarray | None = None) -> ItemItemRecommender:
         """``gram``: ``gram_matrix(user_item)`` when the caller already has it (a λ search)."""
+        import scipy.sparse as sp
+
         user_item = sp.csr_matrix(user_item)
         if user_item.shape[1] <= self.max_ease_items:
             self.method_ = "ease"
@@ -422,6 +446,8 @@ class ItemItemRecommender:
 
 
 def _binary(matrix: sp.spmatrix) -> sp.csr_matrix:
+    import scipy.sparse as sp
+
     out = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
     out.data = np.ones_like(out.data)
     return out
@@ -468,6 +494,8 @@ def tune_l2(
     λ (it was on MovieLens, the demo, a synthetic set and the M platform data). Ties go to the
     smaller λ. ``max_users``: score a fixed sample of this many validation customers (None: all).
     Returns the best λ and the NDCG of every λ fitted."""
+    import scipy.sparse as sp
+
     validation = sp.csr_matrix(validation)
     users = np.flatnonzero(np.diff(validation.indptr) > 0)
     if max_users is not None and len(users) > max_users:
@@ -512,6 +540,8 @@ class TransitionModel:
     (repeats of the same item are skipped: they say nothing about what comes next)."""
 
     def fit(self, interactions: pd.DataFrame, matrix: InteractionMatrix) -> TransitionModel:
+        import scipy.sparse as sp
+
         ordered = interactions.sort_values([USER, TIME, ITEM], kind="stable")
         users = matrix.user_indices(ordered[USER])
         items = matrix.item_indices(ordered[ITEM])
@@ -531,6 +561,8 @@ class TransitionModel:
         """The same model from counts already made (``from_product, to_product, transitions``,
         e.g. in SQL over every touch, which need not fit in memory); products outside ``matrix``
         are left out."""
+        import scipy.sparse as sp
+
         a = matrix.item_indices(counts["from_product"])
         b = matrix.item_indices(counts["to_product"])
         keep = (a >= 0) & (b >= 0)
@@ -539,6 +571,8 @@ class TransitionModel:
         return cls()._normalise(sp.csr_matrix((weights, (a[keep], b[keep])), shape=(n, n)))
 
     def _normalise(self, counts: sp.csr_matrix) -> TransitionModel:
+        import scipy.sparse as sp
+
         counts.sum_duplicates()
         totals = np.asarray(counts.sum(axis=1)).ravel()
         self.probabilities_ = sp.diags(1.0 / np.maximum(totals, 1.0)).astype(np.float32) @ counts
@@ -570,10 +604,15 @@ class InMemoryHistory:
     process (``fit_recommender``: unit tests, evaluations). Never written as an artefact."""
 
     def __init__(self, user_ids: Sequence, history: sp.spmatrix):
+        import pandas as pd
+
         self.users = pd.Index([str(u) for u in user_ids])
         self.history = _binary(history)
 
     def rows(self, customers: np.ndarray, items: pd.Index) -> sp.csr_matrix:
+        import pandas as pd
+        import scipy.sparse as sp
+
         users = self.users.get_indexer(pd.Index(customers))
         known = users >= 0
         rows = sp.diags(known.astype(np.float32)) @ self.history[np.where(known, users, 0)]
@@ -621,6 +660,8 @@ class WarehouseHistory:
             self._con = None
 
     def rows(self, customers: np.ndarray, items: pd.Index) -> sp.csr_matrix:
+        import pandas as pd
+
         from c360.warehouse import Error as WarehouseError
 
         users = pd.Index(customers)
@@ -642,6 +683,9 @@ class WarehouseHistory:
 def _history_rows(users: pd.Index, items: pd.Index, user_col, item_col) -> sp.csr_matrix:
     """Binary rows (one per entry of ``users``, duplicates included) over ``items`` from
     (customer, product) pairs; products the model does not know are dropped."""
+    import pandas as pd
+    import scipy.sparse as sp
+
     unique = pd.Index(pd.unique(users.to_numpy()))
     rows = unique.get_indexer(_array_like(user_col))
     cols = items.get_indexer(_array_like(item_col))
@@ -654,7 +698,7 @@ def _history_rows(users: pd.Index, items: pd.Index, user_col, item_col) -> sp.cs
     return per_customer[unique.get_indexer(users)]
 
 
-class RecommenderModel(mlflow.pyfunc.PythonModel):
+class _RecommenderModel:
     """Serves top-k recommendations from saved artefacts.
 
     The artefacts hold only item-keyed parts: item-item weights, next-item transitions,
@@ -680,11 +724,13 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         allow_repurchase: Iterable = (),
         unavailable: Iterable = (),
         keep_history: bool = True,
-    ) -> RecommenderModel:
+    ) -> _RecommenderModel:
         """Bundle fitted parts; ``allow_repurchase`` lists product ids that may be shown
         again to customers who already bought them (consumables); ``unavailable`` lists
         product ids never to show (discontinued). ``keep_history`` keeps the training histories
         in memory for ``predict`` in this process (they are never written)."""
+        import scipy.sparse as sp
+
         model = cls()
         segments = sorted(popularity.segment_scores_)
         model.state = {
@@ -711,6 +757,8 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         return model
 
     def _index(self) -> None:
+        import pandas as pd
+
         meta = self.state["meta"]
         self._items = pd.Index(meta["item_ids"])
         self._segments = {s: i for i, s in enumerate(meta["segments"])}
@@ -727,6 +775,8 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
     def write_artefacts(self, directory: str | Path) -> dict[str, str]:
         """Save the item-keyed arrays as .npz and ids as JSON; returns MLflow's ``artifacts``
         mapping. Nothing written is keyed by customer."""
+        import scipy.sparse as sp
+
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         paths = {name: directory / f"{name}.npz" for name in ("weights", "transitions")}
@@ -741,6 +791,8 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         return {name: str(path) for name, path in paths.items()}
 
     def load_context(self, context) -> None:
+        import scipy.sparse as sp
+
         artefacts = context.artifacts
         popularity = np.load(artefacts["popularity"])
         self.state = {
@@ -762,6 +814,8 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         model fitted in this process, else from the warehouse (``WarehouseHistory``); a
         warehouse that cannot be read raises ``HistoryUnavailable``, never falls back silently.
         """
+        import pandas as pd
+
         k = int((params or {}).get("k", 10))
         frame = pd.DataFrame(model_input)
         customers = frame["customer_id"].astype(str).to_numpy()
@@ -789,11 +843,16 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         return WarehouseHistory(self.state["meta"].get("history_table", HISTORY_TABLE))
 
     def _given_history(self, histories: list[list[str]]) -> sp.csr_matrix:
+        import pandas as pd
+
         rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
         products = [p for h in histories for p in h]
         return _history_rows(pd.RangeIndex(len(histories)), self._items, rows, products)
 
     def _predict_block(self, customers, history: sp.csr_matrix, carts, segments, k: int) -> pd.DataFrame:
+        import pandas as pd
+        import scipy.sparse as sp
+
         state = self.state
         n = len(customers)
         history = sp.csr_matrix(history, dtype=np.float32)
@@ -855,6 +914,17 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         return globally
 
 
+def _RecommenderModel_class() -> type:
+    """``RecommenderModel``: ``_RecommenderModel`` on MLflow's base class, built on first use (import cost, ml/pyfunc.py)."""
+    return lazy_subclass(globals(), "RecommenderModel", _RecommenderModel, python_model)
+
+
+def __getattr__(attr: str) -> type:
+    if attr == "RecommenderModel":
+        return _RecommenderModel_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+
+
 def _row_normalise(scores: np.ndarray) -> np.ndarray:
     top = scores.max(axis=1, keepdims=True)
     return np.where(top > 0, scores / np.where(top > 0, top, 1.0), 0.0).astype(np.float32)
@@ -876,7 +946,7 @@ def fit_recommender(
     customer_segments: Mapping | None = None,
     allow_repurchase: Iterable = (),
     unavailable: Iterable = (),
-) -> RecommenderModel:
+) -> _RecommenderModel:
     """Fit every part on ``customer_id, product_id[, weight][, event_time]`` rows and bundle them.
 
     The training histories stay in memory so ``predict`` knows these customers in this process;
@@ -889,12 +959,16 @@ def fit_recommender(
     popularity = PopularityRecommender().fit(matrix.matrix, segments)
     with_time = interactions if TIME in interactions else interactions.assign(**{TIME: 0})
     transitions = TransitionModel().fit(with_time, matrix)
-    return RecommenderModel.from_fitted(matrix, cf, popularity, transitions, allow_repurchase, unavailable)
+    return _RecommenderModel_class().from_fitted(
+        matrix, cf, popularity, transitions, allow_repurchase, unavailable
+    )
 
 
-def log_recommender(model: RecommenderModel, name: str = "recommender", **log_model_kwargs):
+def log_recommender(model: _RecommenderModel, name: str = "recommender", **log_model_kwargs):
     """Log the pyfunc to the active MLflow run (item-keyed artefacts as npz/JSON, not a pickle
     of arrays; no customer id or history is written)."""
+    import mlflow
+    import pandas as pd
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
@@ -961,6 +1035,8 @@ def compare_on_split(
     """
     from time import perf_counter
 
+    import pandas as pd
+
     from ml.recommendations.ranking import ranking_metrics
 
     user_ids = np.sort(pd.unique(train[USER]))
@@ -1016,6 +1092,8 @@ def evaluate_temporal(
     cutoff are cold starts the CF model cannot rank; they are counted, not scored. ``l2_start``
     warm-starts the λ search (``tune_l2``).
     """
+    import pandas as pd
+
     times = pd.to_datetime(interactions[TIME])
     cutoff = pd.Timestamp(cutoff)
     train = interactions[times < cutoff]

@@ -12,12 +12,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from time import perf_counter
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ml.recommendations.models import ITEM, TIME, USER, WEIGHT, compare_on_split, holdout_last_per_user
 from ml.recommendations.ranking import ranking_metrics
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MOVIELENS_100K = Path(os.environ.get("C360_MOVIELENS_100K", "/work/shared/data/movielens_100k"))
 TEST_FRACTION = 0.2
@@ -25,6 +28,8 @@ TEST_FRACTION = 0.2
 
 def load_movielens_100k(path: str | Path = MOVIELENS_100K) -> pd.DataFrame:
     """``u.data`` as ``customer_id, product_id, weight (=1), event_time, rating``."""
+    import pandas as pd
+
     data = Path(path) / "u.data"
     if not data.exists():
         raise FileNotFoundError(f"MovieLens 100k not found: {data} (download it from GroupLens)")

@@ -6,13 +6,16 @@ and cart placements in batches."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
-import scipy.sparse as sp
 
 from ml.recommendations import models
 from ml.recommendations.models import ITEM, USER, WEIGHT, top_k_from_scores
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import scipy.sparse as sp
 
 DEFAULT_REPURCHASE_CATEGORIES = ("baby", "beauty", "grocery", "health", "pets")
 REASON_PERSONAL, REASON_SIMILAR, REASON_NEXT, REASON_TOGETHER, REASON_POPULAR = (
@@ -101,6 +104,9 @@ def popularity_state(products: pd.DataFrame, interactions: pd.DataFrame) -> dict
     (``product_id``; catalogue order = product id order) ranked by distinct buyers in ``interactions``
     (``customer_id, product_id, purchase_count``), ties and never-bought products in catalogue
     order; no item-item weights, transitions or segments."""
+    import pandas as pd
+    import scipy.sparse as sp
+
     items = pd.Index(np.sort(pd.unique(products["product_id"].astype(str))))
     bought = interactions[interactions["purchase_count"] > 0]
     buyers = bought.groupby(bought[ITEM].astype(str))[USER].nunique()
@@ -135,6 +141,8 @@ def _normalise_sparse_rows(matrix: sp.spmatrix, product: bool = False) -> sp.csr
     float32 values as the dense form wherever that is positive (it is 0 everywhere else).
     ``product``: ``matrix`` is a fresh sparse product (no duplicates; unsorted columns are fine
     here, and sorting them costs more than the rest)."""
+    import scipy.sparse as sp
+
     out = sp.csr_matrix(matrix, dtype=np.float32, copy=not product)
     if not product:
         out.sum_duplicates()
@@ -156,6 +164,8 @@ def _normalise_sparse_rows(matrix: sp.spmatrix, product: bool = False) -> sp.csr
 
 def rules_matrix(rules: pd.DataFrame, item_ids: pd.Index) -> sp.csr_matrix:
     """Item x item confidence of the cross-sell rules, on the model's item index."""
+    import scipy.sparse as sp
+
     a = item_ids.get_indexer(rules["antecedent"].astype(str))
     c = item_ids.get_indexer(rules["consequent"].astype(str))
     keep = (a >= 0) & (c >= 0)
@@ -342,6 +352,9 @@ def score_placements(
     so one ranked list is made per (anchor, segment) and each customer drops their own bought
     items from it.
     """
+    import pandas as pd
+    import scipy.sparse as sp
+
     items = pd.Index(state["meta"]["item_ids"])
     n_items = len(items)
     customer_ids = customers["customer_id"].astype(str).to_numpy()

@@ -8,13 +8,19 @@ with no relevant item are left out of the averages: they cannot be scored.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
-import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import scipy.sparse as sp
 
 
 def hits_matrix(top_k: np.ndarray, relevant: sp.spmatrix) -> np.ndarray:
     """Boolean ``n_users x k`` array: is ``top_k[u, r]`` one of user u's relevant items?"""
+    import scipy.sparse as sp
+
     top_k = np.asarray(top_k)
     relevant = sp.csr_matrix(relevant)
     if top_k.ndim != 2 or top_k.shape[0] != relevant.shape[0]:
@@ -33,6 +39,8 @@ def hits_matrix(top_k: np.ndarray, relevant: sp.spmatrix) -> np.ndarray:
 
 
 def _relevant_counts(relevant: sp.spmatrix) -> np.ndarray:
+    import scipy.sparse as sp
+
     relevant = sp.csr_matrix(relevant)
     relevant.sum_duplicates()
     return np.diff(relevant.indptr)

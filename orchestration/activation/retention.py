@@ -9,9 +9,9 @@ silver -> medium, bronze or none -> low) and RFM segment.
 """
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 
 from c360.warehouse import write_frame
 from ml import churn
@@ -20,6 +20,9 @@ from orchestration.activation.holdout import CampaignConfig, export_with_holdout
 from orchestration.churn.assets import CHURN_SCORES_KEY, SCORES_TABLE
 from orchestration.dbt.assets import dbt_key
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 AUDIENCE_KEY = dg.AssetKey(["activation", "retention_high_risk"])
 AUDIENCE_TABLE = "activation.retention_high_risk"
@@ -50,8 +53,10 @@ order by s.churn_probability desc, s.customer_id
 """
 
 
-def build_audience(candidates: pd.DataFrame) -> pd.DataFrame:
+def build_audience(candidates: "pd.DataFrame") -> "pd.DataFrame":
     """Action and consented channel per high-risk candidate; drops those without consent."""
+    import pandas as pd
+
     rows = []
     for row in candidates.itertuples(index=False):
         value = CLV_VALUE.get(str(row.clv_tier).lower(), "low")

@@ -14,10 +14,9 @@ recomputing only customers whose feature row or champion version changed
 """
 
 import time
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import mlflow
-import pandas as pd
 from pydantic import Field
 from threadpoolctl import threadpool_limits
 
@@ -28,6 +27,9 @@ from orchestration import incremental_scoring, metadata
 from orchestration.dbt.assets import dbt_key
 from orchestration.model_lifecycle import lineage, model_metadata
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CHURN_MODEL_KEY = dg.AssetKey(["ml", "churn_model"])
 CHURN_SCORES_KEY = dg.AssetKey(["ml", "churn_scores"])
@@ -88,9 +90,11 @@ class ChurnTrainingConfig(dg.Config):
         )
 
 
-def read_features(con, latest_only: bool = False) -> pd.DataFrame:
+def read_features(con, latest_only: bool = False) -> "pd.DataFrame":
     """The feature snapshots (every one, or only the latest for scoring: at 1M customers the
     other four are 4M rows that scoring would read for nothing)."""
+    import pandas as pd
+
     where = f"where as_of_date = (select max(as_of_date) from {FEATURES_TABLE})" if latest_only else ""
     df = con.execute(f"select * from {FEATURES_TABLE} {where} order by as_of_date, customer_id").df()
     df[churn.AS_OF] = pd.to_datetime(df[churn.AS_OF])
@@ -119,6 +123,8 @@ def _comparison_table(reports: dict) -> dg.MetadataValue:
     "labelled snapshot, logged to MLflow and registered as `churn` (@challenger).",
 )
 def churn_model(context: dg.AssetExecutionContext, config: ChurnTrainingConfig, warehouse: WarehouseResource):
+    import mlflow
+
     options = config.options()
     with warehouse.reader() as con:
         features_df = read_features(con)
@@ -230,6 +236,9 @@ def churn_model(context: dg.AssetExecutionContext, config: ChurnTrainingConfig, 
     metadata={"dagster/column_schema": metadata.column_schema(SCORE_COLUMNS)},
 )
 def churn_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    import mlflow
+    import pandas as pd
+
     registry.configure()
     champion = registry.champion_info(churn.MODEL_NAME)
     if champion is None:

@@ -17,10 +17,9 @@ for (who buys again, how often) on a time split, unlike the in-sample log-likeli
 import time
 from dataclasses import asdict
 from datetime import date
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import mlflow
-import pandas as pd
 from pydantic import Field
 
 from c360.settings import get_settings
@@ -30,6 +29,9 @@ from orchestration import incremental_scoring, metadata
 from orchestration.dbt.assets import dbt_key
 from orchestration.model_lifecycle import lineage, model_metadata
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CLV_MODEL_KEY = dg.AssetKey(["ml", "clv_model"])
 CLV_KEY = dg.AssetKey(["ml", "clv"])
@@ -68,7 +70,9 @@ class CLVConfig(dg.Config):
     )
 
 
-def _read_summary(warehouse: WarehouseResource) -> tuple[date | None, pd.DataFrame]:
+def _read_summary(warehouse: WarehouseResource) -> "tuple[date | None, pd.DataFrame]":
+    import pandas as pd
+
     with warehouse.reader() as con:
         summary = con.execute(f"select * from {SUMMARY_VIEW} order by customer_id").df()
     as_of = pd.Timestamp(summary["as_of_date"].iloc[0]).date() if len(summary) else None
@@ -83,7 +87,7 @@ def _holdout(warehouse: WarehouseResource) -> tuple[int, dict]:
     return holdout_days, clv.holdout_error(calibration, actual, holdout_days)
 
 
-def _tier_counts(scored: pd.DataFrame) -> dict[str, int]:
+def _tier_counts(scored: "pd.DataFrame") -> dict[str, int]:
     return {t: int((scored["clv_tier"] == t).sum()) for t, _ in clv.TIER_SHARES}
 
 
@@ -97,6 +101,8 @@ def _tier_counts(scored: pd.DataFrame) -> dict[str, int]:
     "spend, fitted on per-customer purchase-day summaries and registered as `clv` (@challenger).",
 )
 def clv_model(context: dg.AssetExecutionContext, config: CLVConfig, warehouse: WarehouseResource):
+    import mlflow
+
     as_of, summary = _read_summary(warehouse)
     if reason := clv.too_little_to_fit(summary):
         return metadata.skipped(context, f"no model trained: {reason}")
@@ -163,6 +169,9 @@ def clv_model(context: dg.AssetExecutionContext, config: CLVConfig, warehouse: W
     metadata={"dagster/column_schema": metadata.column_schema(CLV_COLUMNS)},
 )
 def clv_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+    import mlflow
+    import pandas as pd
+
     settings = get_settings().ensure_dirs()
     registry.configure()
     champion = registry.champion_info(clv.MODEL_NAME)

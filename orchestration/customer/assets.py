@@ -8,9 +8,7 @@ star-rated reviews), with held-out accuracy on the generated and the Olist revie
 """
 
 import dagster as dg
-import mlflow
 import numpy as np
-import pandas as pd
 from pydantic import Field
 
 from c360.settings import get_settings
@@ -60,6 +58,8 @@ class SentimentConfig(dg.Config):
     metadata={"dagster/column_schema": metadata.column_schema(SENTIMENT_COLUMNS)},
 )
 def text_sentiment(context: dg.AssetExecutionContext, config: SentimentConfig, warehouse: WarehouseResource):
+    import mlflow
+
     get_settings().ensure_dirs()
     with warehouse.connect(read_only=True) as con:
         texts = con.execute(f"select source, record_id, customer_id, text, stars from {TEXTS_TABLE}").df()
@@ -160,6 +160,8 @@ def behaviour_features_sql(categories: list[str]) -> str:
 def customer_segments(
     context: dg.AssetExecutionContext, config: SegmentsConfig, warehouse: WarehouseResource
 ):
+    import pandas as pd
+
     settings = get_settings().ensure_dirs()
     with warehouse.connect(read_only=True) as con:
         categories = [

@@ -5,16 +5,19 @@
 (MASE, WAPE, MAPE overall and per category).
 """
 
+from typing import TYPE_CHECKING
+
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
 from c360.settings import get_settings
 from c360.warehouse import write_frame
-from ml import forecast
 from orchestration import metadata
 from orchestration.dbt.assets import dbt_key
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEMAND_KEY = dg.AssetKey(["ml", "demand_forecast"])
 WEEKLY_UNITS_VIEW = "features.category_weekly_units"
@@ -34,8 +37,10 @@ class DemandForecastConfig(dg.Config):
     backtest_folds: int = Field(default=4, description="Rolling-origin folds of `horizon_weeks` each.")
 
 
-def read_weekly_units(con) -> pd.DataFrame:
+def read_weekly_units(con) -> "pd.DataFrame":
     """The forecast's history (features.category_weekly_units), ``week_start`` as a timestamp."""
+    import pandas as pd
+
     history = con.execute(f"select * from {WEEKLY_UNITS_VIEW} order by category, week_start").df()
     history["week_start"] = pd.to_datetime(history["week_start"])
     return history
@@ -54,6 +59,10 @@ def read_weekly_units(con) -> pd.DataFrame:
 def demand_forecast(
     context: dg.AssetExecutionContext, config: DemandForecastConfig, warehouse: WarehouseResource
 ):
+    import pandas as pd
+
+    from ml import forecast
+
     settings = get_settings().ensure_dirs()
     with warehouse.reader() as con:
         history = read_weekly_units(con)

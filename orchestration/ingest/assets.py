@@ -1,10 +1,19 @@
 """Ingestion assets: one per landing source, landing files -> raw.<source>."""
 
+from datetime import datetime
+
 import dagster as dg
 import duckdb
 
 from c360.contracts import SOURCES
-from c360.ingest.loader import REJECTED, FileLoad, ensure_tables, load_source, quarantine_duplicate_orders
+from c360.ingest.loader import (
+    REJECTED,
+    FileLoad,
+    ensure_tables,
+    landing_files,
+    load_source,
+    quarantine_duplicate_orders,
+)
 from c360.privacy.keys import Keyring
 from c360.settings import get_settings
 from orchestration.resources import WAREHOUSE_POOL, WarehouseResource
@@ -23,6 +32,12 @@ LOAD_UNITS: dict[str, tuple[str, ...]] = {
 }
 # Lines of orders and receipts are checked against the catalogue.
 NEEDS_PRODUCTS = {"ecommerce", "pos_transactions"}
+
+# The mart the daily refresh exists for: built after the last file load, nothing is stale.
+BUILT_FROM_RAW = dg.AssetKey(["marts", "customer_360"])
+# Run tag that turns the nothing-new skip off (`c360 run --rebuild`): a changed dbt model or
+# contract must be rebuildable on a day without new files.
+REBUILD_TAG = "c360/rebuild"
 
 
 def raw_key(source: str) -> dg.AssetKey:
@@ -76,6 +91,32 @@ def _summary(loads: list[FileLoad]) -> dict:
     }
 
 
+def unchanged_since(con, instance: dg.DagsterInstance, landing, sources) -> datetime | None:
+    """The last file load, when nothing has come in since the last build of ``BUILT_FROM_RAW``:
+    no landing file of any source missing from the load log (by name: hashing every other source's
+    files in each ingest step would read the whole landing again) and that build later than the
+    last load. None when something is new, or stale (a run that loaded but did not build).
+
+    Every ingest step decides alike, so on a day without new files none of them materializes and
+    Dagster skips every step downstream (the raw specs are ``skippable``). A day where one source
+    has files: its step loads them and every ingest step sees the later load, so all of them
+    materialize and dbt runs (one missing raw input would skip it)."""
+    rows = con.execute("select source, file, max(loaded_at) over () from raw._load_log").fetchall()
+    if not rows:
+        return None
+    logged = {(source, file) for source, file, _ in rows}
+    last_load = rows[0][2]
+    for source in sources:
+        for path in landing_files(landing, source):
+            if (source, str(path.relative_to(landing))) not in logged:
+                return None
+    event = instance.get_latest_materialization_event(BUILT_FROM_RAW)
+    # Load times are the loader's naive local clock; so is fromtimestamp.
+    if event is None or datetime.fromtimestamp(event.timestamp) <= last_load:
+        return None
+    return last_load
+
+
 def build_ingest_assets(unit: str, sources: tuple[str, ...]) -> dg.AssetsDefinition:
     @dg.multi_asset(
         name=f"ingest_{unit}",
@@ -101,10 +142,25 @@ def build_ingest_assets(unit: str, sources: tuple[str, ...]) -> dg.AssetsDefinit
                     quarantine_duplicate_orders(con, context.run.run_id) if unit == "ecommerce" else 0
                 )
                 totals = {s: con.execute(f"select count(*) from raw.{s}").fetchone()[0] for s in sources}
+                new_files = any(not l.skipped for source in sources for l in results[source])
+                since = (
+                    None
+                    if new_files or context.run.tags.get(REBUILD_TAG) == "true"
+                    else unchanged_since(con, context.instance, settings.landing, list(SOURCES))
+                )
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():  # another process still holds the file after the wait
                 raise dg.RetryRequested(max_retries=2, seconds_to_wait=30) from exc
             raise
+        if since is not None:
+            # Yielding nothing is the skip: the UI shows the downstream steps as skipped.
+            context.log.info(
+                f"no new landing files since {since:%Y-%m-%d %H:%M:%S} (last load; "
+                f"{BUILT_FROM_RAW.to_user_string()} was built after it): {', '.join(sources)} not "
+                f"materialized, so the steps that read them (dbt, gates, scoring) are skipped. "
+                f"`c360 run --rebuild` (run tag {REBUILD_TAG}=true) builds them anyway."
+            )
+            return
         for source in sources:
             rejected = [l for l in results[source] if l.status == REJECTED and not l.skipped]
             if rejected:

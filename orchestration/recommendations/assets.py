@@ -31,12 +31,11 @@ not separate consumables cleanly (baby 0.32 ... outdoor 0.29, beauty 0.27 ... fa
 import hashlib
 import time
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import duckdb
-import mlflow
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
@@ -63,6 +62,9 @@ from orchestration import incremental_scoring, metadata
 from orchestration.dbt.assets import dbt_key
 from orchestration.model_lifecycle import lineage, model_metadata
 from orchestration.resources import WAREHOUSE_POOL, SparkWarehouseResource, WarehouseResource
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RECOMMENDER_KEY = dg.AssetKey(["ml", "recommender"])
 RULES_KEY = dg.AssetKey(["ml", "cross_sell_rules"])
@@ -170,7 +172,7 @@ class RecommendationsConfig(dg.Config):
     k: int = Field(default=10, description="Products per customer and placement.")
 
 
-def read_evaluation_touches(con, customers: int = EVALUATION_CUSTOMERS) -> pd.DataFrame:
+def read_evaluation_touches(con, customers: int = EVALUATION_CUSTOMERS) -> "pd.DataFrame":
     """The touches of at most ``customers`` customers of a fixed pseudo-random sample
     (features.recommender_evaluation_customers), ordered per customer in time, for the temporal
     evaluation: at 1M customers every touch is ~80M rows, more than 14 GB as a DataFrame."""
@@ -230,7 +232,7 @@ def cross_sell_rules(config: CrossSellConfig, warehouse: WarehouseResource):
     )
 
 
-def too_little_to_train(interactions: pa.Table | pd.DataFrame) -> str | None:
+def too_little_to_train(interactions: "pa.Table | pd.DataFrame") -> str | None:
     """Why the recommender cannot be trained on these interactions, or None if it can."""
     if len(interactions) == 0:
         return (
@@ -335,6 +337,9 @@ def champion_l2() -> float | None:
 def recommender_model(
     context: dg.AssetExecutionContext, config: RecommenderConfig, warehouse: WarehouseResource
 ):
+    import mlflow
+    import pandas as pd
+
     if config.engine == "spark_als":
         return _fit_spark_als(config, warehouse)
     if config.engine != "ease":
@@ -505,9 +510,10 @@ def _fit_spark_als(config: RecommenderConfig, warehouse: WarehouseResource) -> d
     )
 
 
-def load_champion() -> tuple[int, models.RecommenderModel, dict] | None:
+def load_champion() -> tuple[int, "models.RecommenderModel", dict] | None:
     """The champion's version, its RecommenderModel (artefacts loaded) and run params; None
     when `recommender` has no @champion."""
+    import mlflow
     from mlflow import MlflowClient
 
     registry.configure()
@@ -591,6 +597,8 @@ def _create_recommendations_table(con) -> None:
 def recommendations(
     context: dg.AssetExecutionContext, config: RecommendationsConfig, warehouse: WarehouseResource
 ):
+    import pandas as pd
+
     _training_threads()
     champion = load_champion()
     with warehouse.reader() as con:
