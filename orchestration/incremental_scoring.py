@@ -22,6 +22,8 @@ everyone is rescored, as they must be for the scores to be right; the saving is 
 as-of date stays (corrections, late records, reruns, intraday loads).
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -39,7 +41,7 @@ HASH_COLUMN = (
 KEY = "customer_id"
 
 
-def row_hashes(frame: "pd.DataFrame", key: str = KEY) -> "pd.Series":
+def row_hashes(frame: pd.DataFrame, key: str = KEY) -> pd.Series:
     """A uint64 per row over every column but ``key`` (names included), indexed by ``key``."""
     import pandas as pd
 
@@ -59,7 +61,7 @@ def combine(hashes: np.ndarray, other) -> np.ndarray:
     return pd.util.hash_pandas_object(pairs, index=False).to_numpy()
 
 
-def grouped_hashes(frame: "pd.DataFrame", key: str = KEY) -> "pd.Series":
+def grouped_hashes(frame: pd.DataFrame, key: str = KEY) -> pd.Series:
     """One uint64 per ``key`` over all its rows, in the order given (sort the frame first): the
     wrapping sum of each row's hash combined with its position within the key. Vectorised (a
     Python call per customer costs seconds at 1M)."""
@@ -77,7 +79,7 @@ def grouped_hashes(frame: "pd.DataFrame", key: str = KEY) -> "pd.Series":
     return pd.Series(sums, index=np.asarray(keys)[sorted_codes[starts]], name="input_hash")
 
 
-def frame_hash(frame: "pd.DataFrame") -> np.uint64:
+def frame_hash(frame: pd.DataFrame) -> np.uint64:
     """One uint64 over a whole frame, rows in the given order, column names included."""
     import pandas as pd
 
@@ -97,7 +99,7 @@ def value_hash(value) -> np.uint64:
     return np.uint64(pd.util.hash_array(np.array([text], dtype=object))[0])
 
 
-def input_hashes(customers: "pd.DataFrame", details: "pd.DataFrame | None" = None, shared=()) -> "pd.Series":
+def input_hashes(customers: pd.DataFrame, details: pd.DataFrame | None = None, shared=()) -> pd.Series:
     """Per customer: the hash of its row of ``customers``, its rows of ``details`` (in the order
     given: sort them first) and the ``shared`` inputs every customer's scores depend on (a change
     there rescores everyone)."""
@@ -121,6 +123,8 @@ def with_part(hashes: pd.Series, part: pd.Series) -> pd.Series:
     """``hashes`` (``input_hashes``) combined with a per-customer ``part`` (uint64 indexed by
     customer id, missing = 0): an input only some customers' scores read, such as the rule list
     of their anchor product, so that a change to it rescores those customers, not everyone."""
+    import pandas as pd
+
     values = combine(
         hashes.to_numpy(np.uint64), part.reindex(hashes.index, fill_value=np.uint64(0)).to_numpy(np.uint64)
     )
@@ -129,6 +133,8 @@ def with_part(hashes: pd.Series, part: pd.Series) -> pd.Series:
 
 def keyed_hashes(frame: pd.DataFrame, key: str) -> pd.Series:
     """``grouped_hashes`` per value of ``key`` with the top bit set (see ``input_hashes``)."""
+    import pandas as pd
+
     grouped = grouped_hashes(frame, key)
     return pd.Series(grouped.to_numpy(np.uint64) | np.uint64(1 << 63), index=grouped.index, name=key)
 
@@ -149,8 +155,8 @@ class Plan:
     """What a run does: ``rescore`` the customers to score, ``previous`` the stored rows to keep,
     ``removed`` how many customers' rows go, ``why`` when everyone is rescored."""
 
-    rescore: "pd.Index"
-    previous: "pd.DataFrame"
+    rescore: pd.Index
+    previous: pd.DataFrame
     removed: int
     why: str | None
 
@@ -164,7 +170,7 @@ class Plan:
         }
 
 
-def plan(con, table: str, hashes: "pd.Series", version, keep_rows: bool = True) -> Plan:
+def plan(con, table: str, hashes: pd.Series, version, keep_rows: bool = True) -> Plan:
     """Compare ``hashes`` (current inputs, indexed by customer id) with ``table`` (DuckDB) for
     champion ``version``. ``previous`` holds the kept customers' stored rows, or only their ids
     without ``keep_rows`` (a table too big to hold, updated in place)."""
@@ -210,7 +216,7 @@ def rows_metadata(plan: Plan, rescored_rows: int, kept_rows: int) -> dict:
     return {"rows_rescored": int(rescored_rows), **plan.metadata(kept_rows)}
 
 
-def merge_fresh(plan: Plan, fresh: "pd.DataFrame", hashes: "pd.Series", version, order) -> "pd.DataFrame":
+def merge_fresh(plan: Plan, fresh: pd.DataFrame, hashes: pd.Series, version, order) -> pd.DataFrame:
     """The score table after a run: ``fresh`` rows (just scored; stamped here with the champion
     ``version``, the time and their input hash) beside the kept ones, in the order of the ids in
     ``order`` (the inputs' order, as a from-scratch scoring writes them)."""

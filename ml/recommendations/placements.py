@@ -309,6 +309,8 @@ def anchors(item_ids, customer_ids, interactions: pd.DataFrame) -> pd.Series:
     ties by row order; None without one. Indexed by customer id (str). The cart placement reads
     the cross-sell rules only through this product's rule list, so a rule change reaches only
     the customers anchored on a product whose list changed."""
+    import pandas as pd
+
     items, users = pd.Index(item_ids), pd.Index(pd.Series(customer_ids).astype(str))
     known = interactions[interactions[ITEM].astype(str).isin(items)]
     rows = users.get_indexer(known[USER].astype(str))

@@ -525,12 +525,14 @@ def load_champion() -> tuple[int, "models.RecommenderModel", dict] | None:
     return int(champion["version"]), loaded.unwrap_python_model(), params
 
 
-def rule_list_hashes(rules: pd.DataFrame, anchor: pd.Series) -> pd.Series:
+def rule_list_hashes(rules: "pd.DataFrame", anchor: "pd.Series") -> "pd.Series":
     """Per customer (``anchor``: their anchor product, None without one, indexed by customer id),
     the hash of the cross-sell rule list (rules whose ``antecedent`` is the anchor, in the order
     given) their cart placement is scored from; 0 without an anchor or a rule list. The rules are
     recounted daily from every basket: hashing each customer's one list, instead of all rules as
     a shared input, rescores only the customers anchored on a product whose list changed."""
+    import pandas as pd
+
     if rules.empty or anchor.empty:
         return pd.Series(np.zeros(len(anchor), dtype=np.uint64), index=anchor.index)
     lists = incremental_scoring.keyed_hashes(rules, "antecedent")
@@ -540,12 +542,14 @@ def rule_list_hashes(rules: pd.DataFrame, anchor: pd.Series) -> pd.Series:
 
 
 def _why_rescored(
-    con, rescore: pd.Index, own: pd.Series, rule_part: pd.Series, anchor: pd.Series
+    con, rescore: "pd.Index", own: "pd.Series", rule_part: "pd.Series", anchor: "pd.Series"
 ) -> tuple[dict, np.ndarray]:
     """Of the customers rescored that had stored rows, those rescored only because their anchor's
     rule list changed (their stored hash equals their own inputs' hash combined with the stored
     rule-list hash, and that differs from today's): metadata (how many, on how many distinct
     anchors) and their ids. Only their cart placement reads the rules."""
+    import pandas as pd
+
     con.register("_rescore_ids", pd.DataFrame({"customer_id": rescore}))
     try:
         stored = con.execute(
