@@ -105,13 +105,13 @@ def test_a_daily_increment_with_a_merge_and_a_new_person_equals_a_full_rebuild(
 
     dbt_run(target, DAILY)
     con = duckdb.connect(str(warehouse))
-    recomputed = set(
+    recomputed = {
         c
         for (c,) in con.execute(
             """select distinct customer_id from intermediate.int_interactions_weighted
             where built_at = (select max(built_at) from intermediate.int_interactions_weighted)"""
         ).fetchall()
-    )
+    }
     new_person = con.execute(
         "select customer_id from intermediate.int_identity_records_matched where source = 'web_events' and source_record_id = 'D-NEW'"
     ).fetchone()[0]
