@@ -78,6 +78,12 @@ def docs_fingerprint(warehouse: WarehouseResource) -> str | None:
         return None
     manifest = json.loads(dbt_project.manifest_path.read_text())
     manifest.pop("metadata", None)
+    # A full re-parse stamps every node anew: only what the nodes say counts.
+    for section in manifest.values():
+        if isinstance(section, dict):
+            for node in section.values():
+                if isinstance(node, dict):
+                    node.pop("created_at", None)
     digest = hashlib.sha256(json.dumps(manifest, sort_keys=True, default=str).encode())
     with warehouse.reader() as con:
         relations = con.execute(
