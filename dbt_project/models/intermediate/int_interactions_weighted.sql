@@ -7,8 +7,9 @@
 -- Incremental on DuckDB (a table on Spark, as the other incremental facts): a run recomputes
 -- the customers who have a purchase or a browsing event loaded since the last run
 -- (`loaded_through`, the latest load a row was built from) and those whose identity was
--- recomputed since (int_identity_components_resolved.resolved_at after this model's `built_at`:
--- merges, new people, newly identified devices), and replaces all their rows. A marker row per
+-- recomputed since (int_identity_components_resolved.resolved_at after this model's `built_at`)
+-- and whose records changed (`members_hash`: merges, splits) or who have no rows yet (new
+-- people), and replaces all their rows. A marker row per
 -- recomputed customer (product_id null) makes the delete reach customers left with no touch;
 -- the post-hook drops the markers and every customer who is no longer an identified person (the
 -- other side of a merge, an erased person). Records removed or renumbered make the components
@@ -27,7 +28,7 @@
     on_schema_change='sync_all_columns',
     post_hook="{% if is_incremental() %}delete from {{ this }} where product_id is null or customer_id not in (select customer_id from {{ ref('int_identity_records_matched') }} where not is_anonymous and customer_id is not null){% endif %}"
 ) }}
-{%- set state = is_incremental() and identity_state_readable(['loaded_through', 'built_at', 'catalogue_hash']) %}
+{%- set state = is_incremental() and identity_state_readable(['loaded_through', 'built_at', 'catalogue_hash', 'members_hash']) %}
 
 with purchase_lines as (
     select * from {{ ref('int_purchase_lines_unioned') }}
@@ -58,6 +59,13 @@ identified_customers as (
     select distinct customer_id from identity where not is_anonymous
 ),
 
+-- Every current record with its customer (int_customer_ids_assigned keeps records since gone).
+assigned as (
+    select a.record_node, a.customer_id, c.resolved_at
+    from {{ ref('int_identity_components_resolved') }} c
+    join {{ ref('int_customer_ids_assigned') }} a using (record_node)
+),
+
 {% if state %}
 previous as (
     select
@@ -80,11 +88,18 @@ changed_customers as (
     join identity i on i.source = r.source and i.source_record_id = r.source_record_id
     where r.loaded_through > (select loaded_through from previous)
     union
-    -- Records whose person was recomputed since the last run: merges, splits, new people.
-    select a.customer_id
-    from {{ ref('int_identity_components_resolved') }} c
-    join {{ ref('int_customer_ids_assigned') }} a using (record_node)
-    where c.resolved_at > (select built_at from previous)
+    -- People whose component was recomputed since the last run and whose records are not those
+    -- the table was built from (merges, splits), or who are new here.
+    select r.customer_id
+    from (
+        select customer_id, {{ identity_hash('count(*), sum(hash(record_node))') }} as members_hash
+        from assigned
+        where customer_id in (select customer_id from assigned where resolved_at > (select built_at from previous))
+        group by customer_id
+    ) r
+    left join (select customer_id, min(members_hash) as members_hash from {{ this }} group by customer_id) s
+        using (customer_id)
+    where s.members_hash is null or s.members_hash <> r.members_hash
     union
     select customer_id from identified_customers where (select everything from previous)
 ),
@@ -98,6 +113,14 @@ scope as (
     select customer_id from identified_customers
 ),
 {% endif %}
+
+-- Who each customer is, as a hash of their records: a later run compares it.
+members as (
+    select customer_id, {{ identity_hash('count(*), sum(hash(record_node))') }} as members_hash
+    from assigned
+    where customer_id in (select customer_id from scope)
+    group by customer_id
+),
 
 scoped_identity as (
     select i.* from identity i join scope using (customer_id)
@@ -157,14 +180,16 @@ final as (
         last_purchased_at,
         loaded_through,
         cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}' as timestamp) as built_at,
-        (select catalogue_hash from catalogue) as catalogue_hash
+        (select catalogue_hash from catalogue) as catalogue_hash,
+        m.members_hash
     from counted
+    left join members m using (customer_id)
     {% if is_incremental() %}
     union all
     -- Markers (see the top): the delete then reaches recomputed customers left with no touch.
     select
         customer_id, null, null, null, null, null, null, null, null, null,
-        cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}' as timestamp), null
+        cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}' as timestamp), null, null
     from scope
     {% endif %}
 )
