@@ -9,12 +9,13 @@
 -- (`loaded_through`, the latest load a row was built from) and those whose identity was
 -- recomputed since (int_identity_components_resolved.resolved_at after this model's `built_at`)
 -- and whose records changed (`members_hash`: merges, splits) or who have no rows yet (new
--- people), and replaces all their rows. A marker row per
--- recomputed customer (product_id null) makes the delete reach customers left with no touch;
--- the post-hook drops the markers and every customer who is no longer an identified person (the
--- other side of a merge, an erased person). Records removed or renumbered make the components
--- model recompute everyone, so everyone is recomputed here too; a changed catalogue
--- (`catalogue_hash`) or an older table layout recomputes everyone as well.
+-- people), and replaces all their rows. A marker row per recomputed customer (product_id null)
+-- makes the delete reach customers left with no touch; the post-hook drops the markers and every
+-- customer who is no longer an identified person (the other side of a merge, an erased person).
+-- Records removed or renumbered make the components model recompute everyone; here only the
+-- people whose records changed follow (the hash is of record nodes, not numbers), as the others'
+-- touches did not change. A changed catalogue (`catalogue_hash`) or an older table layout
+-- recomputes everyone.
 -- depends_on: {{ ref('int_identity_components_resolved') }}
 -- depends_on: {{ ref('int_customer_ids_assigned') }}
 {% set purchase_weight = var('rec_weight_purchase', 5.0) %}
