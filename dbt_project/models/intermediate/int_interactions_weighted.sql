@@ -2,9 +2,34 @@
 -- orders and store receipts), add-to-carts and product views, weighted purchase > cart > view.
 -- Anonymous customers (devices that never logged in, walk-in receipts) are left out: there is
 -- no one to recommend to. Web 'purchase' events are skipped because orders already count them.
+-- Nothing here depends on the as-of date, so a row only changes when its customer's touches do.
+--
+-- Incremental on DuckDB (a table on Spark, as the other incremental facts): a run recomputes
+-- the customers who have a purchase or a browsing event loaded since the last run
+-- (`loaded_through`, the latest load a row was built from) and those whose identity was
+-- recomputed since (int_identity_components_resolved.resolved_at after this model's `built_at`)
+-- and whose records changed (`members_hash`: merges, splits) or who have no rows yet (new
+-- people), and replaces all their rows. A marker row per recomputed customer (product_id null)
+-- makes the delete reach customers left with no touch; the post-hook drops the markers and every
+-- customer who is no longer an identified person (the other side of a merge, an erased person).
+-- Records removed or renumbered make the components model recompute everyone; here only the
+-- people whose records changed follow (the hash is of record nodes, not numbers), as the others'
+-- touches did not change. A changed catalogue (`catalogue_hash`) or an older table layout
+-- recomputes everyone.
+-- depends_on: {{ ref('int_identity_components_resolved') }}
+-- depends_on: {{ ref('int_customer_ids_assigned') }}
 {% set purchase_weight = var('rec_weight_purchase', 5.0) %}
 {% set cart_weight = var('rec_weight_cart', 2.0) %}
 {% set view_weight = var('rec_weight_view', 1.0) %}
+
+{{ config(
+    materialized=fact_materialization(),
+    unique_key='customer_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
+    post_hook="{% if is_incremental() %}delete from {{ this }} where product_id is null or customer_id not in (select customer_id from {{ ref('int_identity_records_matched') }} where not is_anonymous and customer_id is not null){% endif %}"
+) }}
+{%- set state = is_incremental() and identity_state_readable(['loaded_through', 'built_at', 'catalogue_hash', 'members_hash']) %}
 
 with purchase_lines as (
     select * from {{ ref('int_purchase_lines_unioned') }}
@@ -22,26 +47,103 @@ products as (
     select * from {{ ref('stg_catalog__products') }}
 ),
 
+-- When each purchase was loaded (a receipt: its latest line).
+recorded as (
+    select * from {{ ref('int_purchases_recorded') }}
+),
+
+catalogue as (
+    select {{ identity_hash('count(*), min(product_id), max(product_id), sum(hash(product_id))') }} as catalogue_hash from products
+),
+
 identified_customers as (
     select distinct customer_id from identity where not is_anonymous
 ),
 
+-- Every current record with its customer (int_customer_ids_assigned keeps records since gone).
+assigned as (
+    select a.record_node, a.customer_id, c.resolved_at
+    from {{ ref('int_identity_components_resolved') }} c
+    join {{ ref('int_customer_ids_assigned') }} a using (record_node)
+),
+
+{% if state %}
+previous as (
+    select
+        coalesce(max(loaded_through), cast('1900-01-01' as timestamp)) as loaded_through,
+        coalesce(max(built_at), cast('1900-01-01' as timestamp)) as built_at,
+        -- Rows built under another catalogue: recompute everyone.
+        coalesce(bool_or(catalogue_hash <> (select catalogue_hash from catalogue)), false) as everything
+    from {{ this }}
+),
+
+-- Customers with a touch loaded since the last run (a cancelled order too: it leaves them).
+changed_customers as (
+    select i.customer_id
+    from events e
+    join identity i on i.source = 'web_events' and i.source_record_id = e.device_id
+    where e._loaded_at > (select loaded_through from previous)
+    union
+    select i.customer_id
+    from recorded r
+    join identity i on i.source = r.source and i.source_record_id = r.source_record_id
+    where r.loaded_through > (select loaded_through from previous)
+    union
+    -- People whose component was recomputed since the last run and whose records are not those
+    -- the table was built from (merges, splits), or who are new here.
+    select r.customer_id
+    from (
+        select customer_id, {{ identity_hash('count(*), sum(hash(record_node))') }} as members_hash
+        from assigned
+        where customer_id in (select customer_id from assigned where resolved_at > (select built_at from previous))
+        group by customer_id
+    ) r
+    left join (select customer_id, min(members_hash) as members_hash from {{ this }} group by customer_id) s
+        using (customer_id)
+    where s.members_hash is null or s.members_hash <> r.members_hash
+    union
+    select customer_id from identified_customers where (select everything from previous)
+),
+
+scope as (
+    select customer_id from identified_customers
+    where customer_id in (select customer_id from changed_customers)
+),
+{% else %}
+scope as (
+    select customer_id from identified_customers
+),
+{% endif %}
+
+-- Who each customer is, as a hash of their records: a later run compares it.
+members as (
+    select customer_id, {{ identity_hash('count(*), sum(hash(record_node))') }} as members_hash
+    from assigned
+    where customer_id in (select customer_id from scope)
+    group by customer_id
+),
+
+scoped_identity as (
+    select i.* from identity i join scope using (customer_id)
+),
+
 purchases as (
-    select customer_id, product_id, purchased_at as event_at, 'purchase' as event_type, purchase_id as event_key
-    from purchase_lines
+    select l.customer_id, l.product_id, l.purchased_at as event_at, 'purchase' as event_type, l.purchase_id as event_key, r.loaded_through
+    from purchase_lines l
+    join scope using (customer_id)
+    left join recorded r using (purchase_id)
 ),
 
 browsing as (
-    select i.customer_id, e.product_id, e.occurred_at as event_at, e.event_type, e.event_id as event_key
+    select i.customer_id, e.product_id, e.occurred_at as event_at, e.event_type, e.event_id as event_key, e._loaded_at as loaded_through
     from events e
-    join identity i on i.source = 'web_events' and i.source_record_id = e.device_id
+    join scoped_identity i on i.source = 'web_events' and i.source_record_id = e.device_id
     where e.event_type in ('product_view', 'add_to_cart') and e.product_id is not null
 ),
 
 touches as (
     select t.*
     from (select * from purchases union all select * from browsing) t
-    join identified_customers using (customer_id)
     join products using (product_id)
 ),
 
@@ -55,7 +157,8 @@ counted as (
         count(*) filter (where event_type = 'product_view') as view_count,
         min(event_at) as first_event_at,
         max(event_at) as last_event_at,
-        max(event_at) filter (where event_type = 'purchase') as last_purchased_at
+        max(event_at) filter (where event_type = 'purchase') as last_purchased_at,
+        max(loaded_through) as loaded_through
     from touches
     group by customer_id, product_id
 ),
@@ -75,8 +178,21 @@ final as (
         view_count,
         first_event_at,
         last_event_at,
-        last_purchased_at
+        last_purchased_at,
+        loaded_through,
+        cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}' as timestamp) as built_at,
+        (select catalogue_hash from catalogue) as catalogue_hash,
+        m.members_hash
     from counted
+    left join members m using (customer_id)
+    {% if is_incremental() %}
+    union all
+    -- Markers (see the top): the delete then reaches recomputed customers left with no touch.
+    select
+        customer_id, null, null, null, null, null, null, null, null, null,
+        cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}' as timestamp), null, null
+    from scope
+    {% endif %}
 )
 
 select * from final
