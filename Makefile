@@ -27,10 +27,12 @@ $(BIN)/.installed: $(UV) pyproject.toml uv.lock
 
 install: $(BIN)/.installed
 
+# --rebuild: `make demo` again on the same home (after an upgrade) regenerates the landing files it
+# already loaded, so without it the run would find nothing new and skip the build.
 demo: install
 	$(BIN)/c360 keys init --if-missing
 	$(BIN)/c360 generate --customers $(CUSTOMERS) --seed $(SEED) --out $(C360_HOME)/landing
-	$(BIN)/c360 run
+	$(BIN)/c360 run --rebuild
 
 test: install
 	$(BIN)/pytest -n 2 --dist loadfile
