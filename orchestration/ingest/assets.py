@@ -93,14 +93,15 @@ def _summary(loads: list[FileLoad]) -> dict:
 
 def unchanged_since(con, instance: dg.DagsterInstance, landing, sources) -> datetime | None:
     """The last file load, when nothing has come in since the last build of ``BUILT_FROM_RAW``:
-    no landing file of any source missing from the load log (by name: hashing every other source's
-    files in each ingest step would read the whole landing again) and that build later than the
-    last load. None when something is new, or stale (a run that loaded but did not build).
+        no landing file of any source missing from the load log (by name: hashing every other source's
+        files in each ingest step would read the whole landing again) and that build later than the
+        last load. None when something is new, or stale (a run that loaded but did not build, or whose
+    build run then failed).
 
-    Every ingest step decides alike, so on a day without new files none of them materializes and
-    Dagster skips every step downstream (the raw specs are ``skippable``). A day where one source
-    has files: its step loads them and every ingest step sees the later load, so all of them
-    materialize and dbt runs (one missing raw input would skip it)."""
+        Every ingest step decides alike, so on a day without new files none of them materializes and
+        Dagster skips every step downstream (the raw specs are ``skippable``). A day where one source
+        has files: its step loads them and every ingest step sees the later load, so all of them
+        materialize and dbt runs (one missing raw input would skip it)."""
     rows = con.execute("select source, file, max(loaded_at) over () from raw._load_log").fetchall()
     if not rows:
         return None
@@ -113,6 +114,11 @@ def unchanged_since(con, instance: dg.DagsterInstance, landing, sources) -> date
     event = instance.get_latest_materialization_event(BUILT_FROM_RAW)
     # Load times are the loader's naive local clock; so is fromtimestamp.
     if event is None or datetime.fromtimestamp(event.timestamp) <= last_load:
+        return None
+    # A run that built the marts and then failed or was cancelled (a scoring step, a blocking
+    # check) left work undone: rebuild, so that the next day retries it instead of skipping it.
+    build = instance.get_run_by_id(event.run_id)
+    if build is not None and build.status in (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED):
         return None
     return last_load
 
