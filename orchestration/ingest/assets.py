@@ -93,15 +93,15 @@ def _summary(loads: list[FileLoad]) -> dict:
 
 def unchanged_since(con, instance: dg.DagsterInstance, landing, sources) -> datetime | None:
     """The last file load, when nothing has come in since the last build of ``BUILT_FROM_RAW``:
-        no landing file of any source missing from the load log (by name: hashing every other source's
-        files in each ingest step would read the whole landing again) and that build later than the
-        last load. None when something is new, or stale (a run that loaded but did not build, or whose
-    build run then failed).
+    no landing file of any source missing from the load log (by name: hashing every other source's
+    files in each ingest step would read the whole landing again) and that build later than the
+    last load. None when something is new, or stale (a run that loaded but did not build, or
+    whose build then failed or was cancelled).
 
-        Every ingest step decides alike, so on a day without new files none of them materializes and
-        Dagster skips every step downstream (the raw specs are ``skippable``). A day where one source
-        has files: its step loads them and every ingest step sees the later load, so all of them
-        materialize and dbt runs (one missing raw input would skip it)."""
+    Every ingest step decides alike, so on a day without new files none of them materializes and
+    Dagster skips every step downstream (the raw specs are ``skippable``). A day where one source
+    has files: its step loads them and every ingest step sees the later load, so all of them
+    materialize and dbt runs (one missing raw input would skip it)."""
     rows = con.execute("select source, file, max(loaded_at) over () from raw._load_log").fetchall()
     if not rows:
         return None
