@@ -1,6 +1,6 @@
 """raw.ecommerce_order_items: order lines, tied to their order and to the catalogue."""
 
-from expectations.suite import at_least, equals_zero, orphans, raw_suite
+from expectations.suite import at_least, raw_suite
 
 suite = raw_suite(
     "ecommerce_order_items",
@@ -10,13 +10,8 @@ suite = raw_suite(
         at_least("discount", 0),
         at_least("line_no", 1),
     ],
-    facts={
-        "lines_without_order": orphans(
-            "raw.ecommerce_order_items", "order_id", "raw.ecommerce_orders", "order_id"
-        ),
-        "lines_with_unknown_product": orphans(
-            "raw.ecommerce_order_items", "product_id", "raw.products", "product_id"
-        ),
+    references={
+        "lines_without_order": ("order_id", "raw.ecommerce_orders", "order_id"),
+        "lines_with_unknown_product": ("product_id", "raw.products", "product_id"),
     },
-    fact_expectations=equals_zero("lines_without_order", "lines_with_unknown_product"),
 )

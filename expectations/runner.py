@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from expectations.sql_metrics import evaluate, quote, sql_literal
-from expectations.suite import Drift, QualitySuite
+from expectations.suite import NEW_ROWS, Drift, QualitySuite
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,10 +46,11 @@ AGGREGATE_RESULT_FORMAT = {
 
 # Row expectations judge each row on its own (types, formats, ranges, accepted values): a row that
 # passed once passes again. So a raw table's gate validates only rows loaded since the rows it
-# last passed (keys, references, counts and drift are whole-table SQL aggregates, run every
-# time). The watermark is kept per suite with a fingerprint of its row rules: a changed rule set
-# validates the whole table again; a failed gate keeps the old watermark, so its rows are
-# validated again next run.
+# last passed. Keys and references are judged the same way (``QualitySuite.increment_facts``: the
+# new rows, and the old rows sharing a key with them); counts, freshness and drift are cheap
+# whole-table aggregates, run every time. The watermark is kept per suite with a fingerprint of
+# its row rules and increment facts: a changed rule set validates the whole table again; a failed
+# gate keeps the old watermark, so its rows are validated again next run.
 WATERMARKS_DDL = """
 create table if not exists quality.gate_watermarks (
     suite varchar primary key,
@@ -65,7 +66,7 @@ def rules_fingerprint(suite: QualitySuite) -> str:
     rendered = [
         json.dumps(exp.configuration.to_json_dict(), sort_keys=True, default=str)
         for exp in suite.row_expectations(RULES_EPOCH)
-    ]
+    ] + [f"{name}: {sql}" for name, sql in sorted(suite.increment_facts.items())]
     return hashlib.sha256("\n".join(rendered).encode()).hexdigest()[:16]
 
 
@@ -128,6 +129,9 @@ class SuiteOutcome:
     rows_loaded_after: datetime | None = None
     docs_page: Path | None = None
     docs_index: Path | None = None
+    # Keys and references were judged on the rows loaded after ``rows_loaded_after`` (and the
+    # rows sharing their keys), not on the whole table.
+    facts_on_increment: bool = False
     # Set when the table had no data to judge (``QualitySuite.no_data``): why the gate passed.
     no_data: str | None = None
 
@@ -158,15 +162,18 @@ def gx_context(docs_root: Path):
 # --- the three parts ----------------------------------------------------------------------------
 
 
-def row_relation(suite: QualitySuite, window: tuple[datetime | None, datetime] | None = None) -> str:
-    """The rows the row rules judge: the table, or the rows loaded in ``window`` = (after, up to)."""
-    if not window:
-        return suite.table
+def window_rows(suite: QualitySuite, window: tuple[datetime | None, datetime]) -> str:
+    """The rows loaded in ``window`` = (after, up to), as a parenthesised subquery."""
     after, upto = window
     where = f"_loaded_at <= {sql_literal(upto)}"
     if after is not None:
         where = f"_loaded_at > {sql_literal(after)} and {where}"
-    return f"(select * from {suite.table} where {where}) loaded"
+    return f"(select * from {suite.table} where {where})"
+
+
+def row_relation(suite: QualitySuite, window: tuple[datetime | None, datetime] | None = None) -> str:
+    """The rows the row rules judge: the table, or the rows loaded in ``window``."""
+    return f"{window_rows(suite, window)} loaded" if window else suite.table
 
 
 def _validate_rows(con, suite: QualitySuite, now: datetime, window=None):
@@ -177,16 +184,22 @@ def _validate_rows(con, suite: QualitySuite, now: datetime, window=None):
     return evaluate(con, row_relation(suite, window), expectations, ROW_RESULT_FORMAT)
 
 
-def facts_relation(suite: QualitySuite) -> str:
-    """The suite's facts as one row, one column per fact."""
-    columns = ", ".join(f"({sql}) as {quote(name)}" for name, sql in suite.facts.items())
+def facts_relation(suite: QualitySuite, window: tuple[datetime, datetime] | None = None) -> str:
+    """The suite's facts as one row, one column per fact; with ``window``, the facts that have an
+    increment form judge only the rows loaded in it (and the rows those touch)."""
+    facts = dict(suite.facts)
+    if window:
+        rows = window_rows(suite, window)
+        facts |= {name: sql.replace(NEW_ROWS, rows) for name, sql in suite.increment_facts.items()}
+    columns = ", ".join(f"({sql}) as {quote(name)}" for name, sql in facts.items())
     return f"(select {columns}) facts"
 
 
-def _validate_facts(con, suite: QualitySuite):
+def _validate_facts(con, suite: QualitySuite, window=None):
     if not suite.fact_expectations:
         return []
-    return evaluate(con, facts_relation(suite), suite.fact_expectations, AGGREGATE_RESULT_FORMAT)[0]
+    relation = facts_relation(suite, window)
+    return evaluate(con, relation, suite.fact_expectations, AGGREGATE_RESULT_FORMAT)[0]
 
 
 def daily_totals(con, table: str, drift: Drift) -> pd.DataFrame:
@@ -316,7 +329,10 @@ def validate_suite(
         if upto is not None:
             window = (validated_through(con, suite), upto)
     rows, n_rows = _validate_rows(con, suite, now, window)
-    facts = _validate_facts(con, suite)
+    # Keys and references on the increment only once the gate has passed before: the first
+    # pass (and the first after a rule change) judges the whole table.
+    facts_window = window if window and window[0] is not None else None
+    facts = _validate_facts(con, suite, facts_window)
     drift, drift_info = _validate_drift(con, suite)
     parts = [(r, "rows") for r in rows] + [(r, "facts") for r in facts] + [(r, "drift") for r in drift]
     described = [_describe(r, part) for r, part in parts]
@@ -329,6 +345,7 @@ def validate_suite(
         seconds=0.0,
         drift=drift_info,
         rows_loaded_after=window[0] if window else None,
+        facts_on_increment=facts_window is not None and bool(suite.increment_facts),
     )
     if suite.no_data and con.execute(suite.no_data).fetchall()[0][0]:
         outcome.no_data = (

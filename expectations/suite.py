@@ -6,7 +6,8 @@ pass (``expectations/sql_metrics.py``):
 - ``row_expectations``: column-map expectations (not null, between, in set, regex) judged on
   every row of the table, or on the rows loaded since the gate last passed;
 - ``facts``: table-level numbers computed in DuckDB SQL (row counts, duplicate keys, orphans,
-  freshness, column types) and checked as one row;
+  freshness, column types) and checked as one row; keys and references also have an
+  ``increment_facts`` form that judges only the rows loaded since the gate last passed;
 - ``drift``: daily totals computed in SQL; the latest days must lie within bounds learned from
   the trailing history.
 
@@ -55,6 +56,8 @@ ACCEPTED = {
     ("marketing_consent", "channel"): ["email", "sms", "push", "phone"],
     ("marketing_consent", "source"): ["web", "app", "store", "call_center"],
 }
+# Stands for the rows an increment fact judges (``QualitySuite.increment_facts``).
+NEW_ROWS = "{rows}"
 # Largest share of a source's landing rows that may be quarantined before the load is suspect.
 # Tiny test runs plant a floor of defects per kind, hence the generous default.
 MAX_QUARANTINE_SHARE = 0.2
@@ -88,6 +91,11 @@ class QualitySuite:
     row_expectations: Callable[[datetime], list] = lambda now: []
     facts: dict[str, str] = field(default_factory=dict)  # fact name -> scalar SQL
     fact_expectations: list = field(default_factory=list)
+    # The same facts judged on an increment: scalar SQL in which ``{rows}`` stands for the rows
+    # loaded since the gate last passed (a parenthesised subquery). Used instead of ``facts[name]``
+    # once a gate has passed; exact because raw tables only grow (an erasure removes a person's
+    # rows from every source at once), so rows that passed cannot start failing these facts.
+    increment_facts: dict[str, str] = field(default_factory=dict)
     drift: Drift | None = None
     # Sensitive-class columns (pseudonyms, tokens, masks): never echoed anywhere.
     pii_columns: tuple[str, ...] = ()
@@ -224,6 +232,16 @@ def raw_facts(source: Source, max_lag_days: int = 30, max_quarantine_share: floa
     return facts, expectations
 
 
+def raw_increment_facts(source: Source) -> dict[str, str]:
+    """Key uniqueness on an increment: the new rows and every row sharing a key with one of them
+    (a probe of the key column, where the whole-table form counts every distinct key)."""
+    key = f'"{source.key}"'
+    return {
+        "duplicate_keys": f"select count(*) - count(distinct {key}) from raw.{source.name} "
+        f"where {key} in (select {key} from {NEW_ROWS} n)"
+    }
+
+
 def no_data_sql(source: Source) -> str:
     """True while no landing row of the source has arrived and its raw table is empty."""
     landed = f"select coalesce(sum(rows_in), 0) from raw._load_log where source = '{source.name}'"
@@ -243,12 +261,25 @@ def raw_suite(
     extra_rows: Callable[[datetime], list] = lambda now: [],
     facts: dict[str, str] | None = None,
     fact_expectations: list | None = None,
+    increment_facts: dict[str, str] | None = None,
+    references: dict[str, tuple[str, str, str]] | None = None,
     drift: Drift | None = None,
     max_lag_days: int = 30,
 ) -> QualitySuite:
-    """The suite of ``raw.<source>``: the shared checks plus the source's own."""
+    """The suite of ``raw.<source>``: the shared checks plus the source's own.
+
+    ``references``: fact name -> (column, parent table, parent column); each must have no
+    orphans, judged on the whole table the first time and on the new rows after that."""
     source = SOURCES[source_name]
+    table = f"raw.{source_name}"
     shared_facts, shared_expectations = raw_facts(source, max_lag_days=max_lag_days)
+    facts = dict(facts or {})
+    fact_expectations = list(fact_expectations or [])
+    increment_facts = raw_increment_facts(source) | (increment_facts or {})
+    for name, (column, parent, parent_column) in (references or {}).items():
+        facts[name] = orphans(table, column, parent, parent_column)
+        increment_facts[name] = orphans(NEW_ROWS, column, parent, parent_column)
+        fact_expectations += equals_zero(name)
 
     def rows(now: datetime) -> list:
         return (
@@ -260,11 +291,12 @@ def raw_suite(
         )
 
     return QualitySuite(
-        name=f"raw.{source_name}",
-        table=f"raw.{source_name}",
+        name=table,
+        table=table,
         row_expectations=rows,
-        facts=shared_facts | (facts or {}),
-        fact_expectations=shared_expectations + (fact_expectations or []),
+        facts=shared_facts | facts,
+        fact_expectations=shared_expectations + fact_expectations,
+        increment_facts=increment_facts,
         drift=drift,
         pii_columns=protected_columns(source),
         no_data=f"select {no_data_sql(source)}",

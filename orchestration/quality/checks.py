@@ -38,6 +38,11 @@ def check_result(outcome: SuiteOutcome) -> dg.AssetCheckResult:
         "counts": dg.MetadataValue.json(counts),
         "rows_validated": outcome.rows_validated,
         "rows_loaded_after": str(outcome.rows_loaded_after) if outcome.rows_loaded_after else "all rows",
+        "keys_and_references_judged_on": (
+            f"rows loaded after {outcome.rows_loaded_after} and the rows sharing their keys"
+            if outcome.facts_on_increment
+            else "the whole table"
+        ),
         "validation_seconds": outcome.seconds,
     }
     if outcome.no_data:

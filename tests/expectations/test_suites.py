@@ -201,3 +201,44 @@ def test_incremental_gate_validates_only_rows_loaded_since_it_last_passed(wareho
     # Rules changed since the watermark was written: every row is validated again.
     warehouse.execute("update quality.gate_watermarks set rules_fingerprint = 'older-rules'")
     assert validate_suite(warehouse, suite, incremental=True).rows_validated == total + 3
+
+
+def test_keys_and_references_are_judged_on_the_increment_once_the_gate_has_passed(warehouse):
+    suite = load_suite("raw.ecommerce_order_items")
+    first = validate_suite(warehouse, suite, incremental=True)
+    assert first.success and not first.facts_on_increment  # first pass: the whole table
+    assert validate_suite(warehouse, suite, incremental=True).facts_on_increment
+
+    # Two new rows: an old line sent again under its old key, and a line of an order nobody has.
+    later = warehouse.execute(
+        "select max(_loaded_at) + interval 1 second from raw.ecommerce_order_items"
+    ).fetchone()[0]
+    warehouse.execute(
+        "insert into raw.ecommerce_order_items select * replace (?::timestamp as _loaded_at) "
+        "from (select * from raw.ecommerce_order_items order by order_item_id limit 1)",
+        [later],
+    )
+    warehouse.execute(
+        "insert into raw.ecommerce_order_items select * replace ('new-line' as order_item_id, "
+        "'SO-NOPE' as order_id, ?::timestamp as _loaded_at) "
+        "from (select * from raw.ecommerce_order_items order by order_item_id desc limit 1)",
+        [later],
+    )
+    outcome = validate_suite(warehouse, suite, incremental=True)
+    assert outcome.facts_on_increment and outcome.rows_validated == 2
+    assert {e["column"] for e in outcome.failed} == {"duplicate_keys", "lines_without_order"}
+    # The increment's verdict is the whole table's.
+    whole = validate_suite(warehouse, suite)
+    assert {e["column"] for e in whole.failed} == {"duplicate_keys", "lines_without_order"}
+
+    # The missing order arrives and the repeated line is removed: the increment passes, judged
+    # again because the failed gate kept its watermark.
+    warehouse.execute(
+        "insert into raw.ecommerce_orders select * replace ('SO-NOPE' as order_id) "
+        "from raw.ecommerce_orders limit 1"
+    )
+    warehouse.execute(
+        "delete from raw.ecommerce_order_items where _loaded_at = ? and order_item_id <> 'new-line'", [later]
+    )
+    again = validate_suite(warehouse, suite, incremental=True)
+    assert again.success and again.rows_validated == 1 and again.facts_on_increment
