@@ -10,8 +10,10 @@ from c360.ingest.loader import (
     REJECTED,
     FileLoad,
     ensure_tables,
+    file_checksum,
     landing_files,
     load_source,
+    logged,
     quarantine_duplicate_orders,
 )
 from c360.privacy.keys import Keyring
@@ -93,23 +95,35 @@ def _summary(loads: list[FileLoad]) -> dict:
 
 def unchanged_since(con, instance: dg.DagsterInstance, landing, sources) -> datetime | None:
     """The last file load, when nothing has come in since the last build of ``BUILT_FROM_RAW``:
-    no landing file of any source missing from the load log (by name: hashing every other source's
-    files in each ingest step would read the whole landing again) and that build later than the
-    last load. None when something is new, or stale (a run that loaded but did not build, or
-    whose build then failed or was cancelled).
+    every landing file of every source seen by the loader under its name, size and modification
+    time, with bytes the load log holds (``raw._landing_seen``: hashing every other source's files
+    in each ingest step would read the whole landing again), and that build later than the last
+    load. So old bytes re-sent under a new name are nothing new, and a file overwritten under its
+    old name is new. None when something is new, or stale (a run that loaded but did not build,
+    or whose build then failed or was cancelled).
 
     Every ingest step decides alike, so on a day without new files none of them materializes and
     Dagster skips every step downstream (the raw specs are ``skippable``). A day where one source
     has files: its step loads them and every ingest step sees the later load, so all of them
     materialize and dbt runs (one missing raw input would skip it)."""
-    rows = con.execute("select source, file, max(loaded_at) over () from raw._load_log").fetchall()
-    if not rows:
+    last_load = con.execute("select max(loaded_at) from raw._load_log").fetchone()[0]
+    if last_load is None:
         return None
-    logged = {(source, file) for source, file, _ in rows}
-    last_load = rows[0][2]
+    seen = {
+        (source, file): (size, modified)
+        for source, file, size, modified in con.execute(
+            "select source, file, bytes, modified_ns from raw._landing_seen s where exists "
+            "(select 1 from raw._load_log l where l.source = s.source and l.checksum = s.checksum)"
+        ).fetchall()
+    }
     for source in sources:
         for path in landing_files(landing, source):
-            if (source, str(path.relative_to(landing))) not in logged:
+            stat = path.stat()
+            if seen.get((source, str(path.relative_to(landing)))) == (stat.st_size, stat.st_mtime_ns):
+                continue
+            # Not seen like this: hashed, as the loader would. Another source's step may not have
+            # run yet in this run, so its new files are judged here by their bytes.
+            if logged(con, source, file_checksum(path)) is None:
                 return None
     event = instance.get_latest_materialization_event(BUILT_FROM_RAW)
     # Load times are the loader's naive local clock; so is fromtimestamp.

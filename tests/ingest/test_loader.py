@@ -150,6 +150,35 @@ def test_same_file_is_loaded_once(con, landing):
     assert con.execute("select count(*) from raw.products").fetchall()[0][0] == 1
 
 
+def test_a_file_seen_unchanged_is_not_read_again_and_one_changed_or_renamed_is(con, landing, monkeypatch):
+    import os
+    import shutil
+
+    from c360.ingest import encoding
+
+    path = _write(landing, "products", "p.csv", PRODUCTS)
+    load_source(con, "products", landing, KEYS)
+    reads = []
+    scan_bytes = encoding.scan_bytes
+    monkeypatch.setattr(encoding, "scan_bytes", lambda p: reads.append(p.name) or scan_bytes(p))
+
+    # Same name, size and modification time: skipped without reading its bytes.
+    [again], _ = load_source(con, "products", landing, KEYS)
+    assert again.skipped and again.status == "loaded" and reads == []
+    # The same bytes under a second name: read once, skipped as loaded, then known by name.
+    shutil.copy2(path, path.with_name("p_resent.csv"))
+    assert [f.skipped for f in load_source(con, "products", landing, KEYS)[0]] == [True, True]
+    assert reads == ["p_resent.csv"]
+    load_source(con, "products", landing, KEYS)
+    assert reads == ["p_resent.csv"]
+    # Overwritten under its old name (new bytes, new modification time): read and loaded.
+    path.write_text(PRODUCTS.replace("P1,Phone", "P2,Tablet"))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000_000))
+    [changed, _], _ = load_source(con, "products", landing, KEYS)
+    assert not changed.skipped and reads[-1] == "p.csv"
+    assert con.execute("select count(*) from raw.products").fetchall()[0][0] == 2
+
+
 def test_sensitive_values_are_protected_and_never_stored_in_clear(con, landing):
     header = ",".join(SOURCES["crm_customers"].column_names)
     row = "CRM1,Wei,Zhang,wei.zhang@example.com,13812345678,1990-01-01,M,Beijing,Beijing,100000,2020-01-01,web,LC00000001,11010119900101123X,4111111111111111,2024-01-01 00:00:00"

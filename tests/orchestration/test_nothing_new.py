@@ -1,6 +1,8 @@
 """A daily run with no new landing file loads nothing and skips everything downstream; one new
 file in one source rebuilds downstream as before (issue 20: the nothing-new daily run)."""
 
+import shutil
+
 import dagster as dg
 import duckdb
 import pytest
@@ -22,7 +24,11 @@ def daily_runs(demo_copy):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("C360_HOME", str(home))
         mp.setenv("DAGSTER_HOME", str(home / "dagster"))
-        # The demo build loaded every landing file and then built the marts: nothing is new.
+        # The demo build loaded every landing file and then built the marts: nothing is new, even
+        # with old bytes sent again under a new name (an exporter re-sending a day).
+        consent = home / "landing" / "marketing_consent"
+        first = min(p for p in consent.iterdir() if p.suffix == ".csv")
+        shutil.copy2(first, consent / "resent_under_a_new_name.csv")
         idle = materialize(REFRESH_SELECTION)
         idle_skipped = _skipped_steps(idle.run_id)
         # The run that built the marts failing afterwards (say, in a scoring step) makes the next
