@@ -82,6 +82,9 @@ class FileLoad:
     reason: str | None = None
     encoding: str | None = None
     nul_bytes_removed: int = 0
+    # The file as it was read (raw._landing_seen), noted with the load's log row.
+    bytes: int | None = None
+    modified_ns: int | None = None
 
     @property
     def conserved(self) -> bool:
@@ -212,10 +215,10 @@ def logged_unchanged(con, source: str, file: str, stat) -> tuple[str, str, str |
     ).fetchone()
 
 
-def note_seen(con, source: str, file: str, stat, checksum: str, now: datetime) -> None:
+def note_seen(con, load: FileLoad, now: datetime) -> None:
     con.execute(
         "insert or replace into raw._landing_seen values (?, ?, ?, ?, ?, ?)",
-        [source, file, stat.st_size, stat.st_mtime_ns, checksum, now],
+        [load.source, load.file, load.bytes, load.modified_ns, load.checksum, now],
     )
 
 
@@ -310,15 +313,15 @@ def _prepare(
         checksum = file_checksum(path) if parquet else scan.checksum
     except OSError as exc:
         raise FileRejected(path, f"cannot be read ({exc.strerror or type(exc).__name__})") from exc
-    # Noted before the outcome is logged: the shortcut above also needs the load log to hold the
-    # checksum, so a load that fails or is interrupted is read again next time.
-    note_seen(con, source.name, rel, stat, checksum, now)
-    load = FileLoad(source=source.name, file=rel, checksum=checksum)
+    load = FileLoad(
+        source=source.name, file=rel, checksum=checksum, bytes=stat.st_size, modified_ns=stat.st_mtime_ns
+    )
     try:
         before_check(checksum)
         if seen := logged(con, source.name, checksum):
             load.skipped = True
             load.status, load.reason = seen
+            note_seen(con, load, now)  # bytes loaded before, under this name or another
             return load
         if path.stat().st_size == 0:
             load.status, load.reason = EMPTY, "0 bytes"
@@ -614,6 +617,9 @@ def _load_items(
 
 
 def _log(con, load: FileLoad, run_id: str, now: datetime) -> None:
+    # In the load's transaction: a file is known unchanged only once its outcome is logged.
+    if load.modified_ns is not None and load.checksum is not None:
+        note_seen(con, load, now)
     row = {
         "source": load.source,
         "file": load.file,
