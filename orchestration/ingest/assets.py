@@ -14,6 +14,7 @@ from c360.ingest.loader import (
     landing_files,
     load_source,
     logged,
+    note_seen,
     quarantine_duplicate_orders,
 )
 from c360.privacy.keys import Keyring
@@ -93,14 +94,17 @@ def _summary(loads: list[FileLoad]) -> dict:
     }
 
 
-def unchanged_since(con, instance: dg.DagsterInstance, landing, sources) -> datetime | None:
+def unchanged_since(
+    con, instance: dg.DagsterInstance, landing, sources, note: bool = False
+) -> datetime | None:
     """The last file load, when nothing has come in since the last build of ``BUILT_FROM_RAW``:
     every landing file of every source seen by the loader under its name, size and modification
     time, with bytes the load log holds (``raw._landing_seen``: hashing every other source's files
     in each ingest step would read the whole landing again), and that build later than the last
     load. So old bytes re-sent under a new name are nothing new, and a file overwritten under its
     old name is new. None when something is new, or stale (a run that loaded but did not build,
-    or whose build then failed or was cancelled).
+    or whose build then failed or was cancelled). With ``note`` (a writable connection), files
+    hashed here whose bytes were loaded are noted in ``raw._landing_seen``.
 
     Every ingest step decides alike, so on a day without new files none of them materializes and
     Dagster skips every step downstream (the raw specs are ``skippable``). A day where one source
@@ -122,9 +126,21 @@ def unchanged_since(con, instance: dg.DagsterInstance, landing, sources) -> date
             if seen.get((source, str(path.relative_to(landing)))) == (stat.st_size, stat.st_mtime_ns):
                 continue
             # Not seen like this: hashed, as the loader would. Another source's step may not have
-            # run yet in this run, so its new files are judged here by their bytes.
-            if logged(con, source, file_checksum(path)) is None:
+            # run yet in this run (or is skipped, as nothing is new), so its files are judged here
+            # by their bytes, and noted when they were loaded, so that no later step or run reads
+            # them again.
+            checksum = file_checksum(path)
+            if logged(con, source, checksum) is None:
                 return None
+            if note:
+                seen_file = FileLoad(
+                    source=source,
+                    file=str(path.relative_to(landing)),
+                    checksum=checksum,
+                    bytes=stat.st_size,
+                    modified_ns=stat.st_mtime_ns,
+                )
+                note_seen(con, seen_file, datetime.now().replace(microsecond=0))
     event = instance.get_latest_materialization_event(BUILT_FROM_RAW)
     # Load times are the loader's naive local clock; so is fromtimestamp.
     if event is None or datetime.fromtimestamp(event.timestamp) <= last_load:
@@ -166,7 +182,7 @@ def build_ingest_assets(unit: str, sources: tuple[str, ...]) -> dg.AssetsDefinit
                 since = (
                     None
                     if new_files or context.run.tags.get(REBUILD_TAG) == "true"
-                    else unchanged_since(con, context.instance, settings.landing, list(SOURCES))
+                    else unchanged_since(con, context.instance, settings.landing, list(SOURCES), note=True)
                 )
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():  # another process still holds the file after the wait
