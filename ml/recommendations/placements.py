@@ -6,6 +6,7 @@ and cart placements in batches."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -15,6 +16,7 @@ from ml.recommendations.models import ITEM, USER, WEIGHT, top_k_from_scores
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
     import scipy.sparse as sp
 
 DEFAULT_REPURCHASE_CATEGORIES = ("baby", "beauty", "grocery", "health", "pets")
@@ -274,9 +276,10 @@ def _dense_top_k(
 
 def _listed_top_k(
     lists: tuple[np.ndarray, np.ndarray], pair: np.ndarray, seen: sp.csr_matrix, k: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Row, item and score of each customer's top-k from their (anchor, segment) list minus
-    what they have ``seen``, and the rows the list ran short for (left out: score them alone)."""
+    what they have ``seen``, the rows the list ran short for (left out: score them alone), and
+    each chosen item's position in its list."""
     items, scores = lists[0][pair], lists[1][pair]
     n, n_items = len(items), seen.shape[1]
     seen_keys = np.repeat(np.arange(n, dtype=np.int64), np.diff(seen.indptr)) * n_items + seen.indices
@@ -292,7 +295,7 @@ def _listed_top_k(
     short = np.flatnonzero((rank[:, -1] < k) & (items[:, -1] >= 0))
     chosen[short] = False
     rows, cols = np.nonzero(chosen)
-    return rows, items[rows, cols], scores[rows, cols], short
+    return rows, items[rows, cols], scores[rows, cols], short, cols
 
 
 def _last_touched(rows: np.ndarray, cols: np.ndarray, when: np.ndarray, n_users: int) -> np.ndarray:
@@ -329,6 +332,75 @@ def _lookup(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.nda
     return np.where(rows >= 0, values, 0.0)
 
 
+PLACEMENTS = ("home", "product", "cart")
+REASONS = (REASON_PERSONAL, REASON_SIMILAR, REASON_NEXT, REASON_TOGETHER, REASON_POPULAR)
+_PERSONAL, _SIMILAR, _NEXT, _TOGETHER, _POPULAR = range(len(REASONS))
+
+
+@dataclass
+class PlacementBlock:
+    """One batch of ``score_placement_blocks``: parallel arrays with one entry per recommended
+    product, by placement, then customer, then rank."""
+
+    customer: np.ndarray  # row of the ``customers`` frame scored
+    placement: np.ndarray  # index into PLACEMENTS
+    rank: np.ndarray  # 1 = best
+    item: np.ndarray  # column of the model's item ids
+    score: np.ndarray
+    reason: np.ndarray  # index into REASONS
+
+    def frame(self, customer_ids: np.ndarray, item_ids: np.ndarray) -> pd.DataFrame:
+        """``customer_id, placement, rank, product_id, score, reason`` with the ids spelled out."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                "customer_id": customer_ids[self.customer],
+                "placement": np.asarray(PLACEMENTS, dtype=object)[self.placement],
+                "rank": self.rank,
+                "product_id": item_ids[self.item],
+                "score": self.score.astype(float),
+                "reason": np.asarray(REASONS, dtype=object)[self.reason],
+            }
+        )
+
+    def arrow(self, customer_ids: pa.Array, item_ids: pa.Array) -> pa.Table:
+        """``frame`` as an Arrow table whose id and label columns are dictionary-encoded over the
+        given id arrays: no Python string per row (33M rows at 1M customers), DuckDB decodes them
+        as it inserts."""
+        import pyarrow as pa
+
+        # Only the block's own customers in the dictionary: DuckDB reads a whole dictionary per batch.
+        first, last = (
+            (int(self.customer.min()), int(self.customer.max()) + 1) if len(self.customer) else (0, 0)
+        )
+
+        def coded(indices: np.ndarray, dictionary: pa.Array) -> pa.DictionaryArray:
+            return pa.DictionaryArray.from_arrays(pa.array(indices.astype(np.int32)), dictionary)
+
+        return pa.table(
+            {
+                "customer_id": coded(self.customer - first, customer_ids[first:last]),
+                "placement": coded(self.placement, pa.array(PLACEMENTS)),
+                "rank": pa.array(self.rank),
+                "product_id": coded(self.item, item_ids),
+                "score": pa.array(self.score.astype(np.float64)),
+                "reason": coded(self.reason, pa.array(REASONS)),
+            }
+        )
+
+
+def _reason_codes(
+    placement: str, anchor: np.ndarray, item: np.ndarray, similar, following, complements
+) -> np.ndarray:
+    """Why ``item`` is shown to a customer anchored on ``anchor`` (-1: none) in the product or
+    cart placement: its signal when it has one, else the segment's popularity."""
+    if placement == "product":
+        return np.where(_lookup(similar, anchor, item) > 0, _SIMILAR, _POPULAR).astype(np.int8)
+    f, c = _lookup(following, anchor, item), _lookup(complements, anchor, item)
+    return np.where(f >= c, np.where(f > 0, _NEXT, _POPULAR), _TOGETHER).astype(np.int8)
+
+
 def score_placements(
     state: dict,
     customers: pd.DataFrame,
@@ -337,10 +409,33 @@ def score_placements(
     available: set,
     repurchase: set,
     k: int = 10,
-    placements: tuple[str, ...] = ("home", "product", "cart"),
+    placements: tuple[str, ...] = PLACEMENTS,
+    threads: int = 1,
 ) -> Iterator[pd.DataFrame]:
     """Top-k per customer for the home, product and cart placements (or those of
-    ``placements``), one frame per batch of customers.
+    ``placements``), one frame (``customer_id, placement, rank, product_id, score, reason``) per
+    batch of customers: ``score_placement_blocks`` with the ids spelled out."""
+    customer_ids = customers["customer_id"].astype(str).to_numpy(dtype=object)
+    item_ids = np.asarray(state["meta"]["item_ids"], dtype=object)
+    for block in score_placement_blocks(
+        state, customers, interactions, rules, available, repurchase, k, placements, threads
+    ):
+        yield block.frame(customer_ids, item_ids)
+
+
+def score_placement_blocks(
+    state: dict,
+    customers: pd.DataFrame,
+    interactions: pd.DataFrame,
+    rules: pd.DataFrame,
+    available: set,
+    repurchase: set,
+    k: int = 10,
+    placements: tuple[str, ...] = PLACEMENTS,
+    threads: int = 1,
+) -> Iterator[PlacementBlock]:
+    """Top-k per customer for the home, product and cart placements (or those of
+    ``placements``), one ``PlacementBlock`` per batch of customers, in the customers' order.
 
     ``state`` is a fitted ``RecommenderModel.state``; ``customers`` has ``customer_id,
     segment``; ``interactions`` is the current ``int_interactions_weighted`` (history, bought
@@ -352,18 +447,19 @@ def score_placements(
     come from the sparse history x item weights, in dense blocks (``models._batches``). Product
     and cart depend on the customer only through the anchor, the segment and what they bought,
     so one ranked list is made per (anchor, segment) and each customer drops their own bought
-    items from it.
+    items from it. ``threads`` blocks are scored at once (numpy and scipy release the GIL in
+    the heavy steps); the blocks still come out in order.
     """
     import pandas as pd
     import scipy.sparse as sp
 
-    items = pd.Index(state["meta"]["item_ids"])
+    items = pd.Index(np.asarray(state["meta"]["item_ids"], dtype=object), dtype=object)
     n_items = len(items)
-    customer_ids = customers["customer_id"].astype(str).to_numpy()
-    users = pd.Index(customer_ids)
+    # Object indexes: a pandas string index converts itself to objects on every lookup.
+    users = pd.Index(customers["customer_id"].astype(str).to_numpy(dtype=object), dtype=object)
     known = interactions[interactions[ITEM].astype(str).isin(items)]
-    rows = users.get_indexer(known[USER].astype(str))
-    cols = items.get_indexer(known[ITEM].astype(str))
+    rows = users.get_indexer(known[USER].astype(str).to_numpy(dtype=object))
+    cols = items.get_indexer(known[ITEM].astype(str).to_numpy(dtype=object))
     keep = rows >= 0
     rows, cols, known = rows[keep], cols[keep], known[keep]
     shape = (len(users), n_items)
@@ -402,54 +498,78 @@ def score_placements(
     pair_keys, pair = np.unique((last + 1) * len(seg_pop) + seg_rows, return_inverse=True)
     pair_anchor, pair_seg = pair_keys // len(seg_pop) - 1, pair_keys % len(seg_pop)
     length = min(k + ANCHOR_LIST_SPARE, n_items)
-    lists = {
-        name: _anchor_lists(main, pair_anchor, pair_seg, tie, length)
-        for name, main in (("product", similar), ("cart", cart))
-        if name in placements
-    }
-    ids = items.to_numpy()
+    lists = {}
+    for name, main in (("product", similar), ("cart", cart)):
+        if name in placements:
+            listed, scores = _anchor_lists(main, pair_anchor, pair_seg, tie, length)
+            # The reason of every listed item, once per pair rather than once per customer.
+            anchor_rows = np.broadcast_to(pair_anchor[:, None], listed.shape)
+            reasons = _reason_codes(
+                name,
+                np.where(listed >= 0, anchor_rows, -1).ravel(),
+                np.maximum(listed, 0).ravel(),
+                similar,
+                following,
+                complements,
+            ).reshape(listed.shape)
+            lists[name] = (listed, scores, reasons)
 
-    for block in models._batches(len(users), n_items):
+    def score(block: slice) -> PlacementBlock:
         block_seen = seen[block]
         block_seg, block_anchor = seg_rows[block], last[block]
-        frames = []
-        for placement in ("home", "product", "cart"):
+        parts = []
+        for code, placement in enumerate(PLACEMENTS):
             if placement not in placements:
                 continue
             if placement == "home":
                 personal = _normalise_sparse_rows(history[block] @ weights, product=True)
-                r, item, score = _dense_top_k(personal, tie[block_seg], block_seen, None, k)
-                signal = _lookup(personal, r, item) > 0
-                reason = np.where(signal, REASON_PERSONAL, REASON_POPULAR)
+                r, item, top = _dense_top_k(personal, tie[block_seg], block_seen, None, k)
+                # The score is the signal plus the tie-break, so it exceeds the tie-break alone
+                # exactly where the signal is positive, but for a signal lost to float rounding:
+                # those (rare) few are looked up.
+                tie_alone = tie[block_seg[r], item]
+                signal = top > tie_alone
+                unsure = np.flatnonzero(top == tie_alone)
+                signal[unsure] = _lookup(personal, r[unsure], item[unsure]) > 0
+                reason = np.where(signal, _PERSONAL, _POPULAR).astype(np.int8)
             else:
                 main = similar if placement == "product" else cart
-                r, item, score, short = _listed_top_k(lists[placement], pair[block], block_seen, k)
+                r, item, top, short, at = _listed_top_k(lists[placement][:2], pair[block], block_seen, k)
+                reason = lists[placement][2][pair[block][r], at]
                 if len(short):
                     anchor = block_anchor[short]
                     has = sp.diags((anchor >= 0).astype(np.float32))
                     anchored = sp.csr_matrix(has @ main[np.where(anchor >= 0, anchor, 0)])
                     sr, si, ss = _dense_top_k(anchored, tie[block_seg[short]], block_seen[short], anchor, k)
+                    sreason = _reason_codes(placement, anchor[sr], si, similar, following, complements)
                     r = np.concatenate([r, short[sr]])
-                    item, score = np.concatenate([item, si]), np.concatenate([score, ss])
-                    order = np.lexsort((item, -score, r))
-                    r, item, score = r[order], item[order], score[order]
-                anchor = block_anchor[r]
-                if placement == "product":
-                    reason = np.where(_lookup(similar, anchor, item) > 0, REASON_SIMILAR, REASON_POPULAR)
-                else:
-                    f, c = _lookup(following, anchor, item), _lookup(complements, anchor, item)
-                    reason = np.where(f >= c, np.where(f > 0, REASON_NEXT, REASON_POPULAR), REASON_TOGETHER)
+                    item, top = np.concatenate([item, si]), np.concatenate([top, ss])
+                    reason = np.concatenate([reason, sreason])
+                    order = np.lexsort((item, -top, r))
+                    r, item, top, reason = r[order], item[order], top[order], reason[order]
             rank = np.arange(len(r)) - np.searchsorted(r, r) + 1
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "customer_id": customer_ids[block][r],
-                        "placement": placement,
-                        "rank": rank.astype(np.int32),
-                        "product_id": ids[item],
-                        "score": score.astype(float),
-                        "reason": reason,
-                    }
-                )
+            parts.append(
+                (r + block.start, np.full(len(r), code, np.int8), rank.astype(np.int32), item, top, reason)
             )
-        yield pd.concat(frames, ignore_index=True)
+        return PlacementBlock(*(np.concatenate(column) for column in zip(*parts)))
+
+    yield from _in_order(score, models._batches(len(users), n_items), threads)
+
+
+def _in_order(work, tasks, threads: int) -> Iterator:
+    """``work(task)`` for each task, results in the tasks' order; ``threads`` at a time, with
+    at most two results per thread waiting (each holds a block's dense scores while it runs)."""
+    if threads <= 1:
+        yield from map(work, tasks)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        pending: deque = deque()
+        for task in tasks:
+            pending.append(pool.submit(work, task))
+            if len(pending) >= 2 * threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()

@@ -56,7 +56,7 @@ from ml.recommendations.placements import (
     fit_model_on_matrix,
     learn_repurchase_categories,
     popularity_state,
-    score_placements,
+    score_placement_blocks,
 )
 from orchestration import incremental_scoring, metadata
 from orchestration.dbt.assets import dbt_key
@@ -716,22 +716,45 @@ def recommendations(
             con.unregister("_current")
             con.unregister("_rescore")
         kept = con.execute("select count(*) from ml.recommendations").fetchone()[0]
-        batches = (
-            batch
-            for todo, todo_interactions, scored in work
-            for batch in score_placements(
-                state, todo, todo_interactions, rules, available, repurchase, config.k, scored
-            )
-        )
-        for batch in batches:
-            if fallback:
-                batch["reason"] = models.REASON_POPULAR
-            batch["model_version"] = version
-            batch["scored_at"] = scored_at
-            batch["input_hash"] = hashes.loc[batch["customer_id"].astype(str)].to_numpy()
-            batch["rules_hash"] = rule_part.loc[batch["customer_id"].astype(str)].to_numpy()
-            write_frame(con, "ml.recommendations", batch, RECOMMENDATION_COLUMNS, append=True)
-            rows += len(batch)
+        item_ids = pa.array(state["meta"]["item_ids"], pa.string())
+        # Hashes by position, looked up once per group rather than per row of every batch.
+        hash_values, rule_values = hashes.to_numpy(np.uint64), rule_part.to_numpy(np.uint64)
+        hash_index = pd.Index(hashes.index.to_numpy(dtype=object), dtype=object)
+        rule_index = pd.Index(rule_part.index.to_numpy(dtype=object), dtype=object)
+        for todo, todo_interactions, scored in work:
+            todo_ids = todo["customer_id"].astype(str).to_numpy(dtype=object)
+            input_hash = hash_values[hash_index.get_indexer(todo_ids)]
+            rules_hash = rule_values[rule_index.get_indexer(todo_ids)]
+            todo_arrow = pa.array(todo_ids, pa.string())
+            for block in score_placement_blocks(
+                state,
+                todo,
+                todo_interactions,
+                rules,
+                available,
+                repurchase,
+                config.k,
+                scored,
+                threads=get_settings().training_threads,
+            ):
+                batch = block.arrow(todo_arrow, item_ids)
+                n = batch.num_rows
+                if fallback:
+                    batch = batch.set_column(
+                        batch.schema.get_field_index("reason"),
+                        "reason",
+                        pa.DictionaryArray.from_arrays(
+                            pa.array(np.zeros(n, np.int32)), pa.array([models.REASON_POPULAR])
+                        ),
+                    )
+                batch = (
+                    batch.append_column("model_version", pa.array([version] * n, pa.int64()))
+                    .append_column("scored_at", pa.array(np.full(n, np.datetime64(scored_at, "us"))))
+                    .append_column("input_hash", pa.array(input_hash[block.customer]))
+                    .append_column("rules_hash", pa.array(rules_hash[block.customer]))
+                )
+                write_frame(con, "ml.recommendations", batch, RECOMMENDATION_COLUMNS, append=True)
+                rows += n
         reasons = dict(
             con.execute(
                 "select placement || ':' || reason, count(*) from ml.recommendations group by 1"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import scipy.sparse as sp
 
@@ -151,14 +152,17 @@ def _synthetic(seed: int):
 
 @pytest.mark.parametrize("spare", [0, 3, placements.ANCHOR_LIST_SPARE], ids=lambda s: f"spare{s}")
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_batch_scoring_equals_the_reference_row_for_row(seed, spare, monkeypatch):
+@pytest.mark.parametrize("threads", [1, 2], ids=lambda t: f"threads{t}")
+def test_batch_scoring_equals_the_reference_row_for_row(seed, spare, threads, monkeypatch):
     """Also with shared product/cart lists too short for most customers (spare 0), so the
-    exact per-customer path is exercised, and in several blocks of customers."""
+    exact per-customer path is exercised, and in several blocks of customers, scored one or
+    two at a time."""
     monkeypatch.setattr(placements, "ANCHOR_LIST_SPARE", spare)
     monkeypatch.setattr(placements.models, "SCORE_BLOCK_CELLS", 40 * 17)
     state, customers, interactions, rules, available, repurchase = _synthetic(seed)
     got = pd.concat(
-        score_placements(state, customers, interactions, rules, available, repurchase, K), ignore_index=True
+        score_placements(state, customers, interactions, rules, available, repurchase, K, threads=threads),
+        ignore_index=True,
     )
     want = reference_placements(state, customers, interactions, rules, available, repurchase, K)
     pd.testing.assert_frame_equal(_sorted(got), _sorted(want))
@@ -171,6 +175,32 @@ def test_batch_scoring_equals_the_reference_row_for_row(seed, spare, monkeypatch
         "popular_in_segment",
     }
     assert (want.groupby(["customer_id", "placement"]).size() < K).any()  # heavy buyers run short
+
+
+def test_blocks_come_in_customer_order_and_their_arrow_form_reads_back_as_the_frame(monkeypatch):
+    """The asset writes ``PlacementBlock.arrow`` (dictionary-encoded ids) into DuckDB; read back
+    as strings it must equal ``frame``, block by block, with the customers in order."""
+    monkeypatch.setattr(placements.models, "SCORE_BLOCK_CELLS", 40 * 17)
+    state, customers, interactions, rules, available, repurchase = _synthetic(1)
+    customer_ids = customers["customer_id"].astype(str).to_numpy(dtype=object)
+    item_ids = np.asarray(state["meta"]["item_ids"], dtype=object)
+    blocks = list(
+        placements.score_placement_blocks(
+            state, customers, interactions, rules, available, repurchase, K, threads=2
+        )
+    )
+    assert len(blocks) > 2
+    firsts = [int(b.customer.min()) for b in blocks]
+    assert firsts == sorted(firsts) and firsts[0] == 0
+    con = duckdb.connect()
+    for block in blocks:
+        arrow = block.arrow(pa.array(customer_ids, pa.string()), pa.array(item_ids, pa.string()))
+        back = con.execute(
+            "select customer_id::varchar as customer_id, placement::varchar as placement, rank, "
+            "product_id::varchar as product_id, score, reason::varchar as reason from arrow"
+        ).df()
+        want = block.frame(customer_ids, item_ids)
+        pd.testing.assert_frame_equal(back.astype(object), want.astype(object))
 
 
 def test_batch_scoring_only_the_placements_asked_for():
