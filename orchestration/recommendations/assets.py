@@ -574,6 +574,23 @@ def _why_rescored(
     }, ids[only_rules]
 
 
+# What the scoring hands DuckDB per batch (cast there to RECOMMENDATION_COLUMNS' types).
+BATCH_SCHEMA = pa.schema(
+    [
+        ("customer_id", pa.string()),
+        ("placement", pa.string()),
+        ("rank", pa.int32()),
+        ("product_id", pa.string()),
+        ("score", pa.float64()),
+        ("reason", pa.string()),
+        ("model_version", pa.int64()),
+        ("scored_at", pa.timestamp("us")),
+        ("input_hash", pa.uint64()),
+        ("rules_hash", pa.uint64()),
+    ]
+)
+
+
 def _create_recommendations_table(con) -> None:
     con.execute(
         "create or replace table ml.recommendations ("
@@ -721,40 +738,60 @@ def recommendations(
         hash_values, rule_values = hashes.to_numpy(np.uint64), rule_part.to_numpy(np.uint64)
         hash_index = pd.Index(hashes.index.to_numpy(dtype=object), dtype=object)
         rule_index = pd.Index(rule_part.index.to_numpy(dtype=object), dtype=object)
-        for todo, todo_interactions, scored in work:
-            todo_ids = todo["customer_id"].astype(str).to_numpy(dtype=object)
-            input_hash = hash_values[hash_index.get_indexer(todo_ids)]
-            rules_hash = rule_values[rule_index.get_indexer(todo_ids)]
-            todo_arrow = pa.array(todo_ids, pa.string())
-            for block in score_placement_blocks(
-                state,
-                todo,
-                todo_interactions,
-                rules,
-                available,
-                repurchase,
-                config.k,
-                scored,
-                threads=get_settings().training_threads,
-            ):
-                batch = block.arrow(todo_arrow, item_ids)
-                n = batch.num_rows
-                if fallback:
-                    batch = batch.set_column(
-                        batch.schema.get_field_index("reason"),
-                        "reason",
-                        pa.DictionaryArray.from_arrays(
-                            pa.array(np.zeros(n, np.int32)), pa.array([models.REASON_POPULAR])
-                        ),
-                    )
-                batch = (
-                    batch.append_column("model_version", pa.array([version] * n, pa.int64()))
-                    .append_column("scored_at", pa.array(np.full(n, np.datetime64(scored_at, "us"))))
-                    .append_column("input_hash", pa.array(input_hash[block.customer]))
-                    .append_column("rules_hash", pa.array(rules_hash[block.customer]))
-                )
-                write_frame(con, "ml.recommendations", batch, RECOMMENDATION_COLUMNS, append=True)
-                rows += n
+        failed: list[BaseException] = []
+
+        def batches():
+            nonlocal rows
+            try:
+                for todo, todo_interactions, scored in work:
+                    todo_ids = todo["customer_id"].astype(str).to_numpy(dtype=object)
+                    input_hash = hash_values[hash_index.get_indexer(todo_ids)]
+                    rules_hash = rule_values[rule_index.get_indexer(todo_ids)]
+                    todo_arrow = pa.array(todo_ids, pa.string())
+                    for block in score_placement_blocks(
+                        state,
+                        todo,
+                        todo_interactions,
+                        rules,
+                        available,
+                        repurchase,
+                        config.k,
+                        scored,
+                        threads=get_settings().training_threads,
+                    ):
+                        batch = block.arrow(todo_arrow, item_ids)
+                        n = batch.num_rows
+                        if fallback:
+                            popular = pa.array([models.REASON_POPULAR]).take(pa.array(np.zeros(n, np.int32)))
+                            batch = batch.set_column(
+                                batch.schema.get_field_index("reason"), "reason", popular
+                            )
+                        batch = (
+                            batch.append_column("model_version", pa.array([version] * n, pa.int64()))
+                            .append_column("scored_at", pa.array(np.full(n, np.datetime64(scored_at, "us"))))
+                            .append_column("input_hash", pa.array(input_hash[block.customer]))
+                            .append_column("rules_hash", pa.array(rules_hash[block.customer]))
+                        )
+                        rows += n
+                        yield from batch.cast(BATCH_SCHEMA).to_batches()
+            except BaseException as exc:  # DuckDB reports it as an Arrow error: keep the original
+                failed.append(exc)
+                raise
+
+        # One statement for every batch, which DuckDB appends as they come: an insert per batch
+        # commits and logs each on its own (~0.1 s each, 545 of them at 1M customers).
+        try:
+            write_frame(
+                con,
+                "ml.recommendations",
+                pa.RecordBatchReader.from_batches(BATCH_SCHEMA, batches()),
+                RECOMMENDATION_COLUMNS,
+                append=True,
+            )
+        except Exception:
+            if failed:
+                raise failed[0] from None
+            raise
         reasons = dict(
             con.execute(
                 "select placement || ':' || reason, count(*) from ml.recommendations group by 1"

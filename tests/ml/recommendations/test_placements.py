@@ -178,7 +178,7 @@ def test_batch_scoring_equals_the_reference_row_for_row(seed, spare, threads, mo
 
 
 def test_blocks_come_in_customer_order_and_their_arrow_form_reads_back_as_the_frame(monkeypatch):
-    """The asset writes ``PlacementBlock.arrow`` (dictionary-encoded ids) into DuckDB; read back
+    """The asset writes ``PlacementBlock.arrow`` into DuckDB; read back
     as strings it must equal ``frame``, block by block, with the customers in order."""
     monkeypatch.setattr(placements.models, "SCORE_BLOCK_CELLS", 40 * 17)
     state, customers, interactions, rules, available, repurchase = _synthetic(1)
