@@ -45,10 +45,17 @@ def row_hashes(frame: pd.DataFrame, key: str = KEY) -> pd.Series:
     """A uint64 per row over every column but ``key`` (names included), indexed by ``key``."""
     import pandas as pd
 
+    return pd.Series(_value_hashes(frame, key), index=frame[key].astype(str).to_numpy(), name="input_hash")
+
+
+def _value_hashes(frame: pd.DataFrame, key: str = KEY) -> np.ndarray:
+    """``row_hashes``' values, without its index. A categorical column hashes as its values do."""
+    import pandas as pd
+
     values = frame.drop(columns=[key])
     hashes = pd.util.hash_pandas_object(values, index=False).to_numpy()
     names = np.uint64(pd.util.hash_array(np.array(["|".join(map(str, values.columns))], dtype=object))[0])
-    return pd.Series(combine(hashes, names), index=frame[key].astype(str).to_numpy(), name="input_hash")
+    return combine(hashes, names)
 
 
 def combine(hashes: np.ndarray, other) -> np.ndarray:
@@ -69,9 +76,13 @@ def grouped_hashes(frame: pd.DataFrame, key: str = KEY) -> pd.Series:
 
     if frame.empty:
         return pd.Series([], dtype=np.uint64, name="input_hash")
-    codes, keys = pd.factorize(frame[key].astype(str), sort=False)
+    column = frame[key]
+    # A categorical key is factorized through its codes (no string per row).
+    codes, keys = pd.factorize(
+        column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype(str), sort=False
+    )
     position = frame.groupby(codes, sort=False).cumcount().to_numpy()
-    per_row = combine(row_hashes(frame, key).to_numpy(), position)
+    per_row = combine(_value_hashes(frame, key), position)
     order = np.argsort(codes, kind="stable")
     sorted_codes = codes[order]
     starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]])

@@ -591,6 +591,22 @@ BATCH_SCHEMA = pa.schema(
 )
 
 
+def _read_interactions(con) -> "pd.DataFrame":
+    """The interactions the placements are scored from, ordered (the last touched product is
+    picked by a stable sort on last_event_at, so ties go by row order, which must not vary
+    between runs for kept scores to equal fresh ones). The ids come as categoricals: 33M rows
+    of ids as Python strings cost ~5 GB and every lookup converts them again."""
+    table = _arrow(
+        con,
+        f"select customer_id, product_id, purchase_count, last_event_at from {INTERACTIONS_TABLE} "
+        "order by customer_id, product_id, last_event_at, purchase_count",
+    ).combine_chunks()
+    for name in ("customer_id", "product_id"):
+        at = table.schema.get_field_index(name)
+        table = table.set_column(at, name, pc.dictionary_encode(table[name].cast(pa.string())))
+    return table.to_pandas()
+
+
 def _create_recommendations_table(con) -> None:
     con.execute(
         "create or replace table ml.recommendations ("
@@ -628,10 +644,7 @@ def recommendations(
         ).df()
         # Ordered: the last touched product is picked by a stable sort on last_event_at, so ties
         # go by row order, which must not vary between runs for kept scores to equal fresh ones.
-        interactions = con.execute(
-            f"select customer_id, product_id, purchase_count, last_event_at from {INTERACTIONS_TABLE} "
-            "order by customer_id, product_id, last_event_at, purchase_count"
-        ).df()
+        interactions = _read_interactions(con)
         products = con.execute(f"select product_id, category, is_discontinued from {PRODUCTS_TABLE}").df()
     # The rules are this platform's own output (ml.*), always in the DuckDB file.
     with warehouse.connect(read_only=True) as con:
@@ -689,7 +702,7 @@ def recommendations(
     # product rows (which read no rule) are kept, with today's hashes.
     whole = plan.rescore.difference(pd.Index(cart_only), sort=False)
     customer_ids = customers["customer_id"].astype(str)
-    interaction_ids = interactions["customer_id"].astype(str)
+    interaction_ids = interactions["customer_id"]  # categorical: matched per category, not per row
     work = [
         (customers[customer_ids.isin(group)], interactions[interaction_ids.isin(group)], scored)
         for group, scored in ((whole, placements), (pd.Index(cart_only), ("cart",)))

@@ -194,10 +194,12 @@ def test_blocks_come_in_customer_order_and_their_arrow_form_reads_back_as_the_fr
     assert firsts == sorted(firsts) and firsts[0] == 0
     con = duckdb.connect()
     for block in blocks:
-        arrow = block.arrow(pa.array(customer_ids, pa.string()), pa.array(item_ids, pa.string()))
+        con.register(
+            "arrow_block", block.arrow(pa.array(customer_ids, pa.string()), pa.array(item_ids, pa.string()))
+        )
         back = con.execute(
             "select customer_id::varchar as customer_id, placement::varchar as placement, rank, "
-            "product_id::varchar as product_id, score, reason::varchar as reason from arrow"
+            "product_id::varchar as product_id, score, reason::varchar as reason from arrow_block"
         ).df()
         want = block.frame(customer_ids, item_ids)
         pd.testing.assert_frame_equal(back.astype(object), want.astype(object))
@@ -245,3 +247,25 @@ def test_demo_champion_scores_equal_the_reference(demo_home):
     want = reference_placements(state, customers, interactions, rules, available, repurchase, K)
     assert len(want) >= 0.9 * 3 * K * len(customers)
     pd.testing.assert_frame_equal(_sorted(got), _sorted(want))
+
+
+def test_categorical_ids_are_matched_as_their_strings():
+    """The asset reads the interactions' ids as categoricals (no Python string per row); every
+    lookup and every anchor must be what the same ids as strings give."""
+    state, customers, interactions, *_ = _synthetic(2)
+    coded = interactions.copy()
+    for name in ("customer_id", "product_id"):
+        # Unused and unknown categories, and a missing id, as a warehouse can hold them.
+        coded[name] = pd.Categorical(coded[name], categories=["zz-unknown", *pd.unique(coded[name])[::-1]])
+    coded.loc[coded.index[0], "product_id"] = np.nan
+    plain = coded.astype({"customer_id": object, "product_id": object})
+    items = pd.Index(np.asarray(state["meta"]["item_ids"], dtype=object), dtype=object)
+    got, want = (
+        placements.positions(coded["product_id"], items),
+        placements.positions(plain["product_id"], items),
+    )
+    assert (got == want).all() and (got == -1).sum() >= 1
+    ids = customers["customer_id"]
+    pd.testing.assert_series_equal(
+        placements.anchors(items, ids, coded), placements.anchors(items, ids, plain)
+    )
