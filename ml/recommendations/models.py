@@ -70,11 +70,11 @@ class InteractionMatrix:
 
     def user_indices(self, ids: Iterable) -> np.ndarray:
         """Row index of each id, -1 for ids not in the matrix."""
-        return self.user_index.get_indexer(_array_like(ids))
+        return _indexer(self.user_index, ids)
 
     def item_indices(self, ids: Iterable) -> np.ndarray:
         """Column index of each id, -1 for ids not in the matrix."""
-        return self.item_index.get_indexer(_array_like(ids))
+        return _indexer(self.item_index, ids)
 
 
 def _array_like(ids: Iterable):
@@ -83,6 +83,42 @@ def _array_like(ids: Iterable):
     import pandas as pd
 
     return ids if isinstance(ids, (pd.Series, pd.Index, np.ndarray)) else list(ids)
+
+
+def _arrow_strings(ids):
+    """``ids`` as an Arrow string array when they already are one (Arrow columns, pandas' Arrow-
+    backed ``str`` columns such as DuckDB results give), else None."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if isinstance(ids, (pd.Series, pd.Index)) and isinstance(ids.dtype, pd.StringDtype):
+        if ids.dtype.storage != "pyarrow":
+            return None
+        ids = ids.array.__arrow_array__()
+    if isinstance(ids, (pa.Array, pa.ChunkedArray)) and (
+        pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)
+    ):
+        return ids
+    return None
+
+
+def _indexer(index: pd.Index, ids) -> np.ndarray:
+    """``index.get_indexer(ids)`` (position of each id, -1 when absent; ``index`` unique). An
+    Arrow-backed string column is matched by Arrow's hash kernel: pandas would first turn every
+    row into a Python string (9 s for the ~20M transition pairs at 1M customers)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = _arrow_strings(ids)
+    if column is not None and index.is_unique:
+        try:
+            values = pa.array(np.asarray(index, dtype=object), type=column.type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # an index of other than strings
+            values = None
+        if values is not None:
+            at = pc.index_in(column, value_set=values).fill_null(-1)
+            return np.asarray(at.to_numpy(), dtype=np.intp)
+    return index.get_indexer(_array_like(ids))
 
 
 def build_interaction_matrix(
@@ -108,8 +144,8 @@ def build_interaction_matrix(
         users = users.sort_values()
     if item_ids is None:
         items = items.sort_values()
-    rows = users.get_indexer(interactions[USER])
-    cols = items.get_indexer(interactions[ITEM])
+    rows = _indexer(users, interactions[USER])
+    cols = _indexer(items, interactions[ITEM])
     weights = (
         interactions[WEIGHT].to_numpy(dtype=np.float32)
         if WEIGHT in interactions
@@ -158,11 +194,45 @@ def holdout_last_per_user(
     A user with n interactions keeps ``ceil((1 - fraction) * n)`` of them for training, so
     everyone keeps at least one and single-interaction users hold nothing out.
     """
-    ordered = interactions.sort_values([USER, TIME, ITEM], kind="stable")
+    keys = [USER, TIME, ITEM]
+    # The warehouse hands the touches over in this order already (read_evaluation_touches): a
+    # stable sort would keep them as they are, so checking is enough (5 s less at 1M customers).
+    ordered = (
+        interactions if _sorted_by(interactions, keys) else interactions.sort_values(keys, kind="stable")
+    )
     position = ordered.groupby(USER).cumcount().to_numpy()
     count = ordered.groupby(USER)[ITEM].transform("size").to_numpy()
     held_out = position >= np.ceil((1.0 - fraction) * count - 1e-9)
     return ordered[~held_out], ordered[held_out]
+
+
+def _sorted_by(frame: pd.DataFrame, columns: Sequence[str]) -> bool:
+    """Whether ``frame``'s rows are in ascending order of ``columns`` (ties allowed), checked
+    in Arrow. False when unsure: a column with nulls or of a type other than string or
+    datetime (``sort_values`` would then decide)."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(frame) < 2:
+        return True
+    arrays = []
+    for column in columns:
+        values = frame[column]
+        if pd.api.types.is_datetime64_any_dtype(values.dtype):
+            array = pa.array(values.to_numpy())
+        else:
+            array = _arrow_strings(values)
+        if array is None or array.null_count:
+            return False
+        arrays.append(array)
+    # Row k is at most row k + 1 when it is less on a column and equal on every column before.
+    in_order = None
+    for array in reversed(arrays):
+        before, after = array.slice(0, len(array) - 1), array.slice(1)
+        less, equal = pc.less(before, after), pc.equal(before, after)
+        in_order = pc.or_(less, equal) if in_order is None else pc.or_(less, pc.and_(equal, in_order))
+    return pc.all(in_order).as_py()
 
 
 # ---------------------------------------------------------------- top-k helpers
@@ -698,6 +768,18 @@ def _history_rows(users: pd.Index, items: pd.Index, user_col, item_col) -> sp.cs
     return per_customer[unique.get_indexer(users)]
 
 
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    """``np.savez_compressed`` at zlib level 1 instead of 6: at 1M customers the ~20M next-item
+    transitions took 8 s to write at level 6 and take under 2 s at level 1, for 10% more bytes.
+    ``np.load`` reads it as any .npz."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
 class _RecommenderModel:
     """Serves top-k recommendations from saved artefacts.
 
@@ -781,9 +863,18 @@ class _RecommenderModel:
         directory.mkdir(parents=True, exist_ok=True)
         paths = {name: directory / f"{name}.npz" for name in ("weights", "transitions")}
         for name, path in paths.items():
-            sp.save_npz(path, self.state[name], compressed=True)
+            matrix = sp.csr_matrix(self.state[name])
+            # What sp.save_npz writes (sp.load_npz reads it back), faster compressed.
+            _save_npz(
+                path,
+                indices=matrix.indices,
+                indptr=matrix.indptr,
+                format=np.array(matrix.format.encode("ascii")),
+                shape=np.array(matrix.shape),
+                data=matrix.data,
+            )
         paths["popularity"] = directory / "popularity.npz"
-        np.savez_compressed(
+        _save_npz(
             paths["popularity"], globally=self.state["popularity"], segments=self.state["segment_popularity"]
         )
         paths["meta"] = directory / "meta.json"

@@ -30,6 +30,7 @@ not separate consumables cleanly (baby 0.32 ... outdoor 0.29, beauty 0.27 ... fa
 
 import hashlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -259,11 +260,15 @@ def _load_training_data(con, evaluation_customers: int = EVALUATION_CUSTOMERS) -
     """What ml/recommender reads, each relation once: the interactions and segments as Arrow
     tables (the interaction matrix and each customer's segment are built from them directly),
     the rest as DataFrames."""
+    return {**_load_fit_data(con), "events": read_evaluation_touches(con, evaluation_customers)}
+
+
+def _load_fit_data(con) -> dict:
+    """``_load_training_data`` but the evaluation touches: what the final fit reads."""
     interactions = _arrow(
         con,
         f"select customer_id, product_id, weight, purchase_count, last_event_at from {INTERACTIONS_TABLE}",
     )
-    events = read_evaluation_touches(con, evaluation_customers)
     transitions = con.execute(f"select * from {TRANSITIONS_VIEW}").df()
     segments = _arrow(
         con, f"select customer_id, rfm_segment from {CUSTOMERS_TABLE} where rfm_segment is not null"
@@ -272,12 +277,30 @@ def _load_training_data(con, evaluation_customers: int = EVALUATION_CUSTOMERS) -
     rates = con.execute(f"select * from {REPURCHASE_VIEW} order by repurchase_rate desc, category").df()
     return {
         "interactions": interactions,
-        "events": events,
         "transitions": transitions,
         "segments": segments,
         "products": products,
         "rates": rates,
     }
+
+
+def _prepare_fit(warehouse: WarehouseResource) -> dict:
+    """``_load_fit_data`` plus, when there is enough to train on, the interaction matrix
+    (``matrix``), its lineage ``digest``, each row's segment (``user_segments``) and the seconds
+    these three took (``prepare_seconds``)."""
+    with warehouse.reader() as con:
+        data = _load_fit_data(con)
+    interactions = data["interactions"]
+    if too_little_to_train(interactions) is None:
+        started = time.perf_counter()
+        matrix = models.interaction_matrix_from_arrow(
+            interactions["customer_id"], interactions["product_id"], interactions["weight"]
+        )
+        data["matrix"] = matrix
+        data["digest"] = interactions_digest(matrix, interactions)
+        data["user_segments"] = user_segments(matrix, data["segments"])
+        data["prepare_seconds"] = time.perf_counter() - started
+    return data
 
 
 def user_segments(matrix: models.InteractionMatrix, segments: pa.Table) -> np.ndarray:
@@ -346,22 +369,37 @@ def recommender_model(
         raise dg.Failure(f"unknown recommender engine {config.engine!r}: use 'ease' or 'spark_als'")
     _training_threads()
     with warehouse.reader() as con:
-        data = _load_training_data(con, config.evaluation_customers)
-    interactions, events, products = data["interactions"], data["events"], data["products"]
+        latest = _arrow(con, f"select max(last_event_at) as last_event_at from {INTERACTIONS_TABLE}")
+        last_event = latest["last_event_at"][0].as_py()
+        events = None if last_event is None else read_evaluation_touches(con, config.evaluation_customers)
+    with ThreadPoolExecutor(1, thread_name_prefix="recommender-fit-data") as pool:
+        # The final fit's inputs (the whole relation and the transitions over every touch: most of
+        # the reading) are read and made into the interaction matrix while the temporal evaluation
+        # runs on its sample: DuckDB and Arrow work outside the GIL, on the core that the
+        # evaluation's single-threaded parts leave idle. Not beside the read of the sample: two
+        # big DuckDB queries at once only share the cores and add up their memory. Skips are
+        # still decided in the order below (too little to train, then nothing to evaluate).
+        loading = pool.submit(_prepare_fit, warehouse)
+        evaluation, not_evaluated, start_l2 = None, None, None
+        if last_event is not None:
+            # The same touches as read_evaluation_touches', whose latest int_interactions_weighted keeps per pair.
+            last_event = pd.Timestamp(last_event)
+            cutoff = (last_event - timedelta(days=config.holdout_days)).normalize()
+            # Warm start: the champion's λ and its grid neighbours; without one, every other λ of the grid.
+            start_l2 = champion_l2()
+            try:
+                evaluation = models.evaluate_temporal(events, cutoff, l2_start=start_l2)
+            except ValueError as exc:  # a split with nothing on one side
+                not_evaluated = exc
+            del events
+        data = loading.result()
+    interactions, products = data["interactions"], data["products"]
     if reason := too_little_to_train(interactions):
         return metadata.skipped(context, f"no model trained: {reason}", interactions=len(interactions))
-
-    # The same touches as read_evaluation_touches', whose latest int_interactions_weighted keeps per pair.
-    last_event = pd.Timestamp(pc.max(interactions["last_event_at"]).as_py())
-    cutoff = (last_event - timedelta(days=config.holdout_days)).normalize()
-    # Warm start: the champion's λ and its grid neighbours; without one, every other λ of the grid.
-    start_l2 = champion_l2()
-    try:
-        evaluation = models.evaluate_temporal(events, cutoff, l2_start=start_l2)
-    except ValueError as exc:  # a split with nothing on one side
+    if not_evaluated is not None:
         return metadata.skipped(
             context,
-            f"no model trained: nothing to evaluate on the last {config.holdout_days} days ({exc})",
+            f"no model trained: nothing to evaluate on the last {config.holdout_days} days ({not_evaluated})",
             interactions=len(interactions),
         )
     platform, popularity = evaluation["platform"], evaluation["popularity"]
@@ -380,22 +418,19 @@ def recommender_model(
     )
     allow_repurchase = products.loc[products["category"].isin(repurchase_categories), "product_id"]
     unavailable = products.loc[products["is_discontinued"], "product_id"]
-    del events, data["events"]
     started = time.perf_counter()
-    matrix = models.interaction_matrix_from_arrow(
-        interactions["customer_id"], interactions["product_id"], interactions["weight"]
-    )
-    digest = interactions_digest(matrix, interactions)
+    matrix, digest = data.pop("matrix"), data["digest"]
     model = fit_model_on_matrix(
         matrix,
         data["transitions"],
         platform["l2"],
         config.neighbours,
-        user_segments(matrix, data["segments"]),
+        data["user_segments"],
         allow_repurchase,
         unavailable,
     )
-    fit_seconds = time.perf_counter() - started
+    # The matrix, digest and segments were made beside the evaluation: their time counts too.
+    fit_seconds = data["prepare_seconds"] + time.perf_counter() - started
     customers = matrix.matrix.shape[0]
     del matrix
 
