@@ -30,3 +30,30 @@
     insert into {{ target }} ({{ columns }})
     select {{ columns }} from {{ source }}
 {% endmacro %}
+
+{# A pre-hook for the rolled-up facts (int_device_visits_summarised, int_device_products_touched):
+   they only fold in rows loaded after their watermark, so rows removed from the source (an
+   erasure also removes the device's rolled-up rows, but a hand-deleted raw row would not) would
+   stay counted for ever. Every source row loaded up to the watermark is counted exactly once in
+   `counted` (an aggregate over the table), so the two totals differ only when rows vanished (or
+   arrived stamped before the watermark): then every row is deleted, the watermark falls back to
+   the beginning, and the run rebuilds the table whole. Costs one count over the source. #}
+{% macro reset_if_source_rows_vanished(counted, source, where) -%}
+    {%- if execute and is_incremental() -%}
+        {%- set check -%}
+            select (select coalesce({{ counted }}, 0) from {{ this }}) <> (
+                select count(*) from {{ source }}
+                where {{ where }}
+                    and _loaded_at <= (select max(loaded_through) from {{ this }})
+            )
+        {%- endset -%}
+        {%- if run_query(check).columns[0].values()[0] -%}
+            {{ log("Source rows counted in " ~ this ~ " are gone: rebuilding it whole.", info=true) }}
+            delete from {{ this }}
+        {%- else -%}
+            select 1
+        {%- endif -%}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}

@@ -11,6 +11,8 @@ import pytest
 FACTS = {
     "int_device_sessions_sessionised": "session_id",
     "int_purchases_recorded": "purchase_id",
+    "int_device_products_touched": "device_id || '|' || product_id",
+    "int_device_visits_summarised": "device_id || '|' || session_id || '|' || coalesce(account_id, '')",
 }
 SELECT = " ".join(FACTS)
 # The raw sources they read, each with its newest landing file held back for the increment.

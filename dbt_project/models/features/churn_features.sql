@@ -15,8 +15,9 @@ identity as (
     select * from {{ ref('int_identity_records_matched') }}
 ),
 
-web_events as (
-    select * from {{ ref('stg_web__events') }}
+-- The clickstream as visits (one row per device, visit and account), not as events.
+visits as (
+    select * from {{ ref('int_device_visits_summarised') }}
 ),
 
 tickets as (
@@ -51,18 +52,19 @@ customer_purchases as (
     where customer_id is not null
 ),
 
--- Web/app sessions belong to the customer of the device's identity record.
+-- Web/app sessions (the source's visit ids) belong to the customer of the device's identity
+-- record. Each is the min over the visit's rows, as it was over its events.
 sessions as (
     select
         i.customer_id,
-        e.session_id,
-        min(e.occurred_at) as started_at,
-        min(e.occurred_at) filter (where e.event_type = 'add_to_cart') as carted_at,
-        min(e.occurred_at) filter (where e.event_type = 'purchase') as paid_at
-    from web_events e
-    join identity i on i.source = 'web_events' and i.source_record_id = e.device_id
+        v.session_id,
+        min(v.first_event_at) as started_at,
+        min(v.first_cart_at) as carted_at,
+        min(v.first_payment_at) as paid_at
+    from visits v
+    join identity i on i.source = 'web_events' and i.source_record_id = v.device_id
     where not i.is_anonymous
-    group by i.customer_id, e.session_id
+    group by i.customer_id, v.session_id
 ),
 
 customer_tickets as (

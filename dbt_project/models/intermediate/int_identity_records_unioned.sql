@@ -13,8 +13,9 @@ orders as (
     select * from {{ ref('stg_ecommerce__orders') }}
 ),
 
-events as (
-    select * from {{ ref('stg_web__events') }}
+-- The clickstream as visits (one row per device, visit and account): a seventh of the events.
+visits as (
+    select * from {{ ref('int_device_visits_summarised') }}
 ),
 
 pos as (
@@ -58,7 +59,7 @@ device_records as (
         'web_events' as source,
         device_id as source_record_id,
         {{ sorted_set_agg("'account:' || account_id", 'account_id is not null') }} as link_keys
-    from events
+    from visits
     group by device_id
 ),
 

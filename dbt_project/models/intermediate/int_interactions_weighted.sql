@@ -4,8 +4,11 @@
 -- no one to recommend to. Web 'purchase' events are skipped because orders already count them.
 -- Nothing here depends on the as-of date, so a row only changes when its customer's touches do.
 --
+-- Browsing comes rolled up per device and product (int_device_products_touched), about half as
+-- many rows as the view and cart events, so recomputing a customer never reads the clickstream.
+--
 -- Incremental on DuckDB (a table on Spark, as the other incremental facts): a run recomputes
--- the customers who have a purchase or a browsing event loaded since the last run
+-- the customers who have a purchase or a product view or cart loaded since the last run
 -- (`loaded_through`, the latest load a row was built from) and those whose identity was
 -- recomputed since (int_identity_components_resolved.resolved_at after this model's `built_at`)
 -- and whose records changed (`members_hash`: merges, splits) or who have no rows yet (new
@@ -35,8 +38,9 @@ with purchase_lines as (
     select * from {{ ref('int_purchase_lines_unioned') }}
 ),
 
-events as (
-    select * from {{ ref('stg_web__events') }}
+-- Product views and add-to-carts, already rolled up per device and product.
+device_products as (
+    select * from {{ ref('int_device_products_touched') }}
 ),
 
 identity as (
@@ -80,9 +84,9 @@ previous as (
 -- Customers with a touch loaded since the last run (a cancelled order too: it leaves them).
 changed_customers as (
     select i.customer_id
-    from events e
-    join identity i on i.source = 'web_events' and i.source_record_id = e.device_id
-    where e._loaded_at > (select loaded_through from previous)
+    from device_products t
+    join identity i on i.source = 'web_events' and i.source_record_id = t.device_id
+    where t.loaded_through > (select loaded_through from previous)
     union
     select i.customer_id
     from recorded r
@@ -127,18 +131,22 @@ scoped_identity as (
     select i.* from identity i join scope using (customer_id)
 ),
 
+-- One row per purchase line (purchase_key set) or per device and product browsed (the counts).
 purchases as (
-    select l.customer_id, l.product_id, l.purchased_at as event_at, 'purchase' as event_type, l.purchase_id as event_key, r.loaded_through
+    select
+        l.customer_id, l.product_id, l.purchase_id as purchase_key, 0 as carts, 0 as views,
+        l.purchased_at as first_at, l.purchased_at as last_at, r.loaded_through
     from purchase_lines l
     join scope using (customer_id)
     left join recorded r using (purchase_id)
 ),
 
 browsing as (
-    select i.customer_id, e.product_id, e.occurred_at as event_at, e.event_type, e.event_id as event_key, e._loaded_at as loaded_through
-    from events e
-    join scoped_identity i on i.source = 'web_events' and i.source_record_id = e.device_id
-    where e.event_type in ('product_view', 'add_to_cart') and e.product_id is not null
+    select
+        i.customer_id, t.product_id, null as purchase_key, t.carts, t.views,
+        t.first_touched_at as first_at, t.last_touched_at as last_at, t.loaded_through
+    from device_products t
+    join scoped_identity i on i.source = 'web_events' and i.source_record_id = t.device_id
 ),
 
 touches as (
@@ -152,12 +160,12 @@ counted as (
         customer_id,
         product_id,
         -- A basket line split over two rows is still one purchase.
-        count(distinct event_key) filter (where event_type = 'purchase') as purchase_count,
-        count(*) filter (where event_type = 'add_to_cart') as cart_count,
-        count(*) filter (where event_type = 'product_view') as view_count,
-        min(event_at) as first_event_at,
-        max(event_at) as last_event_at,
-        max(event_at) filter (where event_type = 'purchase') as last_purchased_at,
+        count(distinct purchase_key) as purchase_count,
+        cast(sum(carts) as bigint) as cart_count,
+        cast(sum(views) as bigint) as view_count,
+        min(first_at) as first_event_at,
+        max(last_at) as last_event_at,
+        max(last_at) filter (where purchase_key is not null) as last_purchased_at,
         max(loaded_through) as loaded_through
     from touches
     group by customer_id, product_id
