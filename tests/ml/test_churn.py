@@ -312,6 +312,20 @@ def test_champion_scores_probabilities_in_a_fresh_process(trained, mlflow_store,
     np.testing.assert_allclose(p, churn.predict_churn(result["best_model"], scoring))
 
 
+def test_platform_scoring_skips_mlflows_value_by_value_check_and_scores_the_same(trained, mlflow_store):
+    # The champion as the churn_scores asset loads it: score_latest calls the wrapped model
+    # directly (MLflow would check each value of the `Any` columns in Python) and must give
+    # exactly what the pyfunc's own predict gives.
+    _, valid, _ = trained
+    model = mlflow.pyfunc.load_model(f"models:/{churn.MODEL_NAME}@{registry.CHAMPION}")
+    assert churn._predictor(model) != model.predict
+    latest = valid[valid[churn.AS_OF] == valid[churn.AS_OF].max()]
+    scored = churn.score_latest(model, latest)
+    expected = np.clip(np.asarray(model.predict(churn.feature_matrix(latest)), dtype=float), 0, 1)
+    np.testing.assert_array_equal(scored["churn_probability"].to_numpy(), expected)
+    assert list(scored["risk_band"]) == list(churn.risk_bands(expected))
+
+
 # ---------------------------------------------------------------- data a company really has
 
 # An orders-only company (no clickstream, reviews or tickets): those features come out of the SQL
