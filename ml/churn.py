@@ -416,9 +416,11 @@ def _predictor(model):
     The columns come from ``feature_matrix`` here, so that check has nothing to find; callers
     outside the platform (serving) still go through it.
     """
+    from mlflow.exceptions import MlflowException
+
     try:
         inner = model.unwrap_python_model()
-    except Exception:  # not a pyfunc python model (a plain estimator, another flavour)
+    except (AttributeError, MlflowException):  # not a pyfunc python model (an estimator, another flavour)
         return model.predict
     if isinstance(inner, _ChurnProbability_class()):
         return lambda frame: inner.predict(None, frame)
