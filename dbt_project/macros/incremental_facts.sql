@@ -31,6 +31,12 @@
     select {{ columns }} from {{ source }}
 {% endmacro %}
 
+{# The incremental facts' watermark: the latest load time their rows were built from (`loaded_through`);
+   a run reads the source rows loaded after it. The start of time for an empty table. #}
+{% macro loaded_watermark() -%}
+    (select coalesce(max(loaded_through), cast('1900-01-01' as timestamp)) from {{ this }})
+{%- endmacro %}
+
 {# A pre-hook for the rolled-up facts (int_device_visits_summarised, int_device_products_touched):
    they only fold in rows loaded after their watermark, so rows removed from the source (an
    erasure also removes the device's rolled-up rows, but a hand-deleted raw row would not) would
@@ -44,7 +50,7 @@
             select (select coalesce({{ counted }}, 0) from {{ this }}) <> (
                 select count(*) from {{ source }}
                 where {{ where }}
-                    and _loaded_at <= (select max(loaded_through) from {{ this }})
+                    and _loaded_at <= {{ loaded_watermark() }}
             )
         {%- endset -%}
         {%- if run_query(check).columns[0].values()[0] -%}

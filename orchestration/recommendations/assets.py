@@ -810,7 +810,7 @@ def recommendations(
                         batch = block.arrow(todo_arrow, item_ids)
                         n = batch.num_rows
                         if fallback:
-                            popular = pa.array([models.REASON_POPULAR]).take(pa.array(np.zeros(n, np.int32)))
+                            popular = pa.repeat(models.REASON_POPULAR, n)
                             batch = batch.set_column(
                                 batch.schema.get_field_index("reason"), "reason", popular
                             )

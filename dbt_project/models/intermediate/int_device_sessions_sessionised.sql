@@ -29,9 +29,7 @@ with events as (
 new_events as (
     select device_id, min(occurred_at) as first_new_at
     from events
-    where _loaded_at > (
-        select coalesce(max(loaded_through), cast('1900-01-01' as timestamp)) from {{ this }}
-    )
+    where _loaded_at > {{ loaded_watermark() }}
     group by device_id
 ),
 

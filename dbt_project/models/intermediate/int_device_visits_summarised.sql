@@ -25,9 +25,7 @@ with events as (
     select * from {{ ref('stg_web__events') }}
     where device_id is not null and session_id is not null
     {% if is_incremental() %}
-        and _loaded_at > (
-            select coalesce(max(loaded_through), cast('1900-01-01' as timestamp)) from {{ this }}
-        )
+        and _loaded_at > {{ loaded_watermark() }}
     {% endif %}
 ),
 
