@@ -131,6 +131,9 @@ def popularity_state(products: pd.DataFrame, interactions: pd.DataFrame) -> dict
 # k plus this many items so that a customer who already bought some of them still has k left.
 # One who has fewer left is scored alone (the same scores; just slower).
 ANCHOR_LIST_SPARE = 40
+# Candidate entries (a pair's row of the placement's matrix plus its popularity fill) listed at
+# once by _anchor_lists: ~50 bytes each across its arrays, so ~0.5 GB per chunk.
+ANCHOR_CHUNK_ENTRIES = 10_000_000
 
 
 def _normalise_rows(scores: np.ndarray) -> np.ndarray:
@@ -213,7 +216,34 @@ def _anchor_lists(
     """Ranked items ``(n_pairs, length)`` (-1 past the end) and their scores for each (anchor,
     segment) pair: score = ``main[anchor]`` + ``tie[segment]``, best first, ties by item index;
     the anchor and items whose tie-break is -inf (unavailable) left out. Anchor -1: popularity
-    alone. Exactly what a dense row of scores would give, computed from the sparse rows."""
+    alone. Exactly what a dense row of scores would give, computed from the sparse rows.
+
+    The pairs are listed in chunks of at most ``ANCHOR_CHUNK_ENTRIES`` candidates: each pair's
+    list depends on its own row alone, and at 1M customers the cart rows (next items plus rules,
+    thousands of entries each) of ~100k pairs made 5-7 GB of candidate arrays at once."""
+    valid = anchors >= 0
+    nnz = np.diff(main.indptr)[np.where(valid, anchors, 0)] * valid
+    # A pair's candidates, plus the popularity fill it may need (at most length + nnz + 1).
+    weight = 2 * nnz.astype(np.int64) + length + 1
+    ends = np.cumsum(weight)
+    starts, at = [], 0
+    while at < len(anchors):
+        starts.append(at)
+        limit = (ends[at - 1] if at else 0) + ANCHOR_CHUNK_ENTRIES
+        at = max(at + 1, int(np.searchsorted(ends, limit, side="right")))
+    if len(starts) <= 1:
+        return _anchor_lists_chunk(main, anchors, segs, tie, length)
+    parts = [
+        _anchor_lists_chunk(main, anchors[a:b], segs[a:b], tie, length)
+        for a, b in zip(starts, [*starts[1:], len(anchors)])
+    ]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _anchor_lists_chunk(
+    main: sp.csr_matrix, anchors: np.ndarray, segs: np.ndarray, tie: np.ndarray, length: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``_anchor_lists`` for one chunk of pairs."""
     n_pairs, n_items = len(anchors), main.shape[1]
     owner, position = _gather_rows(main, anchors)
     cand_item = main.indices[position]

@@ -152,12 +152,17 @@ def _synthetic(seed: int):
 
 @pytest.mark.parametrize("spare", [0, 3, placements.ANCHOR_LIST_SPARE], ids=lambda s: f"spare{s}")
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("threads", [1, 2], ids=lambda t: f"threads{t}")
-def test_batch_scoring_equals_the_reference_row_for_row(seed, spare, threads, monkeypatch):
+@pytest.mark.parametrize(
+    "threads, chunk",
+    [(1, placements.ANCHOR_CHUNK_ENTRIES), (2, 120)],
+    ids=["threads1", "threads2-anchor-chunks"],
+)
+def test_batch_scoring_equals_the_reference_row_for_row(seed, spare, threads, chunk, monkeypatch):
     """Also with shared product/cart lists too short for most customers (spare 0), so the
-    exact per-customer path is exercised, and in several blocks of customers, scored one or
-    two at a time."""
+    exact per-customer path is exercised, in several blocks of customers, scored one or two at
+    a time, and with the (anchor, segment) lists made in many small chunks."""
     monkeypatch.setattr(placements, "ANCHOR_LIST_SPARE", spare)
+    monkeypatch.setattr(placements, "ANCHOR_CHUNK_ENTRIES", chunk)
     monkeypatch.setattr(placements.models, "SCORE_BLOCK_CELLS", 40 * 17)
     state, customers, interactions, rules, available, repurchase = _synthetic(seed)
     got = pd.concat(
