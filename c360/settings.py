@@ -11,6 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# DuckDB's memory allowance for whoever opens the warehouse, dbt (dbt_project/profiles.yml has the
+# same default) and the platform's own steps alike. DuckDB's own default is 80% of the machine's
+# RAM: at 1M customers a step then holds 10-15 GB. With 6 GB (5.6 GiB) the largest step of an L
+# run stays under 8 GiB resident, Python's arrays on top; DuckDB spills the rest to disk.
+DEFAULT_DUCKDB_MEMORY_LIMIT = "4GB"
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
 
@@ -81,8 +86,8 @@ class Settings:
         return int(value) if value else None
 
     @property
-    def duckdb_memory_limit(self) -> str | None:
-        return os.environ.get("C360_DUCKDB_MEMORY_LIMIT")
+    def duckdb_memory_limit(self) -> str:
+        return os.environ.get("C360_DUCKDB_MEMORY_LIMIT") or DEFAULT_DUCKDB_MEMORY_LIMIT
 
     @property
     def training_threads(self) -> int:

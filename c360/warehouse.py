@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,8 +28,7 @@ def connect(path: Path | str | None = None, read_only: bool = False, settings: S
     config: dict[str, str] = {}
     if settings.duckdb_threads:
         config["threads"] = str(settings.duckdb_threads)
-    if settings.duckdb_memory_limit:
-        config["memory_limit"] = settings.duckdb_memory_limit
+    config["memory_limit"] = settings.duckdb_memory_limit
     con = _open(path, read_only, config, wait_s=0.0 if read_only else settings.writer_lock_wait_s)
     if not read_only:
         for schema in SCHEMAS:
@@ -36,6 +36,37 @@ def connect(path: Path | str | None = None, read_only: bool = False, settings: S
         # Exists before any export, so dbt builds marts.campaign_results on a fresh warehouse.
         campaigns.ensure_table(con)
     return con
+
+
+_UNITS = {"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
+_UNITS |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes of a DuckDB size: '4GB', '5.5 GiB', '1500MB'."""
+    match = re.fullmatch(r"\s*([\d.]+)\s*([A-Za-z]*)\s*", text)
+    if not match or match[2].upper() not in _UNITS:
+        raise ValueError(f"not a memory size: {text!r} (e.g. 4GB, 3.5GiB, 1500MB)")
+    return int(float(match[1]) * _UNITS[match[2].upper()])
+
+
+def memory_limit_bytes(con) -> int:
+    """The connection's DuckDB ``memory_limit`` in bytes."""
+    return parse_size(con.execute("select current_setting('memory_limit')").fetchone()[0])
+
+
+@contextmanager
+def memory_share(con, share: float) -> Iterator[None]:
+    """Let the queries of this block use ``share`` of the connection's memory limit, then restore
+    it: for a query that runs while the same process holds other big arrays (the recommender reads
+    its fit data beside the temporal evaluation), so that both together stay within the one
+    allowance. DuckDB spills what does not fit."""
+    before = memory_limit_bytes(con)
+    con.execute(f"set memory_limit = '{max(int(before * share) // 2**20, 64)}MiB'")
+    try:
+        yield
+    finally:
+        con.execute(f"set memory_limit = '{before // 2**20}MiB'")
 
 
 def _open(path: Path, read_only: bool, config: dict[str, str], wait_s: float):

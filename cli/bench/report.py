@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from c360.settings import PROJECT_ROOT
+from c360.settings import DEFAULT_DUCKDB_MEMORY_LIMIT, PROJECT_ROOT
 from cli.bench.measure import GIB
 
 HEADLINE = ("end_to_end_s", "peak_rss_gib", "sql_vs_floor", "speedup_vs_pandas", "incremental_share")
@@ -47,7 +47,8 @@ def machine() -> dict:
         "python": host.python_version(),
         "platform": host.platform(),
         "duckdb_threads": os.environ.get("C360_DUCKDB_THREADS") or "2 (dbt profile default)",
-        "duckdb_memory_limit": os.environ.get("C360_DUCKDB_MEMORY_LIMIT") or "8GB (dbt profile default)",
+        "duckdb_memory_limit": os.environ.get("C360_DUCKDB_MEMORY_LIMIT")
+        or f"{DEFAULT_DUCKDB_MEMORY_LIMIT} (default)",
         "git_commit": commit,
     }
 

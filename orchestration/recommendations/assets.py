@@ -31,6 +31,7 @@ not separate consumables cleanly (baby 0.32 ... outdoor 0.29, beauty 0.27 ... fa
 import hashlib
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -43,7 +44,7 @@ from pydantic import Field
 from threadpoolctl import threadpool_limits
 
 from c360.settings import get_settings
-from c360.warehouse import write_frame
+from c360.warehouse import memory_share, write_frame
 from ml import registry
 from ml.recommendations import models, spark_als
 from ml.recommendations.placements import (
@@ -84,6 +85,8 @@ REPURCHASE_VIEW = "features.category_repurchase_rates"
 PAIRS_VIEW = "features.cross_sell_pairs"
 # Customers whose touches the temporal evaluation reads (read_evaluation_touches).
 EVALUATION_CUSTOMERS = 100_000
+# The share of DuckDB's memory limit the final fit's reads get while the evaluation runs beside them.
+FIT_READ_MEMORY_SHARE = 0.5
 
 RECOMMENDATION_COLUMNS = [
     ("customer_id", "varchar", "Customer (marts.customer_360)"),
@@ -289,7 +292,11 @@ def _prepare_fit(warehouse: WarehouseResource) -> dict:
     (``matrix``), its lineage ``digest``, each row's segment (``user_segments``) and the seconds
     these three took (``prepare_seconds``)."""
     with warehouse.reader() as con:
-        data = _load_fit_data(con)
+        # Read beside the temporal evaluation (recommender_model): DuckDB gets half of its
+        # allowance so that the two together stay within it (at L: 9.2 GiB peak with all of it).
+        duck = isinstance(con, duckdb.DuckDBPyConnection)
+        with memory_share(con, FIT_READ_MEMORY_SHARE) if duck else nullcontext():
+            data = _load_fit_data(con)
     interactions = data["interactions"]
     if too_little_to_train(interactions) is None:
         started = time.perf_counter()

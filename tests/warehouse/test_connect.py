@@ -7,7 +7,8 @@ import sys
 import duckdb
 import pytest
 
-from c360.warehouse import connect
+from c360.settings import DEFAULT_DUCKDB_MEMORY_LIMIT
+from c360.warehouse import connect, memory_limit_bytes, memory_share, parse_size
 
 
 def _reader(path, seconds: float) -> subprocess.Popen:
@@ -59,3 +60,35 @@ def test_a_writer_gives_up_after_the_wait_and_says_why(warehouse_file, monkeypat
     finally:
         holder.kill()
         holder.wait(timeout=10)
+
+
+def test_connections_get_the_default_memory_limit_unless_one_is_set(warehouse_file, monkeypatch):
+    monkeypatch.delenv("C360_DUCKDB_MEMORY_LIMIT", raising=False)
+    con = connect(warehouse_file, read_only=True)
+    try:
+        # DuckDB's own default would be 80% of the machine's RAM.
+        # DuckDB shows it to a tenth of a GiB.
+        assert memory_limit_bytes(con) == pytest.approx(parse_size(DEFAULT_DUCKDB_MEMORY_LIMIT), abs=0.1 * 2**30)
+    finally:
+        con.close()
+    monkeypatch.setenv("C360_DUCKDB_MEMORY_LIMIT", "1536MiB")
+    con = connect(warehouse_file, read_only=True)
+    try:
+        assert memory_limit_bytes(con) == 1.5 * 2**30
+    finally:
+        con.close()
+
+
+def test_a_memory_share_lowers_the_limit_for_its_block_and_restores_it(warehouse_file, monkeypatch):
+    monkeypatch.setenv("C360_DUCKDB_MEMORY_LIMIT", "2GiB")
+    con = connect(warehouse_file, read_only=True)
+    try:
+        before = memory_limit_bytes(con)
+        with memory_share(con, 0.5):
+            assert memory_limit_bytes(con) == before / 2
+        assert memory_limit_bytes(con) == before
+        with pytest.raises(RuntimeError), memory_share(con, 0.25):
+            raise RuntimeError("a failing read")
+        assert memory_limit_bytes(con) == before == 2**31
+    finally:
+        con.close()
