@@ -68,7 +68,9 @@ def test_connections_get_the_default_memory_limit_unless_one_is_set(warehouse_fi
     try:
         # DuckDB's own default would be 80% of the machine's RAM.
         # DuckDB shows it to a tenth of a GiB.
-        assert memory_limit_bytes(con) == pytest.approx(parse_size(DEFAULT_DUCKDB_MEMORY_LIMIT), abs=0.1 * 2**30)
+        assert memory_limit_bytes(con) == pytest.approx(
+            parse_size(DEFAULT_DUCKDB_MEMORY_LIMIT), abs=0.1 * 2**30
+        )
     finally:
         con.close()
     monkeypatch.setenv("C360_DUCKDB_MEMORY_LIMIT", "1536MiB")
