@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# DuckDB's memory allowance for whoever opens the warehouse, dbt (dbt_project/profiles.yml has the
-# same default) and the platform's own steps alike. DuckDB's own default is 80% of the machine's
-# RAM: at 1M customers a step then holds 10-15 GB. With 6 GB (5.6 GiB) the largest step of an L
-# run stays under 8 GiB resident, Python's arrays on top; DuckDB spills the rest to disk.
+# DuckDB's memory allowance for the platform's own connections (ingest, gates, models, exports)
+# when C360_DUCKDB_MEMORY_LIMIT is unset. DuckDB's own default is 80% of the machine's RAM: at 1M
+# customers a model step then held 10-17 GB, DuckDB's buffers beside its own arrays. With 4 GB
+# (3.7 GiB) every model step of an L run stays under 8 GiB; DuckDB spills what does not fit. dbt's
+# profile defaults to 8GB instead: identity resolution's recursive label propagation keeps its
+# state in memory and needs ~7.5 GiB at 1M customers (it fails at 6 and 7 GB).
 DEFAULT_DUCKDB_MEMORY_LIMIT = "4GB"
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
