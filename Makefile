@@ -75,7 +75,7 @@ bench: install
 screenshots: install
 	$(BIN)/python scripts/screenshots.py --home $(C360_HOME) --out docs/screenshots
 
-LINTED := c360 ml expectations orchestration cli app scripts tests
+LINTED := c360 ml expectations orchestration cli app scripts tests dbt_project
 lint: install
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)

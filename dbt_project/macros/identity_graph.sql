@@ -2,71 +2,15 @@
    integers, both directions of every edge): one row (node, label) per node with an edge, the
    label being the smallest node of its component. A select statement, for a CTE body.
 
-   DuckDB: min-label propagation with pointer jumping as a recursive CTE keyed by node (on the
-   graph without its leaves, which take their neighbour's label after), which
-   stops when no label changes (exact at any graph diameter). Each pass reads only the nodes
-   whose label changed in the pass before; a node takes the smallest label its changed
-   neighbours offer, then the label of that label (a jump). Labels only decrease and are always
-   nodes of the same component, so the fixpoint is each component's smallest node.
-
-   Other engines (Spark): no keyed recursion, and a CTE is inlined at every reference, so a jump
-   (which reads a round twice) would double the plan each round: `rounds` plain rounds of
-   min-label propagation instead, one hop each (a node's own label needs no reading: with both
-   directions of every edge, its neighbours offer it back); assert_identity_components_converged
-   fails the build if the rounds ever stop being enough. #}
+   For engines other than DuckDB (Spark), whose identity model has no union-find: DuckDB builds
+   the labels in the Python model int_identity_component_labels (scipy), because a recursive CTE
+   held its whole state in memory (about 7 GB at 1M customers). Spark has no keyed recursion, and
+   a CTE is inlined at every reference, so `rounds` plain rounds of min-label propagation, one hop
+   each (a node's own label needs no reading: with both directions of every edge, its neighbours
+   offer it back); assert_identity_components_converged fails the build if the rounds ever stop
+   being enough. #}
 {% macro connected_component_labels(adjacency, rounds=16) -%}
     {{ return(adapter.dispatch('connected_component_labels', 'customer_360')(adjacency, rounds)) }}
-{%- endmacro %}
-
-{% macro duckdb__connected_component_labels(adjacency, rounds) -%}
-{#- Memory limits this at 1M customers (19M records, 57M adjacency rows): propagating over every
-    node, the identity model ran out of dbt's 8 GB. So the keyed recursion runs on the graph's
-    core. A node with one neighbour (a leaf: over half of all records) is never on a path between
-    two others, so removing the leaves leaves every other component connected: each core node
-    starts from the smallest of itself and its neighbours (leaves included), labels spread over
-    core edges, and a leaf takes its neighbour's label (a pair of leaves: the smaller of the two).
-    Node ids are 32-bit integers here (record numbers: 19M at 1M customers). -#}
-with recursive
-edge_ends as (
-    select cast(node as integer) as node, cast(neighbour as integer) as neighbour from {{ adjacency }}
-),
-
-neighbourhood as (
-    select node, count(*) as degree, min(least(node, neighbour)) as start, min(neighbour) as any_neighbour
-    from edge_ends
-    group by node
-),
-
-core_adjacency as (
-    select a.node, a.neighbour
-    from edge_ends a
-    join neighbourhood n on n.node = a.node and n.degree > 1
-    join neighbourhood m on m.node = a.neighbour and m.degree > 1
-),
-
-propagated(node, label) using key (node) as (
-    select node, start as label
-    from neighbourhood
-    where degree > 1
-
-    union
-
-    select offered.node, least(offered.label, coalesce(jump.label, offered.label)) as label
-    from (
-        select a.neighbour as node, min(changed.label) as label
-        from propagated changed
-        join core_adjacency a on a.node = changed.node
-        group by a.neighbour
-    ) offered
-    join recurring.propagated held on held.node = offered.node
-    left join recurring.propagated jump on jump.node = offered.label
-    where least(offered.label, coalesce(jump.label, offered.label)) < held.label
-)
-
-select n.node, coalesce(own.label, via.label, n.start) as label
-from neighbourhood n
-left join propagated own on own.node = n.node
-left join propagated via on n.degree = 1 and via.node = n.any_neighbour
 {%- endmacro %}
 
 {% macro default__connected_component_labels(adjacency, rounds) -%}

@@ -177,8 +177,10 @@ def both_builds(request, spark, spark_work):
             "spark",
             "--exclude",
             "test_type:generic",
-            # Unit tests of DuckDB's incremental identity state (Spark rebuilds it whole).
+            # Unit tests of DuckDB's incremental state (Spark rebuilds it whole) and of its
+            # identity labels (a Python model, which dbt runs on DuckDB only).
             "tag:incremental_state",
+            "tag:duckdb_only",
             *NOT_ON_SPARK_YET,
         )
         yield warehouse, spark

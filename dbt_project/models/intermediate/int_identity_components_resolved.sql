@@ -1,16 +1,17 @@
 -- The connected component (person) of every record. Components are found on the numbered
--- records and integer edges (connected_component_labels: on DuckDB a recursive propagation that
--- runs until no label changes). A component is named, as before the numbering, by its smallest
+-- records and integer edges: on DuckDB by union-find in int_identity_component_labels (a Python
+-- model), elsewhere by label propagation in SQL (connected_component_labels). A component is
+-- labelled by its smallest record number and named, as before the numbering, by its smallest
 -- node of the record-and-key graph: the smallest record node or key string among its records, so
 -- the customer ids int_customer_ids_assigned derives from it do not change.
 --
 -- Incremental on DuckDB (record numbers are stable across builds): each row keeps its record's
 -- label (the component's smallest record number) and a fingerprint of what links it (keys and
--- fuzzy fields). A run recomputes only the components a new or changed record touches: the
--- components it was in and those of the records it now has an edge to. Every edge of a record
--- of those components stays inside them (an edge between two unchanged records existed before,
--- so they already shared a component), so propagating labels on them alone gives the full
--- graph's answer. When a record of the state is gone (an erasure) or was renumbered (records
+-- fuzzy fields). A run rewrites only the components a new or changed record touches: the
+-- components it was in and those of the records it now has an edge to (an edge between two
+-- unchanged records existed before, so they already shared a component: every other component
+-- is as it was). The labels of the whole graph are recomputed each run (seconds at 1M customers);
+-- the rows, their names and merge history are only rewritten for those components. When a record of the state is gone (an erasure) or was renumbered (records
 -- rebuilt from scratch), the state no longer describes the graph: the run recomputes every
 -- component, the simplest correct choice (the post-hook then drops the rows of vanished records).
 {{ config(
@@ -92,28 +93,27 @@ scope as (
     join affected a on a.record_id = r.record_id
 ),
 
-scoped_edges as (
-    select e.* from edges e join affected a on a.record_id = e.record_id
-),
 {% else %}
 scope as (
     select * from records
 ),
-
-scoped_edges as (
-    select * from edges
-),
 {% endif %}
 
+{% if target.type == 'duckdb' %}
+labels as (
+    select node, label from {{ ref('int_identity_component_labels') }}
+),
+{% else %}
 adjacency as (
-    select record_id as node, linked_record_id as neighbour from scoped_edges
+    select record_id as node, linked_record_id as neighbour from edges
     union all
-    select linked_record_id, record_id from scoped_edges
+    select linked_record_id, record_id from edges
 ),
 
 labels as (
     {{ connected_component_labels('adjacency') }}
 ),
+{% endif %}
 
 -- A record without edges is a component of its own.
 labelled as (
