@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+import types
 from collections import defaultdict
 from datetime import datetime
 from pathlib import Path
@@ -148,14 +149,33 @@ def build_models(con, manifest: dict, models: list[dict]) -> dict[str, float]:
         if materialized == "ephemeral":
             continue
         kind = "view" if materialized == "view" else "table"
-        sql = node.get("compiled_code")
-        if not sql:
-            raise ValueError(f"{node['unique_id']} has no compiled SQL: run `dbt compile` for it first")
+        code = node.get("compiled_code")
+        if not code:
+            raise ValueError(f"{node['unique_id']} has no compiled code: run `dbt compile` for it first")
         con.execute(f'create schema if not exists "{node["schema"]}"')
         started = time.perf_counter()
-        con.execute(f'create or replace {kind} "{node["schema"]}"."{node["alias"]}" as {sql}')
+        if node.get("language") == "python":
+            run_python_model(con, node, code)
+        else:
+            con.execute(f'create or replace {kind} "{node["schema"]}"."{node["alias"]}" as {code}')
         seconds[node["name"]] = round(time.perf_counter() - started, 3)
     return seconds
+
+
+def run_python_model(con, node: dict, code: str) -> None:
+    """A dbt Python model (int_identity_component_labels) as dbt-duckdb runs it: its compiled
+    module's model(dbt, session), refs read as relations of this connection, the frame it returns
+    written as a table."""
+    module = types.ModuleType(node["alias"])
+    exec(compile(code, node["original_file_path"], "exec"), module.__dict__)  # noqa: S102 (dbt's own compiled model)
+    frame = module.model(module.dbtObj(lambda name: con.query(f"select * from {name}")), con)
+    con.register("_floor_python_model", frame)
+    try:
+        con.execute(
+            f'create or replace table "{node["schema"]}"."{node["alias"]}" as select * from _floor_python_model'
+        )
+    finally:
+        con.unregister("_floor_python_model")
 
 
 def marts_summary(con, schema: str = "marts") -> dict:

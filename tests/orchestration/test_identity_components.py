@@ -105,7 +105,7 @@ def test_components_equal_the_reference_on_the_string_graph(warehouse):
 
 
 # The identity models an increment rebuilds (those the components depend on).
-IDENTITY = "int_identity_records_unioned int_identity_edges_linked int_identity_components_resolved"
+IDENTITY = "int_identity_records_unioned int_identity_edges_linked int_identity_component_labels int_identity_components_resolved"
 
 
 def resolved(con) -> set[tuple[str, str]]:
