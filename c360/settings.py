@@ -15,8 +15,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # when C360_DUCKDB_MEMORY_LIMIT is unset. DuckDB's own default is 80% of the machine's RAM: at 1M
 # customers a model step then held 10-17 GB, DuckDB's buffers beside its own arrays. With 4 GB
 # (3.7 GiB) every model step of an L run stays under 8 GiB; DuckDB spills what does not fit. dbt's
-# profile defaults to 8GB instead: identity resolution's recursive label propagation keeps its
-# state in memory and needs ~7.5 GiB at 1M customers (it fails at 6 and 7 GB).
+# profile defaults to 8GB instead: identity no longer needs it (union-find replaced a recursive CTE
+# that could not spill), but the heavy window models were only measured at L with 8GB or more, where
+# two dbt threads fill it (8.2 GiB RSS); a lower dbt default waits for an L run that proves it.
 DEFAULT_DUCKDB_MEMORY_LIMIT = "4GB"
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
