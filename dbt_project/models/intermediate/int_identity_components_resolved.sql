@@ -11,9 +11,10 @@
 -- components it was in and those of the records it now has an edge to (an edge between two
 -- unchanged records existed before, so they already shared a component: every other component
 -- is as it was). The labels of the whole graph are recomputed each run (seconds at 1M customers);
--- the rows, their names and merge history are only rewritten for those components. When a record of the state is gone (an erasure) or was renumbered (records
--- rebuilt from scratch), the state no longer describes the graph: the run recomputes every
--- component, the simplest correct choice (the post-hook then drops the rows of vanished records).
+-- the rows, their names and merge history are only rewritten for those components. When a
+-- record of the state is gone (an erasure) or was renumbered (records rebuilt from scratch), the
+-- state no longer describes the graph: the run rewrites every component, the simplest correct
+-- choice (the post-hook then drops the rows of vanished records).
 {{ config(
     materialized=fact_materialization(),
     unique_key='record_id',
@@ -92,7 +93,6 @@ scope as (
     from records r
     join affected a on a.record_id = r.record_id
 ),
-
 {% else %}
 scope as (
     select * from records
