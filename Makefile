@@ -21,8 +21,13 @@ $(UV): $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
 
 # Installs exactly what uv.lock pins (a fresh machine needs only Python 3.11 and PyPI).
+# --compile-bytecode, and the same for the platform's own packages: uv installs no .pyc files, and
+# where PYTHONDONTWRITEBYTECODE is set (containers, CI, these machines) none is ever written, so
+# every process compiled each module it imported from source, every time: `import great_expectations`
+# took 11.1 s instead of 4.3, `import dbt.cli.main` (each dbt step's start-up) 4.4 s instead of 2.2.
 $(BIN)/.installed: $(UV) pyproject.toml uv.lock
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --extra dev --inexact
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --extra dev --inexact --compile-bytecode
+	$(BIN)/python -m compileall -q -j 0 app c360 cli expectations ml orchestration >/dev/null
 	@touch $@
 
 install: $(BIN)/.installed
@@ -43,7 +48,7 @@ test: install
 # share the platform's .venv.
 SPARK_VENV := .venv-spark
 test-spark: $(UV)
-	UV_PROJECT_ENVIRONMENT=$(SPARK_VENV) $(UV) sync --frozen --extra dev --extra spark --python $(PYTHON)
+	UV_PROJECT_ENVIRONMENT=$(SPARK_VENV) $(UV) sync --frozen --extra dev --extra spark --python $(PYTHON) --compile-bytecode
 	PATH=$(CURDIR)/$(SPARK_VENV)/bin:$$PATH $(SPARK_VENV)/bin/pytest -m spark tests/spark
 
 DBT_DOCS := $(C360_HOME)/dbt/docs
