@@ -571,8 +571,9 @@ def rule_list_hashes(rules: "pd.DataFrame", anchor: "pd.Series") -> "pd.Series":
     """Per customer (``anchor``: their anchor product, None without one, indexed by customer id),
     the hash of the cross-sell rule list (rules whose ``antecedent`` is the anchor, in the order
     given) their cart placement is scored from; 0 without an anchor or a rule list. The rules are
-    recounted daily from every basket: hashing each customer's one list, instead of all rules as
-    a shared input, rescores only the customers anchored on a product whose list changed."""
+    recounted from every basket (by the weekly retrain): hashing each customer's one list, instead
+    of all rules as a shared input, rescores only the customers anchored on a product whose list
+    changed."""
     import pandas as pd
 
     if rules.empty or anchor.empty:
@@ -688,11 +689,20 @@ def recommendations(
         # go by row order, which must not vary between runs for kept scores to equal fresh ones.
         interactions = _read_interactions(con)
         products = con.execute(f"select product_id, category, is_discontinued from {PRODUCTS_TABLE}").df()
-    # The rules are this platform's own output (ml.*), always in the DuckDB file.
+    # The rules are this platform's own output (ml.*), always in the DuckDB file. The weekly
+    # retrain mines them: a daily run before the first one scores without cart rules.
     with warehouse.connect(read_only=True) as con:
+        mined = con.execute(
+            "select count(*) from information_schema.tables "
+            "where table_schema = 'ml' and table_name = 'cross_sell_rules'"
+        ).fetchall()[0][0]
         rules = con.execute(
             "select antecedent, consequent, confidence from ml.cross_sell_rules order by antecedent, consequent"
+            if mined
+            else "select ''::varchar as antecedent, ''::varchar as consequent, 0.0::double as confidence limit 0"
         ).df()
+    if not mined:
+        context.log.warning("ml.cross_sell_rules does not exist yet (the weekly retrain mines it): no cart rules")
     available = set(products.loc[~products["is_discontinued"], "product_id"].astype(str))
     fallback = None
     if champion is None:

@@ -306,13 +306,15 @@ def test_without_interactions_the_model_skips_and_home_falls_back_to_popularity(
     """A company whose orders carry no product ids: nothing to train on. Every asset succeeds:
     the model skips with its reason, the gate passes, ml.recommendations serves the catalogue
     by popularity on the home placement; with no product either, an empty table that the
-    checks and the email audience accept."""
+    checks and the email audience accept. No cross-sell rules were mined either (the daily job ran
+    before the first weekly retrain): scoring goes on without them."""
     home = tmp_path / "empty_recs"
     home.mkdir()
     warehouse = home / "warehouse.duckdb"
     shutil.copy(demo_home / "warehouse.duckdb", warehouse)
     with duckdb.connect(str(warehouse)) as con:
         con.execute("delete from intermediate.int_interactions_weighted")  # the feature views follow
+        con.execute("drop table ml.cross_sell_rules")
         assert con.execute("select count(*) from features.recommender_touches").fetchone()[0] == 0
         catalogue = [
             p
