@@ -34,13 +34,12 @@
 ) }}
 {%- set state = is_incremental() and identity_state_readable(['loaded_through', 'built_at', 'catalogue_hash', 'members_hash']) %}
 
+-- The browsing rollup, and the identity records past identified_customers, are read by name
+-- below, not through CTEs: DuckDB materialises a CTE read twice, which copied 29M device-product
+-- rows and 19M records at 1M customers before anything was scoped (with the distinct count
+-- gone, see purchases, the daily run's query took 29 s alone at L instead of 67).
 with purchase_lines as (
     select * from {{ ref('int_purchase_lines_unioned') }}
-),
-
--- Product views and add-to-carts, already rolled up per device and product.
-device_products as (
-    select * from {{ ref('int_device_products_touched') }}
 ),
 
 identity as (
@@ -84,13 +83,13 @@ previous as (
 -- Customers with a touch loaded since the last run (a cancelled order too: it leaves them).
 changed_customers as (
     select i.customer_id
-    from device_products t
-    join identity i on i.source = 'web_events' and i.source_record_id = t.device_id
+    from {{ ref('int_device_products_touched') }} t
+    join {{ ref('int_identity_records_matched') }} i on i.source = 'web_events' and i.source_record_id = t.device_id
     where t.loaded_through > (select loaded_through from previous)
     union
     select i.customer_id
     from recorded r
-    join identity i on i.source = r.source and i.source_record_id = r.source_record_id
+    join {{ ref('int_identity_records_matched') }} i on i.source = r.source and i.source_record_id = r.source_record_id
     where r.loaded_through > (select loaded_through from previous)
     union
     -- People whose component was recomputed since the last run and whose records are not those
@@ -128,24 +127,28 @@ members as (
 ),
 
 scoped_identity as (
-    select i.* from identity i join scope using (customer_id)
+    select i.* from {{ ref('int_identity_records_matched') }} i join scope using (customer_id)
 ),
 
--- One row per purchase line (purchase_key set) or per device and product browsed (the counts).
+-- One row per purchase of a product (purchase_key set: a basket line split over two rows is
+-- still one purchase, grouped here rather than by a distinct count below, which cost DuckDB an
+-- extra pass over every touch) or per device and product browsed (the counts).
 purchases as (
     select
         l.customer_id, l.product_id, l.purchase_id as purchase_key, 0 as carts, 0 as views,
-        l.purchased_at as first_at, l.purchased_at as last_at, r.loaded_through
+        min(l.purchased_at) as first_at, max(l.purchased_at) as last_at, max(r.loaded_through) as loaded_through
     from purchase_lines l
     join scope using (customer_id)
     left join recorded r using (purchase_id)
+    group by l.customer_id, l.product_id, l.purchase_id
 ),
 
+-- Product views and add-to-carts, already rolled up per device and product.
 browsing as (
     select
         i.customer_id, t.product_id, null as purchase_key, t.carts, t.views,
         t.first_touched_at as first_at, t.last_touched_at as last_at, t.loaded_through
-    from device_products t
+    from {{ ref('int_device_products_touched') }} t
     join scoped_identity i on i.source = 'web_events' and i.source_record_id = t.device_id
 ),
 
@@ -159,8 +162,7 @@ counted as (
     select
         customer_id,
         product_id,
-        -- A basket line split over two rows is still one purchase.
-        count(distinct purchase_key) as purchase_count,
+        count(purchase_key) as purchase_count,
         cast(sum(carts) as bigint) as cart_count,
         cast(sum(views) as bigint) as view_count,
         min(first_at) as first_event_at,
