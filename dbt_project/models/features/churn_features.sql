@@ -7,16 +7,14 @@
 {% set step = var('churn_snapshot_step_days', 90) | int %}
 {% set snapshots = var('churn_snapshots', 5) | int %}
 
-with purchases as (
-    select * from {{ ref('int_purchases_unioned') }}
-),
-
-identity as (
-    select * from {{ ref('int_identity_records_matched') }}
-),
+-- The purchases and the identity records are read by name where used, not through CTEs: DuckDB
+-- materialises a CTE read more than once, and these were copied whole (19M records at 1M
+-- customers) before each join kept its one source (48.5 -> 42.9 s, 7.5 -> 6.1 GB alone at L).
+{% set purchases = ref('int_purchases_unioned') %}
+{% set identity = ref('int_identity_records_matched') %}
 
 -- The clickstream as visits (one row per device, visit and account), not as events.
-visits as (
+with visits as (
     select * from {{ ref('int_device_visits_summarised') }}
 ),
 
@@ -33,12 +31,12 @@ crm as (
 ),
 
 customers as (
-    select distinct customer_id from identity where not is_anonymous
+    select distinct customer_id from {{ identity }} where not is_anonymous
 ),
 
 -- The end of the observed data, independent of var('as_of_date'): labels need the future.
 data_end as (
-    select cast(max(purchased_at) as date) + 1 as data_end_date from purchases
+    select cast(max(purchased_at) as date) + 1 as data_end_date from {{ purchases }}
 ),
 
 snapshots as (
@@ -48,7 +46,7 @@ snapshots as (
 
 customer_purchases as (
     select customer_id, purchased_at, cast(purchased_at as date) as day, coalesce(amount, 0) as amount, channel, used_promo
-    from purchases
+    from {{ purchases }}
     where customer_id is not null
 ),
 
@@ -62,7 +60,7 @@ sessions as (
         min(v.first_cart_at) as carted_at,
         min(v.first_payment_at) as paid_at
     from visits v
-    join identity i on i.source = 'web_events' and i.source_record_id = v.device_id
+    join {{ identity }} i on i.source = 'web_events' and i.source_record_id = v.device_id
     where not i.is_anonymous
     group by i.customer_id, v.session_id
 ),
@@ -70,19 +68,19 @@ sessions as (
 customer_tickets as (
     select i.customer_id, t.opened_at, t.category
     from tickets t
-    join identity i on i.source = 'service_tickets' and i.source_record_id = t.ticket_id
+    join {{ identity }} i on i.source = 'service_tickets' and i.source_record_id = t.ticket_id
 ),
 
 customer_reviews as (
     select i.customer_id, r.created_at, r.score
     from reviews r
-    join identity i on i.source = 'product_reviews' and i.source_record_id = r.review_id
+    join {{ identity }} i on i.source = 'product_reviews' and i.source_record_id = r.review_id
 ),
 
 customer_signups as (
     select i.customer_id, cast(c.signup_date as timestamp) as signed_up_at
     from crm c
-    join identity i on i.source = 'crm_customers' and i.source_record_id = c.customer_ref
+    join {{ identity }} i on i.source = 'crm_customers' and i.source_record_id = c.customer_ref
 ),
 
 first_seen as (
