@@ -4,14 +4,25 @@ with lines as (
     select * from {{ ref('int_purchase_lines_unioned') }}
 ),
 
+-- Lines summed per purchase first, then purchases per category: a count of rows instead of a
+-- distinct count, which costs DuckDB a pass of its own over every line (14.3 -> 11.3 s alone at L).
 per_category as (
     select
         customer_id,
-        coalesce(category, 'uncategorised') as category,
-        sum(line_amount) as spend,
-        count(distinct purchase_id) as purchases,
-        sum(quantity) as units
-    from lines
+        category,
+        sum(spend) as spend,
+        count(purchase_id) as purchases,
+        sum(units) as units
+    from (
+        select
+            customer_id,
+            coalesce(category, 'uncategorised') as category,
+            purchase_id,
+            sum(line_amount) as spend,
+            sum(quantity) as units
+        from lines
+        group by all
+    )
     group by all
 ),
 
