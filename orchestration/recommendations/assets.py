@@ -702,7 +702,9 @@ def recommendations(
             else "select ''::varchar as antecedent, ''::varchar as consequent, 0.0::double as confidence limit 0"
         ).df()
     if not mined:
-        context.log.warning("ml.cross_sell_rules does not exist yet (the weekly retrain mines it): no cart rules")
+        context.log.warning(
+            "ml.cross_sell_rules does not exist yet (the weekly retrain mines it): no cart rules"
+        )
     available = set(products.loc[~products["is_discontinued"], "product_id"].astype(str))
     fallback = None
     if champion is None:
