@@ -33,9 +33,11 @@ def _unmapped(source: str, column: str) -> str:
 
 
 def _dangling(source: str, column: str) -> str:
+    # Probed against the distinct ids: DuckDB otherwise hashes every raw row (89M clickstream
+    # events for ~2M devices at 1M customers: 16 s for web_events instead of 3.4).
     return (
         f"select count(*) from marts.identity_map m where m.source = '{source}' and not exists "
-        f'(select 1 from raw.{source} r where r."{column}" = m.source_record_id)'
+        f'(select 1 from (select distinct "{column}" as id from raw.{source}) r where r.id = m.source_record_id)'
     )
 
 

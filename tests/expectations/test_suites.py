@@ -242,3 +242,22 @@ def test_keys_and_references_are_judged_on_the_increment_once_the_gate_has_passe
     )
     again = validate_suite(warehouse, suite, incremental=True)
     assert again.success and again.rows_validated == 1 and again.facts_on_increment
+
+
+def test_identity_map_rows_whose_raw_record_is_gone_fail_the_dangling_facts(demo_copy):
+    """The mart suite's map -> raw direction: a device and an order in the map that no raw row
+    carries (an erasure that missed the map, a model that invents records) each fail their fact."""
+    home = demo_copy("warehouse.duckdb")
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    try:
+        assert validate_suite(con, load_suite("marts.identity_map")).success
+        for source, record in (("web_events", "DEV-GONE"), ("ecommerce_orders", "SO-GONE")):
+            con.execute(
+                "insert into marts.identity_map select * replace (? as source_record_id) "
+                "from marts.identity_map where source = ? limit 1",
+                [record, source],
+            )
+        outcome = validate_suite(con, load_suite("marts.identity_map"))
+    finally:
+        con.close()
+    assert {e["column"] for e in outcome.failed} == {"dangling:web_events", "dangling:ecommerce_orders"}
