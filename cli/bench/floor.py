@@ -30,7 +30,7 @@ from c360.ingest import protect
 from c360.ingest.loader import ensure_tables, landing_files, quarantine_duplicate_orders, rule_expression
 from c360.privacy.keys import Keyring
 from c360.settings import DBT_PROJECT_DIR, get_settings
-from c360.warehouse import connect
+from c360.warehouse import connect, write_frame
 
 TARGETS = ("customer_360", "customer_rfm", "identity_map")
 # The loader's order: the catalogue before the lines judged against it, orders before lines.
@@ -169,13 +169,7 @@ def run_python_model(con, node: dict, code: str) -> None:
     module = types.ModuleType(node["alias"])
     exec(compile(code, node["original_file_path"], "exec"), module.__dict__)  # noqa: S102 (dbt's own compiled model)
     frame = module.model(module.dbtObj(lambda name: con.query(f"select * from {name}")), con)
-    con.register("_floor_python_model", frame)
-    try:
-        con.execute(
-            f'create or replace table "{node["schema"]}"."{node["alias"]}" as select * from _floor_python_model'
-        )
-    finally:
-        con.unregister("_floor_python_model")
+    write_frame(con, f'"{node["schema"]}"."{node["alias"]}"', frame)
 
 
 def marts_summary(con, schema: str = "marts") -> dict:

@@ -44,7 +44,7 @@ from pydantic import Field
 from threadpoolctl import threadpool_limits
 
 from c360.settings import get_settings
-from c360.warehouse import memory_share, write_frame
+from c360.warehouse import memory_share, table_exists, write_frame
 from ml import registry
 from ml.recommendations import models, spark_als
 from ml.recommendations.placements import (
@@ -692,15 +692,16 @@ def recommendations(
     # The rules are this platform's own output (ml.*), always in the DuckDB file. The weekly
     # retrain mines them: a daily run before the first one scores without cart rules.
     with warehouse.connect(read_only=True) as con:
-        mined = con.execute(
-            "select count(*) from information_schema.tables "
-            "where table_schema = 'ml' and table_name = 'cross_sell_rules'"
-        ).fetchall()[0][0]
-        rules = con.execute(
-            "select antecedent, consequent, confidence from ml.cross_sell_rules order by antecedent, consequent"
+        mined = table_exists(con, "ml", "cross_sell_rules")
+        rules = (
+            con.execute(
+                "select antecedent, consequent, confidence from ml.cross_sell_rules order by antecedent, consequent"
+            ).df()
             if mined
-            else "select ''::varchar as antecedent, ''::varchar as consequent, 0.0::double as confidence limit 0"
-        ).df()
+            else pd.DataFrame({"antecedent": [], "consequent": [], "confidence": []}).astype(
+                {"antecedent": str, "consequent": str, "confidence": float}
+            )
+        )
     if not mined:
         context.log.warning(
             "ml.cross_sell_rules does not exist yet (the weekly retrain mines it): no cart rules"
