@@ -34,16 +34,15 @@
 ) }}
 {%- set state = is_incremental() and identity_state_readable(['loaded_through', 'built_at', 'catalogue_hash', 'members_hash']) %}
 
--- The browsing rollup, and the identity records past identified_customers, are read by name
--- below, not through CTEs: DuckDB materialises a CTE read twice, which copied 29M device-product
--- rows and 19M records at 1M customers before anything was scoped (with the distinct count
--- gone, see purchases, the daily run's query took 29 s alone at L instead of 67).
+-- The browsing rollup and the identity records are read by name where used, not through CTEs:
+-- DuckDB materialises a CTE read twice, which copied 29M device-product rows and 19M records at
+-- 1M customers before anything was scoped (with the distinct count gone, see purchases, the
+-- daily run's query took 29 s alone at L instead of 67).
+{% set device_products = ref('int_device_products_touched') %}
+{% set identity = ref('int_identity_records_matched') %}
+
 with purchase_lines as (
     select * from {{ ref('int_purchase_lines_unioned') }}
-),
-
-identity as (
-    select * from {{ ref('int_identity_records_matched') }}
 ),
 
 products as (
@@ -60,7 +59,7 @@ catalogue as (
 ),
 
 identified_customers as (
-    select distinct customer_id from identity where not is_anonymous
+    select distinct customer_id from {{ identity }} where not is_anonymous
 ),
 
 -- Every current record with its customer (int_customer_ids_assigned keeps records since gone).
@@ -83,13 +82,13 @@ previous as (
 -- Customers with a touch loaded since the last run (a cancelled order too: it leaves them).
 changed_customers as (
     select i.customer_id
-    from {{ ref('int_device_products_touched') }} t
-    join {{ ref('int_identity_records_matched') }} i on i.source = 'web_events' and i.source_record_id = t.device_id
+    from {{ device_products }} t
+    join {{ identity }} i on i.source = 'web_events' and i.source_record_id = t.device_id
     where t.loaded_through > (select loaded_through from previous)
     union
     select i.customer_id
     from recorded r
-    join {{ ref('int_identity_records_matched') }} i on i.source = r.source and i.source_record_id = r.source_record_id
+    join {{ identity }} i on i.source = r.source and i.source_record_id = r.source_record_id
     where r.loaded_through > (select loaded_through from previous)
     union
     -- People whose component was recomputed since the last run and whose records are not those
@@ -127,7 +126,7 @@ members as (
 ),
 
 scoped_identity as (
-    select i.* from {{ ref('int_identity_records_matched') }} i join scope using (customer_id)
+    select i.* from {{ identity }} i join scope using (customer_id)
 ),
 
 -- One row per purchase of a product (purchase_key set: a basket line split over two rows is
@@ -148,7 +147,7 @@ browsing as (
     select
         i.customer_id, t.product_id, null as purchase_key, t.carts, t.views,
         t.first_touched_at as first_at, t.last_touched_at as last_at, t.loaded_through
-    from {{ ref('int_device_products_touched') }} t
+    from {{ device_products }} t
     join scoped_identity i on i.source = 'web_events' and i.source_record_id = t.device_id
 ),
 
