@@ -115,7 +115,7 @@ def compile_core_models(env: dict[str, str], target: Path, logs: Path) -> Path:
 # current champions); retraining is the weekly job's, so it is not part of the daily cost.
 # The daily job's selection as a `c360 run --select` string; a test (test_definitions.py) proves
 # it selects exactly the daily_refresh_job's assets.
-DAILY_SELECTION = "not (group:ml or key:ml/recommender or key:ml/cross_sell_rules)"
+DAILY_SELECTION = "not (group:ml or key:features/* or key:ml/recommender or key:ml/cross_sell_rules)"
 
 
 def _platform_run(
