@@ -71,3 +71,51 @@ select node, label from labels_{{ rounds }}
 hash({{ columns }})
 {%- endif -%}
 {%- endmacro %}
+
+{# A pre-hook for int_identity_records_unioned, which only rebuilds the records with source rows
+   loaded after its watermark: rows removed from a source (an erasure also removes the records,
+   but a hand-deleted raw row would not) would leave stale records and keys for ever. Each record
+   counts the source rows it was built from (`source_rows`: 1 per keyed row, a receipt's lines,
+   a device's events), so per source the stored sum equals the source's rows loaded up to the
+   watermark unless rows vanished (or arrived stamped before it): then every record is deleted
+   and the run rebuilds them all (numbered afresh: int_identity_components_resolved sees the
+   renumbering and recomputes every component; customer ids do not change). Costs a count per
+   source, the clickstream's being the one int_device_visits_summarised's pre-hook also runs. #}
+{% macro reset_identity_records_if_rows_vanished() -%}
+    {%- if execute and is_incremental() and identity_state_readable(['loaded_through', 'source_rows']) -%}
+        {%- set watermark = "(select coalesce(max(loaded_through), cast('1900-01-01' as timestamp)) from " ~ this ~ ")" -%}
+        {%- set sources = [
+            ('crm_customers', ref('stg_crm__customers'), 'customer_ref is not null'),
+            ('ecommerce_orders', ref('stg_ecommerce__orders'), 'order_id is not null'),
+            ('web_events', ref('stg_web__events'), 'device_id is not null and session_id is not null'),
+            ('pos_transactions', ref('stg_pos__transaction_lines'), 'transaction_id is not null'),
+            ('service_tickets', ref('stg_service__tickets'), 'ticket_id is not null'),
+            ('product_reviews', ref('stg_reviews__product_reviews'), 'review_id is not null'),
+            ('marketing_consent', ref('stg_consent__consent_events'), 'consent_event_id is not null'),
+        ] -%}
+        {%- set check -%}
+            with counted as (
+                select source, sum(source_rows) as source_rows from {{ this }} group by source
+            ),
+            present as (
+                {%- for name, relation, where in sources %}
+                select '{{ name }}' as source, count(*) as source_rows from {{ relation }}
+                where {{ where }} and _loaded_at <= {{ watermark }}
+                {{ 'union all' if not loop.last }}
+                {%- endfor %}
+            )
+            select count(*) > 0
+            from present p
+            full join counted c using (source)
+            where coalesce(p.source_rows, 0) <> coalesce(c.source_rows, 0)
+        {%- endset -%}
+        {%- if run_query(check).columns[0].values()[0] -%}
+            {{ log("Source rows counted in " ~ this ~ " are gone: rebuilding every record.", info=true) }}
+            delete from {{ this }}
+        {%- else -%}
+            select 1
+        {%- endif -%}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}

@@ -116,6 +116,14 @@ def resolved(con) -> set[tuple[str, str]]:
     )
 
 
+def rebuilt_records(con) -> int:
+    """How many records the last build of int_identity_records_unioned rebuilt."""
+    return con.execute(
+        """select count(*) from intermediate.int_identity_records_unioned
+        where built_at = (select max(built_at) from intermediate.int_identity_records_unioned)"""
+    ).fetchone()[0]
+
+
 def test_an_increment_gives_the_components_a_full_rebuild_gives(demo_home, tmp_path, monkeypatch, dbt_run):
     home = tmp_path / "home"
     home.mkdir()
@@ -168,6 +176,8 @@ def test_an_increment_gives_the_components_a_full_rebuild_gives(demo_home, tmp_p
         [merged],
     ).fetchone()
     assert 3 < recomputed < records / 100 and merged_labels == 2
+    # The records model rebuilt the three new tickets only.
+    assert rebuilt_records(con) == 3
     assert incremental == reference_components(con)
 
     # An erasure-like removal: a record is gone, so every component is recomputed.
@@ -177,6 +187,8 @@ def test_an_increment_gives_the_components_a_full_rebuild_gives(demo_home, tmp_p
     con = duckdb.connect(str(home / "warehouse.duckdb"))
     after_removal = resolved(con)
     assert after_removal == incremental - {("service_tickets:T-NEW-2", "email:new-person")}
+    # A source row gone: every record was rebuilt, not just the new ones.
+    assert rebuilt_records(con) == records + 2
     assert after_removal == reference_components(con)
     con.close()
 

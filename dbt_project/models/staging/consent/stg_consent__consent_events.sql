@@ -9,7 +9,8 @@ final as (
         lower(trim(channel)) as channel,
         granted,
         occurred_at,
-        lower(trim(source)) as capture_source
+        lower(trim(source)) as capture_source,
+        _loaded_at
     from source
 )
 

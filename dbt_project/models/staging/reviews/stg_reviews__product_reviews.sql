@@ -10,7 +10,8 @@ final as (
         order_id,
         score,
         text as review_text,
-        created_at
+        created_at,
+        _loaded_at
     from source
 )
 

@@ -13,7 +13,8 @@ final as (
         lower(trim(category)) as category,
         text as ticket_text,
         lower(trim(resolution)) as resolution,
-        closed_at is null as is_open
+        closed_at is null as is_open,
+        _loaded_at
     from source
 )
 
