@@ -261,3 +261,22 @@ def test_identity_map_rows_whose_raw_record_is_gone_fail_the_dangling_facts(demo
     finally:
         con.close()
     assert {e["column"] for e in outcome.failed} == {"dangling:web_events", "dangling:ecommerce_orders"}
+
+
+def test_the_data_docs_index_lists_only_the_newest_results(warehouse, tmp_path, monkeypatch):
+    """Listing a result reads it back: without a limit every gate's index build grew with the
+    history (a run stores a result per suite)."""
+    import expectations.runner as runner
+
+    monkeypatch.setattr(runner, "DOCS_INDEX_RESULTS", 2)
+    docs = tmp_path / "data_docs"
+    suite = load_suite("raw.products")
+    for run in ("first", "second", "third"):
+        outcome = validate_suite(warehouse, suite, docs_root=docs, run_name=f"run-{run}")
+    index = outcome.docs_index.read_text()
+    assert "run-third" in index and "run-second" in index
+    assert "run-first" not in index
+    # The oldest result is still stored and its page still in the site.
+    stored = list((docs / "gx" / "uncommitted" / "validations").rglob("*.json"))
+    assert len(stored) == 3
+    assert any("run-first" in str(page) for page in outcome.docs_index.parent.rglob("*.html"))
