@@ -105,7 +105,25 @@ def test_components_equal_the_reference_on_the_string_graph(warehouse):
 
 
 # The identity models an increment rebuilds (those the components depend on).
-IDENTITY = "int_identity_records_unioned int_identity_edges_linked int_identity_component_labels int_identity_components_resolved"
+IDENTITY = (
+    "int_identity_records_unioned int_identity_edges_linked int_identity_component_labels "
+    "int_identity_components_resolved int_customer_ids_assigned"
+)
+
+
+def ids_follow_components(con) -> bool:
+    """Every resolved record has an id, one per component and one component per id."""
+    return con.execute(
+        """with ids as (
+            select c.component, a.customer_id
+            from intermediate.int_identity_components_resolved c
+            left join intermediate.int_customer_ids_assigned a using (record_node)
+        )
+        select count(*) filter (where customer_id is null) = 0
+            and (select count(distinct component) from ids) = (select count(distinct customer_id) from ids)
+            and (select count(distinct (component, customer_id)) from ids) = (select count(distinct component) from ids)
+        from ids"""
+    ).fetchone()[0]
 
 
 def resolved(con) -> set[tuple[str, str]]:
@@ -155,6 +173,9 @@ def test_an_increment_gives_the_components_a_full_rebuild_gives(demo_home, tmp_p
         )
     before = resolved(con)
     records = len(before)
+    ids = dict(con.execute("select record_node, customer_id from intermediate.int_customer_ids_assigned").fetchall())
+    people_ids = {ids[n] for n, c in before if c in (a, b)}
+    assert len(people_ids) == 2
     con.close()
 
     dbt_run(target, IDENTITY)
@@ -176,8 +197,19 @@ def test_an_increment_gives_the_components_a_full_rebuild_gives(demo_home, tmp_p
         [merged],
     ).fetchone()
     assert 3 < recomputed < records / 100 and merged_labels == 2
-    # The records model rebuilt the three new tickets only.
+    # The records model rebuilt the three new tickets only, and ids were assigned to the
+    # recomputed components only: the merged person keeps one of the two ids, everyone else theirs.
     assert rebuilt_records(con) == 3
+    assigned = con.execute(
+        """select count(*) from intermediate.int_customer_ids_assigned
+        where resolved_at = (select max(resolved_at) from intermediate.int_customer_ids_assigned)"""
+    ).fetchone()[0]
+    assert assigned == recomputed
+    after_ids = dict(con.execute("select record_node, customer_id from intermediate.int_customer_ids_assigned").fetchall())
+    merged_ids = {after_ids[n] for n, c in incremental if c == merged}
+    assert len(merged_ids) == 1 and merged_ids <= people_ids
+    assert all(after_ids[n] == ids[n] for n, c in before if c not in (a, b))
+    assert ids_follow_components(con)
     assert incremental == reference_components(con)
 
     # An erasure-like removal: a record is gone, so every component is recomputed.
@@ -195,4 +227,5 @@ def test_an_increment_gives_the_components_a_full_rebuild_gives(demo_home, tmp_p
     dbt_run(target, IDENTITY, "--full-refresh")
     con = duckdb.connect(str(home / "warehouse.duckdb"))
     assert resolved(con) == after_removal
+    assert ids_follow_components(con)
     con.close()
