@@ -107,8 +107,17 @@ def test_components_equal_the_reference_on_the_string_graph(warehouse):
 # The identity models an increment rebuilds (those the components depend on).
 IDENTITY = (
     "int_identity_records_unioned int_identity_edges_linked int_identity_component_labels "
-    "int_identity_components_resolved int_customer_ids_assigned"
+    "int_identity_components_resolved int_customer_ids_assigned int_identity_records_matched"
 )
+
+
+def matched(con) -> set[tuple]:
+    return set(
+        con.execute(
+            "select source, source_record_id, customer_id, match_rule, is_anonymous "
+            "from intermediate.int_identity_records_matched"
+        ).fetchall()
+    )
 
 
 def ids_follow_components(con) -> bool:
@@ -210,6 +219,18 @@ def test_an_increment_gives_the_components_a_full_rebuild_gives(demo_home, tmp_p
     assert len(merged_ids) == 1 and merged_ids <= people_ids
     assert all(after_ids[n] == ids[n] for n, c in before if c not in (a, b))
     assert ids_follow_components(con)
+    # The matched records were rewritten for those components only, and equal a full rebuild.
+    rewritten = con.execute(
+        """select count(*) from intermediate.int_identity_records_matched
+        where resolved_at = (select max(resolved_at) from intermediate.int_identity_records_matched)"""
+    ).fetchone()[0]
+    assert rewritten == recomputed
+    incremental_matched = matched(con)
+    assert {r[3] for r in incremental_matched if r[1] == "T-MERGE"} != {"singleton"}
+    con.close()
+    dbt_run(target, "int_identity_records_matched", "--full-refresh")
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    assert matched(con) == incremental_matched
     assert incremental == reference_components(con)
 
     # An erasure-like removal: a record is gone, so every component is recomputed.
