@@ -266,7 +266,7 @@ def test_identity_map_rows_whose_raw_record_is_gone_fail_the_dangling_facts(demo
 def test_the_data_docs_index_lists_only_the_newest_results(warehouse, tmp_path, monkeypatch):
     """Listing a result reads it back: without a limit every gate's index build grew with the
     history (a run stores a result per suite)."""
-    import expectations.runner as runner
+    from expectations import runner
 
     monkeypatch.setattr(runner, "DOCS_INDEX_RESULTS", 2)
     docs = tmp_path / "data_docs"

@@ -34,7 +34,11 @@ def test_models_are_retrained_by_the_weekly_job_only_and_the_daily_job_keeps_ser
     # Mined over every basket, like a model: refreshed with the recommender, read by daily scoring.
     assert "ml/cross_sell_rules" in weekly
     # The feature tables have no daily reader: built for (and by) the weekly job only.
-    assert {"features/churn_features", "features/recommender_touches", "features/clv_customer_summary"} <= weekly
+    assert {
+        "features/churn_features",
+        "features/recommender_touches",
+        "features/clv_customer_summary",
+    } <= weekly
     assert not any(key.startswith("features/") for key in daily)
     everything = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert daily | weekly == everything
