@@ -182,7 +182,9 @@ def test_an_increment_gives_the_components_a_full_rebuild_gives(demo_home, tmp_p
         )
     before = resolved(con)
     records = len(before)
-    ids = dict(con.execute("select record_node, customer_id from intermediate.int_customer_ids_assigned").fetchall())
+    ids = dict(
+        con.execute("select record_node, customer_id from intermediate.int_customer_ids_assigned").fetchall()
+    )
     people_ids = {ids[n] for n, c in before if c in (a, b)}
     assert len(people_ids) == 2
     con.close()
@@ -214,7 +216,9 @@ def test_an_increment_gives_the_components_a_full_rebuild_gives(demo_home, tmp_p
         where resolved_at = (select max(resolved_at) from intermediate.int_customer_ids_assigned)"""
     ).fetchone()[0]
     assert assigned == recomputed
-    after_ids = dict(con.execute("select record_node, customer_id from intermediate.int_customer_ids_assigned").fetchall())
+    after_ids = dict(
+        con.execute("select record_node, customer_id from intermediate.int_customer_ids_assigned").fetchall()
+    )
     merged_ids = {after_ids[n] for n, c in incremental if c == merged}
     assert len(merged_ids) == 1 and merged_ids <= people_ids
     assert all(after_ids[n] == ids[n] for n, c in before if c not in (a, b))
@@ -243,10 +247,37 @@ def test_an_increment_gives_the_components_a_full_rebuild_gives(demo_home, tmp_p
     # A source row gone: every record was rebuilt, not just the new ones.
     assert rebuilt_records(con) == records + 2
     assert after_removal == reference_components(con)
+    assert ids_follow_components(con)
+    merged_id = con.execute(
+        "select customer_id from intermediate.int_customer_ids_assigned where record_node = 'service_tickets:T-MERGE'"
+    ).fetchone()[0]
+    # The ticket that linked the two people is erased: the component splits in two again, the
+    # part with most of the records keeps the merged id and the other gets a new one (one id
+    # never names two people).
+    con.execute("delete from raw.service_tickets where ticket_id = 'T-MERGE'")
+    con.close()
+    dbt_run(target, IDENTITY)
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    split = resolved(con)
+    assert split == reference_components(con)
+    halves = {c for n, c in split if c in (a, b)}
+    assert halves == {a, b}
+    ids_now = dict(
+        con.execute("select record_node, customer_id from intermediate.int_customer_ids_assigned").fetchall()
+    )
+    half_ids = {c: {ids_now[n] for n, k in split if k == c} for c in halves}
+    assert all(len(v) == 1 for v in half_ids.values())
+    sizes = {c: sum(1 for _, k in split if k == c) for c in halves}
+    keeper = max(halves, key=lambda c: sizes[c]) if sizes[a] != sizes[b] else min(halves)
+    assert half_ids[keeper] == {merged_id}
+    assert half_ids[a] != half_ids[b]
+    assert ids_follow_components(con)
+    # Everyone else kept their id.
+    assert all(ids_now[n] == after_ids[n] for n, c in split if c not in (a, b) and n in after_ids)
     con.close()
 
     dbt_run(target, IDENTITY, "--full-refresh")
     con = duckdb.connect(str(home / "warehouse.duckdb"))
-    assert resolved(con) == after_removal
+    assert resolved(con) == split
     assert ids_follow_components(con)
     con.close()

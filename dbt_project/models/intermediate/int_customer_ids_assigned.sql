@@ -1,6 +1,9 @@
 -- Stable customer ids. A component that contains records seen before keeps the oldest id among
 -- them (so people keep their ids when new data arrives, and a merge keeps the elder id); a
--- component of new records only gets a new id derived from its smallest record.
+-- component of new records only gets a new id derived from its smallest record. When a component
+-- splits (a record that linked two people was erased or corrected), the parts would all claim
+-- its id: the part holding most of the records that had it keeps it, the others get new ids
+-- (derived from their smallest record and the id they leave), so one id never names two people.
 -- full_refresh is off: rebuilding from scratch would re-mint ids downstream systems know.
 --
 -- On DuckDB a run assigns ids to the components int_identity_components_resolved rewrote since
@@ -35,24 +38,50 @@ previous as (
 ),
 {% endif %}
 
+-- The ids a component's records held before, with how many records held each.
+held as (
+    select c.component, p.customer_id, min(p.assigned_at) as assigned_at, count(*) as records
+    from components c
+    join previous p using (record_node)
+    group by c.component, p.customer_id
+),
+
 component_ids as (
     select
-        c.component,
-        {{ arg_min_of('p.customer_id', ['p.assigned_at', 'p.customer_id']) }} as existing_id,
-        min(p.assigned_at) as existing_assigned_at
-    from components c
-    left join previous p using (record_node)
-    group by c.component
+        component,
+        {{ arg_min_of('customer_id', ['assigned_at', 'customer_id']) }} as existing_id,
+        min(assigned_at) as existing_assigned_at,
+        {{ arg_min_of('records', ['assigned_at', 'customer_id']) }} as records_holding_it
+    from held
+    group by component
+),
+
+-- A split component's parts all claim its id: the part holding most of the records that had it
+-- (then the smallest component key) keeps it.
+claims as (
+    select
+        component,
+        existing_id,
+        existing_assigned_at,
+        row_number() over (
+            partition by existing_id order by records_holding_it desc, component
+        ) = 1 as keeps_id
+    from component_ids
 ),
 
 final as (
     select
         c.record_node,
-        coalesce(i.existing_id, 'C' || substr({{ sha256_hex('c.component') }}, 1, 16)) as customer_id,
-        coalesce(i.existing_assigned_at, current_timestamp::timestamp) as assigned_at,
+        case
+            when k.keeps_id then k.existing_id
+            when k.existing_id is not null
+                then 'C' || substr({{ sha256_hex("c.component || '/' || k.existing_id") }}, 1, 16)
+            else 'C' || substr({{ sha256_hex('c.component') }}, 1, 16)
+        end as customer_id,
+        case when k.keeps_id then k.existing_assigned_at else current_timestamp::timestamp end as assigned_at,
         c.resolved_at
     from components c
-    join component_ids i using (component)
+    left join claims k using (component)
 )
 
 select * from final
