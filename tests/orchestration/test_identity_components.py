@@ -107,8 +107,14 @@ def test_components_equal_the_reference_on_the_string_graph(warehouse):
 # The identity models an increment rebuilds (those the components depend on).
 IDENTITY = (
     "int_identity_records_unioned int_identity_edges_linked int_identity_component_labels "
-    "int_identity_components_resolved int_customer_ids_assigned int_identity_records_matched"
+    "int_identity_components_resolved int_customer_ids_assigned int_identity_records_matched customer_id_changes"
 )
+
+
+def id_changes(con) -> list[tuple]:
+    return con.execute(
+        "select previous_customer_id, customer_id, change, records from marts.customer_id_changes order by changed_at"
+    ).fetchall()
 
 
 def matched(con) -> set[tuple]:
@@ -223,6 +229,10 @@ def test_an_increment_gives_the_components_a_full_rebuild_gives(demo_home, tmp_p
     assert len(merged_ids) == 1 and merged_ids <= people_ids
     assert all(after_ids[n] == ids[n] for n, c in before if c not in (a, b))
     assert ids_follow_components(con)
+    # The merge is on record for systems keyed by customer_id: the absorbed id, with its records.
+    (absorbed,) = people_ids - merged_ids
+    absorbed_records = sum(1 for n, c in before if ids[n] == absorbed)
+    assert id_changes(con) == [(absorbed, *merged_ids, "merge", absorbed_records)]
     # The matched records were rewritten for those components only, and equal a full rebuild.
     rewritten = con.execute(
         """select count(*) from intermediate.int_identity_records_matched
@@ -272,12 +282,18 @@ def test_an_increment_gives_the_components_a_full_rebuild_gives(demo_home, tmp_p
     assert half_ids[keeper] == {merged_id}
     assert half_ids[a] != half_ids[b]
     assert ids_follow_components(con)
+    # The split is on record: the part that left, under its new id.
+    leaver = ({a, b} - {keeper}).pop()
+    assert id_changes(con)[1:] == [(merged_id, *half_ids[leaver], "split", sizes[leaver])]
     # Everyone else kept their id.
     assert all(ids_now[n] == after_ids[n] for n, c in split if c not in (a, b) and n in after_ids)
+    changes = id_changes(con)
+    assert len(changes) == 2
     con.close()
 
     dbt_run(target, IDENTITY, "--full-refresh")
     con = duckdb.connect(str(home / "warehouse.duckdb"))
     assert resolved(con) == split
     assert ids_follow_components(con)
+    assert id_changes(con) == changes
     con.close()

@@ -38,12 +38,18 @@ previous as (
 ),
 {% endif %}
 
+record_ids as (
+    select c.record_node, c.component, c.resolved_at, p.customer_id as previous_customer_id, p.assigned_at
+    from components c
+    left join previous p using (record_node)
+),
+
 -- The ids a component's records held before, with how many records held each.
 held as (
-    select c.component, p.customer_id, min(p.assigned_at) as assigned_at, count(*) as records
-    from components c
-    join previous p using (record_node)
-    group by c.component, p.customer_id
+    select component, previous_customer_id as customer_id, min(assigned_at) as assigned_at, count(*) as records
+    from record_ids
+    where previous_customer_id is not null
+    group by component, previous_customer_id
 ),
 
 component_ids as (
@@ -79,8 +85,11 @@ final as (
             else 'C' || substr({{ sha256_hex('c.component') }}, 1, 16)
         end as customer_id,
         case when k.keeps_id then k.existing_assigned_at else current_timestamp::timestamp end as assigned_at,
-        c.resolved_at
-    from components c
+        c.resolved_at,
+        -- The id the record had before this assignment (null: a new record): where it differs,
+        -- customer_id_changes records a merge or a split.
+        c.previous_customer_id
+    from record_ids c
     left join claims k using (component)
 )
 
