@@ -109,12 +109,7 @@ hash({{ columns }})
             full join counted c using (source)
             where coalesce(p.source_rows, 0) <> coalesce(c.source_rows, 0)
         {%- endset -%}
-        {%- if run_query(check).columns[0].values()[0] -%}
-            {{ log("Source rows counted in " ~ this ~ " are gone: rebuilding every record.", info=true) }}
-            delete from {{ this }}
-        {%- else -%}
-            select 1
-        {%- endif -%}
+        {{ delete_all_rows_if(check) }}
     {%- else -%}
         select 1
     {%- endif -%}

@@ -53,12 +53,20 @@
                     and _loaded_at <= {{ loaded_watermark() }}
             )
         {%- endset -%}
-        {%- if run_query(check).columns[0].values()[0] -%}
-            {{ log("Source rows counted in " ~ this ~ " are gone: rebuilding it whole.", info=true) }}
-            delete from {{ this }}
-        {%- else -%}
-            select 1
-        {%- endif -%}
+        {{ delete_all_rows_if(check) }}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{# The statement of a reset pre-hook (reset_if_source_rows_vanished, and
+   reset_identity_records_if_rows_vanished in identity_graph.sql): `check` is a query of one
+   boolean, true when source rows the model counted are gone; then every row of the model is
+   deleted so that the run rebuilds it whole, else nothing is done. #}
+{% macro delete_all_rows_if(check) -%}
+    {%- if run_query(check).columns[0].values()[0] -%}
+        {{ log("Source rows counted in " ~ this ~ " are gone: rebuilding it whole.", info=true) }}
+        delete from {{ this }}
     {%- else -%}
         select 1
     {%- endif -%}
