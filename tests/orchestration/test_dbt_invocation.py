@@ -84,3 +84,110 @@ def test_the_second_dbt_step_of_a_home_parses_partially(tmp_path, monkeypatch):
     )
     assert any("enabled" in msg.lower() for msg in _parse_events(second)), _parse_events(second)
     assert not any("profile has changed" in msg for msg in _parse_events(second))
+
+
+def _build(*models: str):
+    """``dbt build`` of ``models`` through the platform's dbt asset and resource, in this process."""
+    import dagster as dg
+
+    from orchestration.dbt.assets import dbt_key, dbt_models
+
+    return dg.materialize(
+        [dbt_models],
+        selection=[dbt_key(m) for m in models],
+        resources={"dbt": defs.resources["dbt"]},
+        raise_on_error=False,
+    )
+
+
+def test_dbt_runs_in_the_run_process_parses_once_and_leaves_the_warehouse_free(demo_copy, monkeypatch):
+    import subprocess
+
+    import duckdb
+
+    from orchestration.dbt import in_process
+    from orchestration.dbt.assets import dbt_key
+
+    home = demo_copy("warehouse.duckdb")
+    monkeypatch.setenv("C360_HOME", str(home))
+    monkeypatch.delenv("C360_WAREHOUSE", raising=False)
+    started = []
+    popen = subprocess.Popen
+
+    def recording_popen(args, *rest, **kwargs):
+        started.append(args)
+        return popen(args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", recording_popen)
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    con.execute("delete from marts.revenue_monthly")
+    con.close()
+
+    first = _build("revenue_monthly")
+
+    assert first.success
+    key = dbt_key("revenue_monthly")
+    assert key in {e.asset_key for e in first.get_asset_materialization_events()}
+    # dbt's tests of the model come back as the asset's checks, as from the CLI.
+    checks = [e for e in first.get_asset_check_evaluations() if e.asset_key == key]
+    assert checks and all(c.passed for c in checks)
+    assert not [a for a in started if str(a[0] if isinstance(a, list) else a).endswith("dbt")]
+    # The rows are back, and DuckDB lets this process open the file with settings other than
+    # the dbt profile's: dbt's database was closed after the command (a Python asset after a dbt
+    # step failed with "Can't open a connection to same database file with a different
+    # configuration" before it was).
+    con = duckdb.connect(str(home / "warehouse.duckdb"), config={"threads": 1, "memory_limit": "1GB"})
+    assert con.execute("select count(*) from marts.revenue_monthly").fetchone()[0] > 0
+    con.close()
+
+    # The second command reuses the project parsed by the first.
+    [(_, parsed)] = in_process._manifests.items()
+    second = _build("revenue_monthly")
+    assert second.success
+    [(_, reused)] = in_process._manifests.items()
+    assert reused is parsed
+
+
+def test_a_failing_model_fails_the_step_with_dbts_error_and_frees_the_warehouse(demo_copy, monkeypatch):
+    import duckdb
+
+    home = demo_copy("warehouse.duckdb")
+    monkeypatch.setenv("C360_HOME", str(home))
+    monkeypatch.delenv("C360_WAREHOUSE", raising=False)
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    con.execute("drop table intermediate.int_purchases_unioned")
+    con.close()
+
+    result = _build("revenue_monthly")
+
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    message = str(failure.step_failure_data.error)
+    assert "int_purchases_unioned" in message and "does not exist" in message, message
+    con = duckdb.connect(str(home / "warehouse.duckdb"), config={"threads": 1})
+    con.close()
+
+
+def test_a_kept_parse_is_used_only_for_the_same_project_files_profile_and_settings(tmp_path):
+    import shutil
+
+    from orchestration.dbt.in_process import _manifest_key
+
+    project_dir = tmp_path / "dbt_project"
+    shutil.copytree(project.DBT_PROJECT_DIR, project_dir, ignore=shutil.ignore_patterns("target", "logs"))
+    env = {"DBT_PROJECT_DIR": str(project_dir), "C360_HOME": "/a", "DBT_TARGET_PATH": "/a/runs/1"}
+    key = _manifest_key(["build", "--select", "x"], env)
+
+    assert key is not None
+    # Another step's folders: the same parse.
+    assert _manifest_key(["build"], {**env, "DBT_TARGET_PATH": "/a/runs/2", "DBT_LOG_PATH": "/b"}) == key
+    # Another home (warehouse path, so every node's database) or target: parse again.
+    assert _manifest_key(["build"], {**env, "C360_HOME": "/b"}) != key
+    assert _manifest_key(["build"], {**env, "C360_DBT_TARGET": "spark"}) != key
+    # An edited model: parse again.
+    model = project_dir / "models" / "marts" / "revenue_monthly.sql"
+    os.utime(model, ns=(model.stat().st_atime_ns, model.stat().st_mtime_ns + 1_000_000_000))
+    assert _manifest_key(["build"], env) != key
+    # Parsing is the command's work, or it brings its own vars: never a kept parse.
+    assert _manifest_key(["parse"], env) is None
+    assert _manifest_key(["build", "--vars", "{a: 1}"], env) is None
