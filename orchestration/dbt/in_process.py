@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from c360.settings import DBT_PROJECT_DIR
+from orchestration.dbt.project import project_files
 
 _END = object()
 
@@ -57,10 +58,7 @@ def _project_files_signature(project_dir: Path) -> tuple:
     """Every file dbt parses, with its modification time: an edited model, macro, seed or test
     (a test that writes a fixture project, a developer's change under ``dagster dev``) makes the
     kept manifest stale."""
-    files = [project_dir / "dbt_project.yml"]
-    for folder in ("models", "macros", "seeds", "tests", "analyses", "snapshots"):
-        files += [p for p in (project_dir / folder).rglob("*") if p.is_file()]
-    return tuple(sorted((str(p), p.stat().st_mtime_ns) for p in files))
+    return tuple(sorted((str(p), p.stat().st_mtime_ns) for p in project_files(project_dir)))
 
 
 def _manifest_key(args: Sequence[str], env: Mapping[str, str]) -> tuple | None:
@@ -128,9 +126,6 @@ class InProcessDbt:
 
     def wait(self, timeout: float | None = None) -> int | None:
         self._thread.join(timeout)
-        return self.returncode
-
-    def poll(self) -> int | None:
         return self.returncode
 
     def send_signal(self, _signal) -> None:

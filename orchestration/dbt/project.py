@@ -94,16 +94,21 @@ def seed_partial_parse(target: Path) -> None:
 DBT_DOCS_URL = "http://127.0.0.1:8580"
 
 
+def project_files(project_dir: Path = DBT_PROJECT_DIR) -> list[Path]:
+    """Every file dbt parses: the project file and the models, macros, seeds and tests."""
+    files = [project_dir / "dbt_project.yml"]
+    for folder in ("models", "macros", "seeds", "tests"):
+        files += [p for p in (project_dir / folder).rglob("*") if p.is_file()]
+    return files
+
+
 def _manifest_is_stale() -> bool:
     """The manifest is older than a model, macro, seed, test or the project file."""
     manifest = dbt_project.manifest_path
     if not manifest.exists():
         return True
     built = manifest.stat().st_mtime
-    sources = [DBT_PROJECT_DIR / "dbt_project.yml"]
-    for folder in ("models", "macros", "seeds", "tests"):
-        sources += [p for p in (DBT_PROJECT_DIR / folder).rglob("*") if p.is_file()]
-    return any(p.stat().st_mtime > built for p in sources)
+    return any(p.stat().st_mtime > built for p in project_files())
 
 
 def prepare_manifest(force: bool = False) -> None:

@@ -86,7 +86,7 @@ class InProcessDbtCliInvocation(DbtCliInvocation):
         dbt_project=None,
     ):
         return cls(
-            process=InProcessDbt(args, {**env, "DBT_PROJECT_DIR": str(project_dir)}),
+            process=InProcessDbt(args, env),  # env names the project folder (DBT_PROJECT_DIR)
             manifest=manifest,
             project=dbt_project,
             dagster_dbt_translator=dagster_dbt_translator,
