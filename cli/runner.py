@@ -15,8 +15,9 @@ from pathlib import Path
 
 from c360.settings import Settings, get_settings
 
-DAGSTER_YAML = """\
-# Written by c360: local instance under C360_HOME.
+DAGSTER_YAML_HEADER = "# Written by c360: local instance under C360_HOME."
+DAGSTER_YAML = f"""\
+{DAGSTER_YAML_HEADER}
 telemetry:
   enabled: false
 # DuckDB allows one writing process per database file: assets in the "warehouse" pool run one
@@ -30,6 +31,12 @@ concurrency:
 # machine and minutes on a busy one; Dagster's default 180 s would kill the code server first.
 code_servers:
   local_startup_timeout: 600
+# Dagster's SQLite event log, with commits that skip the fsync (WAL, synchronous=NORMAL) and the
+# cross-run index kept open: a run stores 800-900 events, and Dagster's own class reopened the
+# files and synced for each (orchestration/event_log.py).
+event_log_storage:
+  module: orchestration.event_log
+  class: KeptSqliteEventLogStorage
 """
 
 
@@ -39,7 +46,10 @@ def prepare_instance(settings: Settings | None = None) -> Settings:
     os.environ["C360_HOME"] = str(settings.home)
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     config = settings.dagster_home / "dagster.yaml"
-    if not config.exists():
+    # Ours (it starts with our header) is kept current; one a user wrote is left as it is.
+    if not config.exists() or (
+        config.read_text().startswith(DAGSTER_YAML_HEADER) and config.read_text() != DAGSTER_YAML
+    ):
         config.write_text(DAGSTER_YAML)
     return settings
 

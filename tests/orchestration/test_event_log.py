@@ -1,0 +1,135 @@
+"""The instance's event log (orchestration/event_log.py): Dagster's SQLite files, written with
+commits that skip the fsync and the index kept open, still read by Dagster's own class and still
+followed live by the Dagster UI's watcher."""
+
+import sqlite3
+import threading
+import time
+
+import dagster as dg
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+from orchestration.event_log import MAX_ENGINES, KeptSqliteEventLogStorage
+
+
+@dg.asset
+def one():
+    return 1
+
+
+@dg.asset_check(asset=one)
+def one_is_one() -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=True)
+
+
+def _instance(tmp_path, monkeypatch) -> dg.DagsterInstance:
+    from c360.settings import Settings
+    from cli.runner import prepare_instance
+
+    monkeypatch.setenv("C360_HOME", str(tmp_path))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    prepare_instance(Settings(home=tmp_path))
+    return dg.DagsterInstance.get()
+
+
+def test_a_run_is_stored_by_the_kept_storage_and_read_back_by_dagsters_own(tmp_path, monkeypatch):
+    instance = _instance(tmp_path, monkeypatch)
+    assert isinstance(instance.event_log_storage, KeptSqliteEventLogStorage)
+    result = dg.materialize([one, one_is_one], instance=instance)
+    assert result.success
+
+    # The same files through Dagster's own class (as a Dagster UI without this module reads them).
+    theirs = SqliteEventLogStorage(str(tmp_path / "dagster" / "history" / "runs"))
+    ours = instance.event_log_storage.get_records_for_run(result.run_id, limit=1000).records
+    assert [r.event_log_entry for r in theirs.get_records_for_run(result.run_id, limit=1000).records] == [
+        r.event_log_entry for r in ours
+    ]
+    assert {r.event_log_entry.dagster_event_type for r in ours} >= {
+        dg.DagsterEventType.ASSET_MATERIALIZATION,
+        dg.DagsterEventType.ASSET_CHECK_EVALUATION,
+        dg.DagsterEventType.RUN_SUCCESS,
+    }
+    # The cross-run index (asset and check records) is written too.
+    assert (
+        theirs.get_latest_materialization_events([dg.AssetKey("one")])[dg.AssetKey("one")].run_id
+        == result.run_id
+    )
+    check = dg.AssetCheckKey(dg.AssetKey("one"), "one_is_one")
+    assert theirs.get_latest_asset_check_execution_by_key([check])[check].run_id == result.run_id
+
+
+def test_commits_skip_the_fsync_on_every_file(tmp_path):
+    storage = KeptSqliteEventLogStorage(str(tmp_path))
+    for shard in ("index", "some-run"):
+        with storage._connect(shard) as conn:
+            # 1 = NORMAL (Dagster's own class leaves SQLite's default, 2 = FULL).
+            assert conn.exec_driver_sql("pragma synchronous").scalar() == 1
+            assert conn.exec_driver_sql("pragma journal_mode").scalar() == "wal"
+
+
+def test_a_watcher_sees_each_event_as_it_is_written(tmp_path):
+    """The Dagster UI follows a run by watching its file change: a run's own file must get each
+    event, not only its write-ahead log, while the writer is still running."""
+    writer = KeptSqliteEventLogStorage(str(tmp_path))
+    run_id = "0123456789abcdef0123456789abcdef"
+    seen: list[str] = []
+    got_both = threading.Event()
+
+    def callback(entry, _cursor):
+        seen.append(entry.user_message)
+        if len(seen) == 2:
+            got_both.set()
+
+    watcher = SqliteEventLogStorage(str(tmp_path))
+    # The run's file exists before the UI starts watching it.
+    writer.store_event(_log_entry(run_id, "first"))
+    watcher.watch(run_id, None, callback)
+    try:
+        time.sleep(0.5)
+        writer.store_event(_log_entry(run_id, "second"))
+        assert got_both.wait(15), f"the watcher saw {seen}"
+    finally:
+        watcher.end_watch(run_id, callback)
+        watcher.dispose()
+    assert seen == ["first", "second"]
+    # Nothing left only in the write-ahead log: the file itself holds both.
+    rows = sqlite3.connect(tmp_path / f"{run_id}.db").execute("select count(*) from event_logs").fetchone()
+    assert rows == (2,)
+
+
+def test_engines_are_bounded(tmp_path):
+    storage = KeptSqliteEventLogStorage(str(tmp_path))
+    for n in range(MAX_ENGINES + 5):
+        storage.store_event(_log_entry(f"{n:032x}", "x"))
+    assert len(storage._engines) == MAX_ENGINES
+
+
+def test_our_dagster_yaml_is_kept_current_and_a_users_is_left_alone(tmp_path, monkeypatch):
+    from c360.settings import Settings
+    from cli.runner import DAGSTER_YAML, prepare_instance
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    config = tmp_path / "dagster" / "dagster.yaml"
+    config.parent.mkdir(parents=True)
+    config.write_text(DAGSTER_YAML.split("event_log_storage:")[0])  # ours, from before the change
+    prepare_instance(Settings(home=tmp_path))
+    assert config.read_text() == DAGSTER_YAML
+
+    config.write_text("telemetry:\n  enabled: false\n")  # a user's own
+    prepare_instance(Settings(home=tmp_path))
+    assert config.read_text() == "telemetry:\n  enabled: false\n"
+
+
+def _log_entry(run_id: str, message: str):
+    from dagster._core.events.log import EventLogEntry
+
+    return EventLogEntry(
+        error_info=None,
+        level="INFO",
+        user_message=message,
+        run_id=run_id,
+        timestamp=time.time(),
+        step_key=None,
+        job_name="job",
+        dagster_event=None,
+    )
