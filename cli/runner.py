@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
 import os
 import socket
@@ -33,11 +34,19 @@ code_servers:
   local_startup_timeout: 600
 # Dagster's SQLite event log, with commits that skip the fsync (WAL, synchronous=NORMAL) and the
 # cross-run index kept open: a run stores 800-900 events, and Dagster's own class reopened the
-# files and synced for each (orchestration/event_log.py).
+# files and synced for each (orchestration/event_log.py). Its folder is written out: an instance
+# opened by path (DagsterInstance.from_config) does not set DAGSTER_HOME.
 event_log_storage:
   module: orchestration.event_log
   class: KeptSqliteEventLogStorage
+  config:
+    base_dir: {{base_dir}}
 """
+
+
+def dagster_yaml(dagster_home: Path) -> str:
+    """The ``dagster.yaml`` c360 writes for the Dagster home ``dagster_home``."""
+    return DAGSTER_YAML.replace("{base_dir}", json.dumps(str(Path(dagster_home) / "history" / "runs")))
 
 
 def prepare_instance(settings: Settings | None = None) -> Settings:
@@ -46,11 +55,13 @@ def prepare_instance(settings: Settings | None = None) -> Settings:
     os.environ["C360_HOME"] = str(settings.home)
     os.environ["DAGSTER_HOME"] = str(settings.dagster_home)
     config = settings.dagster_home / "dagster.yaml"
-    # Ours (it starts with our header) is kept current; one a user wrote is left as it is.
+    # Ours (it starts with our header) is kept current, also when the home moved; one a user
+    # wrote is left as it is.
+    wanted = dagster_yaml(settings.dagster_home)
     if not config.exists() or (
-        config.read_text().startswith(DAGSTER_YAML_HEADER) and config.read_text() != DAGSTER_YAML
+        config.read_text().startswith(DAGSTER_YAML_HEADER) and config.read_text() != wanted
     ):
-        config.write_text(DAGSTER_YAML)
+        config.write_text(wanted)
     return settings
 
 

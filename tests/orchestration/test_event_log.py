@@ -106,18 +106,39 @@ def test_engines_are_bounded(tmp_path):
 
 def test_our_dagster_yaml_is_kept_current_and_a_users_is_left_alone(tmp_path, monkeypatch):
     from c360.settings import Settings
-    from cli.runner import DAGSTER_YAML, prepare_instance
+    from cli.runner import dagster_yaml, prepare_instance
 
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     config = tmp_path / "dagster" / "dagster.yaml"
     config.parent.mkdir(parents=True)
-    config.write_text(DAGSTER_YAML.split("event_log_storage:")[0])  # ours, from before the change
+    wanted = dagster_yaml(tmp_path / "dagster")
+    config.write_text(wanted.split("event_log_storage:")[0])  # ours, from before the change
     prepare_instance(Settings(home=tmp_path))
-    assert config.read_text() == DAGSTER_YAML
+    assert config.read_text() == wanted
+
+    # Ours, written for a home since moved: its event log folder follows the home.
+    config.write_text(dagster_yaml(tmp_path / "elsewhere" / "dagster"))
+    prepare_instance(Settings(home=tmp_path))
+    assert config.read_text() == wanted
 
     config.write_text("telemetry:\n  enabled: false\n")  # a user's own
     prepare_instance(Settings(home=tmp_path))
     assert config.read_text() == "telemetry:\n  enabled: false\n"
+
+
+def test_an_instance_opened_by_path_reads_its_own_runs(tmp_path, monkeypatch):
+    """The bench (and any tool) opens a home's instance by path, with DAGSTER_HOME pointing
+    elsewhere or unset: the event log must still be that home's."""
+    instance = _instance(tmp_path, monkeypatch)
+    run_id = dg.materialize([one, one_is_one], instance=instance).run_id
+    instance.dispose()
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "another"))
+    opened = dg.DagsterInstance.from_config(str(tmp_path / "dagster"))
+    try:
+        assert opened.get_runs(limit=1)[0].run_id == run_id
+        assert opened.get_run_step_stats(run_id)
+    finally:
+        opened.dispose()
 
 
 def _log_entry(run_id: str, message: str):
