@@ -58,9 +58,8 @@ def prepare_instance(settings: Settings | None = None) -> Settings:
     # Ours (it starts with our header) is kept current, also when the home moved; one a user
     # wrote is left as it is.
     wanted = dagster_yaml(settings.dagster_home)
-    if not config.exists() or (
-        config.read_text().startswith(DAGSTER_YAML_HEADER) and config.read_text() != wanted
-    ):
+    current = config.read_text() if config.exists() else None
+    if current is None or (current.startswith(DAGSTER_YAML_HEADER) and current != wanted):
         config.write_text(wanted)
     return settings
 

@@ -22,13 +22,11 @@ SQLite connections.
 """
 
 import os
-import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import sqlalchemy as db
-from dagster import Field, StringSource
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from sqlalchemy.pool import NullPool
@@ -37,58 +35,50 @@ from sqlalchemy.pool import NullPool
 MAX_ENGINES = 8
 
 
-def default_base_dir() -> str:
-    """Where Dagster keeps the event logs of a local instance: ``$DAGSTER_HOME/history/runs/``."""
-    return os.path.join(os.environ["DAGSTER_HOME"], "history", "runs", "")
-
-
 class KeptSqliteEventLogStorage(SqliteEventLogStorage):
-    """Dagster's SQLite event log storage with an engine kept per shard (see the module)."""
+    """Dagster's SQLite event log storage with an engine kept per shard (see the module).
+    ``base_dir`` is required, as for Dagster's class: c360's dagster.yaml names it."""
 
-    def __init__(self, base_dir: str | None = None, inst_data=None):
+    def __init__(self, base_dir: str, inst_data=None):
         self._engines: OrderedDict[str, db.engine.Engine] = OrderedDict()
         self._engines_pid = os.getpid()
-        self._engines_lock = threading.Lock()
-        super().__init__(base_dir or default_base_dir(), inst_data=inst_data)
-
-    @classmethod
-    def config_type(cls):
-        return {"base_dir": Field(StringSource, is_required=False)}
+        super().__init__(base_dir, inst_data=inst_data)
 
     @classmethod
     def from_config_value(cls, inst_data, config_value):
+        # Dagster's own builds its own class, not the subclass.
         return cls(inst_data=inst_data, **config_value)
 
     def _engine(self, shard: str) -> db.engine.Engine:
-        with self._engines_lock:
-            if self._engines_pid != os.getpid():
-                # A forked child: its parent's connections are not its own (close=False leaves
-                # them to the parent).
-                for engine in self._engines.values():
-                    engine.dispose(close=False)
-                self._engines.clear()
-                self._engines_pid = os.getpid()
-            engine = self._engines.get(shard)
-            if engine is not None:
-                self._engines.move_to_end(shard)
-                return engine
-            connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False}
-            if shard == INDEX_SHARD_NAME:
-                # One connection kept: every statement runs under Dagster's _db_lock (creating the
-                # tables opens a second one for a moment, closed again on return).
-                engine = db.create_engine(
-                    self.conn_string_for_shard(shard), connect_args=connect_args, pool_size=1, max_overflow=4
-                )
-            else:
-                engine = db.create_engine(
-                    self.conn_string_for_shard(shard), connect_args=connect_args, poolclass=NullPool
-                )
-            db.event.listen(engine, "connect", _set_synchronous_normal)
-            self._engines[shard] = engine
-            while len(self._engines) > MAX_ENGINES:
-                _, oldest = self._engines.popitem(last=False)
-                oldest.dispose()
+        # Called under Dagster's _db_lock (see _connect).
+        if self._engines_pid != os.getpid():
+            # A forked child: its parent's connections are not its own (close=False leaves
+            # them to the parent).
+            for engine in self._engines.values():
+                engine.dispose(close=False)
+            self._engines.clear()
+            self._engines_pid = os.getpid()
+        engine = self._engines.get(shard)
+        if engine is not None:
+            self._engines.move_to_end(shard)
             return engine
+        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False}
+        if shard == INDEX_SHARD_NAME:
+            # One connection kept: every statement runs under Dagster's _db_lock (creating the
+            # tables opens a second one for a moment, closed again on return).
+            engine = db.create_engine(
+                self.conn_string_for_shard(shard), connect_args=connect_args, pool_size=1, max_overflow=4
+            )
+        else:
+            engine = db.create_engine(
+                self.conn_string_for_shard(shard), connect_args=connect_args, poolclass=NullPool
+            )
+        db.event.listen(engine, "connect", _set_synchronous_normal)
+        self._engines[shard] = engine
+        while len(self._engines) > MAX_ENGINES:
+            _, oldest = self._engines.popitem(last=False)
+            oldest.dispose()
+        return engine
 
     @contextmanager
     def _connect(self, shard: str) -> Iterator[db.Connection]:
@@ -103,7 +93,7 @@ class KeptSqliteEventLogStorage(SqliteEventLogStorage):
                 yield conn
 
     def dispose(self) -> None:
-        with self._engines_lock:
+        with self._db_lock:
             for engine in self._engines.values():
                 engine.dispose()
             self._engines.clear()
