@@ -180,14 +180,16 @@ def read_evaluation_touches(con, customers: int = EVALUATION_CUSTOMERS) -> "pd.D
     """The touches of at most ``customers`` customers of a fixed pseudo-random sample
     (features.recommender_evaluation_customers), ordered per customer in time, for the temporal
     evaluation: at 1M customers every touch is ~80M rows, more than 14 GB as a DataFrame."""
-    return con.execute(
-        f"""
-        select t.* from {TOUCHES_VIEW} t join {EVALUATION_CUSTOMERS_VIEW} s using (customer_id)
-        where s.sample_rank <= ?
+    # The weight is a decimal in the view: as a double here, since Arrow's DataFrame makes a Python
+    # Decimal of each one. Through Arrow, not ``execute().df()``: at 100k customers (8.3M touches)
+    # 4.8 s against 14.8 s, the same frame (tests/orchestration/recommendations).
+    sql = f"""
+        select t.customer_id, t.product_id, t.event_time, t.event_type, cast(t.weight as double) as weight
+        from {TOUCHES_VIEW} t join {EVALUATION_CUSTOMERS_VIEW} s using (customer_id)
+        where s.sample_rank <= {int(customers)}
         order by t.customer_id, t.event_time, t.product_id
-        """,
-        [int(customers)],
-    ).df()
+        """
+    return _arrow(con, sql).to_pandas()
 
 
 # ---------------------------------------------------------------- assets

@@ -471,9 +471,9 @@ def test_the_evaluation_sample_is_a_fixed_subset_of_whole_customers(materialized
     every_touch = read_evaluation_touches(con, 10**9)
     customers = every_touch["customer_id"].nunique()
     # The temporal cutoff is taken from int_interactions_weighted: it holds the same latest touch.
-    latest = con.execute("select max(last_event_at) from intermediate.int_interactions_weighted").fetchone()[
-        0
-    ]
+    # fetchall: DuckDB 2 refuses a new query (read_evaluation_touches' below) on a connection with
+    # an unfinished result, which fetchone leaves.
+    latest = con.execute("select max(last_event_at) from intermediate.int_interactions_weighted").fetchall()[0][0]
     assert pd.Timestamp(latest) == pd.Timestamp(every_touch["event_time"].max())
     sample = read_evaluation_touches(con, customers // 4)
     assert sample["customer_id"].nunique() == customers // 4
@@ -482,3 +482,26 @@ def test_the_evaluation_sample_is_a_fixed_subset_of_whole_customers(materialized
     assert len(kept) == len(sample)
     again = read_evaluation_touches(con, customers // 4)
     assert set(again["customer_id"]) == set(sample["customer_id"])
+
+
+def test_the_evaluation_touches_read_through_arrow_are_the_views_rows(materialized):
+    """read_evaluation_touches goes through Arrow with the weight cast to a double (3x faster than
+    a DataFrame of the view at 100k customers): the frame must hold the view's rows, in the
+    evaluation's order, with the same values and numeric weights."""
+    from orchestration.recommendations.assets import TOUCHES_VIEW, read_evaluation_touches
+
+    con = materialized["con"]
+    found = read_evaluation_touches(con, 10**9)
+    expected = con.execute(f"select * from {TOUCHES_VIEW}").df()
+    assert len(found) > 100
+    assert list(found.columns) == list(expected.columns)
+    assert found["weight"].dtype == np.float64
+    order = ["customer_id", "event_time", "product_id"]
+    assert found[order].equals(found[order].sort_values(order, ignore_index=True))
+    # Rows tied on the order's keys may come in either order: compare as sorted on every column.
+    every = list(expected.columns)
+    pd.testing.assert_frame_equal(
+        found.sort_values(every, ignore_index=True),
+        expected.astype({"weight": "float64"}).sort_values(every, ignore_index=True),
+        check_dtype=False,
+    )
