@@ -473,7 +473,9 @@ def test_the_evaluation_sample_is_a_fixed_subset_of_whole_customers(materialized
     # The temporal cutoff is taken from int_interactions_weighted: it holds the same latest touch.
     # fetchall: DuckDB 2 refuses a new query (read_evaluation_touches' below) on a connection with
     # an unfinished result, which fetchone leaves.
-    latest = con.execute("select max(last_event_at) from intermediate.int_interactions_weighted").fetchall()[0][0]
+    latest = con.execute("select max(last_event_at) from intermediate.int_interactions_weighted").fetchall()[
+        0
+    ][0]
     assert pd.Timestamp(latest) == pd.Timestamp(every_touch["event_time"].max())
     sample = read_evaluation_touches(con, customers // 4)
     assert sample["customer_id"].nunique() == customers // 4
