@@ -564,7 +564,11 @@ def load_champion() -> tuple[int, "models.RecommenderModel", dict] | None:
     champion = registry.champion_info(MODEL_NAME)
     if champion is None:
         return None
-    loaded = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@{registry.CHAMPION}")
+    # No check of the model's pip requirements against this environment: it lists every installed
+    # distribution (~1 s, paid by each daily run, where this is the only model loaded). The
+    # recommender's state is npz arrays and JSON, and its pickled wrapper is this platform's own
+    # class: neither depends on a third-party package's version to load the same.
+    loaded = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@{registry.CHAMPION}", suppress_warnings=True)
     params = MlflowClient().get_run(champion["run_id"]).data.params
     return int(champion["version"]), loaded.unwrap_python_model(), params
 
