@@ -251,10 +251,11 @@ def test_identity_map_rows_whose_raw_record_is_gone_fail_the_dangling_facts(demo
     con = duckdb.connect(str(home / "warehouse.duckdb"))
     try:
         assert validate_suite(con, load_suite("marts.identity_map")).success
+        # marts.identity_map is a view of int_identity_records_matched: the rows go there.
         for source, record in (("web_events", "DEV-GONE"), ("ecommerce_orders", "SO-GONE")):
             con.execute(
-                "insert into marts.identity_map select * replace (? as source_record_id) "
-                "from marts.identity_map where source = ? limit 1",
+                "insert into intermediate.int_identity_records_matched select * replace (? as source_record_id) "
+                "from intermediate.int_identity_records_matched where source = ? limit 1",
                 [record, source],
             )
         outcome = validate_suite(con, load_suite("marts.identity_map"))
