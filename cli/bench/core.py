@@ -20,7 +20,7 @@ from c360.settings import DBT_PROJECT_DIR
 from cli.bench import landing as bench_landing
 from cli.bench import platform
 from cli.bench.floor import TARGETS
-from cli.bench.measure import GIB, StageRun, c360_stage, python_stage, run_stage
+from cli.bench.measure import GIB, StageRun, c360_stage, peak_between, python_stage, run_stage
 
 SCALES = {"S": 10_000, "M": 100_000, "L": 1_000_000}
 # Variables naming another home's paths would point the bench's fresh home elsewhere.
@@ -133,11 +133,24 @@ def _platform_run(
         "peak_rss_gib": run.peak_rss_gib,
         "load_avg": list(run.load_avg),
         **steps,
+        "peak_rss_steps": step_peaks(steps["steps"], run.rss_samples),
         "dbt_models_s": round(sum(r["seconds"] for r in dbt if r["kind"] == "model"), 2),
         "dbt_tests_s": round(sum(r["seconds"] for r in dbt if r["kind"] in ("test", "unit_test")), 2),
         "slowest_models": platform.slowest(dbt, "model"),
         "_dbt": dbt,
     }
+
+
+def step_peaks(steps: list[dict], samples: list[tuple[float, int]], top: int = 5) -> list[dict]:
+    """Each step's peak RSS (the run's process tree, sampled while the step ran) written into its
+    entry of ``steps`` as ``peak_rss_gib``; returns the ``top`` steps by it. The run's peak alone
+    did not say which step holds the memory (at L: 9.67 GiB, not located)."""
+    for step in steps:
+        if "started_at" in step:
+            peak = peak_between(samples, step["started_at"], step["ended_at"])
+            step["peak_rss_gib"] = None if peak is None else round(peak / GIB, 3)
+    ranked = sorted((s for s in steps if s.get("peak_rss_gib") is not None), key=lambda s: -s["peak_rss_gib"])
+    return [{"step": s["step"], "peak_rss_gib": s["peak_rss_gib"]} for s in ranked[:top]]
 
 
 def bench_scale(

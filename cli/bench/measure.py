@@ -27,6 +27,9 @@ class StageRun:
     returncode: int
     log: Path
     load_avg: tuple[float, float, float] = field(default_factory=lambda: os.getloadavg())
+    # (epoch seconds, bytes) every SAMPLE_EVERY_S: which part of a run held the memory
+    # (``peak_between`` with a step's start and end from the Dagster event log).
+    rss_samples: list[tuple[float, int]] = field(default_factory=list, repr=False)
 
     @property
     def peak_rss_gib(self) -> float:
@@ -69,6 +72,7 @@ def run_stage(
     """Run ``argv`` to completion with output to ``log``; never raises on a failing command."""
     log.parent.mkdir(parents=True, exist_ok=True)
     peak = 0
+    samples: list[tuple[float, int]] = []
     started = time.perf_counter()
     with open(log, "w") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
@@ -77,7 +81,9 @@ def run_stage(
         def sample() -> None:
             nonlocal peak
             while not done.is_set():
-                peak = max(peak, tree_rss_bytes(proc.pid))
+                rss = tree_rss_bytes(proc.pid)
+                samples.append((time.time(), rss))
+                peak = max(peak, rss)
                 done.wait(SAMPLE_EVERY_S)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -94,7 +100,18 @@ def run_stage(
         peak_rss_bytes=max(peak, usage.ru_maxrss * 1024),
         returncode=proc.returncode,
         log=log,
+        rss_samples=samples,
     )
+
+
+def peak_between(samples: list[tuple[float, int]], start: float, end: float) -> int | None:
+    """The largest sampled RSS from ``start`` to ``end`` (epoch seconds); a span shorter than the
+    sampling interval gets the first sample after its start. None when no sample is that late."""
+    inside = [rss for t, rss in samples if start <= t <= end]
+    if inside:
+        return max(inside)
+    after = [rss for t, rss in samples if t >= start]
+    return after[0] if after else None
 
 
 def python_stage(module: str, *args: str) -> list[str]:

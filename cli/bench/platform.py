@@ -57,6 +57,8 @@ def run_steps(dagster_home: Path, run_id: str | None = None) -> dict:
                     "stage": step_stage(stat.step_key, checks_only),
                     "seconds": round(stat.end_time - stat.start_time, 2),
                     "status": stat.status.value if stat.status else None,
+                    "started_at": round(stat.start_time, 2),
+                    "ended_at": round(stat.end_time, 2),
                 }
             )
         stats = instance.get_run_stats(run_id)

@@ -87,7 +87,9 @@ def stage_rows(r: dict) -> list[tuple[str, object, object]]:
     for s in ml:
         rows.append((f"  {s['step']}", s["seconds"], ""))
     rows.append(("other steps", full["stages"]["other"], "segments, activation, freshness"))
-    rows.append(("end to end (c360 run)", full["wall_s"], f"peak RSS {full['peak_rss_gib']} GiB"))
+    peaks = full.get("peak_rss_steps") or []
+    where = f" ({peaks[0]['step']} {peaks[0]['peak_rss_gib']} GiB at most)" if peaks else ""
+    rows.append(("end to end (c360 run)", full["wall_s"], f"peak RSS {full['peak_rss_gib']} GiB{where}"))
     rows.append(("platform SQL stages", r["platform_sql_s"], "ingest + dbt models upstream of the marts"))
     rows.append(
         (
@@ -247,6 +249,12 @@ def update_results(report: dict, path: Path) -> Path:
             "warehouse_gib": r["warehouse_gib"],
             "stages_s": r["platform"]["stages"],
             "slowest_models": [(m["name"], m["seconds"]) for m in r["platform"]["slowest_models"][:5]],
+            # Added 2026-12-04 (issues 19, 20): per-model steps, the daily run's stages and
+            # which steps held the most memory; older entries lack them.
+            "ml_steps_s": {s["step"]: s["seconds"] for s in r["platform"]["steps"] if s["stage"] == "ml"},
+            "peak_rss_steps": r["platform"].get("peak_rss_steps"),
+            "incremental_stages_s": (r["incremental"] or {}).get("stages"),
+            "incremental_peak_rss_steps": (r["incremental"] or {}).get("peak_rss_steps"),
             "load_avg_samples": r["load_avg_samples"],
             "measured_at": report["started_at"],
             "machine": report["machine"],

@@ -158,8 +158,15 @@ def test_bench_command_writes_the_headline_figures_per_scale(c360_home, tmp_path
     assert scale["independent_floor_matched"] is True, scale["independent_floor"]["comparison"]
     assert scale["independent_floor_s"] > 0 and scale["sql_vs_independent_floor"] > 0
     assert scale["peer"]["marts"]["customers"] > 0
+    # Each step's peak memory, sampled while it ran: the run's peak is one of them.
+    steps = scale["platform"]["steps"]
+    assert all(0 < s["peak_rss_gib"] <= scale["platform"]["peak_rss_gib"] for s in steps)
+    peaks = scale["platform"]["peak_rss_steps"]
+    assert peaks and peaks[0]["peak_rss_gib"] == max(s["peak_rss_gib"] for s in steps)
     assert report["machine"]["cores"] >= 1 and len(report["load_avg_samples"][0]) == 3
     assert (c360_home / "reports" / "bench.md").read_text().startswith("# Benchmark run")
     committed = json.loads(results.read_text())["scales"]["150"]
     assert set(HEADLINE) <= set(committed) and committed["command"].startswith("c360 bench")
     assert committed["independent_floor_matched"] is True and committed["sql_vs_independent_floor"] > 0
+    assert committed["peak_rss_steps"] == peaks
+    assert committed["ml_steps_s"] == {s["step"]: s["seconds"] for s in steps if s["stage"] == "ml"}
