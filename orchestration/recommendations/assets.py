@@ -292,15 +292,19 @@ def _load_fit_data(con) -> dict:
 def _prepare_fit(warehouse: WarehouseResource) -> dict:
     """``_load_fit_data`` plus, when there is enough to train on, the interaction matrix
     (``matrix``), its lineage ``digest``, each row's segment (``user_segments``) and the seconds
-    these three took (``prepare_seconds``)."""
+    these three took (``prepare_seconds``). The interactions table itself is dropped once they are
+    made: ``interaction_rows`` and ``too_little`` (``too_little_to_train``) say what the asset
+    still needs of it."""
     with warehouse.reader() as con:
         # Read beside the temporal evaluation (recommender_model): DuckDB gets half of its
         # allowance so that the two together stay within it (at L: 9.2 GiB peak with all of it).
         duck = isinstance(con, duckdb.DuckDBPyConnection)
         with memory_share(con, FIT_READ_MEMORY_SHARE) if duck else nullcontext():
             data = _load_fit_data(con)
-    interactions = data["interactions"]
-    if too_little_to_train(interactions) is None:
+    interactions = data.pop("interactions")
+    data["interaction_rows"] = len(interactions)
+    data["too_little"] = too_little_to_train(interactions)
+    if data["too_little"] is None:
         started = time.perf_counter()
         matrix = models.interaction_matrix_from_arrow(
             interactions["customer_id"], interactions["product_id"], interactions["weight"]
@@ -309,6 +313,10 @@ def _prepare_fit(warehouse: WarehouseResource) -> dict:
         data["digest"] = interactions_digest(matrix, interactions)
         data["user_segments"] = user_segments(matrix, data["segments"])
         data["prepare_seconds"] = time.perf_counter() - started
+    # Not kept for the final fit: the matrix and the digest hold what it reads, and the table is
+    # the biggest thing read (33M rows, ~1.5 GB of Arrow at 1M customers) while the Gram matrix and
+    # its inverse are held.
+    del interactions
     return data
 
 
@@ -402,14 +410,14 @@ def recommender_model(
                 not_evaluated = exc
             del events
         data = loading.result()
-    interactions, products = data["interactions"], data["products"]
-    if reason := too_little_to_train(interactions):
-        return metadata.skipped(context, f"no model trained: {reason}", interactions=len(interactions))
+    interaction_rows, products = data["interaction_rows"], data["products"]
+    if reason := data["too_little"]:
+        return metadata.skipped(context, f"no model trained: {reason}", interactions=interaction_rows)
     if not_evaluated is not None:
         return metadata.skipped(
             context,
             f"no model trained: nothing to evaluate on the last {config.holdout_days} days ({not_evaluated})",
-            interactions=len(interactions),
+            interactions=interaction_rows,
         )
     platform, popularity = evaluation["platform"], evaluation["popularity"]
     if not evaluation["users"]["evaluated"] or pd.isna(platform["ndcg@10"]):
@@ -417,7 +425,7 @@ def recommender_model(
             context,
             f"no model trained: no customer with touches before {cutoff.date()} bought in the "
             f"last {config.holdout_days} days, so there is nothing to evaluate it on",
-            interactions=len(interactions),
+            interactions=interaction_rows,
         )
 
     repurchase_categories = (
@@ -457,7 +465,7 @@ def recommender_model(
         "fit_seconds": fit_seconds,
         "customers": customers,
         "products": len(model.state["meta"]["item_ids"]),
-        "interactions": len(interactions),
+        "interactions": interaction_rows,
     }
     experiment_id = registry.use_experiment(EXPERIMENT)
     with mlflow.start_run(run_name=f"recommender {last_event.date()}") as run:

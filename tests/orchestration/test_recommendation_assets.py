@@ -507,3 +507,57 @@ def test_the_evaluation_touches_read_through_arrow_are_the_views_rows(materializ
         expected.astype({"weight": "float64"}).sort_values(every, ignore_index=True),
         check_dtype=False,
     )
+
+
+def _fit_inputs(path, products: list[str]):
+    """A warehouse holding only what ml/recommender's final fit reads: two customers who touched
+    ``products``."""
+    con = duckdb.connect(str(path))
+    for schema in ("intermediate", "features", "marts", "staging"):
+        con.execute(f"create schema {schema}")
+    con.execute(
+        "create table intermediate.int_interactions_weighted as select * from (values "
+        + ", ".join(
+            f"('C{c}', '{p}', 1.0::double, 1::bigint, timestamp '2026-01-0{c}')"
+            for c in (1, 2)
+            for p in products
+        )
+        + ") t(customer_id, product_id, weight, purchase_count, last_event_at)"
+    )
+    con.execute(
+        "create table features.recommender_transitions (from_product varchar, to_product varchar, transitions bigint)"
+    )
+    con.execute(
+        "create table marts.customer_360 as select * from (values ('C1', 'champions'), ('C2', null)) "
+        "t(customer_id, rfm_segment)"
+    )
+    con.execute(
+        "create table staging.stg_catalog__products as select p as product_id, 'toys' as category, "
+        f"false as is_discontinued from unnest({products!r}) t(p)"
+    )
+    con.execute(
+        "create table features.category_repurchase_rates as select 'toys' as category, 0.1 as repurchase_rate"
+    )
+    con.close()
+
+
+def test_the_final_fit_keeps_no_interactions_table_and_says_why_it_cannot_train(tmp_path):
+    """_prepare_fit drops the interactions table (the biggest read at 1M customers) once the
+    matrix and digest are made; what the asset needs of it (rows, a reason to skip) stays."""
+    from orchestration.recommendations.assets import _prepare_fit
+    from orchestration.resources import WarehouseResource
+
+    one = tmp_path / "one.duckdb"
+    _fit_inputs(one, ["P1"])
+    data = _prepare_fit(WarehouseResource(path=str(one)))
+    assert "interactions" not in data and "matrix" not in data
+    assert data["interaction_rows"] == 2
+    assert "1 product" in data["too_little"]
+
+    two = tmp_path / "two.duckdb"
+    _fit_inputs(two, ["P1", "P2"])
+    data = _prepare_fit(WarehouseResource(path=str(two)))
+    assert "interactions" not in data and data["too_little"] is None
+    assert data["interaction_rows"] == 4
+    assert data["matrix"].matrix.shape == (2, 2) and data["digest"]
+    assert list(data["user_segments"]) == ["champions", None]
