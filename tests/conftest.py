@@ -16,7 +16,7 @@ DEMO_SEED = 7
 
 def _build_demo(home: Path) -> dict:
     from c360.generate import generate
-    from c360.privacy.keys import Keyring, ensure_dev_keys, key_file_path, write_key_file
+    from c360.privacy.keys import Keyring, key_file_path, write_key_file
     from c360.settings import get_settings
     from cli.runner import materialize
 
@@ -33,7 +33,6 @@ def _build_demo(home: Path) -> dict:
     write_key_file(
         Keyring("k1", {"k1": bytes(range(32))}, bytes(range(32, 64)), "tests"), key_file_path(settings)
     )
-    ensure_dev_keys(settings)
     generate(settings.landing, customers=DEMO_CUSTOMERS, seed=DEMO_SEED, progress=False)
     result = materialize()
     return {

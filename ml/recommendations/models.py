@@ -285,10 +285,10 @@ def _batches(n: int, n_items: int) -> Iterable[slice]:
         yield slice(start, min(start + size, n))
 
 
-def _top_weights_per_row(dense: np.ndarray, keep: int, threads: int | None = None) -> sp.csr_matrix:
+def _top_weights_per_row(dense: np.ndarray, keep: int) -> sp.csr_matrix:
     """Keep the ``keep`` largest-magnitude entries of each row (negatives matter in EASE).
 
-    Blocks of rows go to ``threads`` threads (default: one per core, at most 4): numpy's
+    Blocks of rows go to one thread per core (at most 4): numpy's
     argpartition releases the GIL, and this pass was single-threaded ~2 s of every EASE fit at
     10k items (0.8 s on two cores). Small blocks keep both threads busy to the end and each
     block's temporaries (|block| and its argpartition) small."""
@@ -310,7 +310,7 @@ def _top_weights_per_row(dense: np.ndarray, keep: int, threads: int | None = Non
 
     size = max(1, min(512, SCORE_BLOCK_CELLS // max(n_cols, 1)))
     blocks = [slice(start, min(start + size, n_rows)) for start in range(0, n_rows, size)]
-    threads = threads or min(4, os.cpu_count() or 1)
+    threads = min(4, os.cpu_count() or 1)
     if threads > 1 and len(blocks) > 1:
         with ThreadPoolExecutor(threads, thread_name_prefix="ease-top-k") as pool:
             parts = list(pool.map(top, blocks))
