@@ -51,7 +51,7 @@ def machine() -> dict:
         or f"{DEFAULT_DUCKDB_MEMORY_LIMIT} (default)",
         "dbt_memory_limit": os.environ.get("C360_DBT_MEMORY_LIMIT")
         or os.environ.get("C360_DUCKDB_MEMORY_LIMIT")
-        or "8GB (dbt profile default)",
+        or "6GB (dbt profile default)",
         "git_commit": commit,
     }
 
@@ -177,7 +177,7 @@ def markdown(report: dict) -> str:
         f"Started {report['started_at']}, {report['seconds']} s.  ",
         (
             f"Machine: {m['cores']} cores, {m['ram_gib']} GiB RAM, DuckDB threads {m['duckdb_threads']}, "
-            f"memory limit {m['duckdb_memory_limit']} (dbt {m.get('dbt_memory_limit', '8GB')}), commit {m['git_commit']}.  "
+            f"memory limit {m['duckdb_memory_limit']} (dbt {m.get('dbt_memory_limit', '6GB')}), commit {m['git_commit']}.  "
         ),
         f"Load average (1, 5, 15 min) sampled between stages: {report['load_avg_samples']}",
         "",

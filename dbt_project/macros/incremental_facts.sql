@@ -31,6 +31,32 @@
     select {{ columns }} from {{ source }}
 {% endmacro %}
 
+{# incremental_strategy='replace_marked': a batch row whose `marked_by` column is null (a marker)
+   replaces every row of its partition (`partitioned_by`); any other batch row replaces the target
+   row with the same partition and `marked_by` value. Only batch rows that meet `inserted_when`
+   are inserted: the others are markers, which delete and are not inserted. A model using it
+   recomputes some partitions whole (int_interactions_weighted: customers whose identity changed)
+   and only some rows of others (the products a customer just bought or browsed), so the rows it
+   does not recompute stay as they are. Runs inside the model's transaction. #}
+{% macro get_incremental_replace_marked_sql(arg_dict) %}
+    {%- set target = arg_dict['target_relation'] -%}
+    {%- set source = arg_dict['temp_relation'] -%}
+    {%- set partition_by = config.require('marked_partitioned_by') -%}
+    {%- set marked_by = config.require('marked_by') -%}
+    {%- set inserted_when = config.require('inserted_when') -%}
+    {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    delete from {{ target }}
+    where {{ partition_by }} in (select {{ partition_by }} from {{ source }} where {{ marked_by }} is null);
+
+    delete from {{ target }}
+    using (select distinct {{ partition_by }}, {{ marked_by }} from {{ source }} where {{ marked_by }} is not null) as batch
+    where {{ target }}.{{ partition_by }} = batch.{{ partition_by }}
+        and {{ target }}.{{ marked_by }} = batch.{{ marked_by }};
+
+    insert into {{ target }} ({{ columns }})
+    select {{ columns }} from {{ source }} where {{ marked_by }} is not null and ({{ inserted_when }})
+{% endmacro %}
+
 {# The incremental facts' watermark: the latest load time their rows were built from (`loaded_through`);
    a run reads the source rows loaded after it. The start of time for an empty table. #}
 {% macro loaded_watermark() -%}

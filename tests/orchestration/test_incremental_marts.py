@@ -1,7 +1,8 @@
 """A chain of increments equals a full rebuild (issue 20) for the customer models that are
 incremental on DuckDB (int_interactions_weighted) and for customer_360: on a copy of the demo
-warehouse, a daily increment that merges two existing people, brings a new person and new touches
-of a known one gives row for row what ``--full-refresh`` gives; so does the increment after a
+warehouse, a daily increment that merges two existing people, brings a new person, a new touch of
+a known one (only that product's row is rewritten), an order re-sent as cancelled and a store
+receipt's late line gives row for row what ``--full-refresh`` gives; so does the increment after a
 person's records are removed (as an erasure does), which falls back to recomputing everyone."""
 
 import duckdb
@@ -78,14 +79,48 @@ def test_a_daily_increment_with_a_merge_and_a_new_person_equals_a_full_rebuild(
     device, known = con.execute(
         """select m.source_record_id, m.customer_id from intermediate.int_identity_records_matched m
         where m.source = 'web_events' and not m.is_anonymous and m.customer_id not in (?, ?)
-        and m.customer_id in (select customer_id from intermediate.int_interactions_weighted)
+        and m.customer_id in (
+            select customer_id from intermediate.int_interactions_weighted group by customer_id having count(*) > 2
+        )
         order by m.source_record_id limit 1""",
         [a, b],
     ).fetchone()
+    # Another person's order comes again, now cancelled (stamped with a new load time).
+    order, cancelled = con.execute(
+        """select o.order_id, m.customer_id from raw.ecommerce_orders o
+        join intermediate.int_identity_records_matched m on m.source = 'ecommerce_orders' and m.source_record_id = o.order_id
+        join intermediate.int_purchase_lines_unioned l on l.purchase_id = 'order:' || o.order_id
+        where not m.is_anonymous and m.customer_id not in (?, ?, ?)
+        order by o.order_id limit 1""",
+        [a, b, known],
+    ).fetchone()
+    con.execute(
+        "update raw.ecommerce_orders set status = 'cancelled', _loaded_at = now()::timestamp where order_id = ?",
+        [order],
+    )
+    purchases_before = con.execute(
+        "select sum(purchase_count) from intermediate.int_interactions_weighted where customer_id = ?",
+        [cancelled],
+    ).fetchone()[0]
     products = [
         p
         for (p,) in con.execute("select product_id from raw.products order by product_id limit 2").fetchall()
     ]
+    # A third person's store receipt gets a line a load later, with another product: the
+    # receipt's other products' rows take its new load time (loaded_through) as a rebuild gives.
+    receipt, shopper = con.execute(
+        """select p.transaction_id, m.customer_id from raw.pos_transactions p
+        join intermediate.int_identity_records_matched m on m.source = 'pos_transactions' and m.source_record_id = p.transaction_id
+        where not m.is_anonymous and m.customer_id not in (?, ?, ?, ?)
+        order by p.transaction_id limit 1""",
+        [a, b, known, cancelled],
+    ).fetchone()
+    con.execute(
+        "insert into raw.pos_transactions by name select * replace (pos_line_id || '-LATE' as pos_line_id, "
+        "99 as line_no, ? as product_id, now()::timestamp as _loaded_at) from raw.pos_transactions "
+        "where transaction_id = ? limit 1",
+        [products[1], receipt],
+    )
     for event_id, event_device, user, event_type, product in (
         ("E-KNOWN", device, None, "add_to_cart", products[0]),
         ("E-NEW-1", "D-NEW", "A-NEW", "login", None),
@@ -124,9 +159,23 @@ def test_a_daily_increment_with_a_merge_and_a_new_person_equals_a_full_rebuild(
             "select distinct customer_id from intermediate.int_interactions_weighted"
         ).fetchall()
     }
+    purchases_after = con.execute(
+        "select sum(purchase_count) from intermediate.int_interactions_weighted where customer_id = ?",
+        [cancelled],
+    ).fetchone()[0]
+    # The known person's other products had nothing new: their rows were not rewritten.
+    known_rewritten, known_kept = con.execute(
+        """select count(*) filter (where built_at = (select max(built_at) from intermediate.int_interactions_weighted)),
+            count(*) filter (where built_at < (select max(built_at) from intermediate.int_interactions_weighted))
+        from intermediate.int_interactions_weighted where customer_id = ?""",
+        [known],
+    ).fetchone()
     con.close()
-    # Only the changed people were recomputed: the merged one, the new one, the known one.
-    assert merged in (a, b) and {merged, new_person, known} <= recomputed
+    # Only the changed people were recomputed: the merged one, the new one, the known one, the
+    # shopper; the cancelled order no longer counts.
+    assert merged in (a, b) and {merged, new_person, known, shopper} <= recomputed
+    assert purchases_after < purchases_before
+    assert (known_rewritten, known_kept > 1) == (1, True)
     assert len(recomputed) < people / 10
     assert ({a, b} - {merged}).isdisjoint(survivors)
     incremental = snapshot(warehouse)

@@ -1,0 +1,62 @@
+"""The project's own generic dbt test, unique_combination (dbt_project/tests/generic/), on a copy
+of the demo warehouse: a duplicated key fails it, rows with a null key column are left out as the
+`a || '|' || b` unique tests it replaced left them out, and an expression column
+(`coalesce(account_id, '')`) groups nulls with nulls."""
+
+import duckdb
+from dbt.cli.main import dbtRunner
+
+from c360.settings import DBT_PROJECT_DIR
+
+INTERACTIONS = "intermediate.int_interactions_weighted"
+VISITS = "intermediate.int_device_visits_summarised"
+
+
+def failures(target) -> dict[str, int]:
+    """Failing keys per model of the unique_combination tests of the two models."""
+    result = dbtRunner().invoke(
+        [
+            "test",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(target),
+            "--select",
+            "int_interactions_weighted,test_name:unique_combination",
+            "int_device_visits_summarised,test_name:unique_combination",
+        ]
+    )
+    found = {}
+    for run in result.result.results:
+        if run.node.resource_type != "test":
+            continue  # the project's on-run-start/end hooks
+        assert str(run.status) in ("pass", "fail"), run.message
+        found[run.node.attached_node.rsplit(".", 1)[-1]] = int(run.failures or 0)
+    return found
+
+
+def test_unique_combination_catches_duplicates_and_leaves_null_keys_out(demo_copy, monkeypatch, tmp_path):
+    home = demo_copy("warehouse.duckdb")
+    monkeypatch.setenv("C360_HOME", str(home))
+    monkeypatch.delenv("C360_WAREHOUSE", raising=False)
+    target = tmp_path / "target"
+    assert failures(target) == {"int_interactions_weighted": 0, "int_device_visits_summarised": 0}
+
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    # Two rows with a null product are not a key; a copied row is a duplicate.
+    con.execute(
+        f"insert into {INTERACTIONS} select * replace (null as product_id) from {INTERACTIONS} "
+        "order by customer_id, product_id limit 2"
+    )
+    con.execute(
+        f"insert into {INTERACTIONS} select * from {INTERACTIONS} where product_id is not null limit 1"
+    )
+    # A visit without an account, twice: the coalesced account makes them one key.
+    con.execute(
+        f"insert into {VISITS} select * replace ('S-NEW' as session_id, null as account_id) from {VISITS} limit 1"
+    )
+    con.execute(f"insert into {VISITS} select * from {VISITS} where session_id = 'S-NEW'")
+    con.close()
+    assert failures(target) == {"int_interactions_weighted": 1, "int_device_visits_summarised": 1}
