@@ -105,29 +105,39 @@ def demo_copy(demo_home, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def dbt_run():
-    """``dbt_run(target_path, select, *args)``: ``dbt run`` in this process (dbtRunner costs ~0.3 s
-    a call after the first, the CLI 6-8 s), with its own target path so the project's
-    dbt_project/target (manifest, partial parse) stays untouched. Reads $C360_HOME's warehouse."""
+def dbt_invoke():
+    """``dbt_invoke(command, target_path, *args)``: a dbt command in this process (dbtRunner costs
+    ~0.3 s a call after the first, the CLI 6-8 s), with its own target path so the project's
+    dbt_project/target (manifest, partial parse) stays untouched. Reads $C360_HOME's warehouse;
+    returns dbt's result (tests of failing dbt tests read it)."""
     from dbt.cli.main import dbtRunner
 
     from c360.settings import DBT_PROJECT_DIR
 
-    def run(target_path, select: str, *args: str) -> None:
-        result = dbtRunner().invoke(
+    def invoke(command: str, target_path, *args: str):
+        return dbtRunner().invoke(
             [
-                "run",
+                command,
                 "--project-dir",
                 str(DBT_PROJECT_DIR),
                 "--profiles-dir",
                 str(DBT_PROJECT_DIR),
                 "--target-path",
                 str(target_path),
-                "--select",
-                select,
                 *args,
             ]
         )
+
+    return invoke
+
+
+@pytest.fixture(scope="session")
+def dbt_run(dbt_invoke):
+    """``dbt_run(target_path, select, *args)``: ``dbt run`` of ``select`` (``dbt_invoke``), which
+    must succeed."""
+
+    def run(target_path, select: str, *args: str) -> None:
+        result = dbt_invoke("run", target_path, "--select", select, *args)
         assert result.success, result.exception
 
     return run

@@ -177,7 +177,7 @@ def markdown(report: dict) -> str:
         f"Started {report['started_at']}, {report['seconds']} s.  ",
         (
             f"Machine: {m['cores']} cores, {m['ram_gib']} GiB RAM, DuckDB threads {m['duckdb_threads']}, "
-            f"memory limit {m['duckdb_memory_limit']} (dbt {m.get('dbt_memory_limit', '6GB')}), commit {m['git_commit']}.  "
+            f"memory limit {m['duckdb_memory_limit']} (dbt {m.get('dbt_memory_limit', '8GB')}), commit {m['git_commit']}.  "
         ),
         f"Load average (1, 5, 15 min) sampled between stages: {report['load_avg_samples']}",
         "",

@@ -4,29 +4,19 @@ of the demo warehouse: a duplicated key fails it, rows with a null key column ar
 (`coalesce(account_id, '')`) groups nulls with nulls."""
 
 import duckdb
-from dbt.cli.main import dbtRunner
-
-from c360.settings import DBT_PROJECT_DIR
 
 INTERACTIONS = "intermediate.int_interactions_weighted"
 VISITS = "intermediate.int_device_visits_summarised"
 
 
-def failures(target) -> dict[str, int]:
+def failures(dbt_invoke, target) -> dict[str, int]:
     """Failing keys per model of the unique_combination tests of the two models."""
-    result = dbtRunner().invoke(
-        [
-            "test",
-            "--project-dir",
-            str(DBT_PROJECT_DIR),
-            "--profiles-dir",
-            str(DBT_PROJECT_DIR),
-            "--target-path",
-            str(target),
-            "--select",
-            "int_interactions_weighted,test_name:unique_combination",
-            "int_device_visits_summarised,test_name:unique_combination",
-        ]
+    result = dbt_invoke(
+        "test",
+        target,
+        "--select",
+        "int_interactions_weighted,test_name:unique_combination",
+        "int_device_visits_summarised,test_name:unique_combination",
     )
     found = {}
     for run in result.result.results:
@@ -37,12 +27,14 @@ def failures(target) -> dict[str, int]:
     return found
 
 
-def test_unique_combination_catches_duplicates_and_leaves_null_keys_out(demo_copy, monkeypatch, tmp_path):
+def test_unique_combination_catches_duplicates_and_leaves_null_keys_out(
+    demo_copy, monkeypatch, tmp_path, dbt_invoke
+):
     home = demo_copy("warehouse.duckdb")
     monkeypatch.setenv("C360_HOME", str(home))
     monkeypatch.delenv("C360_WAREHOUSE", raising=False)
     target = tmp_path / "target"
-    assert failures(target) == {"int_interactions_weighted": 0, "int_device_visits_summarised": 0}
+    assert failures(dbt_invoke, target) == {"int_interactions_weighted": 0, "int_device_visits_summarised": 0}
 
     con = duckdb.connect(str(home / "warehouse.duckdb"))
     # Two rows with a null product are not a key; a copied row is a duplicate.
@@ -59,4 +51,4 @@ def test_unique_combination_catches_duplicates_and_leaves_null_keys_out(demo_cop
     )
     con.execute(f"insert into {VISITS} select * from {VISITS} where session_id = 'S-NEW'")
     con.close()
-    assert failures(target) == {"int_interactions_weighted": 1, "int_device_visits_summarised": 1}
+    assert failures(dbt_invoke, target) == {"int_interactions_weighted": 1, "int_device_visits_summarised": 1}
