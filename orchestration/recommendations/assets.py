@@ -648,20 +648,74 @@ BATCH_SCHEMA = pa.schema(
 )
 
 
-def _read_interactions(con) -> "pd.DataFrame":
-    """The interactions the placements are scored from, ordered (the last touched product is
-    picked by a stable sort on last_event_at, so ties go by row order, which must not vary
-    between runs for kept scores to equal fresh ones). The ids come as categoricals: 33M rows
-    of ids as Python strings cost ~5 GB and every lookup converts them again."""
-    table = _arrow(
-        con,
-        f"select customer_id, product_id, purchase_count, last_event_at from {INTERACTIONS_TABLE} "
-        "order by customer_id, product_id, last_event_at, purchase_count",
-    ).combine_chunks()
+def _read_interactions(con, customer_ids: "pd.Index | None" = None) -> "pd.DataFrame":
+    """The interactions the placements are scored from (of ``customer_ids`` only, when given:
+    DuckDB), ordered (the last touched product is picked by a stable sort on last_event_at, so
+    ties go by row order, which must not vary between runs for kept scores to equal fresh ones).
+    The ids come as categoricals: 33M rows of ids as Python strings cost ~5 GB and every lookup
+    converts them again."""
+    import pandas as pd
+
+    where = ""
+    if customer_ids is not None:
+        con.register("_scored_customers", pd.DataFrame({"customer_id": customer_ids.astype(str)}))
+        where = "where customer_id in (select customer_id from _scored_customers) "
+    try:
+        table = _arrow(
+            con,
+            f"select customer_id, product_id, purchase_count, last_event_at from {INTERACTIONS_TABLE} "
+            + where
+            + "order by customer_id, product_id, last_event_at, purchase_count",
+        ).combine_chunks()
+    finally:
+        if customer_ids is not None:
+            con.unregister("_scored_customers")
     for name in ("customer_id", "product_id"):
         at = table.schema.get_field_index(name)
         table = table.set_column(at, name, pc.dictionary_encode(table[name].cast(pa.string())))
     return table.to_pandas()
+
+
+# Per customer with interactions, in one DuckDB pass: a hash of the rows the placements read and
+# the anchor product (anchors(): the model's item of their latest last_event_at, ties to the last
+# in row order, i.e. the greatest product id; a missing time counts as the latest). A daily run
+# needs only these to decide whom to rescore, and reads the rows of those customers alone: at 1M
+# customers, reading all 33M rows into pandas, hashing them and finding the anchors took 50 s.
+_INTERACTION_SUMMARY_SQL = f"""
+select
+    customer_id,
+    hash(bit_xor(hash(product_id, purchase_count, last_event_at)), count(*)) as interactions_hash,
+    arg_max(product_id, (coalesce(last_event_at, timestamp '9999-12-31'), product_id))
+        filter (where product_id in (select product_id from _model_items)) as anchor
+from {INTERACTIONS_TABLE}
+group by customer_id
+"""
+
+
+def interaction_summary(con, item_ids, customer_ids: "pd.Series") -> tuple["pd.Series", "pd.Series"]:
+    """(interactions hash, anchor) per customer of ``customer_ids`` (str), from DuckDB
+    (``_INTERACTION_SUMMARY_SQL``): 0 and None for a customer without interactions. A product
+    pair per customer is unique (a dbt test), so the rows' hashes combine in any order."""
+    import pandas as pd
+
+    con.register("_model_items", pd.DataFrame({"product_id": pd.Series(list(item_ids), dtype=str)}))
+    try:
+        summary = con.sql(_INTERACTION_SUMMARY_SQL).df()
+    finally:
+        con.unregister("_model_items")
+    summary.index = summary["customer_id"].astype(str).to_numpy(dtype=object)
+    ids = pd.Index(customer_ids.astype(str).to_numpy(dtype=object), dtype=object)
+    at = summary.index.get_indexer(ids)
+    found = at >= 0
+    hashes = np.zeros(len(ids), dtype=np.uint64)
+    hashes[found] = summary["interactions_hash"].to_numpy(np.uint64)[at[found]]
+    anchor = np.full(len(ids), None, dtype=object)
+    anchor[found] = summary["anchor"].to_numpy(dtype=object)[at[found]]
+    anchor = np.where(pd.isna(anchor), None, anchor)
+    return (
+        pd.Series(hashes, index=ids, name="interactions_hash"),
+        pd.Series(anchor, index=ids, name="anchor", dtype=object),
+    )
 
 
 def _create_recommendations_table(con) -> None:
@@ -699,10 +753,16 @@ def recommendations(
         customers = con.execute(
             f"select customer_id, rfm_segment as segment from {CUSTOMERS_TABLE} order by customer_id"
         ).df()
-        # Ordered: the last touched product is picked by a stable sort on last_event_at, so ties
-        # go by row order, which must not vary between runs for kept scores to equal fresh ones.
-        interactions = _read_interactions(con)
+        # With a champion, DuckDB summarises the interactions (interaction_summary) and only the
+        # rescored customers' rows are read, below; the popularity fallback, which counts every
+        # row, and other readers (Spark) read them all here.
+        summarised = champion is not None and isinstance(con, duckdb.DuckDBPyConnection)
+        interactions = None if summarised else _read_interactions(con)
         products = con.execute(f"select product_id, category, is_discontinued from {PRODUCTS_TABLE}").df()
+        if summarised:
+            interactions_hash, summary_anchor = interaction_summary(
+                con, champion[1].state["meta"]["item_ids"], customers["customer_id"]
+            )
     # The rules are this platform's own output (ml.*), always in the DuckDB file. The weekly
     # retrain mines them: a daily run before the first one scores without cart rules.
     with warehouse.connect(read_only=True) as con:
@@ -744,15 +804,20 @@ def recommendations(
     # list of their anchor product (the cart placement reads no other rule: the placements'
     # anchor, ml/recommendations/placements.anchors); the catalogue, repurchase categories, k and
     # placements are shared by every score (orchestration/incremental_scoring.py).
-    own = incremental_scoring.input_hashes(
-        customers, interactions, shared=(available, repurchase, config.k, placements)
-    )
+    shared = (available, repurchase, config.k, placements)
     ids = customers["customer_id"].astype(str)
-    anchor = (
-        anchors(state["meta"]["item_ids"], ids, interactions)
-        if "cart" in placements  # the popularity fallback reads no rule
-        else pd.Series([None] * len(ids), index=ids.to_numpy(), dtype=object)
-    )
+    if summarised:
+        own = incremental_scoring.with_part(
+            incremental_scoring.input_hashes(customers, shared=shared), interactions_hash
+        )
+        anchor = summary_anchor
+    else:
+        own = incremental_scoring.input_hashes(customers, interactions, shared=shared)
+        anchor = (
+            anchors(state["meta"]["item_ids"], ids, interactions)
+            if "cart" in placements  # the popularity fallback reads no rule
+            else pd.Series([None] * len(ids), index=ids.to_numpy(), dtype=object)
+        )
     rule_part = rule_list_hashes(rules, anchor)
     hashes = incremental_scoring.with_part(own, rule_part)
     why_rules = {"customers_rescored_for_rules": 0, "anchors_rescored_for_rules": 0}
@@ -770,6 +835,10 @@ def recommendations(
     # Customers rescored only for their anchor's rules get a new cart placement; their home and
     # product rows (which read no rule) are kept, with today's hashes.
     whole = plan.rescore.difference(pd.Index(cart_only), sort=False)
+    if interactions is None:
+        with warehouse.reader() as con:
+            everyone = len(plan.rescore) == len(customers)
+            interactions = _read_interactions(con, None if everyone else plan.rescore)
     customer_ids = customers["customer_id"].astype(str)
     interaction_ids = interactions["customer_id"]  # categorical: matched per category, not per row
     work = [
@@ -885,6 +954,8 @@ def recommendations(
         metadata={
             "dagster/row_count": int(total_rows),
             "customers": len(customers),
+            # Interactions read to score: the rescored customers' rows only, with a champion.
+            "interaction_rows_read": len(interactions),
             **incremental_scoring.rows_metadata(plan, rows, kept),
             **why_rules,
             "model_version": version,

@@ -11,7 +11,12 @@ import duckdb
 DAILY = "+int_interactions_weighted +customer_360"
 # Columns that say when a row was built, not what it holds.
 BOOKKEEPING = {"built_at", "computed_at"}
-TABLES = ("intermediate.int_interactions_weighted", "marts.customer_360")
+TABLES = (
+    "intermediate.int_purchases_unioned",
+    "intermediate.int_purchase_lines_unioned",
+    "intermediate.int_interactions_weighted",
+    "marts.customer_360",
+)
 
 
 def rows(con, table: str) -> set[tuple]:
@@ -170,7 +175,32 @@ def test_a_daily_increment_with_a_merge_and_a_new_person_equals_a_full_rebuild(
         from intermediate.int_interactions_weighted where customer_id = ?""",
         [known],
     ).fetchone()
+    # Purchases: only those whose row changed were rewritten (the receipt with a late line, the
+    # purchases of the person merged away); the cancelled order is gone.
+    rewritten = {
+        p: c
+        for p, c in con.execute(
+            """select purchase_id, customer_id from intermediate.int_purchases_unioned
+            where built_at = (select max(built_at) from intermediate.int_purchases_unioned)"""
+        ).fetchall()
+    }
+    purchases = dict(con.execute("select purchase_id, customer_id from intermediate.int_purchases_unioned").fetchall())
+    # Lines: those of the rewritten purchases only; the cancelled order's are gone, the receipt
+    # has its late line.
+    lines_rewritten, lines_kept, cancelled_lines, receipt_products = con.execute(
+        """select count(*) filter (where built_at = (select max(built_at) from intermediate.int_purchase_lines_unioned)),
+            count(*) filter (where built_at < (select max(built_at) from intermediate.int_purchase_lines_unioned)),
+            count(*) filter (where purchase_id = ?),
+            list(product_id) filter (where purchase_id = ?)
+        from intermediate.int_purchase_lines_unioned""",
+        [f"order:{order}", f"pos:{receipt}"],
+    ).fetchone()
     con.close()
+    assert cancelled_lines == 0 and products[1] in receipt_products
+    assert 0 < lines_rewritten < lines_kept / 10
+    assert f"order:{order}" not in purchases and rewritten[f"pos:{receipt}"] == shopper
+    assert not ({a, b} - {merged}) & set(purchases.values())
+    assert merged in rewritten.values() and len(rewritten) < len(purchases) / 10
     # Only the changed people were recomputed: the merged one, the new one, the known one, the
     # shopper; the cancelled order no longer counts.
     assert merged in (a, b) and {merged, new_person, known, shopper} <= recomputed

@@ -221,6 +221,20 @@ def test_only_customers_whose_inputs_changed_are_rescored(runs):
     assert runs["daily"]["ml__recommendations"]["customers_rescored_for_rules"] == 0
 
 
+def test_a_daily_run_reads_only_the_rescored_customers_interactions(runs):
+    """A scoring from scratch reads every interaction; the daily run only the changed customers'
+    rows (whom to rescore comes from a summary in DuckDB, interaction_summary)."""
+    with duckdb.connect(str(runs["warehouse"]), read_only=True) as con:
+        every = con.execute("select count(*) from intermediate.int_interactions_weighted").fetchone()[0]
+        changed = con.execute(
+            "select count(*) from intermediate.int_interactions_weighted where customer_id in (select unnest(?))",
+            [sorted(runs["changed"]["ml__recommendations"])],
+        ).fetchone()[0]
+    assert runs["from_scratch"]["ml__recommendations"]["interaction_rows_read"] == every
+    assert runs["unchanged"]["ml__recommendations"]["interaction_rows_read"] == 0
+    assert 0 < runs["daily"]["ml__recommendations"]["interaction_rows_read"] == changed < every
+
+
 def test_changed_rule_lists_rescore_only_the_customers_anchored_on_them(runs):
     recs = runs["rules_run"]["ml__recommendations"]
     expected = runs["rule_customers"]
@@ -265,3 +279,44 @@ def test_hashes_see_a_last_bit_float_change_and_a_detail_row_change():
     before, after = input_hashes(frame, details), input_hashes(frame, moved)
     assert (before == after).tolist() == [False, True]
     assert not (input_hashes(frame, details, shared=(3,)) == input_hashes(frame, details, shared=(4,))).any()
+
+
+def test_the_interaction_summary_finds_the_anchors_the_placements_pick():
+    """interaction_summary (DuckDB) picks each customer's anchor as anchors() (pandas) does: the
+    model's item of their latest touch, ties to the last in row order, a missing time as the
+    latest; products outside the model are skipped. Its hash moves with any row's change."""
+    from orchestration.recommendations.assets import interaction_summary
+
+    rows = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a", "b", "b", "c", "c", "d", "e", "e"],
+            "product_id": ["p1", "p2", "p3", "p1", "p2", "p1", "p9", "p9", "p1", "p2"],
+            "purchase_count": [1, 0, 2, 0, 0, 1, 1, 1, 0, 3],
+            "last_event_at": pd.to_datetime(
+                [
+                    "2025-01-02",
+                    "2025-01-03",
+                    "2025-01-03",  # a: tie at the latest time: p3, the last in row order
+                    "2025-01-05",
+                    None,  # b: no time counts as the latest
+                    "2025-01-01",
+                    "2025-02-01",  # c: p9 is not a model item
+                    "2025-01-01",  # d: only p9: no anchor
+                    "2025-01-01",
+                    "2025-01-01",
+                ]
+            ),
+        }
+    )
+    items = ["p1", "p2", "p3"]
+    customers = pd.Series(["a", "b", "c", "d", "e", "f"])
+    with duckdb.connect() as con:
+        con.execute("create schema intermediate")
+        con.execute("create table intermediate.int_interactions_weighted as select * from rows")
+        hashes, anchor = interaction_summary(con, items, customers)
+        con.execute("update intermediate.int_interactions_weighted set purchase_count = 5 where customer_id = 'e' and product_id = 'p1'")
+        moved, _ = interaction_summary(con, items, customers)
+    expected = [a if isinstance(a, str) else None for a in anchors(items, customers, rows)]
+    assert anchor.tolist() == expected == ["p3", "p2", "p1", None, "p2", None]
+    assert (hashes == 0).tolist() == [False] * 5 + [True]
+    assert (hashes == moved).tolist() == [True, True, True, True, False, True]

@@ -1,4 +1,25 @@
 -- Every purchased product line with its customer and category (orders and store receipts).
+--
+-- Incremental on DuckDB (a table on Spark, as the other incremental facts). A run recomputes the
+-- lines of the purchases int_purchases_unioned rewrote since (`built_at`: new purchases, a
+-- receipt's late line, a person merged), of the lines loaded since (`loaded_through`, each line's
+-- load time: an order's late line) and of the purchases that are no longer one (an order re-sent
+-- as cancelled, a record gone), whose lines go. A marker row per recomputed purchase (built_at
+-- null) deletes its old lines (strategy replace_marked, macros/incremental_facts.sql). A changed
+-- catalogue (`catalogue_hash`: a product's category) or an older table layout recomputes
+-- everything.
+{{ config(
+    materialized=fact_materialization(),
+    incremental_strategy='replace_marked',
+    marked_partitioned_by='purchase_id',
+    marked_by='built_at',
+    inserted_when='true',
+    on_schema_change='sync_all_columns',
+) }}
+{%- set state = is_incremental() and identity_state_readable(['loaded_through', 'built_at', 'catalogue_hash']) %}
+{%- set purchases = ref('int_purchases_unioned') %}
+{%- set built_at = "cast('" ~ run_started_at.strftime("%Y-%m-%d %H:%M:%S") ~ "' as timestamp)" %}
+
 with items as (
     select * from {{ ref('stg_ecommerce__order_items') }}
 ),
@@ -7,19 +28,39 @@ pos as (
     select * from {{ ref('stg_pos__transaction_lines') }}
 ),
 
-purchases as (
-    select * from {{ ref('int_purchases_unioned') }}
-),
-
 products as (
     select * from {{ ref('stg_catalog__products') }}
 ),
 
-lines as (
-    select 'order:' || order_id as purchase_id, product_id, quantity, line_amount from items
-    union all
-    select 'pos:' || transaction_id, product_id, quantity, line_amount from pos
+catalogue as (
+    select {{ identity_hash('count(*), sum(hash(product_id, category))') }} as catalogue_hash from products
 ),
+
+lines as (
+    select 'order:' || order_id as purchase_id, product_id, quantity, line_amount, _loaded_at as loaded_through
+    from items
+    union all
+    select 'pos:' || transaction_id, product_id, quantity, line_amount, _loaded_at from pos
+),
+
+{% if state %}
+previous as (
+    select
+        coalesce(max(loaded_through), cast('1900-01-01' as timestamp)) as loaded_through,
+        coalesce(max(built_at), cast('1900-01-01' as timestamp)) as built_at,
+        coalesce(bool_or(catalogue_hash <> (select catalogue_hash from catalogue)), false) as everything
+    from {{ this }}
+),
+
+scope as (
+    select purchase_id from {{ purchases }}
+    where built_at > (select built_at from previous) or (select everything from previous)
+    union
+    select purchase_id from lines where loaded_through > (select loaded_through from previous)
+    union
+    select purchase_id from {{ this }} where purchase_id not in (select purchase_id from {{ purchases }})
+),
+{% endif %}
 
 final as (
     select
@@ -30,10 +71,20 @@ final as (
         l.product_id,
         pr.category,
         l.quantity,
-        l.line_amount
+        l.line_amount,
+        l.loaded_through,
+        {{ built_at }} as built_at,
+        (select catalogue_hash from catalogue) as catalogue_hash
     from lines l
-    join purchases p using (purchase_id)
+    join {{ purchases }} p using (purchase_id)
     left join products pr using (product_id)
+    {% if state %}where l.purchase_id in (select purchase_id from scope){% endif %}
+    {% if is_incremental() %}
+    union all
+    -- Markers (see the top): they delete every old line of the purchases recomputed; not inserted.
+    select null, purchase_id, null, null, null, null, null, null, null, null, null
+    from {% if state %}scope{% else %}(select distinct purchase_id from {{ this }}){% endif %}
+    {% endif %}
 )
 
 select * from final

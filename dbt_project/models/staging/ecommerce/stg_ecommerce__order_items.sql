@@ -11,7 +11,8 @@ final as (
         quantity,
         unit_price,
         coalesce(discount, 0) as discount,
-        quantity * unit_price - coalesce(discount, 0) as line_amount
+        quantity * unit_price - coalesce(discount, 0) as line_amount,
+        _loaded_at
     from source
 )
 
