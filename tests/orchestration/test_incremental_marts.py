@@ -184,7 +184,9 @@ def test_a_daily_increment_with_a_merge_and_a_new_person_equals_a_full_rebuild(
             where built_at = (select max(built_at) from intermediate.int_purchases_unioned)"""
         ).fetchall()
     }
-    purchases = dict(con.execute("select purchase_id, customer_id from intermediate.int_purchases_unioned").fetchall())
+    purchases = dict(
+        con.execute("select purchase_id, customer_id from intermediate.int_purchases_unioned").fetchall()
+    )
     # Lines: those of the rewritten purchases only; the cancelled order's are gone, the receipt
     # has its late line.
     lines_rewritten, lines_kept, cancelled_lines, receipt_products = con.execute(

@@ -314,7 +314,9 @@ def test_the_interaction_summary_finds_the_anchors_the_placements_pick():
         con.execute("create schema intermediate")
         con.execute("create table intermediate.int_interactions_weighted as select * from rows")
         hashes, anchor = interaction_summary(con, items, customers)
-        con.execute("update intermediate.int_interactions_weighted set purchase_count = 5 where customer_id = 'e' and product_id = 'p1'")
+        con.execute(
+            "update intermediate.int_interactions_weighted set purchase_count = 5 where customer_id = 'e' and product_id = 'p1'"
+        )
         moved, _ = interaction_summary(con, items, customers)
     expected = [a if isinstance(a, str) else None for a in anchors(items, customers, rows)]
     assert anchor.tolist() == expected == ["p3", "p2", "p1", None, "p2", None]
