@@ -57,6 +57,20 @@
     select {{ columns }} from {{ source }} where {{ marked_by }} is not null and ({{ inserted_when }})
 {% endmacro %}
 
+{# The state an incremental model with `loaded_through` and `built_at` columns continues from, as
+   the body of its `previous` CTE: the latest load its rows were built from, when they were last
+   written, and with `catalogue` (a scalar query of today's catalogue hash) `everything`: whether
+   rows were built under another catalogue. The start of time for an empty table. #}
+{% macro previous_build(catalogue=none) -%}
+    select
+        coalesce(max(loaded_through), cast('1900-01-01' as timestamp)) as loaded_through,
+        coalesce(max(built_at), cast('1900-01-01' as timestamp)) as built_at
+        {%- if catalogue %},
+        coalesce(bool_or(catalogue_hash <> {{ catalogue }}), false) as everything
+        {%- endif %}
+    from {{ this }}
+{%- endmacro %}
+
 {# The incremental facts' watermark: the latest load time their rows were built from (`loaded_through`);
    a run reads the source rows loaded after it. The start of time for an empty table. #}
 {% macro loaded_watermark() -%}

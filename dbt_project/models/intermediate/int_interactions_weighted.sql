@@ -69,13 +69,9 @@ identified_customers as (
 ),
 
 {% if state %}
+-- `everything`: rows built under another catalogue, so everyone is recomputed.
 previous as (
-    select
-        coalesce(max(loaded_through), cast('1900-01-01' as timestamp)) as loaded_through,
-        coalesce(max(built_at), cast('1900-01-01' as timestamp)) as built_at,
-        -- Rows built under another catalogue: recompute everyone.
-        coalesce(bool_or(catalogue_hash <> (select catalogue_hash from catalogue)), false) as everything
-    from {{ this }}
+    {{ previous_build(catalogue='(select catalogue_hash from catalogue)') }}
 ),
 
 -- Customers with a record whose component was recomputed since the last run.

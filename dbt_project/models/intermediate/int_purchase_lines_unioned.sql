@@ -45,11 +45,7 @@ lines as (
 
 {% if state %}
 previous as (
-    select
-        coalesce(max(loaded_through), cast('1900-01-01' as timestamp)) as loaded_through,
-        coalesce(max(built_at), cast('1900-01-01' as timestamp)) as built_at,
-        coalesce(bool_or(catalogue_hash <> (select catalogue_hash from catalogue)), false) as everything
-    from {{ this }}
+    {{ previous_build(catalogue='(select catalogue_hash from catalogue)') }}
 ),
 
 scope as (

@@ -28,10 +28,7 @@
 with
 {% if state %}
 previous as (
-    select
-        coalesce(max(loaded_through), cast('1900-01-01' as timestamp)) as loaded_through,
-        coalesce(max(built_at), cast('1900-01-01' as timestamp)) as built_at
-    from {{ this }}
+    {{ previous_build() }}
 ),
 
 -- The purchases to recompute, with their record's person: those loaded since the last run, and
