@@ -71,6 +71,23 @@
     from {{ this }}
 {%- endmacro %}
 
+{# One value of the previous build (`previous_build()`'s `loaded_through` or `built_at`) where a
+   filter uses it: in a run, the value itself, read when the model is compiled (just before it
+   runs, after its parents), so that DuckDB can skip the row groups loaded before it; a scalar
+   subquery of the `previous` CTE skips nothing (at 1M customers int_interactions_weighted's
+   daily statement took 12.3-13.2 s with the subqueries, 9.6-10.3 s with the values). A unit
+   test's `this` is its fixture's name, a string: there the subquery reads the fixture. #}
+{% macro previous_build_value(column) -%}
+    {%- if execute and this is not string and is_incremental() -%}
+        {%- set relation = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier) -%}
+        {%- if relation is not none -%}
+            {%- set value = run_query("select coalesce(max(" ~ column ~ "), cast('1900-01-01' as timestamp)) from " ~ relation).columns[0].values()[0] -%}
+            {{- return("cast('" ~ value ~ "' as timestamp)") -}}
+        {%- endif -%}
+    {%- endif -%}
+    {{- return("(select " ~ column ~ " from previous)") -}}
+{%- endmacro %}
+
 {# The incremental facts' watermark: the latest load time their rows were built from (`loaded_through`);
    a run reads the source rows loaded after it. The start of time for an empty table. #}
 {% macro loaded_watermark() -%}

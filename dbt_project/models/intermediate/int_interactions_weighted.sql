@@ -44,6 +44,11 @@
     post_hook="{% if is_incremental() %}delete from {{ this }} where customer_id not in (select customer_id from {{ ref('int_identity_records_matched') }} where not is_anonymous and customer_id is not null){% endif %}"
 ) }}
 {%- set state = is_incremental() and identity_state_readable(['loaded_through', 'built_at', 'catalogue_hash', 'members_hash']) %}
+{%- if state %}
+{#- The previous build's watermark and time, as values where the filters use them. #}
+{%- set loaded_since = previous_build_value('loaded_through') %}
+{%- set built_since = previous_build_value('built_at') %}
+{%- endif %}
 
 -- The browsing rollup, the identity records, the purchase lines and when each purchase was
 -- loaded (a receipt: its latest line) are read by name where used, not through CTEs:
@@ -84,13 +89,13 @@ previous as (
 
 -- Customers with a record whose component was recomputed since the last run.
 reresolved as (
-    select distinct customer_id from {{ identity }} where resolved_at > (select built_at from previous)
+    select distinct customer_id from {{ identity }} where resolved_at > {{ built_since }}
 ),
 
 -- Purchases loaded since the last run: changed_pairs recomputes their products' rows.
 new_purchases as (
     select source, source_record_id from {{ recorded }}
-    where loaded_through > (select loaded_through from previous)
+    where loaded_through > {{ loaded_since }}
 ),
 
 -- Customers recomputed whole: a new or changed identity, or everyone for a new catalogue.
@@ -135,7 +140,7 @@ changed_pairs as (
     select i.customer_id, t.product_id
     from {{ device_products }} t
     join {{ identity }} i on i.source = 'web_events' and i.source_record_id = t.device_id
-    where t.loaded_through > (select loaded_through from previous)
+    where t.loaded_through > {{ loaded_since }}
         and not i.is_anonymous
     union
     select i.customer_id, l.product_id
@@ -146,7 +151,7 @@ changed_pairs as (
         union all
         select 'pos:' || transaction_id, product_id from {{ receipt_lines }}
     ) l on l.purchase_id = r.purchase_id
-    where r.loaded_through > (select loaded_through from previous)
+    where r.loaded_through > {{ loaded_since }}
         and not i.is_anonymous
         and l.product_id is not null
 ),
