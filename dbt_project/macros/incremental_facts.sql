@@ -75,7 +75,8 @@
    filter uses it: in a run, the value itself, read when the model is compiled (just before it
    runs, after its parents), so that DuckDB can skip the row groups loaded before it; a scalar
    subquery of the `previous` CTE skips nothing (at 1M customers int_interactions_weighted's
-   daily statement took 12.3-13.2 s with the subqueries, 9.6-10.3 s with the values). A unit
+   daily statement took 12.8-13.8 s with the subqueries, 9.9 s with the values;
+   int_purchases_unioned's 3.7-4.8 s, 2.7 s). A unit
    test's `this` is its fixture's name, a string: there the subquery reads the fixture. #}
 {% macro previous_build_value(column) -%}
     {%- if execute and this is not string and is_incremental() -%}

@@ -21,6 +21,11 @@
     on_schema_change='sync_all_columns',
 ) }}
 {%- set state = is_incremental() and identity_state_readable(['loaded_through', 'built_at']) %}
+{%- if state %}
+{#- The previous build's watermark and time, as values where the filters use them. #}
+{%- set loaded_since = previous_build_value('loaded_through') %}
+{%- set built_since = previous_build_value('built_at') %}
+{%- endif %}
 {%- set recorded = ref('int_purchases_recorded') %}
 {%- set identity = ref('int_identity_records_matched') %}
 {%- set built_at = "cast('" ~ run_started_at.strftime("%Y-%m-%d %H:%M:%S") ~ "' as timestamp)" %}
@@ -38,13 +43,13 @@ touched as (
     select p.*, i.customer_id, i.is_anonymous, i.source is not null as has_record
     from {{ recorded }} p
     left join {{ identity }} i on i.source = p.source and i.source_record_id = p.source_record_id
-    where p.loaded_through > (select loaded_through from previous)
+    where p.loaded_through > {{ loaded_since }}
     union all
     select p.*, i.customer_id, i.is_anonymous, true
     from {{ recorded }} p
     join {{ identity }} i on i.source = p.source and i.source_record_id = p.source_record_id
-    where i.resolved_at > (select built_at from previous)
-        and p.loaded_through <= (select loaded_through from previous)
+    where i.resolved_at > {{ built_since }}
+        and p.loaded_through <= {{ loaded_since }}
 ),
 {% else %}
 touched as (
