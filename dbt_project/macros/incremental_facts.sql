@@ -77,7 +77,9 @@
    subquery of the `previous` CTE skips nothing (at 1M customers int_interactions_weighted's
    daily statement took 12.8-13.8 s with the subqueries, 9.9 s with the values;
    int_purchases_unioned's 3.7-4.8 s, 2.7 s). A unit
-   test's `this` is its fixture's name, a string: there the subquery reads the fixture. #}
+   test's `this` is its fixture's name, a string: there the subquery reads the fixture.
+   Not for a model with a pre-hook that can delete its rows (the reset hooks of the rollups and the
+   identity records): the value is read before the hook runs, and would outlive the reset. #}
 {% macro previous_build_value(column) -%}
     {%- if execute and this is not string and is_incremental() -%}
         {%- set relation = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier) -%}
