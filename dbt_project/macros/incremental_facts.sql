@@ -71,24 +71,23 @@
     from {{ this }}
 {%- endmacro %}
 
-{# One value of the previous build (`previous_build()`'s `loaded_through` or `built_at`) where a
-   filter uses it: in a run, the value itself, read when the model is compiled (just before it
-   runs, after its parents), so that DuckDB can skip the row groups loaded before it; a scalar
-   subquery of the `previous` CTE skips nothing (at 1M customers int_interactions_weighted's
-   daily statement took 12.8-13.8 s with the subqueries, 9.9 s with the values;
-   int_purchases_unioned's 3.7-4.8 s, 2.7 s). A unit
-   test's `this` is its fixture's name, a string: there the subquery reads the fixture.
+{# The previous build's `loaded_through` and `built_at` (`previous_build()`) for the filters that
+   use them, as `{'loaded_through': sql, 'built_at': sql}`. In a run, the values themselves, read by
+   one query when the model is compiled (just before it runs, after its parents), so that DuckDB
+   can skip the row groups loaded before them; a scalar subquery of the `previous` CTE skips
+   nothing (at 1M customers int_interactions_weighted's daily statement took 12.8-13.8 s with the
+   subqueries, 9.9 s with the values; int_purchases_unioned's 3.7-4.8 s, 2.7 s). A unit test's
+   `this` is its fixture's name, a string: there the subqueries read the fixture.
    Not for a model with a pre-hook that can delete its rows (the reset hooks of the rollups and the
-   identity records): the value is read before the hook runs, and would outlive the reset. #}
-{% macro previous_build_value(column) -%}
-    {%- if execute and this is not string and is_incremental() -%}
-        {%- set relation = adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier) -%}
-        {%- if relation is not none -%}
-            {%- set value = run_query("select coalesce(max(" ~ column ~ "), cast('1900-01-01' as timestamp)) from " ~ relation).columns[0].values()[0] -%}
-            {{- return("cast('" ~ value ~ "' as timestamp)") -}}
-        {%- endif -%}
+   identity records): the values are read before the hook runs, and would outlive the reset. #}
+{% macro previous_build_values() -%}
+    {%- set subqueries = {'loaded_through': '(select loaded_through from previous)', 'built_at': '(select built_at from previous)'} -%}
+    {%- if not execute or this is string or not is_incremental() -%}{{ return(subqueries) }}{%- endif -%}
+    {%- if adapter.get_relation(database=this.database, schema=this.schema, identifier=this.identifier) is none -%}
+        {{- return(subqueries) -}}
     {%- endif -%}
-    {{- return("(select " ~ column ~ " from previous)") -}}
+    {%- set row = run_query(previous_build()).rows[0] -%}
+    {{- return({'loaded_through': "cast('" ~ row[0] ~ "' as timestamp)", 'built_at': "cast('" ~ row[1] ~ "' as timestamp)"}) -}}
 {%- endmacro %}
 
 {# The incremental facts' watermark: the latest load time their rows were built from (`loaded_through`);

@@ -46,8 +46,7 @@
 {%- set state = is_incremental() and identity_state_readable(['loaded_through', 'built_at', 'catalogue_hash', 'members_hash']) %}
 {%- if state %}
 {#- The previous build's watermark and time, as values where the filters use them. #}
-{%- set loaded_since = previous_build_value('loaded_through') %}
-{%- set built_since = previous_build_value('built_at') %}
+{%- set since = previous_build_values() %}
 {%- endif %}
 
 -- The browsing rollup, the identity records, the purchase lines and when each purchase was
@@ -89,13 +88,13 @@ previous as (
 
 -- Customers with a record whose component was recomputed since the last run.
 reresolved as (
-    select distinct customer_id from {{ identity }} where resolved_at > {{ built_since }}
+    select distinct customer_id from {{ identity }} where resolved_at > {{ since.built_at }}
 ),
 
 -- Purchases loaded since the last run: changed_pairs recomputes their products' rows.
 new_purchases as (
     select source, source_record_id from {{ recorded }}
-    where loaded_through > {{ loaded_since }}
+    where loaded_through > {{ since.loaded_through }}
 ),
 
 -- Customers recomputed whole: a new or changed identity, or everyone for a new catalogue.
@@ -140,7 +139,7 @@ changed_pairs as (
     select i.customer_id, t.product_id
     from {{ device_products }} t
     join {{ identity }} i on i.source = 'web_events' and i.source_record_id = t.device_id
-    where t.loaded_through > {{ loaded_since }}
+    where t.loaded_through > {{ since.loaded_through }}
         and not i.is_anonymous
     union
     select i.customer_id, l.product_id
@@ -151,7 +150,7 @@ changed_pairs as (
         union all
         select 'pos:' || transaction_id, product_id from {{ receipt_lines }}
     ) l on l.purchase_id = r.purchase_id
-    where r.loaded_through > {{ loaded_since }}
+    where r.loaded_through > {{ since.loaded_through }}
         and not i.is_anonymous
         and l.product_id is not null
 ),

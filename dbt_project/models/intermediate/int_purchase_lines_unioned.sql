@@ -19,8 +19,7 @@
 {%- set state = is_incremental() and identity_state_readable(['loaded_through', 'built_at', 'catalogue_hash']) %}
 {%- if state %}
 {#- The previous build's watermark and time, as values where the filters use them. #}
-{%- set loaded_since = previous_build_value('loaded_through') %}
-{%- set built_since = previous_build_value('built_at') %}
+{%- set since = previous_build_values() %}
 {%- endif %}
 {%- set purchases = ref('int_purchases_unioned') %}
 {%- set built_at = "cast('" ~ run_started_at.strftime("%Y-%m-%d %H:%M:%S") ~ "' as timestamp)" %}
@@ -55,9 +54,9 @@ previous as (
 
 scope as (
     select purchase_id from {{ purchases }}
-    where built_at > {{ built_since }} or (select everything from previous)
+    where built_at > {{ since.built_at }} or (select everything from previous)
     union
-    select purchase_id from lines where loaded_through > {{ loaded_since }}
+    select purchase_id from lines where loaded_through > {{ since.loaded_through }}
     union
     select purchase_id from {{ this }} where purchase_id not in (select purchase_id from {{ purchases }})
 ),

@@ -23,8 +23,7 @@
 {%- set state = is_incremental() and identity_state_readable(['loaded_through', 'built_at']) %}
 {%- if state %}
 {#- The previous build's watermark and time, as values where the filters use them. #}
-{%- set loaded_since = previous_build_value('loaded_through') %}
-{%- set built_since = previous_build_value('built_at') %}
+{%- set since = previous_build_values() %}
 {%- endif %}
 {%- set recorded = ref('int_purchases_recorded') %}
 {%- set identity = ref('int_identity_records_matched') %}
@@ -43,13 +42,13 @@ touched as (
     select p.*, i.customer_id, i.is_anonymous, i.source is not null as has_record
     from {{ recorded }} p
     left join {{ identity }} i on i.source = p.source and i.source_record_id = p.source_record_id
-    where p.loaded_through > {{ loaded_since }}
+    where p.loaded_through > {{ since.loaded_through }}
     union all
     select p.*, i.customer_id, i.is_anonymous, true
     from {{ recorded }} p
     join {{ identity }} i on i.source = p.source and i.source_record_id = p.source_record_id
-    where i.resolved_at > {{ built_since }}
-        and p.loaded_through <= {{ loaded_since }}
+    where i.resolved_at > {{ since.built_at }}
+        and p.loaded_through <= {{ since.loaded_through }}
 ),
 {% else %}
 touched as (
