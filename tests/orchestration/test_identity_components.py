@@ -176,12 +176,29 @@ def test_an_increment_gives_the_components_a_full_rebuild_gives(demo_home, tmp_p
         ).fetchone()
         for kind, offset in (("email", 0), ("phone", 7))
     )
-    assert a != b
+    # A third person, linked by a phone or a fuzzy match, with an email only one of their records
+    # holds: a new ticket with that email only joins them (they only grow), and that record, the
+    # email's first, now shares it (its rule becomes email, although its component is not rewritten).
+    grow_email, g, grow_first = con.execute(
+        """with k as (
+            select record_node, unnest(link_keys) as k from intermediate.int_identity_records_unioned
+        ),
+        held_once as (select k, min(record_node) as record_node from k where k like 'email:%' group by k having count(*) = 1)
+        select split_part(h.k, ':', 2), c.component, h.record_node
+        from held_once h
+        join intermediate.int_identity_components_resolved c using (record_node)
+        join intermediate.int_identity_records_matched m on m.source || ':' || m.source_record_id = h.record_node
+        where m.match_rule in ('phone', 'fuzzy_name_dob_postcode') and c.component not in (?, ?)
+        order by h.record_node limit 1""",
+        [a, b],
+    ).fetchone()
+    assert len({a, b, g}) == 3
     template = "select * replace (? as ticket_id, ? as email_hash, ? as phone_hash, now()::timestamp as _loaded_at) from raw.service_tickets limit 1"
     for ticket, ticket_email, ticket_phone in (
         ("T-MERGE", email, phone),
         ("T-NEW-1", "new-person", None),
         ("T-NEW-2", "new-person", None),
+        ("T-GROW", grow_email, None),
     ):
         con.execute(
             f"insert into raw.service_tickets by name {template}", [ticket, ticket_email, ticket_phone]
@@ -213,10 +230,20 @@ def test_an_increment_gives_the_components_a_full_rebuild_gives(demo_home, tmp_p
         where resolved_at = (select max(resolved_at) from intermediate.int_identity_components_resolved)""",
         [merged],
     ).fetchone()
-    assert 3 < recomputed < records / 100 and merged_labels == 2
-    # The records model rebuilt the three new tickets only, and ids were assigned to the
-    # recomputed components only: the merged person keeps one of the two ids, everyone else theirs.
-    assert rebuilt_records(con) == 3
+    assert 4 < recomputed < records / 100 and merged_labels == 2
+    # The person who only grew keeps their component, and only the new ticket's row was written.
+    assert components["service_tickets:T-GROW"] == g
+    grown_written, grown_records = con.execute(
+        """select count(*) filter (where resolved_at = (select max(resolved_at) from intermediate.int_identity_components_resolved)),
+            count(*)
+        from intermediate.int_identity_components_resolved where component = ?""",
+        [g],
+    ).fetchone()
+    assert grown_written == 1 and grown_records > 1
+    # The records model rebuilt the four new tickets only, and ids were assigned to the rows
+    # written only: the merged person keeps one of the two ids, everyone else theirs (the new
+    # ticket of the person who grew gets their id).
+    assert rebuilt_records(con) == 4
     assigned = con.execute(
         """select count(*) from intermediate.int_customer_ids_assigned
         where resolved_at = (select max(resolved_at) from intermediate.int_customer_ids_assigned)"""
@@ -228,6 +255,7 @@ def test_an_increment_gives_the_components_a_full_rebuild_gives(demo_home, tmp_p
     merged_ids = {after_ids[n] for n, c in incremental if c == merged}
     assert len(merged_ids) == 1 and merged_ids <= people_ids
     assert all(after_ids[n] == ids[n] for n, c in before if c not in (a, b))
+    assert after_ids["service_tickets:T-GROW"] == ids[next(n for n, c in before if c == g)]
     assert ids_follow_components(con)
     # The merge is on record for systems keyed by customer_id: the absorbed id, with its records.
     (absorbed,) = people_ids - merged_ids
@@ -241,6 +269,7 @@ def test_an_increment_gives_the_components_a_full_rebuild_gives(demo_home, tmp_p
     assert rewritten == recomputed
     incremental_matched = matched(con)
     assert {r[3] for r in incremental_matched if r[1] == "T-MERGE"} != {"singleton"}
+    assert {r[3] for r in incremental_matched if f"{r[0]}:{r[1]}" == grow_first} == {"email"}
     con.close()
     dbt_run(target, "int_identity_records_matched", "--full-refresh")
     con = duckdb.connect(str(home / "warehouse.duckdb"))
@@ -255,7 +284,7 @@ def test_an_increment_gives_the_components_a_full_rebuild_gives(demo_home, tmp_p
     after_removal = resolved(con)
     assert after_removal == incremental - {("service_tickets:T-NEW-2", "email:new-person")}
     # A source row gone: every record was rebuilt, not just the new ones.
-    assert rebuilt_records(con) == records + 2
+    assert rebuilt_records(con) == records + 3
     assert after_removal == reference_components(con)
     assert ids_follow_components(con)
     merged_id = con.execute(

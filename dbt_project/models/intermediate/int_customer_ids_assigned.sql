@@ -6,9 +6,12 @@
 -- (derived from their smallest record and the id they leave), so one id never names two people.
 -- full_refresh is off: rebuilding from scratch would re-mint ids downstream systems know.
 --
--- On DuckDB a run assigns ids to the components int_identity_components_resolved rewrote since
--- this model's last run (`resolved_at` after the latest one stored here): it rewrites whole
--- components, so every other component and its id is as it was. Rows of records gone stay, as
+-- On DuckDB a run assigns ids to the components int_identity_components_resolved wrote rows of
+-- since this model's last run (`resolved_at` after the latest one stored here), reading all of
+-- each such component's records (the ids they held), and writes the rows written there: every
+-- record of a merged, split or renamed component, only the new records of one that only grew
+-- (its id cannot change: it holds one earlier component whole). Every other component and its
+-- id is as it was. Rows of records gone stay, as
 -- they always did (a record that comes back gets its id back). Spark overwrites the table, so it
 -- assigns every component each run.
 {{ config(
@@ -20,10 +23,15 @@
 ) }}
 {%- set scoped = is_incremental() and target.type == 'duckdb' and identity_state_readable(['resolved_at']) %}
 
+{%- if scoped %}
+{%- set since = "(select coalesce(max(resolved_at), cast('1900-01-01' as timestamp)) from " ~ this ~ ")" %}
+{%- endif %}
 with components as (
     select * from {{ ref('int_identity_components_resolved') }}
     {% if scoped %}
-    where resolved_at > (select coalesce(max(resolved_at), cast('1900-01-01' as timestamp)) from {{ this }})
+    where component in (
+        select component from {{ ref('int_identity_components_resolved') }} where resolved_at > {{ since }}
+    )
     {% endif %}
 ),
 
@@ -91,6 +99,7 @@ final as (
         c.previous_customer_id
     from record_ids c
     left join claims k using (component)
+    {% if scoped %}where c.resolved_at > {{ since }}{% endif %}
 )
 
 select * from final

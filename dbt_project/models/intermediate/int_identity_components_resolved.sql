@@ -7,11 +7,14 @@
 --
 -- Incremental on DuckDB (record numbers are stable across builds): each row keeps its record's
 -- label (the component's smallest record number) and a fingerprint of what links it (keys and
--- fuzzy fields). A run rewrites only the components a new or changed record touches: the
+-- fuzzy fields). A run recomputes only the components a new or changed record touches: the
 -- components it was in and those of the records it now has an edge to (an edge between two
 -- unchanged records existed before, so they already shared a component: every other component
 -- is as it was). The labels of the whole graph are recomputed each run (seconds at 1M customers);
--- the rows, their names and merge history are only rewritten for those components. When a
+-- the rows, their names and merge history are only rewritten for those components, and of a
+-- component that only grew (new records joined one earlier component, unchanged) only the new
+-- records' rows are written. Rows written carry the run's `resolved_at`: what the models
+-- downstream re-read (records_matched, ids_assigned, then purchases and interactions). When a
 -- record of the state is gone (an erasure) or was renumbered (records rebuilt from scratch), the
 -- state no longer describes the graph: the run rewrites every component, the simplest correct
 -- choice (the post-hook then drops the rows of vanished records).
@@ -128,6 +131,33 @@ component_names as (
     group by label
 ),
 
+{% if state %}
+-- The earlier components a changed record was in: such a component may have split.
+broken_labels as (
+    select s.label from changed c join state s on s.record_id = c.record_id
+),
+
+-- A recomputed component that only grew: it holds every record of one earlier component, none of
+-- them changed (so all still linked, as before), under the same label and name, and new records.
+-- Only its new records are written: every other row would be written as it is. A merge, a split,
+-- a changed record or a new name rewrites the whole component. Most components a daily run
+-- touches only grew (a buyer's new order, ticket or visit): at 1M customers a week's records
+-- touch 5.2M of 19M records' components, and rewriting them all made every model reading
+-- `resolved_at` downstream redo their work.
+grown as (
+    select l.label
+    from labelled l
+    join component_names n on n.label = l.label
+    left join state s on s.record_id = l.record_id and s.node_hash = l.node_hash
+    where not (select everything from rebuild)
+    group by l.label, n.component
+    having count(distinct s.label) = 1
+        and min(s.label) = l.label
+        and min(l.smallest_node) filter (where s.record_id is not null) = n.component
+        and min(s.label) not in (select label from broken_labels)
+),
+{% endif %}
+
 -- previous_label: the record's label before this run (null if new or renumbered). A recomputed
 -- component whose records had several is a merge of those components (people) into one.
 final as (
@@ -142,7 +172,10 @@ final as (
         cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}' as timestamp) as resolved_at
     from labelled l
     join component_names n on n.label = l.label
-    {% if state %}left join state s on s.record_id = l.record_id and s.node_hash = l.node_hash{% endif %}
+    {% if state %}
+    left join state s on s.record_id = l.record_id and s.node_hash = l.node_hash
+    where s.record_id is null or l.label not in (select label from grown)
+    {% endif %}
 )
 
 select * from final

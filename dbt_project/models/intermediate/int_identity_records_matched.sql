@@ -7,25 +7,45 @@
 --
 -- On DuckDB a build continues from the last one (a table rebuilt each run, not an incremental
 -- model: rewriting a quarter of the rows by delete+insert, as 7 days of new data at 100k
--- customers touch, cost more than writing the table anew). It computes the records of the
--- components int_identity_components_resolved rewrote since (`resolved_at` after the latest one
--- here) and copies every other record's row. Nothing else can change: a record's rule reads its
--- own edges, which change only when it or a record it shares a key with is new or changed, and
--- both are then in a rewritten component; ids and anonymity are per component. Records that are
--- gone have no component and are not copied; a renumbering rewrites every component.
+-- customers touch, cost more than writing the table anew). It computes the records
+-- int_identity_components_resolved wrote since (`resolved_at` after the latest one here) and the
+-- records they have an edge with, and copies every other record's row. Nothing else can change:
+-- a record's rule reads its own edges, which change only when it or a record it shares a key
+-- with is new or changed (a new record's key edge goes to the key's first record, which may have
+-- held it alone until then); ids and anonymity are per component, and a component of which only
+-- new records were written kept its id and had keys before. A record recomputed for its edge
+-- keeps its `resolved_at`: its person did not change. Records that are gone have no component
+-- and are not copied; a renumbering rewrites every component.
 {%- set previous = identity_previous_build(['record_id', 'resolved_at', 'source', 'source_record_id', 'customer_id', 'match_rule', 'is_anonymous']) %}
 {%- if previous %}
 {%- set since = "(select coalesce(max(resolved_at), cast('1900-01-01' as timestamp)) from " ~ previous ~ ")" %}
 {%- endif %}
 {% set edges = ref('int_identity_edges_linked') %}
 
+with
+{% if previous %}
+-- The records written since, and those sharing an edge with one, either way (a fuzzy edge runs
+-- from the record with the smaller node, new or old).
+written as (
+    select record_id from {{ ref('int_identity_components_resolved') }} where resolved_at > {{ since }}
+),
+
+scope as (
+    select record_id from written
+    union
+    select linked_record_id from {{ edges }} where record_id in (select record_id from written)
+    union
+    select record_id from {{ edges }} where linked_record_id in (select record_id from written)
+),
+{% endif %}
+
 -- The records in scope, each with when its component was resolved.
-with records as (
+records as (
     select r.*, c.resolved_at
     from {{ ref('int_identity_records_unioned') }} r
     join {{ ref('int_identity_components_resolved') }} c using (record_id)
     {% if previous %}
-    where c.resolved_at > {{ since }}
+    where record_id in (select record_id from scope)
     {% endif %}
 ),
 
@@ -93,4 +113,5 @@ union all
 select p.source, p.source_record_id, p.customer_id, p.match_rule, p.is_anonymous, p.record_id, p.resolved_at
 from {{ previous }} p
 join {{ ref('int_identity_components_resolved') }} c on c.record_id = p.record_id and c.resolved_at <= {{ since }}
+where p.record_id not in (select record_id from scope)
 {% endif %}
