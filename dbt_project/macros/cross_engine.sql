@@ -131,6 +131,14 @@ end
 
 {# An RFM quintile score 1..5 by percent rank, so customers with equal values share a score
    (customer_rfm, and rfm_segment_movement for earlier as-of dates). #}
+{# A sum of money that is the same on every run: summed as decimals, then a double again. A
+   parallel sum of doubles can differ in its last bit from one run to the next, and the RFM
+   quintiles then split a tie differently (a customer or two changed segment between two builds
+   of the same data at 1M customers). ``where``: an aggregate filter. #}
+{% macro exact_sum(value, where=none) -%}
+cast(sum(cast({{ value }} as decimal(38, 10))){% if where %} filter (where {{ where }}){% endif %} as double)
+{%- endmacro %}
+
 {% macro rfm_quintile(order_by, partition_by=none) -%}
 least(5, 1 + floor(5 * percent_rank() over ({% if partition_by %}partition by {{ partition_by }} {% endif %}order by {{ order_by }})))::integer
 {%- endmacro %}

@@ -19,7 +19,7 @@ per_customer as (
         a.as_of_date,
         {{ days_between('cast(max(p.purchased_at) as date)', 'a.as_of_date') }} as recency_days,
         count(*) as frequency,
-        sum(p.amount) as monetary
+        {{ exact_sum('p.amount') }} as monetary
     from purchases p
     cross join as_of a
     where cast(p.purchased_at as date) < a.as_of_date

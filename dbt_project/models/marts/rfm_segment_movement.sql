@@ -2,6 +2,8 @@
 -- had 30, 60, 90 and 180 days before its as-of date, scored exactly as customer_rfm scores
 -- (quintiles by percent rank, the rfm_segment_rules seed). The insights app's Segments page
 -- reads it; scoring an earlier date on each page view took ~10 s at 1M customers.
+{%- set period_days = [30, 60, 90, 180] %}
+
 with purchases as (
     select * from {{ ref('int_purchases_unioned') }}
 ),
@@ -15,10 +17,9 @@ now_segments as (
 ),
 
 periods as (
-    select 30 as period_days
-    union all select 60
-    union all select 90
-    union all select 180
+    {%- for days in period_days %}
+    {% if not loop.first %}union all {% endif %}select {{ days }} as period_days
+    {%- endfor %}
 ),
 
 earlier as (
@@ -28,16 +29,47 @@ earlier as (
     group by p.period_days
 ),
 
-per_customer as (
+-- The earlier dates as columns: every purchase is read once, each period counted under its own
+-- filter (the periods nest: a purchase before the 180-day date is before the others too). Joined
+-- to the dates instead, each purchase was copied once per period it falls in and the copies
+-- grouped (4.6-4.9 s -> 3.0-3.2 s alone at 1M customers, the same rows).
+bounds as (
     select
-        e.period_days,
+        {%- for days in period_days %}
+        max(as_of_date) filter (where period_days = {{ days }}) as as_of_{{ days }}{{ "," if not loop.last }}
+        {%- endfor %}
+    from earlier
+),
+
+wide as (
+    select
         p.customer_id,
-        {{ days_between('cast(max(p.purchased_at) as date)', 'e.as_of_date') }} as recency_days,
-        count(*) as frequency,
-        sum(p.amount) as monetary
+        {%- for days in period_days %}
+        {%- set before = "cast(p.purchased_at as date) < b.as_of_" ~ days %}
+        max(p.purchased_at) filter (where {{ before }}) as last_purchase_{{ days }},
+        count(*) filter (where {{ before }}) as frequency_{{ days }},
+        {{ exact_sum('p.amount', before) }} as monetary_{{ days }}{{ "," if not loop.last }}
+        {%- endfor %}
     from purchases p
-    join earlier e on cast(p.purchased_at as date) < e.as_of_date
-    group by e.period_days, p.customer_id, e.as_of_date
+    cross join bounds b
+    where cast(p.purchased_at as date) < b.as_of_{{ period_days | min }}
+    group by p.customer_id
+),
+
+per_customer as (
+    {%- for days in period_days %}
+    {% if not loop.first %}union all
+    {% endif -%}
+    select
+        {{ days }} as period_days,
+        w.customer_id,
+        {{ days_between('cast(w.last_purchase_' ~ days ~ ' as date)', 'b.as_of_' ~ days) }} as recency_days,
+        w.frequency_{{ days }} as frequency,
+        w.monetary_{{ days }} as monetary
+    from wide w
+    cross join bounds b
+    where w.frequency_{{ days }} > 0
+    {%- endfor %}
 ),
 
 scored as (
