@@ -23,7 +23,7 @@ periods as (
 ),
 
 earlier as (
-    select p.period_days, {{ dbt.dateadd('day', '-p.period_days', 'max(n.as_of_date)') }} as as_of_date
+    select p.period_days, {{ add_days('max(n.as_of_date)', '-p.period_days') }} as as_of_date
     from periods p
     cross join now_segments n
     group by p.period_days
