@@ -129,8 +129,6 @@ end
 {% macro default__replace_rows_strategy() -%}{{ return('delete+insert') }}{%- endmacro %}
 {% macro spark__replace_rows_strategy() -%}{{ return('merge' if config.get('file_format') in ('delta', 'iceberg', 'hudi') else 'insert_overwrite') }}{%- endmacro %}
 
-{# An RFM quintile score 1..5 by percent rank, so customers with equal values share a score
-   (customer_rfm, and rfm_segment_movement for earlier as-of dates). #}
 {# A sum of money that is the same on every run: summed as decimals, then a double again. A
    parallel sum of doubles can differ in its last bit from one run to the next, and the RFM
    quintiles then split a tie differently (a customer or two changed segment between two builds
@@ -139,6 +137,8 @@ end
 cast(sum(cast({{ value }} as decimal(38, 10))){% if where %} filter (where {{ where }}){% endif %} as double)
 {%- endmacro %}
 
+{# An RFM quintile score 1..5 by percent rank, so customers with equal values share a score
+   (customer_rfm, and rfm_segment_movement for earlier as-of dates). #}
 {% macro rfm_quintile(order_by, partition_by=none) -%}
 least(5, 1 + floor(5 * percent_rank() over ({% if partition_by %}partition by {{ partition_by }} {% endif %}order by {{ order_by }})))::integer
 {%- endmacro %}

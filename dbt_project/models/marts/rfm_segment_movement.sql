@@ -22,23 +22,16 @@ periods as (
     {%- endfor %}
 ),
 
-earlier as (
-    select p.period_days, {{ add_days('max(n.as_of_date)', '-p.period_days') }} as as_of_date
-    from periods p
-    cross join now_segments n
-    group by p.period_days
-),
-
--- The earlier dates as columns: every purchase is read once, each period counted under its own
--- filter (the periods nest: a purchase before the 180-day date is before the others too). Joined
--- to the dates instead, each purchase was copied once per period it falls in and the copies
--- grouped (4.6-4.9 s -> 3.0-3.2 s alone at 1M customers, the same rows).
+-- The earlier as-of dates, one column per look-back: every purchase is read once below, each
+-- period counted under its own filter (the periods nest: a purchase before the 180-day date is
+-- before the others too). Joined to the dates instead, each purchase was copied once per period
+-- it falls in and the copies grouped (4.6-4.9 s -> 3.3-3.7 s alone at 1M customers, sums exact).
 bounds as (
     select
         {%- for days in period_days %}
-        max(as_of_date) filter (where period_days = {{ days }}) as as_of_{{ days }}{{ "," if not loop.last }}
+        {{ add_days('max(as_of_date)', -days) }} as as_of_{{ days }}{{ "," if not loop.last }}
         {%- endfor %}
-    from earlier
+    from now_segments
 ),
 
 wide as (
