@@ -6,6 +6,13 @@
 {% macro default__fact_materialization() -%}{{ return('incremental') }}{%- endmacro %}
 {% macro spark__fact_materialization() -%}{{ return('table') }}{%- endmacro %}
 
+{# When a row was written: the dbt invocation's start, one value for every row a build writes.
+   The facts' `built_at`; the unique tests of an incremental fact read the keys of the latest
+   build's rows (tests/generic/unique_combination.sql). #}
+{% macro build_time() -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}' as timestamp)
+{%- endmacro %}
+
 {# incremental_strategy='replace_tail': for each partition in the new batch (a device), delete
    the target's rows from the batch's first row on (by tail_ordered_by) and insert the batch.
    A model using it recomputes each changed partition from the point its new data can affect

@@ -52,3 +52,43 @@ def test_unique_combination_catches_duplicates_and_leaves_null_keys_out(
     con.execute(f"insert into {VISITS} select * from {VISITS} where session_id = 'S-NEW'")
     con.close()
     assert failures(dbt_invoke, target) == {"int_interactions_weighted": 1, "int_device_visits_summarised": 1}
+
+
+def test_unique_combination_of_an_incremental_fact_checks_the_keys_its_latest_build_wrote(
+    demo_copy, monkeypatch, tmp_path, dbt_invoke
+):
+    """`latest_build: built_at`: a daily run's test groups only the keys the run wrote. A row it
+    wrote that repeats an older row's key fails the test; two older rows were checked by the
+    test of the build that wrote them, and are not grouped again."""
+    home = demo_copy("warehouse.duckdb")
+    monkeypatch.setenv("C360_HOME", str(home))
+    monkeypatch.delenv("C360_WAREHOUSE", raising=False)
+    target = tmp_path / "target"
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    # As after a daily run: the full build's rows are older, and one key was written since.
+    con.execute(f"update {INTERACTIONS} set built_at = built_at - interval 1 day")
+    first, second, written = con.execute(
+        f"select customer_id, product_id from {INTERACTIONS} order by customer_id, product_id limit 3"
+    ).fetchall()
+    con.execute(
+        f"update {INTERACTIONS} set built_at = built_at + interval 1 day "
+        "where customer_id = ? and product_id = ?",
+        written,
+    )
+    # An older row copied: a duplicate among rows the latest build did not write.
+    con.execute(
+        f"insert into {INTERACTIONS} select * from {INTERACTIONS} where customer_id = ? and product_id = ?",
+        first,
+    )
+    con.close()
+    assert failures(dbt_invoke, target)["int_interactions_weighted"] == 0
+
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    # The latest build writes a row with an older row's key: caught.
+    con.execute(
+        f"insert into {INTERACTIONS} select * replace ((select max(built_at) from {INTERACTIONS}) as built_at) "
+        f"from {INTERACTIONS} where customer_id = ? and product_id = ?",
+        second,
+    )
+    con.close()
+    assert failures(dbt_invoke, target)["int_interactions_weighted"] == 1

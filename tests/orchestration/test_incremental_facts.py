@@ -17,7 +17,9 @@ FACTS = {
 }
 # Columns compared: a record's number is its own (a full rebuild numbers afresh) and built_at
 # says when it was built, not what it holds.
-COMPARED = {"int_identity_records_unioned": "* exclude (record_id, built_at)"}
+COMPARED = {model: "* exclude (built_at)" for model in FACTS} | {
+    "int_identity_records_unioned": "* exclude (record_id, built_at)"
+}
 SELECT = " ".join(FACTS)
 # The raw sources they read, each with its newest landing file held back for the increment.
 HELD_SOURCES = ("web_events", "pos_transactions", "ecommerce_orders")

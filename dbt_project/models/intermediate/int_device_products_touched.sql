@@ -13,7 +13,7 @@
     materialized=fact_materialization(),
     unique_key=['device_id', 'product_id'],
     incremental_strategy='delete+insert',
-    on_schema_change='fail',
+    on_schema_change='append_new_columns',
     pre_hook="{{ reset_if_source_rows_vanished('sum(views + carts)', ref('stg_web__events'), \"event_type in ('product_view', 'add_to_cart') and product_id is not null and device_id is not null\") }}",
 ) }}
 
@@ -74,7 +74,8 @@ final as (
         cast(carts as bigint) as carts,
         first_touched_at,
         last_touched_at,
-        loaded_through
+        loaded_through,
+        {{ build_time() }} as built_at
     from folded
 )
 

@@ -15,7 +15,7 @@
     incremental_strategy='replace_tail',
     tail_partitioned_by='device_id',
     tail_ordered_by='session_start',
-    on_schema_change='fail',
+    on_schema_change='append_new_columns',
 ) }}
 
 with events as (
@@ -141,7 +141,8 @@ final as (
         add_to_carts > 0 as reached_cart,
         checkouts > 0 as reached_checkout,
         purchases > 0 as reached_purchase,
-        loaded_through
+        loaded_through,
+        {{ build_time() }} as built_at
     from sessions
 )
 

@@ -15,7 +15,7 @@
     materialized=fact_materialization(),
     unique_key=['device_id', 'session_id'],
     incremental_strategy='delete+insert',
-    on_schema_change='fail',
+    on_schema_change='append_new_columns',
     pre_hook="{{ reset_if_source_rows_vanished('sum(events)', ref('stg_web__events'), 'device_id is not null and session_id is not null') }}",
 ) }}
 
@@ -81,7 +81,8 @@ final as (
         first_cart_at,
         first_payment_at,
         cast(events as bigint) as events,
-        loaded_through
+        loaded_through,
+        {{ build_time() }} as built_at
     from folded
 )
 

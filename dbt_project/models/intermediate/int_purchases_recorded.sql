@@ -9,7 +9,7 @@
     materialized=fact_materialization(),
     unique_key='purchase_id',
     incremental_strategy='delete+insert',
-    on_schema_change='fail',
+    on_schema_change='append_new_columns',
 ) }}
 
 with orders as (
@@ -84,9 +84,9 @@ in_store as (
 ),
 
 final as (
-    select * from online
+    select *, {{ build_time() }} as built_at from online
     union all
-    select * from in_store
+    select *, {{ build_time() }} as built_at from in_store
 )
 
 select * from final
