@@ -97,6 +97,41 @@
     {{- return({'loaded_through': "cast('" ~ row[0] ~ "' as timestamp)", 'built_at': "cast('" ~ row[1] ~ "' as timestamp)"}) -}}
 {%- endmacro %}
 
+{# When the model's rows were last written: its latest `built_at`, for a model that keeps no load
+   watermark (the per-customer summaries recompute the customers whose inputs were written since).
+   A value in a run, as previous_build_values() gives, so that DuckDB skips the row groups of the
+   inputs written before it; a subquery in a unit test. The start of time for an empty table. #}
+{% macro previous_build_time() -%}
+    {%- set latest = "(select coalesce(max(built_at), cast('1900-01-01' as timestamp)) from " ~ this ~ ")" -%}
+    {%- if not execute or this is string or not is_incremental() -%}{{ return(latest) }}{%- endif -%}
+    {%- set value = run_query("select " ~ latest).columns[0].values()[0] -%}
+    {{- return("cast('" ~ value ~ "' as timestamp)") -}}
+{%- endmacro %}
+
+{# The customers a per-customer summary recomputes in a run after its build at `since`: those of
+   the rows of `written` (relations with `customer_id` and `built_at`) written since, of the
+   identity records resolved since (merges, splits: a person may have lost records to another),
+   of the purchases recorded since (an order re-sent as cancelled is taken out of the purchases
+   and lines, and nothing is written for its buyer), and the model's customers who are no longer
+   anyone's id (the other side of a merge, an erased person). `identity` and `recorded` are
+   int_identity_records_matched and int_purchases_recorded, passed by the model so that dbt sees
+   its references when it parses it. #}
+{% macro customers_changed_since(since, written, identity, recorded) -%}
+    {%- for relation in written %}
+    select customer_id from {{ relation }} where built_at > {{ since }}
+    union
+    {%- endfor %}
+    select customer_id from {{ identity }} where resolved_at > {{ since }}
+    union
+    select i.customer_id
+    from {{ recorded }} r
+    join {{ identity }} i on i.source = r.source and i.source_record_id = r.source_record_id
+    where r.built_at > {{ since }}
+    union
+    select customer_id from {{ this }}
+    where customer_id not in (select customer_id from {{ identity }} where customer_id is not null)
+{%- endmacro %}
+
 {# The incremental facts' watermark: the latest load time their rows were built from (`loaded_through`);
    a run reads the source rows loaded after it. The start of time for an empty table. #}
 {% macro loaded_watermark() -%}

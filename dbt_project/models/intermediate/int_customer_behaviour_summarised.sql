@@ -3,16 +3,67 @@
 -- customer_360's behaviour columns and of the behaviour segments (marts.customer_segments).
 -- Time of day (local time of the purchase): night 0-6h, morning 6-12h, afternoon 12-18h,
 -- evening 18-24h.
-with purchases as (
-    select * from {{ ref('int_purchases_unioned') }}
+--
+-- Incremental on DuckDB (a table on Spark, as the other incremental facts), as
+-- int_customer_categories_ranked: a row depends only on its customer's purchases, categories and
+-- sessions, so a run recomputes the customers whose inputs were written since its last build
+-- (`built_at`; customers_changed_since in macros/incremental_facts.sql, and the people of the
+-- devices whose sessions were written since) and keeps the others' rows. A marker row per
+-- recomputed customer (built_at null) deletes their old row: a customer left with no purchase
+-- and no session has none.
+{{ config(
+    materialized=fact_materialization(),
+    incremental_strategy='replace_marked',
+    marked_partitioned_by='customer_id',
+    marked_by='built_at',
+    inserted_when='true',
+    on_schema_change='sync_all_columns',
+) }}
+{%- set state = is_incremental() and identity_state_readable(['built_at']) %}
+{%- set purchases_unioned = ref('int_purchases_unioned') %}
+{%- set categories_ranked = ref('int_customer_categories_ranked') %}
+{%- set device_sessions = ref('int_device_sessions_sessionised') %}
+{%- set identity = ref('int_identity_records_matched') %}
+{%- set recorded = ref('int_purchases_recorded') %}
+{%- if state %}
+{%- set since = previous_build_time() %}
+{%- endif %}
+
+with
+{% if state %}
+scope as (
+    {{ customers_changed_since(since, [purchases_unioned, categories_ranked], identity, recorded) }}
+    union
+    select i.customer_id
+    from {{ device_sessions }} s
+    join {{ identity }} i on i.source = 'web_events' and i.source_record_id = s.device_id
+    where s.built_at > {{ since }}
+),
+{% endif %}
+
+purchases as (
+    select * from {{ purchases_unioned }}
+    {% if state %}where customer_id in (select customer_id from scope){% endif %}
 ),
 
 categories as (
-    select * from {{ ref('int_customer_categories_ranked') }}
+    select * from {{ categories_ranked }}
+    {% if state %}where customer_id in (select customer_id from scope){% endif %}
 ),
 
+-- Sessions of identified devices with their person, as int_web_sessions_sessionised gives them
+-- (`not is_anonymous`), read from the sessions and the identity here so that a run reads only
+-- the devices of the customers it recomputes.
 sessions as (
-    select * from {{ ref('int_web_sessions_sessionised') }} where not is_anonymous
+    select d.customer_id, s.session_end, s.reached_product_view, s.reached_purchase
+    from {{ device_sessions }} s
+    join (
+        select source_record_id as device_id, customer_id
+        from {{ identity }}
+        where source = 'web_events'
+            and not is_anonymous
+            {% if state %}and customer_id in (select customer_id from scope){% endif %}
+    ) d using (device_id)
 ),
 
 timed as (
@@ -113,13 +164,20 @@ final as (
         -- Web sessions per session that ended in a purchase; null without a web purchase.
         round(w.web_sessions / nullif(w.purchase_sessions, 0), 2) as browse_to_buy_ratio,
         b.last_purchase_at,
-        w.last_web_activity_at
+        w.last_web_activity_at,
+        {{ build_time() }} as built_at
     from customers c
     left join buying b using (customer_id)
     left join favourite_time t using (customer_id)
     left join favourite_payment p using (customer_id)
     left join top_categories k using (customer_id)
     left join browsing w using (customer_id)
+    {% if is_incremental() %}
+    union all
+    -- Markers (see the top): they delete the old row of every customer recomputed; not inserted.
+    select customer_id{% for column in range(21) %}, null{% endfor %}
+    from {% if state %}scope{% else %}(select distinct customer_id from {{ this }}){% endif %}
+    {% endif %}
 )
 
 select * from final

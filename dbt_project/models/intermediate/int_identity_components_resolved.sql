@@ -169,7 +169,7 @@ final as (
         l.label,
         n.component,
         {% if state %}s.label{% else %}cast(null as bigint){% endif %} as previous_label,
-        cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}' as timestamp) as resolved_at
+        {{ build_time() }} as resolved_at
     from labelled l
     join component_names n on n.label = l.label
     {% if state %}

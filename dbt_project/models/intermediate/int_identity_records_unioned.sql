@@ -186,7 +186,7 @@ final as (
         postcode,
         loaded_through,
         cast(source_rows as bigint) as source_rows,
-        cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}' as timestamp) as built_at
+        {{ build_time() }} as built_at
     from numbers
 )
 

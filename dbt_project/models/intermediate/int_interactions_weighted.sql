@@ -258,7 +258,7 @@ final as (
         last_event_at,
         last_purchased_at,
         loaded_through,
-        cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}' as timestamp) as built_at,
+        {{ build_time() }} as built_at,
         (select catalogue_hash from catalogue) as catalogue_hash,
         m.members_hash
     from counted
@@ -269,14 +269,14 @@ final as (
     -- whole, those left with no touch too. They are not inserted.
     select
         customer_id, null, null, null, null, null, null, null, null, null,
-        cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}' as timestamp), null, null
+        {{ build_time() }}, null, null
     from scope
     {% if state %}
     union all
     -- A marker per recomputed pair too: its row goes when it has no touch left (a cancelled order).
     select
         customer_id, product_id, null, null, null, null, null, null, null, null,
-        cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}' as timestamp), null, null
+        {{ build_time() }}, null, null
     from pairs
     {% endif %}
     {% endif %}

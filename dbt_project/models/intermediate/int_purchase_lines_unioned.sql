@@ -22,7 +22,7 @@
 {%- set since = previous_build_values() %}
 {%- endif %}
 {%- set purchases = ref('int_purchases_unioned') %}
-{%- set built_at = "cast('" ~ run_started_at.strftime("%Y-%m-%d %H:%M:%S") ~ "' as timestamp)" %}
+{%- set built_at = build_time() %}
 
 with items as (
     select * from {{ ref('stg_ecommerce__order_items') }}

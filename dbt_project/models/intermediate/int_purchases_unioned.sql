@@ -27,7 +27,7 @@
 {%- endif %}
 {%- set recorded = ref('int_purchases_recorded') %}
 {%- set identity = ref('int_identity_records_matched') %}
-{%- set built_at = "cast('" ~ run_started_at.strftime("%Y-%m-%d %H:%M:%S") ~ "' as timestamp)" %}
+{%- set built_at = build_time() %}
 
 with
 {% if state %}
