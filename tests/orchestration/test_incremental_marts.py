@@ -236,8 +236,9 @@ def test_a_daily_increment_with_a_merge_and_a_new_person_equals_a_full_rebuild(
     dbt_run(target, DAILY, "--full-refresh")
     assert_same(incremental, snapshot(warehouse))
 
-    # One new event of the known person: the behaviour summary rewrites that person's row only, and
-    # the categories (no purchase changed, nor the person's identity) nothing.
+    # One new event of the known person, and a ticket that merges two other buyers: the categories
+    # rewrite the merged person's rows only (the other id's rows go), the behaviour summary theirs
+    # and the known person's; both equal a full rebuild again.
     con = duckdb.connect(str(warehouse))
     con.execute(
         "insert into raw.web_events by name select * replace ('E-KNOWN-2' as event_id, ? as device_id, "
@@ -245,18 +246,48 @@ def test_a_daily_increment_with_a_merge_and_a_new_person_equals_a_full_rebuild(
         "now()::timestamp as _loaded_at) from raw.web_events where device_id = ? limit 1",
         [device, products[1], device],
     )
+    (email, c), (phone, d) = (
+        con.execute(
+            f"""select split_part(k, ':', 2), m.customer_id
+            from (select source, source_record_id, unnest(link_keys) as k from intermediate.int_identity_records_unioned) r
+            join intermediate.int_identity_records_matched m using (source, source_record_id)
+            where k like '{kind}:%' and m.customer_id not in (?, ?)
+                and m.customer_id in (select customer_id from intermediate.int_customer_categories_ranked)
+            order by m.customer_id {order} limit 1""",
+            [known, merged],
+        ).fetchone()
+        for kind, order in (("email", "asc"), ("phone", "desc"))
+    )
+    assert c != d
+    con.execute(
+        "insert into raw.service_tickets by name select * replace ('T-MERGE-2' as ticket_id, ? as email_hash, "
+        "? as phone_hash, now()::timestamp as _loaded_at) from raw.service_tickets limit 1",
+        [email, phone],
+    )
     con.close()
     dbt_run(target, DAILY)
     con = duckdb.connect(str(warehouse))
-    written = {
-        table: con.execute(
-            f"""select coalesce(list(distinct customer_id), []) from intermediate.{table}
-            where built_at = (select max(built_at) from intermediate.int_device_sessions_sessionised)"""
-        ).fetchone()[0]
-        for table in ("int_customer_categories_ranked", "int_customer_behaviour_summarised")
-    }
+    survivor = con.execute(
+        "select customer_id from intermediate.int_identity_records_matched where source = 'service_tickets' and source_record_id = 'T-MERGE-2'"
+    ).fetchone()[0]
+    written, customers = {}, {}
+    for table in ("int_customer_categories_ranked", "int_customer_behaviour_summarised"):
+        written[table], customers[table] = con.execute(
+            f"""select coalesce(list(distinct customer_id order by customer_id) filter (
+                    where built_at = (select max(built_at) from intermediate.int_device_sessions_sessionised)), []),
+                list(distinct customer_id)
+            from intermediate.{table}"""
+        ).fetchone()
     con.close()
-    assert written == {"int_customer_categories_ranked": [], "int_customer_behaviour_summarised": [known]}
+    assert survivor in (c, d)
+    assert written == {
+        "int_customer_categories_ranked": [survivor],
+        "int_customer_behaviour_summarised": sorted({known, survivor}),
+    }
+    assert all(({c, d} - {survivor}).isdisjoint(ids) for ids in customers.values())
+    merged_increment = snapshot(warehouse)
+    dbt_run(target, DAILY, "--full-refresh")
+    assert_same(merged_increment, snapshot(warehouse))
 
     # A person's records are removed (as an erasure does): the next increment recomputes everyone
     # and again equals a full rebuild.

@@ -25,6 +25,7 @@
 {%- set device_sessions = ref('int_device_sessions_sessionised') %}
 {%- set identity = ref('int_identity_records_matched') %}
 {%- set recorded = ref('int_purchases_recorded') %}
+{%- set ids = ref('int_customer_ids_assigned') %}
 {%- if state %}
 {%- set since = previous_build_time() %}
 {%- endif %}
@@ -32,7 +33,7 @@
 with
 {% if state %}
 scope as (
-    {{ customers_changed_since(since, [purchases_unioned, categories_ranked], identity, recorded) }}
+    {{ customers_changed_since(since, [purchases_unioned, categories_ranked], identity, recorded, ids) }}
     union
     select i.customer_id
     from {{ device_sessions }} s

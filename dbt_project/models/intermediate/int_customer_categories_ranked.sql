@@ -6,11 +6,12 @@
 -- its last build (`built_at`), and keeps the others' rows (at 1M customers, the buyers of a week
 -- and the people whose identity changed: a fifth of the customers). They are the customers of the
 -- lines written since (new purchases and late lines, purchases moved to another person, a changed
--- catalogue: every line), of the records resolved since (merges and splits: the people who lost
--- purchases to another), of the purchases recorded since (an order re-sent as cancelled: its lines
--- go, nothing is written for its buyer) and those no longer anyone (the other side of a merge, an
--- erased person). A marker row per recomputed customer (built_at null) deletes their old rows
--- (strategy replace_marked, macros/incremental_facts.sql).
+-- catalogue: every line), of the records resolved since and the ids those records held before
+-- (merges and splits: the people who lost purchases to another, the other side of a merge), of the
+-- purchases recorded since (an order re-sent as cancelled: its lines go, nothing is written for
+-- its buyer), and, when the identity was resolved afresh, those no longer anyone
+-- (customers_changed_since). A marker row per recomputed customer (built_at null) deletes their
+-- old rows (strategy replace_marked, macros/incremental_facts.sql).
 {{ config(
     materialized=fact_materialization(),
     incremental_strategy='replace_marked',
@@ -23,11 +24,12 @@
 {%- set lines = ref('int_purchase_lines_unioned') %}
 {%- set identity = ref('int_identity_records_matched') %}
 {%- set recorded = ref('int_purchases_recorded') %}
+{%- set ids = ref('int_customer_ids_assigned') %}
 
 with
 {% if state %}
 scope as (
-    {{ customers_changed_since(previous_build_time(), [lines], identity, recorded) }}
+    {{ customers_changed_since(previous_build_time(), [lines], identity, recorded, ids) }}
 ),
 {% endif %}
 
