@@ -55,6 +55,30 @@ def assert_same(incremental: dict, rebuilt: dict) -> None:
         assert not extra and not missing, (table, sorted(extra)[:3], sorted(missing)[:3])
 
 
+def merge_two_people(con, ticket_id: str, among: str, excluded: tuple[str, ...] = ()) -> tuple[str, str]:
+    """Two people of the table ``among`` (not ``excluded``), one known by an email, the other by a
+    phone; a new ticket carrying both keys merges them. Returns their ids."""
+    kept_out = f"and m.customer_id not in ({', '.join('?' * len(excluded))})" if excluded else ""
+    (email, a), (phone, b) = (
+        con.execute(
+            f"""select split_part(k, ':', 2), m.customer_id
+            from (select source, source_record_id, unnest(link_keys) as k from intermediate.int_identity_records_unioned) r
+            join intermediate.int_identity_records_matched m using (source, source_record_id)
+            where k like '{kind}:%' {kept_out} and m.customer_id in (select customer_id from intermediate.{among})
+            order by m.customer_id {order} limit 1""",
+            list(excluded),
+        ).fetchone()
+        for kind, order in (("email", "asc"), ("phone", "desc"))
+    )
+    assert a != b
+    con.execute(
+        f"insert into raw.service_tickets by name select * replace ('{ticket_id}' as ticket_id, ? as email_hash, "
+        "? as phone_hash, now()::timestamp as _loaded_at) from raw.service_tickets limit 1",
+        [email, phone],
+    )
+    return a, b
+
+
 def test_a_daily_increment_with_a_merge_and_a_new_person_equals_a_full_rebuild(
     demo_copy, tmp_path, monkeypatch, dbt_run
 ):
@@ -70,22 +94,7 @@ def test_a_daily_increment_with_a_merge_and_a_new_person_equals_a_full_rebuild(
     con = duckdb.connect(str(warehouse))
     # Two people with touches, one known by an email, the other by a phone: a new ticket carries
     # both keys (it merges them).
-    (email, a), (phone, b) = (
-        con.execute(
-            f"""select split_part(k, ':', 2), m.customer_id
-            from (select source, source_record_id, unnest(link_keys) as k from intermediate.int_identity_records_unioned) r
-            join intermediate.int_identity_records_matched m using (source, source_record_id)
-            where k like '{kind}:%' and m.customer_id in (select customer_id from intermediate.int_interactions_weighted)
-            order by m.customer_id {order} limit 1""",
-        ).fetchone()
-        for kind, order in (("email", "asc"), ("phone", "desc"))
-    )
-    assert a != b
-    con.execute(
-        "insert into raw.service_tickets by name select * replace ('T-MERGE' as ticket_id, ? as email_hash, "
-        "? as phone_hash, now()::timestamp as _loaded_at) from raw.service_tickets limit 1",
-        [email, phone],
-    )
+    a, b = merge_two_people(con, "T-MERGE", "int_interactions_weighted")
     # A known person's logged-in device carts a product; a new device logs in to a new account
     # and views two products (a new person).
     device, known = con.execute(
@@ -246,24 +255,7 @@ def test_a_daily_increment_with_a_merge_and_a_new_person_equals_a_full_rebuild(
         "now()::timestamp as _loaded_at) from raw.web_events where device_id = ? limit 1",
         [device, products[1], device],
     )
-    (email, c), (phone, d) = (
-        con.execute(
-            f"""select split_part(k, ':', 2), m.customer_id
-            from (select source, source_record_id, unnest(link_keys) as k from intermediate.int_identity_records_unioned) r
-            join intermediate.int_identity_records_matched m using (source, source_record_id)
-            where k like '{kind}:%' and m.customer_id not in (?, ?)
-                and m.customer_id in (select customer_id from intermediate.int_customer_categories_ranked)
-            order by m.customer_id {order} limit 1""",
-            [known, merged],
-        ).fetchone()
-        for kind, order in (("email", "asc"), ("phone", "desc"))
-    )
-    assert c != d
-    con.execute(
-        "insert into raw.service_tickets by name select * replace ('T-MERGE-2' as ticket_id, ? as email_hash, "
-        "? as phone_hash, now()::timestamp as _loaded_at) from raw.service_tickets limit 1",
-        [email, phone],
-    )
+    c, d = merge_two_people(con, "T-MERGE-2", "int_customer_categories_ranked", (known, merged))
     con.close()
     dbt_run(target, DAILY)
     con = duckdb.connect(str(warehouse))
