@@ -3,10 +3,10 @@
 -- null). Only this join is redone, so sessions follow identity changes (a device that logs in
 -- later, two people merged) without sessionising the clickstream again.
 --
--- A view: its reader (funnel_daily) aggregates it at once, and the join costs ~0.1 s at 100k
--- customers (1.2M sessions), while writing it as a table cost 3.7 s of every daily run (1.0 s
--- alone, the rest waiting on the other dbt thread's writes and the checkpoint its drop set off).
--- int_customer_behaviour_summarised makes the same join itself, for the customers it recomputes.
+-- A view: its two readers (int_customer_behaviour_summarised, funnel_daily) aggregate it at once,
+-- and the join costs them ~0.1 s each at 100k customers (1.2M sessions), while writing it as a
+-- table cost 3.7 s of every daily run (1.0 s alone, the rest waiting on the other dbt thread's
+-- writes and the checkpoint its drop set off).
 {{ config(materialized='view') }}
 
 with sessions as (
