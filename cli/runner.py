@@ -183,6 +183,7 @@ def materialize(selection=None, tags: dict[str, str] | None = None, echo=None) -
     echo = echo or functools.partial(print, file=sys.stdout, flush=True)
     settings = prepare_instance()
     from orchestration.definitions import defs
+    from orchestration.memory import RELEASE_MEMORY_HOOKS
 
     instance = dg.DagsterInstance.get()
     release_abandoned_slots(instance)
@@ -194,7 +195,9 @@ def materialize(selection=None, tags: dict[str, str] | None = None, echo=None) -
         assets=list(defs.assets or []),
         asset_checks=list(defs.asset_checks or []),
         resources=defs.resources,
-        jobs=[dg.define_asset_job(RUN_JOB_NAME, selection=selection)],
+        # Every step runs in this one process: what a step freed goes back to the system before
+        # the next one starts (orchestration/memory.py).
+        jobs=[dg.define_asset_job(RUN_JOB_NAME, selection=selection, hooks=RELEASE_MEMORY_HOOKS)],
         loggers=loggers,
     ).resolve_job_def(RUN_JOB_NAME)
     label = selection if selection is None or isinstance(selection, str) else "the selected assets"

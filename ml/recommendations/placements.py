@@ -514,6 +514,11 @@ def score_placement_blocks(
     seen.sum_duplicates()
     blocked = ~items.isin(list(available))
     last = _last_touched(rows, cols, interactions["last_event_at"].to_numpy()[keep], len(users))
+    # Everything below reads the history, seen and last matrices only. This generator lives for the
+    # whole scoring (and the caller's write): at 1M customers the per-touch arrays and the frame
+    # are ~1.5 GB that would stay resident beside every block. The caller drops its own reference
+    # (orchestration/recommendations/assets.py), so the frame goes with this one.
+    del rows, cols, keep, bought, not_again, interactions
 
     segments = pd.Index(state["meta"]["segments"])
     globally = state["popularity"].astype(np.float32)

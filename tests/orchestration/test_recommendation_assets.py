@@ -561,3 +561,53 @@ def test_the_final_fit_keeps_no_interactions_table_and_says_why_it_cannot_train(
     assert data["interaction_rows"] == 4
     assert data["matrix"].matrix.shape == (2, 2) and data["digest"]
     assert list(data["user_segments"]) == ["champions", None]
+
+
+class _NotDuckDB:
+    """A reader that is not a DuckDB connection (as Spark's): _read_interactions' generic path,
+    Arrow strings encoded by Arrow, over the same DuckDB rows."""
+
+    def __init__(self, con):
+        self._con = con
+
+    def execute(self, sql, params=None):
+        return self._con.execute(sql, params)
+
+    def register(self, name, frame):
+        self._con.register(name, frame)
+
+    def unregister(self, name):
+        self._con.unregister(name)
+
+
+def test_interactions_read_with_ids_encoded_by_duckdb_equal_the_arrow_encoded_read(tmp_path):
+    """The scoring reads the interactions with both ids dictionary-encoded in DuckDB (int32 codes
+    and each id once: at 1M customers 2.6 GiB less on the step's peak than 33M strings through
+    Arrow). The frame must hold the same values in the same row order as the generic read, with
+    missing ids as missing, for the whole table and for a subset of customers."""
+    from orchestration.recommendations.assets import _read_interactions
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute("create schema intermediate")
+    con.execute(
+        "create table intermediate.int_interactions_weighted as select * from (values "
+        "('C9', 'P5', 1::bigint, timestamp '2026-01-02'), ('C1', 'P7', 0, timestamp '2026-01-01'), "
+        "('C1', 'P10', 2, null), ('C5', null, 1, timestamp '2026-01-03'), "
+        "(null, 'P5', 0, timestamp '2026-01-04'), ('C9', 'P1', 3, timestamp '2026-01-02'), "
+        "('C5', 'P7', 1, timestamp '2026-01-01')"
+        ") t(customer_id, product_id, purchase_count, last_event_at)"
+    )
+    for subset in (None, pd.Index(["C9", "C5", "C404"])):
+        coded = _read_interactions(con, subset)
+        generic = _read_interactions(_NotDuckDB(con), subset)
+        assert len(coded) == (7 if subset is None else 4)
+        for name in ("customer_id", "product_id"):
+            assert isinstance(coded[name].dtype, pd.CategoricalDtype)
+        pd.testing.assert_frame_equal(
+            coded.astype({"customer_id": object, "product_id": object}),
+            generic.astype({"customer_id": object, "product_id": object}),
+        )
+    whole = _read_interactions(con)
+    assert whole["customer_id"].astype(object).tolist()[:3] == ["C1", "C1", "C5"]
+    assert whole["product_id"].astype(object).tolist()[:2] == ["P10", "P7"]  # string order
+    assert whole["customer_id"].isna().sum() == 1 and whole["product_id"].isna().sum() == 1
