@@ -1,33 +1,55 @@
 """What a step freed goes back to the system before the next step of an in-process run starts."""
 
-import gc
-import os
+import json
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+# In a fresh interpreter: in a long-lived test worker the buffers would fill holes that earlier
+# tests left in a heap already resident, and neither their allocation nor their release would
+# show in the process's RSS (seen in CI: 0 MiB back).
+FRAGMENT_FREE_AND_RELEASE = """
+import gc, json, os
 from orchestration.memory import release_memory
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def rss_bytes() -> int:
+def rss():
     with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * PAGE
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+# 4 KiB buffers come from malloc's heap (not mmap), as a step's many mid-sized arrays do. One
+# kept in every 64 pins the heap, so glibc cannot shrink it on its own when the rest are freed.
+before = rss()
+blocks = [bytearray(b"x" * 4096) for _ in range(100_000)]
+allocated = rss() - before
+pinned = blocks[::64]
+del blocks
+gc.collect()
+held = rss()
+trimmed = release_memory()
+print(json.dumps({
+    "allocated": allocated,
+    "released": held - rss(),
+    "trimmed": trimmed,
+    "pinned_intact": all(len(b) == 4096 and b[-1:] == b"x" for b in pinned),
+}))
+"""
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
 def test_freed_heap_memory_held_by_malloc_goes_back_to_the_system():
-    # 4 KiB buffers come from malloc's heap (not mmap), as a step's many mid-sized arrays do. One
-    # kept in every 64 pins the heap, so glibc cannot shrink it on its own when the rest are freed.
-    blocks = [bytearray(b"x" * 4096) for _ in range(100_000)]
-    pinned = blocks[::64]
-    del blocks
-    gc.collect()
-    held = rss_bytes()
+    out = subprocess.run(
+        [sys.executable, "-c", FRAGMENT_FREE_AND_RELEASE],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    found = json.loads(out.stdout.strip().splitlines()[-1])
 
-    assert release_memory() is True
-
-    released = held - rss_bytes()
+    assert found["allocated"] > 300 * 2**20, found  # the buffers did land in resident memory
+    assert found["trimmed"] is True
+    released = found["released"]
     assert released > 200 * 2**20, f"only {released / 2**20:.0f} MiB of ~390 MiB freed went back"
-    assert all(len(block) == 4096 and block[-1:] == b"x" for block in pinned)  # the live ones stay
+    assert found["pinned_intact"]  # the live ones stay
