@@ -3,9 +3,10 @@
 ``c360 run`` (and the bench's stages) execute every selected asset in one Python process, one
 step after another. A step's big arrays are freed when it ends, but the allocators keep much of
 that memory for reuse: glibc's malloc keeps freed chunks in its heaps (one arena per thread that
-ever allocated) and Arrow's pool keeps its pages. The next step's peak then sits on top of the
-last one's leftovers: at 1M customers the recommendations step peaked between 7.35 and 8.55 GiB
-in two runs of the same code and data, depending on what the steps before it had left behind.
+ever allocated) and Arrow's pool keeps its pages, so the next step's peak can sit on top of the
+last one's leftovers. Not measured on its own: at 1M customers the recommendations step's own
+read set its 7.35-8.55 GiB peaks (it started at 2.2 GiB after the recommender), and that read was
+what changed (orchestration/recommendations/assets.py, _coded_interactions).
 """
 
 from __future__ import annotations

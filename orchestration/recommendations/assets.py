@@ -86,8 +86,8 @@ PAIRS_VIEW = "features.cross_sell_pairs"
 # Customers whose touches the temporal evaluation reads (read_evaluation_touches).
 EVALUATION_CUSTOMERS = 100_000
 # The share of DuckDB's memory limit the final fit's reads get while the evaluation runs beside them.
-# At 1M customers, on the L home alone: 0.5 peaked at 7.26 GiB (157.0 s), 0.25 at 6.83 GiB (153.8 s);
-# the reads spill a little more and take no longer.
+# At 1M customers, ml/recommender alone: 0.5 peaked at 7.26 GiB (157.0 s), 0.25 at 6.83 GiB (153.8 s),
+# load 1-2; beside a CI run, 7.28 and 7.10 GiB.
 FIT_READ_MEMORY_SHARE = 0.25
 
 RECOMMENDATION_COLUMNS = [
