@@ -165,7 +165,6 @@ def interaction_matrix_from_arrow(customer_ids, product_ids, weights) -> Interac
     become 33M Python strings. Rows with a null id are dropped; a null weight counts 0."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import scipy.sparse as sp
 
     def coded(column) -> tuple[np.ndarray, np.ndarray]:
         column = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
@@ -180,9 +179,18 @@ def interaction_matrix_from_arrow(customer_ids, product_ids, weights) -> Interac
     keep = (rows >= 0) & (cols >= 0)
     if not keep.all():
         rows, cols, weights = rows[keep], cols[keep], weights[keep]
-    matrix = sp.csr_matrix((weights, (rows, cols)), shape=(len(users), len(items)), dtype=np.float32)
+    return interaction_matrix_from_codes(rows, cols, weights, users, items)
+
+
+def interaction_matrix_from_codes(rows, cols, weights, user_ids, item_ids) -> InteractionMatrix:
+    """The matrix of touches given as positions in ``user_ids`` and ``item_ids`` (int32 arrays,
+    every code valid) with float32 ``weights``, in any row order: a (user, item) pair given
+    twice is summed, and the CSR comes out canonical (indices sorted within each row)."""
+    import scipy.sparse as sp
+
+    matrix = sp.csr_matrix((weights, (rows, cols)), shape=(len(user_ids), len(item_ids)), dtype=np.float32)
     matrix.sum_duplicates()
-    return InteractionMatrix(matrix, users, items)
+    return InteractionMatrix(matrix, user_ids, item_ids)
 
 
 def holdout_last_per_user(

@@ -30,8 +30,9 @@ not separate consumables cleanly (baby 0.32 ... outdoor 0.29, beauty 0.27 ... fa
 
 import hashlib
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -242,13 +243,18 @@ def cross_sell_rules(config: CrossSellConfig, warehouse: WarehouseResource):
 
 def too_little_to_train(interactions: "pa.Table | pd.DataFrame") -> str | None:
     """Why the recommender cannot be trained on these interactions, or None if it can."""
-    if len(interactions) == 0:
+    column = interactions["product_id"]
+    products = pc.count_distinct(column).as_py() if isinstance(interactions, pa.Table) else column.nunique()
+    return _too_little(len(interactions), products)
+
+
+def _too_little(rows: int, products: int) -> str | None:
+    """``too_little_to_train`` from the interactions' row count and distinct (non-null) products."""
+    if rows == 0:
         return (
             f"{INTERACTIONS_TABLE} is empty (no purchases, carts or views of catalogue products "
             "by identified customers)"
         )
-    column = interactions["product_id"]
-    products = pc.count_distinct(column).as_py() if isinstance(interactions, pa.Table) else column.nunique()
     if products < 2:
         return f"{INTERACTIONS_TABLE} touches {products} product: nothing to rank"
     return None
@@ -263,19 +269,24 @@ def _arrow(con, sql: str) -> pa.Table:
     return pa.Table.from_pandas(con.execute(sql).df(), preserve_index=False)
 
 
+# The interactions' columns the final fit reads; the lineage digest names them.
+FIT_COLUMNS = ("customer_id", "product_id", "weight", "purchase_count", "last_event_at")
+
+
 def _load_training_data(con, evaluation_customers: int = EVALUATION_CUSTOMERS) -> dict:
     """What ml/recommender reads, each relation once: the interactions and segments as Arrow
     tables (the interaction matrix and each customer's segment are built from them directly),
-    the rest as DataFrames."""
-    return {**_load_fit_data(con), "events": read_evaluation_touches(con, evaluation_customers)}
+    the rest as DataFrames. The asset itself reads the interactions of a DuckDB warehouse coded
+    (``_coded_fit_interactions``), not as this table."""
+    return {
+        "interactions": _arrow(con, f"select {', '.join(FIT_COLUMNS)} from {INTERACTIONS_TABLE}"),
+        **_load_fit_data(con),
+        "events": read_evaluation_touches(con, evaluation_customers),
+    }
 
 
 def _load_fit_data(con) -> dict:
-    """``_load_training_data`` but the evaluation touches: what the final fit reads."""
-    interactions = _arrow(
-        con,
-        f"select customer_id, product_id, weight, purchase_count, last_event_at from {INTERACTIONS_TABLE}",
-    )
+    """What the final fit reads besides the interactions."""
     transitions = con.execute(f"select * from {TRANSITIONS_VIEW}").df()
     segments = _arrow(
         con, f"select customer_id, rfm_segment from {CUSTOMERS_TABLE} where rfm_segment is not null"
@@ -283,7 +294,6 @@ def _load_fit_data(con) -> dict:
     products = con.execute(f"select product_id, category, is_discontinued from {PRODUCTS_TABLE}").df()
     rates = con.execute(f"select * from {REPURCHASE_VIEW} order by repurchase_rate desc, category").df()
     return {
-        "interactions": interactions,
         "transitions": transitions,
         "segments": segments,
         "products": products,
@@ -294,9 +304,9 @@ def _load_fit_data(con) -> dict:
 def _prepare_fit(warehouse: WarehouseResource) -> dict:
     """``_load_fit_data`` plus, when there is enough to train on, the interaction matrix
     (``matrix``), its lineage ``digest``, each row's segment (``user_segments``) and the seconds
-    these three took (``prepare_seconds``). The interactions table itself is dropped once they are
-    made: ``interaction_rows`` and ``too_little`` (``too_little_to_train``) say what the asset
-    still needs of it."""
+    these three took (``prepare_seconds``; on DuckDB, from the coded read on, as DuckDB codes the
+    ids). No interactions table is kept: ``interaction_rows`` and ``too_little``
+    (``too_little_to_train``) say what the asset still needs of it."""
     with warehouse.reader() as con:
         # Read beside the temporal evaluation (recommender_model): DuckDB gets a quarter of its
         # allowance so that the two together stay within it (at L: 9.2 GiB peak with all of it,
@@ -304,23 +314,75 @@ def _prepare_fit(warehouse: WarehouseResource) -> dict:
         duck = isinstance(con, duckdb.DuckDBPyConnection)
         with memory_share(con, FIT_READ_MEMORY_SHARE) if duck else nullcontext():
             data = _load_fit_data(con)
-    interactions = data.pop("interactions")
-    data["interaction_rows"] = len(interactions)
-    data["too_little"] = too_little_to_train(interactions)
+            if duck:
+                data.update(_coded_fit_interactions(con))
+            else:
+                interactions = _arrow(con, f"select {', '.join(FIT_COLUMNS)} from {INTERACTIONS_TABLE}")
+    if not duck:
+        data.update(_fit_interactions_from_arrow(interactions))
+        # Not kept for the final fit: the matrix and the digest hold what it reads, and the table
+        # is the biggest thing read while the Gram matrix and its inverse are held.
+        del interactions
     if data["too_little"] is None:
+        started = time.perf_counter()
+        data["user_segments"] = user_segments(data["matrix"], data["segments"])
+        data["prepare_seconds"] += time.perf_counter() - started
+    return data
+
+
+def _fit_interactions_from_arrow(interactions: pa.Table) -> dict:
+    """``interaction_rows``, ``too_little`` and, when there is enough to train on, ``matrix``,
+    ``digest`` and ``prepare_seconds`` from the interactions as an Arrow table (readers other than
+    DuckDB: Spark)."""
+    fit = {"interaction_rows": len(interactions), "too_little": too_little_to_train(interactions)}
+    if fit["too_little"] is None:
         started = time.perf_counter()
         matrix = models.interaction_matrix_from_arrow(
             interactions["customer_id"], interactions["product_id"], interactions["weight"]
         )
-        data["matrix"] = matrix
-        data["digest"] = interactions_digest(matrix, interactions)
-        data["user_segments"] = user_segments(matrix, data["segments"])
-        data["prepare_seconds"] = time.perf_counter() - started
-    # Not kept for the final fit: the matrix and the digest hold what it reads, and the table is
-    # the biggest thing read (33M rows, ~1.5 GB of Arrow at 1M customers) while the Gram matrix and
-    # its inverse are held.
-    del interactions
-    return data
+        fit["matrix"] = matrix
+        fit["digest"] = interactions_digest(matrix, interactions)
+        fit["prepare_seconds"] = time.perf_counter() - started
+    return fit
+
+
+def _coded_fit_interactions(con) -> dict:
+    """``_fit_interactions_from_arrow``'s dict, read from DuckDB with both ids coded there (as
+    ``_coded_interactions``): the matrix from int32 positions and float32 weights, the digest's
+    totals as one aggregate. The same matrix and digest as from the Arrow table (tested). At 1M
+    customers the table held 33M rows of string ids, which Arrow then hashed to code them, while
+    the temporal evaluation ran beside it."""
+    totals = con.sql(
+        f"select count(*) as n, sum(purchase_count)::bigint as purchases, max(last_event_at) as last_event_at "
+        f"from {INTERACTIONS_TABLE}"
+    ).to_arrow_table()
+    rows = totals["n"][0].as_py()
+    names = ("customer_id", "product_id")
+    with _registered_id_codes(con, INTERACTIONS_TABLE, names) as ids:
+        fit = {"interaction_rows": rows, "too_little": _too_little(rows, len(ids["product_id"]))}
+        if fit["too_little"] is not None:
+            return fit
+        started = time.perf_counter()
+        # Rows with a missing id drop out in the joins, as from the Arrow table; no order is
+        # needed, the matrix comes out canonical.
+        coded = con.sql(
+            "select c.code as row, p.code as col, coalesce(t.weight, 0)::float as weight "
+            f"from {INTERACTIONS_TABLE} t "
+            "join _customer_id_codes c on t.customer_id = c.customer_id "
+            "join _product_id_codes p on t.product_id = p.product_id"
+        ).to_arrow_table()
+    arrays = [coded[name].to_numpy() for name in ("row", "col", "weight")]
+    del coded
+    matrix = models.interaction_matrix_from_codes(
+        *arrays, *(ids[name].to_numpy(zero_copy_only=False) for name in names)
+    )
+    del arrays
+    fit["matrix"] = matrix
+    fit["digest"] = _digest(
+        matrix, FIT_COLUMNS, totals["purchases"][0].as_py(), totals["last_event_at"][0].as_py()
+    )
+    fit["prepare_seconds"] = time.perf_counter() - started
+    return fit
 
 
 def user_segments(matrix: models.InteractionMatrix, segments: pa.Table) -> np.ndarray:
@@ -333,16 +395,27 @@ def interactions_digest(matrix: models.InteractionMatrix, interactions: pa.Table
     """Lineage digest of what the model is fitted on, from arrays instead of a DataFrame: the
     summed customer x product weights (sorted CSR, so the rows' order does not matter), the ids of
     rows and columns, and the purchase counts and latest touch of the relation."""
+    return _digest(
+        matrix,
+        interactions.column_names,
+        pc.sum(interactions["purchase_count"]).as_py(),
+        pc.max(interactions["last_event_at"]).as_py(),
+    )
+
+
+def _digest(matrix: models.InteractionMatrix, columns, purchases, last_event) -> str:
+    """``interactions_digest`` from the relation's column names, summed purchase counts and
+    latest touch."""
     csr = matrix.matrix.copy()
     csr.sort_indices()
     h = hashlib.sha256()
-    h.update("\x1f".join(interactions.column_names).encode())
+    h.update("\x1f".join(columns).encode())
     for ids in (matrix.user_ids, matrix.item_ids):
         h.update("\x1f".join(map(str, ids)).encode())
     for array in (csr.indptr, csr.indices, csr.data):
         h.update(np.ascontiguousarray(array).tobytes())
-    h.update(str(pc.sum(interactions["purchase_count"]).as_py()).encode())
-    h.update(str(pc.max(interactions["last_event_at"]).as_py()).encode())
+    h.update(str(purchases).encode())
+    h.update(str(last_event).encode())
     return h.hexdigest()[:32]
 
 
@@ -690,9 +763,32 @@ def _coded_interactions(con, source: str) -> pa.Table:
     the positions), then last_event_at and purchase_count. At 1M customers the ids as 33M strings
     (sorted by DuckDB, handed over, combined and encoded by Arrow) put 4-5 GiB on the step's peak
     for a frame of 0.7 GiB; as int32 codes, about 1 GiB."""
-    dictionaries, joins, codes = {}, [], []
+    names = ("customer_id", "product_id")
+    with _registered_id_codes(con, source, names) as dictionaries:
+        joins = " ".join(
+            f"left join _{name}_codes {name}_codes on r.{name} = {name}_codes.{name}" for name in names
+        )
+        codes = [f"{name}_codes.code" for name in names]
+        rows = con.sql(
+            f"select {codes[0]} as customer_id, {codes[1]} as product_id, r.purchase_count, r.last_event_at "
+            f"from {source} r {joins} "
+            f"order by {codes[0]}, {codes[1]}, r.last_event_at, r.purchase_count"
+        ).to_arrow_table()
+    for name, values in dictionaries.items():
+        at = rows.schema.get_field_index(name)
+        indices = rows[name].combine_chunks()  # one array: one dictionary for pandas to keep
+        rows = rows.set_column(at, name, pa.DictionaryArray.from_arrays(indices, values))
+    return rows
+
+
+@contextmanager
+def _registered_id_codes(con, source: str, names) -> Iterator[dict[str, pa.StringArray]]:
+    """Each id column of ``names``: its distinct non-null values in ``source``, sorted (as Arrow
+    sorts them), registered as the relation ``_<name>_codes`` (the id and ``code``, its int32
+    position) for a query to join rows to. Yields the values per name; unregistered on exit."""
+    dictionaries = {}
     try:
-        for name in ("customer_id", "product_id"):
+        for name in names:
             values = con.sql(f"select distinct {name} from {source} where {name} is not null order by 1")
             values = values.to_arrow_table()[name].combine_chunks().cast(pa.string())
             dictionaries[name] = values
@@ -700,21 +796,10 @@ def _coded_interactions(con, source: str) -> pa.Table:
                 f"_{name}_codes",
                 pa.table({name: values, "code": pa.array(np.arange(len(values), dtype=np.int32))}),
             )
-            joins.append(f"left join _{name}_codes {name}_codes on r.{name} = {name}_codes.{name}")
-            codes.append(f"{name}_codes.code")
-        rows = con.sql(
-            f"select {codes[0]} as customer_id, {codes[1]} as product_id, r.purchase_count, r.last_event_at "
-            f"from {source} r {' '.join(joins)} "
-            f"order by {codes[0]}, {codes[1]}, r.last_event_at, r.purchase_count"
-        ).to_arrow_table()
+        yield dictionaries
     finally:
         for name in dictionaries:
             con.unregister(f"_{name}_codes")
-    for name, values in dictionaries.items():
-        at = rows.schema.get_field_index(name)
-        indices = rows[name].combine_chunks()  # one array: one dictionary for pandas to keep
-        rows = rows.set_column(at, name, pa.DictionaryArray.from_arrays(indices, values))
-    return rows
 
 
 # Per customer with interactions, in one DuckDB pass: a hash of the rows the placements read and
