@@ -45,6 +45,24 @@ def _build_demo(home: Path) -> dict:
     }
 
 
+@pytest.fixture(autouse=True)
+def _mlflow_environment_restored():
+    """``mlflow.set_tracking_uri`` and ``set_registry_uri`` (``registry.configure()`` calls both)
+    also write MLFLOW_TRACKING_URI and MLFLOW_REGISTRY_URI into the environment, and
+    ``c360.settings`` reads MLFLOW_TRACKING_URI as a chosen store. A test that pointed MLflow at
+    its own store left the later tests of its process there: the demo champion was looked up in
+    test_models' store and not found (test_placements after tests/ml/recommendations/test_models.py
+    and test_recommendation_assets.py in one process). Each test ends with the two variables as
+    it found them."""
+    saved = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(scope="session")
 def demo_home(tmp_path_factory, worker_id) -> Path:
     """A C360_HOME holding a fully materialized platform on generated data. Treat it as
