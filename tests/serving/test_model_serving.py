@@ -43,7 +43,14 @@ def served(model_uri: str, home: Path, log: Path):
     """``mlflow models serve`` of ``model_uri`` in its own process group; yields its base URL once
     ``/health`` answers, and kills the group at the end."""
     port = free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri(home), "C360_HOME": str(home)}
+    # The registry too: an MLFLOW_REGISTRY_URI in this process's environment (mlflow.set_registry_uri
+    # writes one) would otherwise send the server to another store.
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking_uri(home),
+        "MLFLOW_REGISTRY_URI": tracking_uri(home),
+        "C360_HOME": str(home),
+    }
     # The server runs `uvicorn` by name: the virtualenv's, even when pytest was started by path.
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     command = [str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local"]
