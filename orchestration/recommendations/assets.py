@@ -279,10 +279,15 @@ def _load_training_data(con, evaluation_customers: int = EVALUATION_CUSTOMERS) -
     the rest as DataFrames. The asset itself reads the interactions of a DuckDB warehouse coded
     (``_coded_fit_interactions``), not as this table."""
     return {
-        "interactions": _arrow(con, f"select {', '.join(FIT_COLUMNS)} from {INTERACTIONS_TABLE}"),
+        "interactions": _read_fit_interactions(con),
         **_load_fit_data(con),
         "events": read_evaluation_touches(con, evaluation_customers),
     }
+
+
+def _read_fit_interactions(con) -> pa.Table:
+    """The interactions as the final fit reads them from a reader that is not DuckDB."""
+    return _arrow(con, f"select {', '.join(FIT_COLUMNS)} from {INTERACTIONS_TABLE}")
 
 
 def _load_fit_data(con) -> dict:
@@ -317,7 +322,7 @@ def _prepare_fit(warehouse: WarehouseResource) -> dict:
             if duck:
                 data.update(_coded_fit_interactions(con))
             else:
-                interactions = _arrow(con, f"select {', '.join(FIT_COLUMNS)} from {INTERACTIONS_TABLE}")
+                interactions = _read_fit_interactions(con)
     if not duck:
         data.update(_fit_interactions_from_arrow(interactions))
         # Not kept for the final fit: the matrix and the digest hold what it reads, and the table

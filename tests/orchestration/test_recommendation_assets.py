@@ -570,11 +570,10 @@ def test_the_final_fit_read_coded_by_duckdb_gives_the_arrow_reads_matrix_and_dig
     engines: rows with a missing id dropped, a missing weight as 0, ids in byte order (upper and
     lower case, non-ASCII), and the digest must still move when one weight does."""
     from orchestration.recommendations.assets import (
-        FIT_COLUMNS,
         INTERACTIONS_TABLE,
-        _arrow,
         _coded_fit_interactions,
         _fit_interactions_from_arrow,
+        _read_fit_interactions,
     )
 
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
@@ -589,9 +588,7 @@ def test_the_final_fit_read_coded_by_duckdb_gives_the_arrow_reads_matrix_and_dig
         ") t(customer_id, product_id, weight, purchase_count, last_event_at)"
     )
     coded = _coded_fit_interactions(con)
-    arrow = _fit_interactions_from_arrow(
-        _arrow(con, f"select {', '.join(FIT_COLUMNS)} from {INTERACTIONS_TABLE}")
-    )
+    arrow = _fit_interactions_from_arrow(_read_fit_interactions(con))
     assert coded["interaction_rows"] == arrow["interaction_rows"] == 8
     assert coded["too_little"] is None and arrow["too_little"] is None
     assert list(coded["matrix"].user_ids) == list(arrow["matrix"].user_ids) == ["B2", "C1", "c9", "Ä5"]
