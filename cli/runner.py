@@ -183,7 +183,7 @@ def materialize(selection=None, tags: dict[str, str] | None = None, echo=None) -
     echo = echo or functools.partial(print, file=sys.stdout, flush=True)
     settings = prepare_instance()
     from orchestration.definitions import defs
-    from orchestration.memory import RELEASE_MEMORY_HOOKS
+    from orchestration.memory import RELEASE_MEMORY_HOOKS, unfrozen_after
 
     instance = dg.DagsterInstance.get()
     release_abandoned_slots(instance)
@@ -209,6 +209,7 @@ def materialize(selection=None, tags: dict[str, str] | None = None, echo=None) -
         contextlib.redirect_stdout(raw_output),
         contextlib.redirect_stderr(raw_output),
         _library_logs_to(raw_output),
+        unfrozen_after(),
     ):
         result = job.execute_in_process(
             instance=instance,

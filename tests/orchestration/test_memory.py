@@ -53,3 +53,37 @@ def test_freed_heap_memory_held_by_malloc_goes_back_to_the_system():
     released = found["released"]
     assert released > 200 * 2**20, f"only {released / 2**20:.0f} MiB of ~390 MiB freed went back"
     assert found["pinned_intact"]  # the live ones stay
+
+
+def test_between_steps_survivors_are_frozen_new_cycles_still_collected_and_all_handed_back():
+    import gc
+    import weakref
+
+    from orchestration.memory import release_memory_between_steps, unfrozen_after
+
+    class Node:
+        pass
+
+    assert gc.get_freeze_count() == 0
+    with unfrozen_after():
+        kept = Node()
+        kept.self = kept  # alive at the step's end: frozen, no longer walked
+        release_memory_between_steps()
+        assert gc.get_freeze_count() > 0
+        frozen = gc.get_freeze_count()
+
+        dropped = Node()
+        dropped.self = dropped  # a cycle a later step makes and drops
+        gone = weakref.ref(dropped)
+        del dropped
+        release_memory_between_steps()
+        assert gone() is None  # collected: only the frozen objects are skipped
+        assert gc.get_freeze_count() >= frozen
+
+        stale = weakref.ref(kept)
+        del kept  # dropped while frozen: waits for the run's end
+        gc.collect()
+        assert stale() is not None
+    assert gc.get_freeze_count() == 0  # handed back when the run ends
+    gc.collect()
+    assert stale() is None
