@@ -222,6 +222,10 @@ def note_seen(con, load: FileLoad, now: datetime) -> None:
     )
 
 
+def _sql_timestamp(value: datetime) -> str:
+    return f"timestamp '{value.isoformat(sep=' ')}'"
+
+
 def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -736,12 +740,41 @@ def rule_expression(source: Source, now: datetime, duplicate: str | None = None)
     return "case " + " ".join(whens) + " end"
 
 
+# How far the re-submitted-order rule has judged raw (quarantine_duplicate_orders): the latest
+# load time of the orders and lines it read, and the window it judged them with.
+DUPLICATES_CHECKED_DDL = """
+create table if not exists raw._duplicate_orders_checked (
+    loaded_through timestamp, window_s integer, run_id varchar, checked_at timestamp
+)"""
+
+
+def _duplicates_checked_through(con, window_s: int) -> datetime | None:
+    """Load time up to which orders and lines were judged with this window, or None (never, or
+    with another window: everything is judged again)."""
+    con.execute(DUPLICATES_CHECKED_DDL)
+    rows = con.execute(
+        "select max(loaded_through) from raw._duplicate_orders_checked where window_s = ?", [window_s]
+    ).fetchall()
+    return rows[0][0]
+
+
 def quarantine_duplicate_orders(con, run_id: str, now: datetime | None = None, window_s: int = 60) -> int:
     """Move re-submitted orders (same account, amount and items within ``window_s`` seconds of an
     earlier order) and their lines from raw to quarantine with rule ``duplicate``.
 
     Runs after orders and their lines are loaded; idempotent (an order is only compared with
     earlier ones, so the original always stays).
+
+    Only the accounts with an order or an order line loaded since the last pass are judged (the
+    whole table on the first pass, or after a change of ``window_s``): a pair is of one account,
+    and a pair of rows judged before with the same baskets was judged with the same outcome. An
+    order loaded late is still compared with that account's older orders, either way (it can be
+    the earlier one of a pair), and a line loaded late changes its order's basket, so its
+    account is judged again. At 1M customers the whole-table pass grouped every order line into
+    baskets and joined every order in every daily run. "Since" is by the loader's clock
+    (``_loaded_at`` after the latest one the last pass read), as for the raw gates' watermark: a
+    load whose clock is not after the last pass's (a clock set back, or a fixed ``now`` passed
+    to ``load_source`` twice) is not judged until a whole-table pass.
 
     An order at exactly midnight is taken to have no time part (a date-only export: DuckDB reads
     '2024-03-01' as 00:00:00, and many tools write a date as '2024-03-01 00:00:00'), so it is
@@ -752,16 +785,38 @@ def quarantine_duplicate_orders(con, run_id: str, now: datetime | None = None, w
     now = now or datetime.now().replace(microsecond=0)
     con.execute("begin transaction")
     try:
+        since = _duplicates_checked_through(con, window_s)
+        loaded_through = con.execute(
+            "select greatest((select max(_loaded_at) from raw.ecommerce_orders), "
+            "(select max(_loaded_at) from raw.ecommerce_order_items))"
+        ).fetchall()[0][0]
+        if since is None:
+            judged = "select * from raw.ecommerce_orders"
+        else:
+            # After, not at: the first daily pass would otherwise judge the whole build's last
+            # batch again (one load time for all of it).
+            loaded_since = f"_loaded_at > {_sql_timestamp(since)}"
+            judged = f"""
+                select * from raw.ecommerce_orders where account_id in (
+                    select account_id from raw.ecommerce_orders where {loaded_since}
+                    union
+                    select account_id from raw.ecommerce_orders where order_id in (
+                        select order_id from raw.ecommerce_order_items where {loaded_since}
+                    )
+                )"""
         con.execute(
             f"""
             create or replace temp table _dup_orders as
-            with baskets as (
+            with judged as ({judged}),
+            baskets as (
                 select order_id, string_agg(product_id || 'x' || quantity, ',' order by product_id, quantity) as basket
-                from raw.ecommerce_order_items group by order_id
+                from raw.ecommerce_order_items
+                where order_id in (select order_id from judged)
+                group by order_id
             ),
             orders as (
                 select o.order_id, o.account_id, o.amount, o.ordered_at, b.basket
-                from raw.ecommerce_orders o left join baskets b using (order_id)
+                from judged o left join baskets b using (order_id)
             )
             select distinct later.order_id
             from orders later
@@ -802,6 +857,11 @@ def quarantine_duplicate_orders(con, run_id: str, now: datetime | None = None, w
                     [name],
                 )
                 con.execute(f"delete from raw.{name} where {key_filter}")
+        if loaded_through is not None:
+            con.execute(
+                "insert into raw._duplicate_orders_checked values (?, ?, ?, ?)",
+                [loaded_through, window_s, run_id, now],
+            )
         con.execute("commit")
     except Exception:
         con.execute("rollback")

@@ -142,6 +142,88 @@ def test_each_defect_goes_to_quarantine_and_rows_are_conserved(con, landing):
         assert rows_in == loaded + quarantined and loaded == in_raw
 
 
+def _order(order_id, account, at, amount):
+    return f"{order_id},{account},{account.lower()}@example.com,,2025-01-01 {at},web,paid,card,,{amount},CNY,100000"
+
+
+def _line(order_id, n=1, product="P1", quantity=1, price="5.00"):
+    return f"{order_id}-{n},{order_id},{n},{product},{quantity},{price},0"
+
+
+def _load_day(con, landing, day, orders, lines):
+    name = f"{day:%Y%m%d%H}.csv"
+    _write(landing, "ecommerce_orders", name, ORDER_HEADER + "\n" + "\n".join(orders) + "\n")
+    items_header = ",".join(SOURCES["ecommerce_order_items"].column_names)
+    _write(landing, "ecommerce_order_items", name, items_header + "\n" + "\n".join(lines) + "\n")
+    for source in ("products", "ecommerce_orders", "ecommerce_order_items"):
+        loads, errors = load_source(con, source, landing, KEYS, run_id=name, now=day)
+        assert not errors and all(l.conserved for l in loads)
+
+
+def _duplicates(con) -> set[str]:
+    return {
+        r[0]
+        for r in con.execute(
+            "select record_id from quality.quarantine where rule = 'duplicate' and source = 'ecommerce_orders'"
+        ).fetchall()
+    }
+
+
+def test_a_later_pass_judges_the_accounts_with_new_orders_or_lines_as_a_whole_table_pass_would(con, landing):
+    from datetime import datetime
+
+    _write(landing, "products", "p.csv", PRODUCTS)
+    _load_day(
+        con,
+        landing,
+        datetime(2026, 1, 1),
+        [
+            _order("A1", "UA", "10:00:00", "5.00"),
+            _order("D2", "UD", "09:00:40", "5.00"),
+            _order("E1", "UE", "08:00:00", "5.00"),
+            _order("E2", "UE", "08:00:20", "5.00"),  # re-submits E1, within the first day
+            _order("F1", "UF", "07:00:00", "5.00"),
+            _order("F2", "UF", "07:00:30", "5.00"),  # its line comes a day late
+            _order("H1", "UH", "11:00:00", "5.00"),
+            _order("H2", "UH", "11:10:00", "5.00"),  # ten minutes apart: two orders at 60 s
+        ],
+        [_line("A1"), _line("D2"), _line("E1"), _line("E2"), _line("F1"), _line("H1"), _line("H2")],
+    )
+    # A later file the same day: the pass's watermark is its load time, after the rows above.
+    _load_day(con, landing, datetime(2026, 1, 1, 12), [_order("Z1", "UZ", "12:00:00", "5.00")], [_line("Z1")])
+    assert quarantine_duplicate_orders(con, "day1") == 1
+    assert _duplicates(con) == {"E2"}
+
+    _load_day(
+        con,
+        landing,
+        datetime(2026, 1, 2),
+        [
+            _order("A2", "UA", "10:00:30", "5.00"),  # re-submits A1, loaded the day before
+            _order("D1", "UD", "09:00:10", "5.00"),  # late, and earlier than D2: D2 is the copy
+            _order("G1", "UG", "06:00:00", "5.00"),
+        ],
+        [_line("A2"), _line("D1"), _line("F2"), _line("G1")],  # F2's basket is now F1's
+    )
+    assert quarantine_duplicate_orders(con, "day2") == 3
+    assert _duplicates(con) == {"E2", "A2", "D2", "F2"}
+    # Moved with their lines, and the load log still balances.
+    moved_lines = "select count(*) from raw.ecommerce_order_items where order_id in ('A2', 'D2', 'F2')"
+    assert con.execute(moved_lines).fetchall() == [(0,)]
+    assert con.execute(
+        "select count(*) from raw._load_log where rows_in <> rows_loaded + rows_quarantined"
+    ).fetchall() == [(0,)]
+
+    # A whole-table pass (no watermark) finds nothing the increment missed.
+    checked = con.execute("select loaded_through from raw._duplicate_orders_checked order by 1").fetchall()
+    assert checked == [(datetime(2026, 1, 1, 12),), (datetime(2026, 1, 2),)]
+    con.execute("delete from raw._duplicate_orders_checked")
+    assert quarantine_duplicate_orders(con, "whole") == 0
+    # Another window judges the whole table again: H2, loaded on the first day, is now a copy.
+    assert quarantine_duplicate_orders(con, "wider", window_s=3600) == 1
+    assert _duplicates(con) == {"E2", "A2", "D2", "F2", "H2"}
+
+
 def test_same_file_is_loaded_once(con, landing):
     _write(landing, "products", "p.csv", PRODUCTS)
     first, _ = load_source(con, "products", landing, KEYS)
