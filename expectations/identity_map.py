@@ -25,34 +25,36 @@ RECORD_IDS = {
 }
 
 
-def _unmapped(source: str, column: str) -> str:
-    return (
-        f'select count(distinct "{column}") from raw.{source} r where not exists (select 1 from marts.identity_map m '
-        f"where m.source = '{source}' and m.source_record_id = r.\"{column}\")"
-    )
-
-
-def _dangling(source: str, column: str) -> str:
-    # Probed against the distinct ids: DuckDB otherwise hashes every raw row (89M clickstream
-    # events for ~2M devices at 1M customers: 16 s for web_events instead of 3.4).
-    return (
-        f"select count(*) from marts.identity_map m where m.source = '{source}' and not exists "
-        f'(select 1 from (select distinct "{column}" as id from raw.{source}) r where r.id = m.source_record_id)'
-    )
-
+# Each map record (source, id) with how many map rows carry it (null: a raw id the map lacks),
+# joined once with every source's distinct raw ids (null: a map record no raw row carries). The
+# facts below count from it. One fact per source and direction read the map (a view of 19M
+# records at 1M customers) and a raw table's distinct ids twelve times over: 11.7 s a run.
+_raw_ids = " union all ".join(
+    f'select \'{source}\' as source, "{column}" as id from raw.{source} where "{column}" is not null group by all'
+    for source, column in RECORD_IDS.items()
+)
+LINKS = f"""
+    select coalesce(m.source, r.source) as source, m.rows, r.id is not null as in_raw
+    from (
+        select source, source_record_id as id, count(*) as rows from marts.identity_map group by all
+    ) m
+    full join ({_raw_ids}) r on m.source = r.source and m.id = r.id
+"""
 
 _facts = {
     "row_count": "select count(*) from marts.identity_map",
-    "duplicate_records": (
-        "select count(*) - count(distinct (source, source_record_id)) from marts.identity_map"
-    ),
+    "duplicate_records": "select coalesce(sum(rows - 1), 0) from links where rows is not null",
 }
-for _source, _column in RECORD_IDS.items():
+for _source in RECORD_IDS:
     # CRM records, orders, reviews, tickets and consent events are always keyed; devices and
     # walk-in receipts may be anonymous, so only the map -> raw direction is checked for them.
     if _source not in ("web_events", "pos_transactions"):
-        _facts[f"unmapped:{_source}"] = _unmapped(_source, _column)
-    _facts[f"dangling:{_source}"] = _dangling(_source, _column)
+        _facts[f"unmapped:{_source}"] = (
+            f"select count(*) from links where source = '{_source}' and rows is null"
+        )
+    _facts[f"dangling:{_source}"] = (
+        f"select coalesce(sum(rows), 0) from links where source = '{_source}' and rows is not null and not in_raw"
+    )
 
 suite = QualitySuite(
     name="marts.identity_map",
@@ -64,5 +66,6 @@ suite = QualitySuite(
         E.ExpectColumnValuesToMatchRegex(column="customer_id", regex=r"^C[0-9a-f]{16}$"),
     ],
     facts=_facts,
+    shared={"links": LINKS},
     fact_expectations=[at_least("row_count", 1), *equals_zero(*(f for f in _facts if f != "row_count"))],
 )

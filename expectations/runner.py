@@ -247,7 +247,8 @@ def facts_relation(suite: QualitySuite, window: tuple[datetime, datetime] | None
         rows = window_rows(suite, window)
         facts |= {name: sql.replace(NEW_ROWS, rows) for name, sql in suite.increment_facts.items()}
     columns = ", ".join(f"({sql}) as {quote(name)}" for name, sql in facts.items())
-    return f"(select {columns}) facts"
+    shared = ", ".join(f"{quote(name)} as materialized ({sql})" for name, sql in suite.shared.items())
+    return f"({f'with {shared} ' if shared else ''}select {columns}) facts"
 
 
 def _validate_facts(con, suite: QualitySuite, window=None):

@@ -91,6 +91,9 @@ class QualitySuite:
     row_expectations: Callable[[datetime], list] = lambda now: []
     facts: dict[str, str] = field(default_factory=dict)  # fact name -> scalar SQL
     fact_expectations: list = field(default_factory=list)
+    # Relations the facts read by name, each computed once per validation (materialised CTEs):
+    # several facts counted from one join instead of a scan of the table each.
+    shared: dict[str, str] = field(default_factory=dict)
     # The same facts judged on an increment: scalar SQL in which ``{rows}`` stands for the rows
     # loaded since the gate last passed (a parenthesised subquery). Used instead of ``facts[name]``
     # once a gate has passed; exact because raw tables only grow (an erasure removes a person's

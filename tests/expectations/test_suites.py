@@ -264,6 +264,74 @@ def test_identity_map_rows_whose_raw_record_is_gone_fail_the_dangling_facts(demo
     assert {e["column"] for e in outcome.failed} == {"dangling:web_events", "dangling:ecommerce_orders"}
 
 
+def _one_query_per_fact(con) -> dict[str, int]:
+    """The identity map's facts as they were computed before they shared one join: a scan of the
+    map and of a raw table's ids per fact (the reference for the shared join)."""
+    from expectations.identity_map import RECORD_IDS
+
+    facts = {
+        "row_count": "select count(*) from marts.identity_map",
+        "duplicate_records": "select count(*) - count(distinct (source, source_record_id)) from marts.identity_map",
+    }
+    for source, column in RECORD_IDS.items():
+        if source not in ("web_events", "pos_transactions"):
+            facts[f"unmapped:{source}"] = (
+                f'select count(distinct "{column}") from raw.{source} r where not exists (select 1 from '
+                f"marts.identity_map m where m.source = '{source}' and m.source_record_id = r.\"{column}\")"
+            )
+        facts[f"dangling:{source}"] = (
+            f"select count(*) from marts.identity_map m where m.source = '{source}' and not exists "
+            f'(select 1 from (select distinct "{column}" as id from raw.{source}) r where r.id = m.source_record_id)'
+        )
+    return {name: con.execute(sql).fetchall()[0][0] for name, sql in facts.items()}
+
+
+def test_identity_map_facts_from_one_shared_join_equal_one_query_per_fact(demo_copy):
+    from expectations.runner import facts_relation
+
+    home = demo_copy("warehouse.duckdb")
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    try:
+        suite = load_suite("marts.identity_map")
+        matched = "intermediate.int_identity_records_matched"
+        # Planted: two map rows no raw row carries, one of them twice (a duplicate), a record with
+        # no id, raw orders and a consent event the map lacks, and a raw order with no id.
+        for source, record, copies in (("web_events", "DEV-GONE", 1), ("pos_transactions", "T-GONE", 2)):
+            for _ in range(copies):
+                con.execute(
+                    f"insert into {matched} select * replace (? as source_record_id) from {matched} "
+                    "where source = ? limit 1",
+                    [record, source],
+                )
+        con.execute(
+            f"insert into {matched} select * replace (null as source_record_id) from {matched} "
+            "where source = 'crm_customers' limit 1"
+        )
+        con.execute(
+            f"delete from {matched} where source = 'ecommerce_orders' and source_record_id in "
+            f"(select source_record_id from {matched} where source = 'ecommerce_orders' limit 3)"
+        )
+        con.execute(
+            f"delete from {matched} where source = 'marketing_consent' and source_record_id in "
+            f"(select source_record_id from {matched} where source = 'marketing_consent' limit 1)"
+        )
+        con.execute(
+            "insert into raw.ecommerce_orders select * replace (null as order_id) from raw.ecommerce_orders limit 1"
+        )
+        expected = _one_query_per_fact(con)
+        columns = [d[0] for d in con.execute(f"select * from {facts_relation(suite)}").description]
+        got = dict(
+            zip(columns, con.execute(f"select * from {facts_relation(suite)}").fetchall()[0], strict=True)
+        )
+    finally:
+        con.close()
+    assert got == expected
+    assert expected["dangling:web_events"] == 1 and expected["dangling:pos_transactions"] == 2
+    assert expected["dangling:crm_customers"] == 1  # the record with no id
+    assert expected["duplicate_records"] == 1
+    assert expected["unmapped:ecommerce_orders"] == 3 and expected["unmapped:marketing_consent"] == 1
+
+
 def test_the_data_docs_index_lists_only_the_newest_results(warehouse, tmp_path, monkeypatch):
     """Listing a result reads it back: without a limit every gate's index build grew with the
     history (a run stores a result per suite)."""
