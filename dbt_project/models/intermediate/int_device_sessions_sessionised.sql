@@ -18,17 +18,19 @@
     on_schema_change='append_new_columns',
 ) }}
 
-with events as (
-    -- A null device could never be matched by the replace and would be inserted again on every
-    -- run; the web_events gate quarantines such rows, this keeps the model safe without it.
-    select * from {{ ref('stg_web__events') }}
-    where device_id is not null
-),
+-- A null device could never be matched by the replace and would be inserted again on every
+-- run; the web_events gate quarantines such rows, this keeps the model safe without it.
+-- Read by name where used, not through a CTE: DuckDB materialises a CTE read twice, and the
+-- incremental path reads the clickstream twice (the new events, then the scoped devices' events),
+-- so it copied all 89M events at 1M customers before scoping them (3.7-5.5 s -> 0.5 s for the
+-- scoped events of a week's 1.1M new ones, the same rows).
+{% set events %}(select * from {{ ref('stg_web__events') }} where device_id is not null){% endset %}
 
+with
 {% if is_incremental() %}
 new_events as (
     select device_id, min(occurred_at) as first_new_at
-    from events
+    from {{ events }} events
     where _loaded_at > {{ loaded_watermark() }}
     group by device_id
 ),
@@ -67,12 +69,12 @@ kept as (
 
 scoped as (
     select e.*, k.sessions_before
-    from events e
+    from {{ events }} e
     join kept k on k.device_id = e.device_id and e.occurred_at >= k.cut_at
 ),
 {% else %}
 scoped as (
-    select *, 0 as sessions_before from events
+    select *, 0 as sessions_before from {{ events }} events
 ),
 {% endif %}
 
