@@ -31,7 +31,7 @@ with
 new_events as (
     select device_id, min(occurred_at) as first_new_at
     from {{ events }} events
-    where _loaded_at > {{ loaded_watermark() }}
+    where _loaded_at > {{ loaded_watermark(as_value=true) }}
     group by device_id
 ),
 
