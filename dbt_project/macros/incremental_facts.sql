@@ -102,8 +102,15 @@
    A value in a run, as previous_build_values() gives, so that DuckDB skips the row groups of the
    inputs written before it; a subquery in a unit test. The start of time for an empty table. #}
 {% macro previous_build_time() -%}
-    {%- set latest = "(select coalesce(max(built_at), cast('1900-01-01' as timestamp)) from " ~ this ~ ")" -%}
-    {%- if not execute or this is string or not is_incremental() -%}{{ return(latest) }}{%- endif -%}
+    {{- return(latest_in_this('built_at')) -}}
+{%- endmacro %}
+
+{# The latest `column` of the model's own table, the start of time when it is empty: in a run the
+   value itself, read when the model is compiled; with `as_value=false`, or in a unit test (whose
+   `this` is a fixture's name), a scalar subquery. #}
+{% macro latest_in_this(column, as_value=true) -%}
+    {%- set latest = "(select coalesce(max(" ~ column ~ "), cast('1900-01-01' as timestamp)) from " ~ this ~ ")" -%}
+    {%- if not as_value or not execute or this is string or not is_incremental() -%}{{ return(latest) }}{%- endif -%}
     {%- set value = run_query("select " ~ latest).columns[0].values()[0] -%}
     {{- return("cast('" ~ value ~ "' as timestamp)") -}}
 {%- endmacro %}
@@ -152,10 +159,7 @@
    pre-hook can delete every row after the model is compiled (reset_if_source_rows_vanished). A
    subquery in a unit test, whose `this` is a fixture's name. #}
 {% macro loaded_watermark(as_value=false) -%}
-    {%- set latest = "(select coalesce(max(loaded_through), cast('1900-01-01' as timestamp)) from " ~ this ~ ")" -%}
-    {%- if not as_value or not execute or this is string or not is_incremental() -%}{{ return(latest) }}{%- endif -%}
-    {%- set value = run_query("select " ~ latest).columns[0].values()[0] -%}
-    {{- return("cast('" ~ value ~ "' as timestamp)") -}}
+    {{- return(latest_in_this('loaded_through', as_value)) -}}
 {%- endmacro %}
 
 {# A pre-hook for the rolled-up facts (int_device_visits_summarised, int_device_products_touched):
