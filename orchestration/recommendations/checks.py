@@ -52,6 +52,17 @@ def cross_sell_rules_valid(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     )
 
 
+def duplicate_ranks(con, table: str = "ml.recommendations") -> int:
+    """Rows beyond the first of each (customer, placement, rank) in ``table``. Counted first on a
+    64-bit hash of the three: at 1M customers (33M rows) 1.7 s, against 3.7 s on the columns. Equal
+    keys hash equal, so the hash count is never below the exact one: zero is exact; any other count
+    (a duplicate, or a collision) is counted again on the columns."""
+    rows_beyond = "select count(*) - count(distinct {}) from " + table
+    if not con.execute(rows_beyond.format("hash(customer_id, placement, rank)")).fetchall()[0][0]:
+        return 0
+    return con.execute(rows_beyond.format("(customer_id, placement, rank)")).fetchall()[0][0]
+
+
 @dg.asset_check(
     asset=RECOMMENDATIONS_KEY,
     name="recommendations_valid",
@@ -66,7 +77,7 @@ def recommendations_valid(
 ) -> dg.AssetCheckResult:
     skipped = metadata.skip_reason(context, RECOMMENDATIONS_KEY)
     with warehouse.connect(read_only=True) as con:
-        missing, unknown, discontinued, duplicates, rebought = con.execute(
+        missing, unknown, discontinued, rebought = con.execute(
             f"""
             with home as (select distinct customer_id from ml.recommendations where placement = 'home'),
             bought as (select customer_id, product_id from {INTERACTIONS_TABLE} where purchase_count > 0),
@@ -77,10 +88,10 @@ def recommendations_valid(
                 (select count(*) from {CUSTOMERS_TABLE} where customer_id not in (select customer_id from home)),
                 (select count(*) from ml.recommendations where product_id not in (select product_id from {PRODUCTS_TABLE})),
                 (select count(*) from ml.recommendations r join {PRODUCTS_TABLE} p using (product_id) where p.is_discontinued),
-                (select count(*) - count(distinct (customer_id, placement, rank)) from ml.recommendations),
                 (select count(distinct p.category) from repeated r join {PRODUCTS_TABLE} p using (product_id))
             """
         ).fetchall()[0]
+        duplicates = duplicate_ranks(con)
     failures = {
         # A skipped run wrote an empty table on purpose.
         "customers_without_home_recommendations": 0 if skipped else missing,

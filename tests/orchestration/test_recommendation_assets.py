@@ -31,6 +31,7 @@ from orchestration.recommendations.assets import (
 )
 from orchestration.recommendations.checks import (
     cross_sell_rules_valid,
+    duplicate_ranks,
     recommendations_valid,
     recommender_champion_gate,
 )
@@ -113,6 +114,23 @@ def test_the_platform_holds_the_recommendation_assets_and_their_checks_are_block
         recommendations_email_consented,
     ):
         assert all(spec.blocking for spec in check.check_specs)
+
+
+def test_the_gate_counts_every_row_beyond_the_first_of_a_customer_placement_and_rank():
+    con = duckdb.connect()
+    con.execute(
+        "create table recs as select 'C' || (i % 50) as customer_id, "
+        "['home', 'product', 'cart'][i % 3 + 1] as placement, i // 150 as rank "
+        "from range(1500) t(i)"
+    )
+    assert duplicate_ranks(con, "recs") == 0
+    # One row twice, another three times: three rows beyond the first of their key.
+    con.execute(
+        "insert into recs select * from recs where customer_id = 'C1' and rank = 2 and placement = 'product'"
+    )
+    con.execute("insert into recs select * from recs where customer_id = 'C7' and rank = 0 limit 1")
+    con.execute("insert into recs select * from recs where customer_id = 'C7' and rank = 0 limit 1")
+    assert duplicate_ranks(con, "recs") == 3
 
 
 def test_assets_materialize_and_every_check_passes(materialized):
