@@ -47,7 +47,7 @@ edges as (
 ),
 
 {% if state %}
--- Integers only: several steps below read it, and DuckDB materialises a shared CTE whole.
+-- What each record is and what links it, as hashes (integers: read once, by the comparison below).
 record_hashes as (
     select
         record_id,
@@ -60,19 +60,26 @@ state as (
     select record_id, node_hash, fingerprint, label from {{ this }}
 ),
 
--- A state row whose record is gone or now numbers another node: recompute everything.
+-- The records and the state compared by number, in one full join (two joins, one each way, took
+-- 5.5 of this model's 6.5 s at 1M customers, 19M records, on a day with nothing new): the rows
+-- that differ. A record is new or changed where its state row is missing or differs; a state row
+-- whose record is gone or now numbers another node means recomputing everything.
+differences as (
+    select r.record_id, r.node_hash, s.record_id as state_record_id, s.node_hash as state_node_hash
+    from record_hashes r
+    full join state s on s.record_id = r.record_id
+    where r.record_id is null or s.record_id is null
+        or s.node_hash <> r.node_hash or s.fingerprint <> r.fingerprint
+),
+
 rebuild as (
     select count(*) > 0 as everything
-    from state s
-    left join record_hashes r on r.record_id = s.record_id and r.node_hash = s.node_hash
-    where r.record_id is null
+    from differences
+    where record_id is null or state_node_hash <> node_hash
 ),
 
 changed as (
-    select r.record_id
-    from record_hashes r
-    left join state s on s.record_id = r.record_id
-    where s.record_id is null or s.node_hash <> r.node_hash or s.fingerprint <> r.fingerprint
+    select record_id from differences where record_id is not null
 ),
 
 touched_labels as (
@@ -88,7 +95,9 @@ affected as (
     union
     select record_id from changed
     union
-    select record_id from record_hashes where (select everything from rebuild)
+    -- Numbers read from the records, not record_hashes: a second read of that CTE would make
+    -- DuckDB copy every record's hashes first.
+    select record_id from {{ ref('int_identity_records_unioned') }} where (select everything from rebuild)
 ),
 
 scope as (
