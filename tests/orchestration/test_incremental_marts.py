@@ -282,11 +282,24 @@ def test_a_daily_increment_with_a_merge_and_a_new_person_equals_a_full_rebuild(
     assert_same(merged_increment, snapshot(warehouse))
 
     # A person's records are removed (as an erasure does): the next increment recomputes everyone
-    # and again equals a full rebuild.
+    # and again equals a full rebuild. So are all the events of a person known by devices alone:
+    # no change of ids names them, yet their id names no one now and their rows go.
     con = duckdb.connect(str(warehouse))
     con.execute("delete from raw.web_events where device_id = ?", [device])
+    (gone,) = con.execute(
+        """select customer_id from intermediate.int_identity_records_matched
+        where not is_anonymous and customer_id in (select customer_id from intermediate.int_interactions_weighted)
+        group by customer_id having bool_and(source = 'web_events')
+        order by customer_id limit 1"""
+    ).fetchone()
+    con.execute(
+        "delete from raw.web_events where device_id in (select source_record_id "
+        "from intermediate.int_identity_records_matched where customer_id = ?)",
+        [gone],
+    )
     con.close()
     dbt_run(target, DAILY)
     after_removal = snapshot(warehouse)
+    assert not any(row[0] == gone for row in after_removal["intermediate.int_interactions_weighted"])
     dbt_run(target, DAILY, "--full-refresh")
     assert_same(after_removal, snapshot(warehouse))

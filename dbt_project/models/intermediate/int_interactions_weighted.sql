@@ -28,9 +28,10 @@
 -- no key) lose their rows by a marker too (`vanished`). Only an id whose records were resolved
 -- again since the last run can stop naming a person: an id a run changed (customer_id_changes,
 -- which keeps every run's changes, so a run of this model that was skipped misses none) or the id
--- of a record resolved since. An erased person's rows are deleted by the erasure itself. A
--- post-hook that compared every row with the identified customers did this before: 6.5 s of the
--- daily run at 1M customers (33M rows), for the few ids a day changes.
+-- of a record resolved since; on a day every record was resolved again, any id of the table. An
+-- erased person's rows are deleted by the erasure itself. A post-hook that compared every row
+-- with the identified customers did this on every run before: 6.5 s of the daily run at 1M
+-- customers (33M rows), for the few ids a day changes.
 -- Records removed or renumbered make the components model recompute everyone; here only the
 -- people whose records changed follow (the hash is of record nodes, not numbers), as the others'
 -- touches did not change. A changed catalogue (`catalogue_hash`) or an older table layout
@@ -166,13 +167,24 @@ pairs as (
 ),
 
 -- Ids a run changed since (merged away, split) or whose records were resolved since, that no
--- longer name an identified person: their marker (below) deletes their rows.
+-- longer name an identified person: their marker (below) deletes their rows. When every record
+-- was resolved again (records gone from a source make the identity start afresh, and a person
+-- whose records all went is in no change), every customer of the table is a candidate, as in
+-- customers_changed_since().
+{%- set everyone = true %}
+{%- if execute and this is not string %}
+{%- set everyone = run_query("select count(*) filter (where resolved_at <= " ~ since.built_at ~ ") = 0 from " ~ identity).columns[0].values()[0] %}
+{%- endif %}
 vanished as (
     select customer_id from (
         select previous_customer_id as customer_id from {{ id_changes }}
         where changed_at > {{ since.built_at }}
         union
         select customer_id from {{ identity }} where resolved_at > {{ since.built_at }}
+        {%- if everyone %}
+        union
+        select customer_id from {{ this }}
+        {%- endif %}
     ) candidates
     where customer_id is not null
         and customer_id not in (select customer_id from identified_customers where customer_id is not null)
