@@ -169,12 +169,9 @@ pairs as (
 -- Ids a run changed since (merged away, split) or whose records were resolved since, that no
 -- longer name an identified person: their marker (below) deletes their rows. When every record
 -- was resolved again (records gone from a source make the identity start afresh, and a person
--- whose records all went is in no change), every customer of the table is a candidate, as in
--- customers_changed_since().
-{%- set everyone = true %}
-{%- if execute and this is not string %}
-{%- set everyone = run_query("select count(*) filter (where resolved_at <= " ~ since.built_at ~ ") = 0 from " ~ identity).columns[0].values()[0] %}
-{%- endif %}
+-- whose records all went is in no change: identity_resolved_afresh_since), every customer of the
+-- table is a candidate, as in customers_changed_since().
+{%- set everyone = identity_resolved_afresh_since(since.built_at, identity) %}
 vanished as (
     select customer_id from (
         select previous_customer_id as customer_id from {{ id_changes }}
