@@ -92,3 +92,39 @@ def test_unique_combination_of_an_incremental_fact_checks_the_keys_its_latest_bu
     )
     con.close()
     assert failures(dbt_invoke, target)["int_interactions_weighted"] == 1
+
+
+def test_the_latest_build_of_visits_is_matched_on_its_plain_key_columns(
+    demo_copy, monkeypatch, tmp_path, dbt_invoke
+):
+    """The visits' key ends in an expression, `coalesce(account_id, '')`: the keys the latest
+    build wrote are matched on device and visit alone, and grouped on all three. A written row
+    repeating an older visit without an account fails; one under another account does not."""
+    home = demo_copy("warehouse.duckdb")
+    monkeypatch.setenv("C360_HOME", str(home))
+    monkeypatch.delenv("C360_WAREHOUSE", raising=False)
+    target = tmp_path / "target"
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    con.execute(f"update {VISITS} set built_at = built_at - interval 1 day")
+    device, session = con.execute(
+        f"select device_id, session_id from {VISITS} where account_id is null order by all limit 1"
+    ).fetchone()
+    latest = f"(select max(built_at) + interval 1 day from {VISITS})"
+    # The same visit under another account, written by the latest build: another key.
+    con.execute(
+        f"insert into {VISITS} select * replace ('A-OTHER' as account_id, {latest} as built_at) "
+        f"from {VISITS} where device_id = ? and session_id = ? and account_id is null",
+        [device, session],
+    )
+    con.close()
+    assert failures(dbt_invoke, target)["int_device_visits_summarised"] == 0
+
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    # The older visit without an account, written again: its key twice.
+    con.execute(
+        f"insert into {VISITS} select * replace ((select max(built_at) from {VISITS}) as built_at) "
+        f"from {VISITS} where device_id = ? and session_id = ? and account_id is null",
+        [device, session],
+    )
+    con.close()
+    assert failures(dbt_invoke, target)["int_device_visits_summarised"] == 1
