@@ -69,6 +69,27 @@ def test_customer_360_keeps_one_row_per_customer_with_behaviour_columns(demo_war
     assert shares_off == 0
 
 
+def test_previous_purchase_is_the_second_latest_of_each_customers_purchases(demo_warehouse):
+    """previous_purchase_at (the won-back tag reads it): the time of the customer's second
+    purchase by recency, two at the same time counted as two; null with fewer than two."""
+    checked, wrong, with_previous = demo_warehouse.execute(
+        """
+        with ranked as (
+            select customer_id, purchased_at,
+                row_number() over (partition by customer_id order by purchased_at desc, purchase_id desc) as recency
+            from intermediate.int_purchases_unioned
+        )
+        select count(*),
+            count(*) filter (where c.previous_purchase_at is distinct from r.purchased_at),
+            count(c.previous_purchase_at)
+        from marts.customer_360 c
+        left join ranked r on r.customer_id = c.customer_id and r.recency = 2
+        """
+    ).fetchone()
+    assert checked > 0 and with_previous > 0
+    assert wrong == 0
+
+
 def test_funnel_counts_every_session_once_and_never_grows_down_the_funnel(demo_warehouse):
     sessions, funnel_sessions, anonymous, growing = demo_warehouse.execute(
         """
