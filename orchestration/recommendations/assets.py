@@ -812,14 +812,24 @@ def _registered_id_codes(con, source: str, names) -> Iterator[dict[str, pa.Strin
 # in row order, i.e. the greatest product id; a missing time counts as the latest). A daily run
 # needs only these to decide whom to rescore, and reads the rows of those customers alone: at 1M
 # customers, reading all 33M rows into pandas, hashing them and finding the anchors took 50 s.
+# The anchor's order (time, then product id) is one number: the time in microseconds, then the
+# product's rank among the model's items in DuckDB's own string order. Ordering by the pair as a
+# struct, this query took 3.5-3.6 s at 1M customers (33M rows); as a number, 2.4 s, with
+# the same anchor for every customer.
 _INTERACTION_SUMMARY_SQL = f"""
+with model_items as (
+    select product_id, row_number() over (order by product_id) as item_rank from _model_items
+)
 select
-    customer_id,
-    hash(bit_xor(hash(product_id, purchase_count, last_event_at)), count(*)) as interactions_hash,
-    arg_max(product_id, (coalesce(last_event_at, timestamp '9999-12-31'), product_id))
-        filter (where product_id in (select product_id from _model_items)) as anchor
-from {INTERACTIONS_TABLE}
-group by customer_id
+    i.customer_id,
+    hash(bit_xor(hash(i.product_id, i.purchase_count, i.last_event_at)), count(*)) as interactions_hash,
+    arg_max(
+        i.product_id,
+        epoch_us(coalesce(i.last_event_at, timestamp '9999-12-31'))::hugeint * 4294967296 + m.item_rank
+    ) filter (where m.item_rank is not null) as anchor
+from {INTERACTIONS_TABLE} i
+left join model_items m on m.product_id = i.product_id
+group by i.customer_id
 """
 
 

@@ -318,7 +318,10 @@ def test_the_interaction_summary_finds_the_anchors_the_placements_pick():
             "update intermediate.int_interactions_weighted set purchase_count = 5 where customer_id = 'e' and product_id = 'p1'"
         )
         moved, _ = interaction_summary(con, items, customers)
+        # The model's own item order does not matter: a tie goes to the greater product id.
+        _, shuffled = interaction_summary(con, ["p3", "p1", "p2"], customers)
     expected = [a if isinstance(a, str) else None for a in anchors(items, customers, rows)]
+    assert shuffled.tolist() == expected
     assert anchor.tolist() == expected == ["p3", "p2", "p1", None, "p2", None]
     assert (hashes == 0).tolist() == [False] * 5 + [True]
     assert (hashes == moved).tolist() == [True, True, True, True, False, True]
