@@ -744,7 +744,15 @@ def _read_interactions(con, customer_ids: "pd.Index | None" = None) -> "pd.DataF
     source = (
         f"(select customer_id, product_id, purchase_count, last_event_at from {INTERACTIONS_TABLE} {where})"
     )
+    temporary = customer_ids is not None and isinstance(con, duckdb.DuckDBPyConnection)
     try:
+        if temporary:
+            # The rescored customers' rows once, in a temporary table (a read-only connection
+            # may write one): the codes and the rows read them three times, and each read of
+            # the filtered table semi-joined all its rows again (at 1M customers, 221,799
+            # customers and 11.8M of 33M rows: 4.1-4.7 s, against 2.4-2.6 s this way).
+            con.execute(f"create or replace temporary table _scored_interactions as select * from {source}")
+            source = "_scored_interactions"
         if isinstance(con, duckdb.DuckDBPyConnection):
             table = _coded_interactions(con, source)
         else:
@@ -755,6 +763,8 @@ def _read_interactions(con, customer_ids: "pd.Index | None" = None) -> "pd.DataF
                 at = table.schema.get_field_index(name)
                 table = table.set_column(at, name, pc.dictionary_encode(table[name].cast(pa.string())))
     finally:
+        if temporary:
+            con.execute("drop table if exists _scored_interactions")
         if customer_ids is not None:
             con.unregister("_scored_customers")
     # Column by column, each Arrow column freed once converted: not the table and the frame whole
