@@ -542,21 +542,31 @@ def score_placement_blocks(
     pair_keys, pair = np.unique((last + 1) * len(seg_pop) + seg_rows, return_inverse=True)
     pair_anchor, pair_seg = pair_keys // len(seg_pop) - 1, pair_keys % len(seg_pop)
     length = min(k + ANCHOR_LIST_SPARE, n_items)
-    lists = {}
-    for name, main in (("product", similar), ("cart", cart)):
-        if name in placements:
-            listed, scores = _anchor_lists(main, pair_anchor, pair_seg, tie, length)
-            # The reason of every listed item, once per pair rather than once per customer.
-            anchor_rows = np.broadcast_to(pair_anchor[:, None], listed.shape)
-            reasons = _reason_codes(
-                name,
-                np.where(listed >= 0, anchor_rows, -1).ravel(),
-                np.maximum(listed, 0).ravel(),
-                similar,
-                following,
-                complements,
-            ).reshape(listed.shape)
-            lists[name] = (listed, scores, reasons)
+
+    def anchor_lists(name: str, main: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        listed, scores = _anchor_lists(main, pair_anchor, pair_seg, tie, length)
+        # The reason of every listed item, once per pair rather than once per customer.
+        anchor_rows = np.broadcast_to(pair_anchor[:, None], listed.shape)
+        reasons = _reason_codes(
+            name,
+            np.where(listed >= 0, anchor_rows, -1).ravel(),
+            np.maximum(listed, 0).ravel(),
+            similar,
+            following,
+            complements,
+        ).reshape(listed.shape)
+        return listed, scores, reasons
+
+    # The product and cart lists side by side, one thread each (numpy's sorts and gathers release
+    # the GIL): they read only shared matrices, and nothing is scored before both are made. At 1M
+    # customers they took 4.6 s one after the other, on one core.
+    listing = [(name, main) for name, main in (("product", similar), ("cart", cart)) if name in placements]
+    lists = dict(
+        zip(
+            [name for name, _ in listing],
+            _in_order(lambda task: anchor_lists(*task), listing, min(threads, len(listing))),
+        )
+    )
 
     def score(block: slice) -> PlacementBlock:
         block_seen = seen[block]
