@@ -114,3 +114,21 @@ hash({{ columns }})
         select 1
     {%- endif -%}
 {%- endmacro %}
+
+{# The post-hook of int_identity_records_matched: delete the rows of records that are gone (no
+   longer in `records`, the components). A build inserts every record it resolved since the last
+   one and keeps the others, so the table holds each record of `records` once: it has more rows
+   only when some are gone (an erasure, a renumbering). The two counts come from DuckDB's
+   statistics; the anti-join over every record (0.8 s at 1M customers) runs only then. #}
+{% macro delete_vanished_records(records) -%}
+    {%- if execute and is_incremental() -%}
+        {%- set counts = run_query("select (select count(*) from " ~ this ~ "), (select count(*) from " ~ records ~ ")") -%}
+        {%- if counts.columns[0].values()[0] > counts.columns[1].values()[0] -%}
+            delete from {{ this }} where record_id is null or record_id not in (select record_id from {{ records }})
+        {%- else -%}
+            select 1
+        {%- endif -%}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
