@@ -26,20 +26,22 @@ RECORD_IDS = {
 
 
 # Each map record (source, id) with how many map rows carry it (null: a raw id the map lacks),
-# joined once with every source's distinct raw ids (null: a map record no raw row carries). The
-# facts below count from it. One query per fact read the map (a view of 19M records at 1M
-# customers) and a raw table's distinct ids twelve times over: 8.1-9.2 s, against 6.7-7.0 s.
-_raw_ids = " union all ".join(
-    f'select \'{source}\' as source, "{column}" as id from raw.{source} where "{column}" is not null group by all'
+# joined with its source's distinct raw ids (null: a map record no raw row carries), source by
+# source. The facts below count from it. One query per fact read the map (a view of 19M records at
+# 1M customers) and a raw table's distinct ids twelve times over: 8.1-9.2 s, against 6.7-7.0 s
+# for one full join on (source, id); joined per source, on the id alone, 3.8-4.1 s against
+# 5.4-6.1 s for that join.
+LINKS = " union all ".join(
+    f"""
+    select '{source}' as source, m.rows, r.id is not null as in_raw
+    from (
+        select source_record_id as id, count(*) as rows from marts.identity_map
+        where source = '{source}' group by all
+    ) m
+    full join (select "{column}" as id from raw.{source} where "{column}" is not null group by all) r
+        on m.id = r.id"""
     for source, column in RECORD_IDS.items()
 )
-LINKS = f"""
-    select coalesce(m.source, r.source) as source, m.rows, r.id is not null as in_raw
-    from (
-        select source, source_record_id as id, count(*) as rows from marts.identity_map group by all
-    ) m
-    full join ({_raw_ids}) r on m.source = r.source and m.id = r.id
-"""
 
 _facts = {
     "row_count": "select count(*) from marts.identity_map",
