@@ -828,7 +828,9 @@ def _registered_id_codes(con, source: str, names) -> Iterator[dict[str, pa.Strin
 # the same anchor for every customer.
 _INTERACTION_SUMMARY_SQL = f"""
 with model_items as (
-    select product_id, row_number() over (order by product_id) as item_rank from _model_items
+    -- Distinct: a repeated item would repeat its interaction rows in the join (and cancel out of the hash).
+    select product_id, row_number() over (order by product_id) as item_rank
+    from (select distinct product_id from _model_items)
 )
 select
     i.customer_id,
