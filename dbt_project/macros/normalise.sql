@@ -31,9 +31,11 @@
 {%- endmacro %}
 
 {# The reference date for RFM, tags and features: var('as_of_date') or the day after the
-   latest purchase in the data. #}
+   latest purchase in the data; today when there is no purchase at all (a landing of CRM records
+   alone: a null date failed churn_features' not-null test and left every date-relative column
+   empty). #}
 {% macro as_of_date() -%}
     {%- if var('as_of_date') -%} date '{{ var("as_of_date") }}'
-    {%- else -%} (select cast(max(purchased_at) as date) + 1 from {{ ref('int_purchases_unioned') }})
+    {%- else -%} coalesce((select cast(max(purchased_at) as date) + 1 from {{ ref('int_purchases_unioned') }}), current_date)
     {%- endif -%}
 {%- endmacro %}

@@ -1,7 +1,8 @@
-"""The whole platform on data nobody here generated: the Olist sample through its mapping, and the
-CDNOW transactions as a bare orders-only landing (no CRM, no products, no clickstream). Each run
-must succeed, give one customer_360 row per customer, and say why every model it skipped was
-skipped. Skipped, with the reason, where the data is absent."""
+"""The whole platform on data nobody here generated: the Olist sample through its mapping, the CDNOW
+transactions as a bare orders-only landing (no CRM, no products, no clickstream), and the Olist
+customers alone (no purchase at all). Each run must succeed, give one customer_360 row per
+customer, and say why every model it skipped was skipped. Skipped, with the reason, where the data
+is absent."""
 
 import json
 import os
@@ -17,7 +18,10 @@ from c360.ingest.mappings.olist import olist_dir
 pytestmark = pytest.mark.slow
 
 
-def _run_on(home, mapping: str, src) -> tuple:
+def _run_on(home, mapping: str, src, keep: tuple[str, ...] | None = None) -> tuple:
+    """Map ``src`` into the landing (only the ``keep`` sources, when given) and run everything."""
+    import shutil
+
     from c360.privacy.keys import ensure_dev_keys
     from c360.settings import get_settings
     from cli.runner import materialize
@@ -25,6 +29,10 @@ def _run_on(home, mapping: str, src) -> tuple:
     settings = get_settings()
     ensure_dev_keys(settings)
     MAPPINGS[mapping](src, settings.landing)
+    if keep is not None:
+        for folder in settings.landing.iterdir():
+            if folder.is_dir() and folder.name not in keep:
+                shutil.rmtree(folder)
     summary = materialize(echo=lambda line: None)
     con = duckdb.connect(str(settings.warehouse), read_only=True)
     try:
@@ -70,6 +78,34 @@ def olist_run(tmp_path_factory):
         pytest.skip(f"the Olist sample is not at {src} (set C360_OLIST_DIR; it may not be committed)")
     with _home(tmp_path_factory, "olist_home") as home:
         yield _run_on(home, "olist", src)
+
+
+@pytest.fixture(scope="module")
+def olist_crm_only_run(tmp_path_factory):
+    """The Olist customers alone: no order, product, review or clickstream file at all."""
+    src = olist_dir()
+    if not (src / "olist_orders_dataset.csv").exists():
+        pytest.skip(f"the Olist sample is not at {src} (set C360_OLIST_DIR; it may not be committed)")
+    with _home(tmp_path_factory, "olist_crm_home") as home:
+        yield (*_run_on(home, "olist", src, keep=("crm_customers",)), home / "warehouse.duckdb")
+
+
+def test_a_landing_of_customer_records_alone_builds_the_marts_and_skips_the_models(olist_crm_only_run):
+    """No purchase at all: the as-of date falls back to today (it was null, and churn_features'
+    not-null test failed the run), and churn, which cannot learn without a retained customer,
+    skips its scores with the reason instead of failing their check."""
+    summary, rows, customers, buyers, warehouse = olist_crm_only_run
+    assert summary.success and not summary.checks_failed, (summary.failures, summary.checks_failed)
+    assert rows == customers > 1000 and buyers == 0
+    assert summary.skipped_assets.get("ml/churn_scores", "").strip(), summary.skipped_assets
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        undated = con.execute("select count(*) from marts.customer_360 where as_of_date is null").fetchone()[
+            0
+        ]
+    finally:
+        con.close()
+    assert undated == 0
 
 
 @pytest.mark.parametrize("dataset", ["cdnow_run", "olist_run"])
