@@ -8,9 +8,12 @@
 
 {# When a row was written: the dbt invocation's start, one value for every row a build writes.
    The facts' `built_at`; the unique tests of an incremental fact read the keys of the latest
-   build's rows (tests/generic/unique_combination.sql). #}
+   build's rows (tests/generic/unique_combination.sql). To the microsecond: the incremental
+   identity models take the rows written after their own latest `resolved_at`, so two builds
+   within one second (in-process dbt runs, 0.3 s apart) must not share a time: the second
+   would find nothing new and skip its work (a split component kept one id in both halves). #}
 {% macro build_time() -%}
-    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S") }}' as timestamp)
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
 {%- endmacro %}
 
 {# incremental_strategy='replace_tail': for each partition in the new batch (a device), delete

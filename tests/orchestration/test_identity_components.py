@@ -7,8 +7,10 @@ SQL; they must give exactly these components, names included (customer ids deriv
 On the demo platform by default; ``C360_IDENTITY_WAREHOUSE=/path/warehouse.duckdb`` runs the same
 comparison on any built warehouse (e.g. 100k customers)."""
 
+import itertools
 import os
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -157,7 +159,29 @@ def rebuilt_records(con) -> int:
     ).fetchone()[0]
 
 
-def test_an_increment_gives_the_components_a_full_rebuild_gives(demo_home, tmp_path, monkeypatch, dbt_run):
+@pytest.fixture
+def builds_in_one_second(monkeypatch):
+    """Every dbt invocation from here starts within one second, a microsecond after the one before.
+    In-process runs start 0.3 s apart, so on a fast machine two builds can share a second; the
+    incremental identity models take the rows written after their own latest `resolved_at`, and
+    a build that shared its time with the one before found nothing new (a split kept one id in
+    both halves). Pinned, the race is not left to the machine's speed."""
+    import dbt.tracking
+
+    second = datetime.now(timezone.utc).replace(microsecond=0)
+    ticks = itertools.count(1)
+
+    class OneSecond(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return second.replace(microsecond=next(ticks)).astimezone(tz)
+
+    monkeypatch.setattr(dbt.tracking, "datetime", OneSecond)
+
+
+def test_an_increment_gives_the_components_a_full_rebuild_gives(
+    demo_home, tmp_path, monkeypatch, dbt_run, builds_in_one_second
+):
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(demo_home / "warehouse.duckdb", home / "warehouse.duckdb")
