@@ -23,7 +23,7 @@
     unique_key='record_id',
     incremental_strategy='delete+insert',
     on_schema_change='sync_all_columns',
-    post_hook="{% if is_incremental() %}delete from {{ this }} where record_id is null or record_id not in (select record_id from {{ ref('int_identity_records_unioned') }}){% endif %}"
+    post_hook="{{ delete_vanished_records(ref('int_identity_records_unioned')) }}"
 ) }}
 {%- set state = is_incremental() and identity_state_readable(['record_id', 'node_hash', 'fingerprint', 'label']) %}
 
