@@ -10,7 +10,7 @@ comparison on any built warehouse (e.g. 100k customers)."""
 import itertools
 import os
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -168,7 +168,7 @@ def builds_in_one_second(monkeypatch):
     both halves). Pinned, the race is not left to the machine's speed."""
     import dbt.tracking
 
-    second = datetime.now(timezone.utc).replace(microsecond=0)
+    second = datetime.now(UTC).replace(microsecond=0)
     ticks = itertools.count(1)
 
     class OneSecond(datetime):
