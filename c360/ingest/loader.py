@@ -765,9 +765,10 @@ def quarantine_duplicate_orders(con, run_id: str, now: datetime | None = None, w
     Runs after orders and their lines are loaded; idempotent (an order is only compared with
     earlier ones, so the original always stays).
 
-    Only the accounts with an order or an order line loaded since the last pass are judged (the
-    whole table on the first pass, or after a change of ``window_s``): a pair is of one account,
-    and a pair of rows judged before with the same baskets was judged with the same outcome. An
+    Only the orders within ``window_s`` of an order of the same account with the order or a line
+    loaded since the last pass are judged (the whole table on the first pass, or after a change of
+    ``window_s``): a pair is of one account and within the window, and a pair of rows judged
+    before with the same baskets was judged with the same outcome. An
     order loaded late is still compared with that account's older orders, either way (it can be
     the earlier one of a pair), and a line loaded late changes its order's basket, so its
     account is judged again. At 1M customers the whole-table pass grouped every order line into
@@ -796,14 +797,24 @@ def quarantine_duplicate_orders(con, run_id: str, now: datetime | None = None, w
             # After, not at: the first daily pass would otherwise judge the whole build's last
             # batch again (one load time for all of it).
             loaded_since = f"_loaded_at > {_sql_timestamp(since)}"
+            # Of those accounts, only the orders within the window of a changed one (an order or
+            # a line loaded since) can be in a pair not judged before. All of a changed account's
+            # orders, with their baskets, took 2.1 s of a 7-day pass at 1M customers (the buyers
+            # of the week and their whole history: 1.5M orders), these 0.4 s (85k orders). A semi
+            # join: as `exists`, DuckDB grouped every order by (account, time) first (1.1 s).
             judged = f"""
-                select * from raw.ecommerce_orders where account_id in (
-                    select account_id from raw.ecommerce_orders where {loaded_since}
+                with changed as (
+                    select account_id, ordered_at from raw.ecommerce_orders where {loaded_since}
                     union
-                    select account_id from raw.ecommerce_orders where order_id in (
+                    select account_id, ordered_at from raw.ecommerce_orders where order_id in (
                         select order_id from raw.ecommerce_order_items where {loaded_since}
                     )
-                )"""
+                )
+                select o.* from raw.ecommerce_orders o
+                semi join changed c
+                  on c.account_id = o.account_id
+                 and o.ordered_at >= c.ordered_at - interval {int(window_s)} second
+                 and o.ordered_at <= c.ordered_at + interval {int(window_s)} second"""
         con.execute(
             f"""
             create or replace temp table _dup_orders as
