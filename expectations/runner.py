@@ -15,6 +15,7 @@ import hashlib
 import importlib
 import json
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -66,17 +67,17 @@ def rules_fingerprint(suite: QualitySuite) -> str:
     rendered = [
         json.dumps(exp.configuration.to_json_dict(), sort_keys=True, default=str)
         for exp in suite.row_expectations(RULES_EPOCH)
-    ] + [f"{name}: {sql}" for name, sql in sorted(suite.increment_facts.items())]
+    ] + [f"{name}: {sql}" for name, sql in sorted((suite.increment_facts | suite.increment_shared).items())]
     return hashlib.sha256("\n".join(rendered).encode()).hexdigest()[:16]
 
 
-def _has_load_time(con, table: str) -> bool:
-    schema, name = table.split(".", 1)
+def _has_window_column(con, suite: QualitySuite) -> bool:
+    schema, name = (suite.window_table or suite.table).split(".", 1)
     return bool(
         con.execute(
             "select count(*) from information_schema.columns "
-            "where table_schema = ? and table_name = ? and column_name = '_loaded_at'",
-            [schema, name],
+            "where table_schema = ? and table_name = ? and column_name = ?",
+            [schema, name, suite.window_column],
         ).fetchall()[0][0]
     )
 
@@ -218,12 +219,13 @@ def _share_compiled_docs_templates() -> None:
 
 
 def window_rows(suite: QualitySuite, window: tuple[datetime | None, datetime]) -> str:
-    """The rows loaded in ``window`` = (after, up to), as a parenthesised subquery."""
+    """The rows loaded (or written) in ``window`` = (after, up to), as a parenthesised subquery."""
     after, upto = window
-    where = f"_loaded_at <= {sql_literal(upto)}"
+    column = quote(suite.window_column)
+    where = f"{column} <= {sql_literal(upto)}"
     if after is not None:
-        where = f"_loaded_at > {sql_literal(after)} and {where}"
-    return f"(select * from {suite.table} where {where})"
+        where = f"{column} > {sql_literal(after)} and {where}"
+    return f"(select * from {suite.window_table or suite.table} where {where})"
 
 
 def row_relation(suite: QualitySuite, window: tuple[datetime | None, datetime] | None = None) -> str:
@@ -243,11 +245,19 @@ def facts_relation(suite: QualitySuite, window: tuple[datetime, datetime] | None
     """The suite's facts as one row, one column per fact; with ``window``, the facts that have an
     increment form judge only the rows loaded in it (and the rows those touch)."""
     facts = dict(suite.facts)
+    relations = dict(suite.shared)
     if window:
         rows = window_rows(suite, window)
         facts |= {name: sql.replace(NEW_ROWS, rows) for name, sql in suite.increment_facts.items()}
+        relations |= {name: sql.replace(NEW_ROWS, rows) for name, sql in suite.increment_shared.items()}
     columns = ", ".join(f"({sql}) as {quote(name)}" for name, sql in facts.items())
-    shared = ", ".join(f"{quote(name)} as materialized ({sql})" for name, sql in suite.shared.items())
+    # Only the shared relations a fact still reads: a materialised CTE is computed even unread,
+    # and on an increment the facts that read it may all have been replaced.
+    shared = ", ".join(
+        f"{quote(name)} as materialized ({sql})"
+        for name, sql in relations.items()
+        if any(re.search(rf"\b{re.escape(name)}\b", fact) for fact in facts.values())
+    )
     return f"({f'with {shared} ' if shared else ''}select {columns}) facts"
 
 
@@ -380,8 +390,10 @@ def validate_suite(
     started = time.perf_counter()
     now = now or datetime.now().replace(microsecond=0)
     window = None
-    if incremental and _has_load_time(con, suite.table):
-        upto = con.execute(f"select max(_loaded_at) from {suite.table}").fetchall()[0][0]
+    if incremental and _has_window_column(con, suite):
+        upto = con.execute(
+            f"select max({quote(suite.window_column)}) from {suite.window_table or suite.table}"
+        ).fetchall()[0][0]
         if upto is not None:
             window = (validated_through(con, suite), upto)
     rows, n_rows = _validate_rows(con, suite, now, window)

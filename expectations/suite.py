@@ -7,7 +7,8 @@ pass (``expectations/sql_metrics.py``):
   every row of the table, or on the rows loaded since the gate last passed;
 - ``facts``: table-level numbers computed in DuckDB SQL (row counts, duplicate keys, orphans,
   freshness, column types) and checked as one row; keys and references also have an
-  ``increment_facts`` form that judges only the rows loaded since the gate last passed;
+  ``increment_facts`` form that judges only the rows loaded since the gate last passed (the
+  identity map: the records written since, by ``window_table`` and ``window_column``);
 - ``drift``: daily totals computed in SQL; the latest days must lie within bounds learned from
   the trailing history.
 
@@ -99,6 +100,13 @@ class QualitySuite:
     # once a gate has passed; exact because raw tables only grow (an erasure removes a person's
     # rows from every source at once), so rows that passed cannot start failing these facts.
     increment_facts: dict[str, str] = field(default_factory=dict)
+    # Relations the increment facts read by name, as ``shared`` (``{rows}`` allowed).
+    increment_shared: dict[str, str] = field(default_factory=dict)
+    # Where an incremental gate finds "the rows since it last passed": by default the table's own
+    # load time. A view can name the table it reads and that table's write time instead
+    # (marts.identity_map: the identity records and the time their component was resolved).
+    window_table: str | None = None
+    window_column: str = "_loaded_at"
     drift: Drift | None = None
     # Sensitive-class columns (pseudonyms, tokens, masks): never echoed anywhere.
     pii_columns: tuple[str, ...] = ()

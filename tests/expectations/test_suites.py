@@ -264,6 +264,104 @@ def test_identity_map_rows_whose_raw_record_is_gone_fail_the_dangling_facts(demo
     assert {e["column"] for e in outcome.failed} == {"dangling:web_events", "dangling:ecommerce_orders"}
 
 
+def test_the_identity_map_gate_judges_the_records_written_since_it_last_passed(demo_copy):
+    """Incremental, as the raw gates: the first pass judges the whole map and keeps the latest
+    `resolved_at` it judged; a later pass judges the records written since (a new build's), with
+    duplicates, dangling records and unmapped raw ids all still caught, and keeps its watermark
+    when it fails."""
+    from datetime import timedelta
+
+    home = demo_copy("warehouse.duckdb")
+    con = duckdb.connect(str(home / "warehouse.duckdb"))
+    matched = "intermediate.int_identity_records_matched"
+    suite = load_suite("marts.identity_map")
+    try:
+        records, built = con.execute(f"select count(*), max(resolved_at) from {matched}").fetchall()[0]
+        # The platform's own gate ran so: it kept the latest build it judged.
+        watermark = "select loaded_through from quality.gate_watermarks where suite = 'marts.identity_map'"
+        assert con.execute(watermark).fetchall() == [(built,)]
+        con.execute("delete from quality.gate_watermarks where suite = 'marts.identity_map'")
+        first = validate_suite(con, suite, incremental=True)
+        assert first.success and first.rows_validated == records and not first.facts_on_increment
+
+        # A record written before the watermark is not judged again (it passed): a bad id there
+        # fails only a whole-table validation.
+        con.execute(
+            f"insert into {matched} select * replace ('not-an-id' as customer_id, 'DEV-OLD' as source_record_id) "
+            f"from {matched} where source = 'web_events' limit 1"
+        )
+        unchanged = validate_suite(con, suite, incremental=True)
+        assert unchanged.success and unchanged.rows_validated == 0 and unchanged.facts_on_increment
+        assert {e["column"] for e in validate_suite(con, suite).failed} >= {
+            "customer_id",
+            "dangling:web_events",
+        }
+        con.execute(f"delete from {matched} where source_record_id = 'DEV-OLD'")
+
+        # A later build writes three records: one no raw row carries, one a second copy of an
+        # order's record, one with a bad id; and an order's record went missing.
+        later = built + timedelta(minutes=5)
+        con.execute(
+            f"insert into {matched} select * replace ('DEV-GONE' as source_record_id, ? as resolved_at) "
+            f"from {matched} where source = 'web_events' limit 1",
+            [later],
+        )
+        copied, lost = (
+            r[0]
+            for r in con.execute(
+                f"select source_record_id from {matched} where source = 'ecommerce_orders' order by 1 limit 2"
+            ).fetchall()
+        )
+        con.execute(
+            f"insert into {matched} select * replace (? as resolved_at) from {matched} "
+            "where source = 'ecommerce_orders' and source_record_id = ?",
+            [later, copied],
+        )
+        con.execute(
+            f"insert into {matched} select * replace ('nope' as customer_id, 'SUP-NEW' as source_record_id, "
+            "? as resolved_at) from {matched} where source = 'service_tickets' limit 1".replace(
+                "{matched}", matched
+            ),
+            [later],
+        )
+        lost_row = con.execute(
+            f"select * from {matched} where source = 'ecommerce_orders' and source_record_id = ?", [lost]
+        ).fetchall()
+        con.execute(
+            f"delete from {matched} where source = 'ecommerce_orders' and source_record_id = ?", [lost]
+        )
+        failed = validate_suite(con, suite, incremental=True)
+        assert failed.facts_on_increment and failed.rows_validated == 3
+        expected = {
+            "customer_id",
+            "dangling:web_events",
+            "dangling:service_tickets",
+            "duplicate_records",
+            "unmapped:ecommerce_orders",
+        }
+        assert {e["column"] for e in failed.failed} == expected
+        # The increment's verdict is the whole map's.
+        assert {e["column"] for e in validate_suite(con, suite).failed} == expected
+
+        # Mended: judged again from the same watermark (the failed pass kept it), and passes.
+        con.execute(f"delete from {matched} where resolved_at = ?", [later])
+        placeholders = ", ".join("?" * len(lost_row[0]))
+        con.execute(f"insert into {matched} values ({placeholders})", list(lost_row[0]))
+        con.execute(
+            f"insert into {matched} select * replace (? as resolved_at) from {matched} "
+            "where source = 'ecommerce_orders' and source_record_id = ?",
+            [later, lost],
+        )
+        con.execute(
+            f"delete from {matched} where source = 'ecommerce_orders' and source_record_id = ? and resolved_at < ?",
+            [lost, later],
+        )
+        mended = validate_suite(con, suite, incremental=True)
+        assert mended.success and mended.rows_validated == 1 and mended.facts_on_increment
+    finally:
+        con.close()
+
+
 def _one_query_per_fact(con) -> dict[str, int]:
     """The identity map's facts as they were computed before they shared one join: a scan of the
     map and of a raw table's ids per fact (the reference for the shared join)."""
