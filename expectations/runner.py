@@ -84,6 +84,16 @@ def _has_window_column(con, suite: QualitySuite) -> bool:
 
 def validated_through(con, suite: QualitySuite) -> datetime | None:
     """Load time up to which the suite's row rules (as they are now) passed, or None."""
+    return watermark(con, suite.name, rules_fingerprint(suite))
+
+
+def record_validated(con, suite: QualitySuite, loaded_through: datetime | None, run_name: str) -> None:
+    record_watermark(con, suite.name, rules_fingerprint(suite), loaded_through, run_name)
+
+
+def watermark(con, name: str, fingerprint: str) -> datetime | None:
+    """Up to when the check ``name``, with these rules, last passed (None: never, or other rules).
+    Shared by the gates and the other checks that judge an increment (ml/recommendations)."""
     exists = con.execute(
         "select count(*) from information_schema.tables where table_schema = 'quality' and table_name = 'gate_watermarks'"
     ).fetchall()[0][0]
@@ -91,25 +101,19 @@ def validated_through(con, suite: QualitySuite) -> datetime | None:
         return None
     rows = con.execute(
         "select loaded_through from quality.gate_watermarks where suite = ? and rules_fingerprint = ?",
-        [suite.name, rules_fingerprint(suite)],
+        [name, fingerprint],
     ).fetchall()
     return rows[0][0] if rows else None
 
 
-def record_validated(con, suite: QualitySuite, loaded_through: datetime | None, run_name: str) -> None:
-    if loaded_through is None:
+def record_watermark(con, name: str, fingerprint: str, through: datetime | None, run_name: str) -> None:
+    if through is None:
         return
     con.execute("create schema if not exists quality")
     con.execute(WATERMARKS_DDL)
     con.execute(
         "insert or replace into quality.gate_watermarks values (?, ?, ?, ?, ?)",
-        [
-            suite.name,
-            loaded_through,
-            rules_fingerprint(suite),
-            run_name,
-            datetime.now().replace(microsecond=0),
-        ],
+        [name, through, fingerprint, run_name, datetime.now().replace(microsecond=0)],
     )
 
 

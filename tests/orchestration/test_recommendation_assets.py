@@ -133,6 +133,83 @@ def test_the_gate_counts_every_row_beyond_the_first_of_a_customer_placement_and_
     assert duplicate_ranks(con, "recs") == 3
 
 
+def test_the_check_judges_ranks_on_the_rows_scored_since_it_last_passed_and_products_on_all(demo_copy):
+    """One row per rank is judged on the rows scored since the check last passed (the platform's
+    own run kept that time); unknown and discontinued products on every row; a failed check keeps
+    its watermark."""
+    from datetime import timedelta
+
+    home = demo_copy("warehouse.duckdb")
+    warehouse = WarehouseResource(path=str(home / "warehouse.duckdb"))
+    instance = dg.DagsterInstance.ephemeral()
+
+    def check() -> dict:
+        result = recommendations_valid(dg.build_asset_check_context(instance=instance), warehouse=warehouse)
+        return {"passed": result.passed, **{k: v.value for k, v in result.metadata.items()}}
+
+    with duckdb.connect(str(home / "warehouse.duckdb")) as con:
+        last = con.execute("select max(scored_at) from ml.recommendations").fetchone()[0]
+        scored_last = con.execute(
+            "select count(*) from ml.recommendations where scored_at = ?", [last]
+        ).fetchone()[0]
+        assert con.execute(
+            "select loaded_through from quality.gate_watermarks where suite = 'ml.recommendations'"
+        ).fetchall() == [(last,)]
+    first = check()
+    assert first["passed"] and first["rows_judged"] == scored_last and first["duplicate_ranks"] == 0
+
+    with duckdb.connect(str(home / "warehouse.duckdb")) as con:
+        # A repeated rank scored before the watermark passed then; it is not judged again.
+        con.execute(
+            "insert into ml.recommendations select * replace (? as scored_at) from ml.recommendations limit 1",
+            [last - timedelta(days=1)],
+        )
+    assert check()["passed"]
+    with duckdb.connect(str(home / "warehouse.duckdb")) as con:
+        con.execute("delete from ml.recommendations where scored_at = ?", [last - timedelta(days=1)])
+        # Scored since: judged. And a product discontinued today fails every row holding it.
+        later = last + timedelta(minutes=5)
+        con.execute(
+            "insert into ml.recommendations select * replace (? as scored_at) from ml.recommendations "
+            "where placement = 'home' limit 2",
+            [later],
+        )
+        shown = con.execute(
+            "select product_id, count(*) from ml.recommendations where scored_at < ? group by 1 order by 2 desc, 1 limit 1",
+            [later],
+        ).fetchone()
+        con.execute(
+            "create table staging.products_now as select * replace "
+            f"(product_id = '{shown[0]}' or is_discontinued as is_discontinued) from staging.stg_catalog__products"
+        )
+        con.execute("create or replace view staging.stg_catalog__products as from staging.products_now")
+    failed = check()
+    assert not failed["passed"] and failed["duplicate_ranks"] == 2
+    assert failed["discontinued_products"] >= shown[1] and failed["rows_judged"] == scored_last + 2
+
+    watermark = "select loaded_through from quality.gate_watermarks where suite = 'ml.recommendations'"
+    with duckdb.connect(str(home / "warehouse.duckdb")) as con:
+        # The failed check kept its watermark.
+        assert con.execute(watermark).fetchall() == [(last,)]
+        con.execute("delete from ml.recommendations where scored_at = ?", [later])
+        con.execute(
+            "create or replace view staging.stg_catalog__products as select * replace "
+            f"(is_discontinued and product_id <> '{shown[0]}' as is_discontinued) from staging.products_now"
+        )
+    assert check()["passed"]
+    with duckdb.connect(str(home / "warehouse.duckdb")) as con:
+        # One customer rescored: after a pass, only their rows are judged.
+        customer = con.execute("select min(customer_id) from ml.recommendations").fetchone()[0]
+        con.execute("update ml.recommendations set scored_at = ? where customer_id = ?", [later, customer])
+        theirs = con.execute(
+            "select count(*) from ml.recommendations where customer_id = ?", [customer]
+        ).fetchone()[0]
+    assert check()["passed"]
+    with duckdb.connect(str(home / "warehouse.duckdb")) as con:
+        assert con.execute(watermark).fetchall() == [(later,)]
+    assert check()["rows_judged"] == theirs
+
+
 def test_assets_materialize_and_every_check_passes(materialized):
     result = materialized["first"]
     assert result.success
