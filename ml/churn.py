@@ -501,6 +501,30 @@ def suggested_action(p: float, clv_tier: str, rfm_segment: str | None = None) ->
     return DEFAULT_ACTION
 
 
+def suggested_actions(p: np.ndarray, clv_tier, rfm_segment=None) -> np.ndarray:
+    """``suggested_action`` of every customer at once: the rules applied column-wise, first
+    match wins (a Python call per customer took 2.2 s for the 475k high-risk customers at 1M).
+    ``clv_tier`` and ``rfm_segment`` are array-likes of strings (null: no tier, no segment)."""
+    import pandas as pd
+
+    bands = risk_bands(p)
+    tier = pd.Series(clv_tier, dtype=object).fillna("none").astype(str).str.lower().to_numpy(dtype=object)
+    segment = (
+        np.full(len(bands), None, dtype=object)
+        if rfm_segment is None
+        else pd.Series(rfm_segment, dtype=object).str.lower().to_numpy(dtype=object)
+    )
+    actions = np.full(len(bands), DEFAULT_ACTION, dtype=object)
+    undecided = np.ones(len(bands), dtype=bool)
+    for rule in ACTION_RULES:
+        match = undecided & np.isin(bands, list(rule["risk"])) & np.isin(tier, list(rule["clv_tier"]))
+        if rule["rfm_segment"] is not None:
+            match &= np.isin(segment, list(rule["rfm_segment"]))
+        actions[match] = rule["action"]
+        undecided &= ~match
+    return actions
+
+
 class _ChurnProbability:
     """pyfunc wrapper whose ``predict`` returns the churn probability, not the class label.
 

@@ -1,5 +1,6 @@
 import contextlib
 import io
+import itertools
 import json
 import os
 import subprocess
@@ -242,6 +243,29 @@ def test_risk_band_refuses_a_non_probability():
 )
 def test_suggested_action_follows_the_rule_table(p, clv_tier, action):
     assert churn.suggested_action(p, clv_tier, "at_risk") == action
+
+
+def test_suggested_actions_of_arrays_match_suggested_action(monkeypatch):
+    # With segment rules too, one of them ahead of a rule it overlaps (the first match wins), so
+    # the column-wise form is checked on every part of a rule.
+    rules = (
+        {"risk": {"high"}, "clv_tier": {"high"}, "rfm_segment": {"champions"}, "action": "coupon"},
+        *churn.ACTION_RULES[:1],
+        {"risk": {"medium"}, "clv_tier": {"low"}, "rfm_segment": {"at risk"}, "action": "coupon"},
+        *churn.ACTION_RULES[1:],
+    )
+    monkeypatch.setattr(churn, "ACTION_RULES", rules)
+    grid = list(
+        itertools.product(
+            [0.0, 0.19, 0.2, 0.35, 0.5, 0.9, 1.0],
+            ["high", "medium", "low", "HIGH", None],
+            [None, "At Risk", "champions"],
+        )
+    )
+    p, tiers, segments = (list(column) for column in zip(*grid, strict=True))
+    expected = [churn.suggested_action(*args) for args in grid]
+    assert "coupon" in expected and "call" in expected
+    assert churn.suggested_actions(np.array(p), tiers, segments).tolist() == expected
 
 
 def test_figures_render_from_aggregates(trained):
