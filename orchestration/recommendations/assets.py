@@ -1010,7 +1010,9 @@ def recommendations(
     # is freed once its blocks are set up (score_placement_blocks keeps the matrices it needs).
     del interactions, interaction_ids
 
-    scored_at = datetime.now().replace(microsecond=0)
+    # To the microsecond: recommendations_valid judges the rows scored after its last pass, so two
+    # runs' rows must never share a time.
+    scored_at = datetime.now()
     started = time.perf_counter()
     rows = 0
     with warehouse.connect() as con:

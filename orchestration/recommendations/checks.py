@@ -66,7 +66,7 @@ def duplicate_ranks(con, table: str = "ml.recommendations") -> int:
 
 
 # The rules below, as a version: a change judges the whole table again (as the gates' fingerprint).
-CHECK_RULES = "recommendations_valid/2: duplicate ranks and repeats on the rows scored since"
+CHECK_RULES = "recommendations_valid/2: duplicate ranks and repeats on the rows scored after the last pass"
 
 
 @dg.asset_check(
@@ -85,18 +85,18 @@ def recommendations_valid(
 
     skipped = metadata.skip_reason(context, RECOMMENDATIONS_KEY)
     with warehouse.connect() as con:
-        # One row per rank is judged on the rows scored since the check last passed, as the gates
-        # judge the rows loaded since: the asset replaces a rescored customer's rows (or their cart
-        # rows) whole, so a repeated (customer, placement, rank) holds rows scored since. The
-        # whole-table count took 2.0 s of a 7-day run at 1M customers (33M rows). At, not after:
-        # rows scored within the second of the last pass are judged again rather than missed.
+        # One row per rank is judged on the customers with rows scored since the check last
+        # passed, as the gates judge the rows loaded since: any repeated (customer, placement,
+        # rank) then holds a row scored since. At 1M customers a 7-day run rescores 222k
+        # customers (6.7M of 33M rows): 0.8-1.1 s against 2.4-3.1 s for the whole table. Scoring
+        # times are to the microsecond, so a later run's rows are always after the last pass's.
         # Customers, products and the catalogue are judged whole: a product discontinued today
         # makes rows scored earlier fail.
         since = watermark(con, RECOMMENDATIONS_CHECK, CHECK_RULES)
         scored = (
             "ml.recommendations"
             if since is None
-            else f"(select * from ml.recommendations where scored_at >= '{since.isoformat(sep=' ')}')"
+            else f"(select * from ml.recommendations where scored_at > '{since.isoformat(sep=' ')}')"
         )
         missing, unknown, discontinued, rebought, judged, scored_through = con.execute(
             f"""
@@ -114,7 +114,14 @@ def recommendations_valid(
                 (select max(scored_at) from ml.recommendations)
             """
         ).fetchall()[0]
-        duplicates = duplicate_ranks(con, scored)
+        # Every row of a customer with a row scored since: a repeat that pairs a new row with an
+        # old one (a customer's old rows left behind) is caught too.
+        duplicates = duplicate_ranks(
+            con,
+            scored
+            if since is None
+            else f"(select * from ml.recommendations where customer_id in (select customer_id from {scored}))",
+        )
         failures = {
             # A skipped run wrote an empty table on purpose.
             "customers_without_home_recommendations": 0 if skipped else missing,
