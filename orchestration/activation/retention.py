@@ -78,7 +78,7 @@ def build_audience(candidates: "pd.DataFrame") -> "pd.DataFrame":
     any_consent = np.logical_or.reduce(list(consented.values())) if len(candidates) else np.zeros(0, bool)
     # An action without a consented channel drops the customer; "nothing" is listed (so CRM sees
     # the decision) only for someone who consented to some channel.
-    keep = np.where(action == "nothing", any_consent, channel != None)
+    keep = np.where(action == "nothing", any_consent, pd.notna(channel))
     audience = pd.DataFrame(
         {
             "customer_id": candidates["customer_id"].to_numpy(dtype=object),

@@ -82,6 +82,7 @@ def recommendations_valid(
     context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     from expectations.runner import record_watermark, watermark
+    from expectations.sql_metrics import sql_literal
 
     skipped = metadata.skip_reason(context, RECOMMENDATIONS_KEY)
     with warehouse.connect() as con:
@@ -96,7 +97,7 @@ def recommendations_valid(
         scored = (
             "ml.recommendations"
             if since is None
-            else f"(select * from ml.recommendations where scored_at > '{since.isoformat(sep=' ')}')"
+            else f"(select * from ml.recommendations where scored_at > {sql_literal(since)})"
         )
         missing, unknown, discontinued, rebought, judged, scored_through = con.execute(
             f"""

@@ -71,11 +71,17 @@ def cdnow_run(tmp_path_factory):
         yield _run_on(home, "cdnow", None)
 
 
-@pytest.fixture(scope="module")
-def olist_run(tmp_path_factory):
+def _olist_sample():
+    """The Olist sample's folder; skips the test where it is not."""
     src = olist_dir()
     if not (src / "olist_orders_dataset.csv").exists():
         pytest.skip(f"the Olist sample is not at {src} (set C360_OLIST_DIR; it may not be committed)")
+    return src
+
+
+@pytest.fixture(scope="module")
+def olist_run(tmp_path_factory):
+    src = _olist_sample()
     with _home(tmp_path_factory, "olist_home") as home:
         yield _run_on(home, "olist", src)
 
@@ -83,9 +89,7 @@ def olist_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def olist_crm_only_run(tmp_path_factory):
     """The Olist customers alone: no order, product, review or clickstream file at all."""
-    src = olist_dir()
-    if not (src / "olist_orders_dataset.csv").exists():
-        pytest.skip(f"the Olist sample is not at {src} (set C360_OLIST_DIR; it may not be committed)")
+    src = _olist_sample()
     with _home(tmp_path_factory, "olist_crm_home") as home:
         yield (*_run_on(home, "olist", src, keep=("crm_customers",)), home / "warehouse.duckdb")
 
