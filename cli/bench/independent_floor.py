@@ -502,13 +502,14 @@ def build_customer_360(con) -> int:
             from purchases group by person
         ),
         profile as (
+            -- A tie on updated_at goes to the larger customer_ref, as in customer_360.
             select r.person, count(*) as crm_records,
-                   arg_max(case upper(trim(c.gender)) when 'F' then 'F' when 'M' then 'M' else 'U' end, c.updated_at)
+                   arg_max(case upper(trim(c.gender)) when 'F' then 'F' when 'M' then 'M' else 'U' end, (c.updated_at, c.customer_ref))
                        as gender,
-                   arg_max(c.birth_date, c.updated_at) as birth_date,
-                   arg_max(trim(c.city), c.updated_at) as city,
-                   arg_max(trim(c.region), c.updated_at) as region,
-                   arg_max(lower(trim(c.signup_channel)), c.updated_at) as signup_channel,
+                   arg_max(c.birth_date, (c.updated_at, c.customer_ref)) as birth_date,
+                   arg_max(trim(c.city), (c.updated_at, c.customer_ref)) as city,
+                   arg_max(trim(c.region), (c.updated_at, c.customer_ref)) as region,
+                   arg_max(lower(trim(c.signup_channel)), (c.updated_at, c.customer_ref)) as signup_channel,
                    min(c.signup_date) as signup_date
             from crm_customers c join rec r on r.source = 'crm_customers' and r.record_id = c.customer_ref
             group by r.person

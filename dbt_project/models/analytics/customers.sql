@@ -16,7 +16,7 @@ crm as (
 cards as (
     select
         identity.customer_id,
-        {{ arg_max_of('crm.bank_card_masked', 'crm.updated_at') }} filter (where crm.bank_card_masked is not null) as bank_card_masked
+        {{ arg_max_of('crm.bank_card_masked', ['crm.updated_at', 'crm.customer_ref']) }} filter (where crm.bank_card_masked is not null) as bank_card_masked
     from identity
     join crm on crm.customer_ref = identity.source_record_id
     group by identity.customer_id

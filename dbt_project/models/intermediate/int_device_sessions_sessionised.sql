@@ -104,13 +104,16 @@ numbered as (
     from gaps
 ),
 
+-- A session's channel is its first event's. Two first events at one instant on two channels (181
+-- at 1M customers) give the smaller channel name: with the time alone as the key, DuckDB kept
+-- whichever row its threads met first, and two builds of the same events differed.
 sessions as (
     select
         device_id,
         session_no,
         min(occurred_at) as session_start,
         max(occurred_at) as session_end,
-        {{ arg_min_of('channel', 'occurred_at') }} as channel,
+        {{ arg_min_of('channel', ['occurred_at', 'channel']) }} as channel,
         count(*) as events,
         count(*) filter (where event_type = 'page_view') as page_views,
         count(*) filter (where event_type = 'search') as searches,

@@ -60,18 +60,22 @@ as_of as (
     select {{ as_of_date() }} as as_of_date
 ),
 
--- The person's CRM profile: the most recently updated of their CRM records.
+-- The person's CRM profile: each field from the most recently updated of their CRM records that
+-- has it. Exports often stamp `updated_at` with a date only, so two records of a merged person can
+-- tie: the larger customer_ref wins then, for every field alike. Without the tie-breaker DuckDB
+-- takes whichever row its threads meet first, and a profile could mix the two records and change
+-- from one build to the next.
 profile as (
     select
         i.customer_id,
-        {{ arg_max_of('c.gender', 'c.updated_at') }} as gender,
-        {{ arg_max_of('c.birth_date', 'c.updated_at') }} as birth_date,
-        {{ arg_max_of('c.city', 'c.updated_at') }} as city,
-        {{ arg_max_of('c.region', 'c.updated_at') }} as region,
-        {{ arg_max_of('c.signup_channel', 'c.updated_at') }} as signup_channel,
+        {{ arg_max_of('c.gender', ['c.updated_at', 'c.customer_ref']) }} as gender,
+        {{ arg_max_of('c.birth_date', ['c.updated_at', 'c.customer_ref']) }} as birth_date,
+        {{ arg_max_of('c.city', ['c.updated_at', 'c.customer_ref']) }} as city,
+        {{ arg_max_of('c.region', ['c.updated_at', 'c.customer_ref']) }} as region,
+        {{ arg_max_of('c.signup_channel', ['c.updated_at', 'c.customer_ref']) }} as signup_channel,
         min(c.signup_date) as signup_date,
-        {{ arg_max_of('c.email_masked', 'c.updated_at') }} as email_masked,
-        {{ arg_max_of('c.phone_masked', 'c.updated_at') }} as phone_masked,
+        {{ arg_max_of('c.email_masked', ['c.updated_at', 'c.customer_ref']) }} as email_masked,
+        {{ arg_max_of('c.phone_masked', ['c.updated_at', 'c.customer_ref']) }} as phone_masked,
         count(*) as crm_records
     from identity i
     join crm c on i.source = 'crm_customers' and i.source_record_id = c.customer_ref
