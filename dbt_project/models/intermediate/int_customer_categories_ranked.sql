@@ -38,7 +38,9 @@ per_purchase as (
         customer_id,
         coalesce(category, 'uncategorised') as category,
         purchase_id,
-        sum(line_amount) as spend,
+        -- Exact sums (decimal, then double): a float sum's last bits depend on the order DuckDB adds
+        -- the terms in, so two builds of the same lines gave different spend shares.
+        {{ exact_sum('line_amount') }} as spend,
         sum(quantity) as units
     from {{ lines }}
     {% if state %}where customer_id in (select customer_id from scope){% endif %}
@@ -51,7 +53,7 @@ per_category as (
     select
         customer_id,
         category,
-        sum(spend) as spend,
+        {{ exact_sum('spend') }} as spend,
         count(purchase_id) as purchases,
         sum(units) as units
     from per_purchase
@@ -65,7 +67,7 @@ final as (
         round(spend, 2) as spend,
         purchases,
         units,
-        coalesce(spend / nullif(sum(spend) over (partition by customer_id), 0), 0) as spend_share,
+        coalesce(spend / nullif(cast(sum(cast(spend as decimal(38, 10))) over (partition by customer_id) as double), 0), 0) as spend_share,
         -- Ranked on the spend in cents: a float sum's last bits depend on the order DuckDB adds the
         -- lines in, and two categories of equal spend swapped ranks from one build to the next.
         row_number() over (partition by customer_id order by round(spend, 2) desc, purchases desc, category) as category_rank,
