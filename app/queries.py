@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import time
 from pathlib import Path
 
 import duckdb
@@ -22,6 +23,11 @@ import streamlit as st
 from c360.settings import get_settings
 
 TTL = 6 * 3600
+# How long opening the warehouse waits for a writer to let go. An audience export holds the lock
+# for well under a second (it assigns its campaign): a page opened then should wait, not say "try
+# again". A pipeline run holds it for minutes, so the wait stays short and its message still comes
+# (a page checks the warehouse once before its sections, so it waits once).
+LOCK_WAIT_S = 2.0
 # Per-customer lookups: many keys, each cheap to recompute.
 LOOKUP_CACHE = {"ttl": 600, "max_entries": 1000, "show_spinner": False}
 SENSITIVE_COLUMN = re.compile(r"(_enc|_hash)$")
@@ -53,18 +59,24 @@ def drop_sensitive(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[[c for c in frame.columns if not SENSITIVE_COLUMN.search(str(c))]]
 
 
-def _connect(path: str) -> duckdb.DuckDBPyConnection:
+def _connect(path: str, wait_s: float = LOCK_WAIT_S) -> duckdb.DuckDBPyConnection:
     if not Path(path).exists():
         raise WarehouseUnavailable(f"No warehouse at {path} yet: run `c360 run` (or `make demo`) first.")
-    try:
-        return duckdb.connect(path, read_only=True)
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            raise WarehouseUnavailable(
-                "The pipeline is writing to the warehouse right now (DuckDB allows one writer). "
-                "Try again in a minute."
-            ) from exc
-        raise
+    deadline = time.monotonic() + wait_s
+    pause = 0.05
+    while True:
+        try:
+            return duckdb.connect(path, read_only=True)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            if time.monotonic() + pause > deadline:
+                raise WarehouseUnavailable(
+                    "The pipeline is writing to the warehouse right now (DuckDB allows one writer). "
+                    "Try again in a minute."
+                ) from exc
+        time.sleep(pause)
+        pause = min(pause * 2, 0.4)
 
 
 def run(path: str, sql: str, params: list | None = None) -> pd.DataFrame:

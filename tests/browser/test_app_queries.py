@@ -157,6 +157,36 @@ def test_a_warehouse_locked_by_a_writer_gives_a_friendly_message(tiny_warehouse)
         holder.wait(timeout=10)
 
 
+def test_a_writer_that_lets_go_within_the_wait_is_waited_for(tiny_warehouse):
+    # An audience export holds the lock for well under a second: the query waits, then answers.
+    import subprocess
+    import time
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                f"import duckdb, time; c = duckdb.connect({tiny_warehouse!r}); print('ok', flush=True); "
+                "time.sleep(0.6); c.close(); time.sleep(60)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ok"
+        started = time.monotonic()
+        frame = queries.run(tiny_warehouse, "select count(*) as n from marts.customer_360")
+        waited = time.monotonic() - started
+        assert frame["n"].tolist() == [4]
+        # It asked while the writer held the lock (0.6 s from "ok"), and answered once it let go.
+        assert 0.3 < waited < queries.LOCK_WAIT_S + 1
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+
+
 def test_demo_pages_queries_answer_on_the_demo_platform(demo_home):
     stamp = queries.stamp()
     assert stamp[0] == str(demo_home / "warehouse.duckdb")
