@@ -132,9 +132,10 @@ end
 {# A sum of money that is the same on every run: summed as decimals, then a double again. A
    parallel sum of doubles can differ in its last bit from one run to the next, and the RFM
    quintiles then split a tie differently (a customer or two changed segment between two builds
-   of the same data at 1M customers). ``where``: an aggregate filter. #}
-{% macro exact_sum(value, where=none) -%}
-cast(sum(cast({{ value }} as decimal(38, 10))){% if where %} filter (where {{ where }}){% endif %} as double)
+   of the same data at 1M customers). ``where``: an aggregate filter; ``over``: a window
+   (``partition by ...``) to sum over instead of the group. #}
+{% macro exact_sum(value, where=none, over=none) -%}
+cast(sum(cast({{ value }} as decimal(38, 10))){% if where %} filter (where {{ where }}){% endif %}{% if over %} over ({{ over }}){% endif %} as double)
 {%- endmacro %}
 
 {# An RFM quintile score 1..5 by percent rank, so customers with equal values share a score

@@ -67,7 +67,7 @@ final as (
         round(spend, 2) as spend,
         purchases,
         units,
-        coalesce(spend / nullif(cast(sum(cast(spend as decimal(38, 10))) over (partition by customer_id) as double), 0), 0) as spend_share,
+        coalesce(spend / nullif({{ exact_sum('spend', over='partition by customer_id') }}, 0), 0) as spend_share,
         -- Ranked on the spend in cents: a float sum's last bits depend on the order DuckDB adds the
         -- lines in, and two categories of equal spend swapped ranks from one build to the next.
         row_number() over (partition by customer_id order by round(spend, 2) desc, purchases desc, category) as category_rank,
