@@ -182,6 +182,7 @@ def materialize(selection=None, tags: dict[str, str] | None = None, echo=None) -
 
     echo = echo or functools.partial(print, file=sys.stdout, flush=True)
     settings = prepare_instance()
+    from c360 import warehouse
     from orchestration.definitions import defs
     from orchestration.memory import RELEASE_MEMORY_HOOKS, unfrozen_after
 
@@ -210,6 +211,8 @@ def materialize(selection=None, tags: dict[str, str] | None = None, echo=None) -
         contextlib.redirect_stderr(raw_output),
         _library_logs_to(raw_output),
         unfrozen_after(),
+        # The steps' connections share one DuckDB instance, kept open between them (c360/warehouse.py).
+        warehouse.held(settings.warehouse),
     ):
         result = job.execute_in_process(
             instance=instance,

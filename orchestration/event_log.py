@@ -8,12 +8,15 @@ per connection, tens of seconds per run, most of a daily run that has nothing ne
 
 ``KeptSqliteEventLogStorage`` sets ``synchronous=NORMAL``, SQLite's recommended setting in WAL mode
 (Dagster's files are WAL): a commit reaches the WAL without an fsync, and the database stays
-consistent through a crash; only the last commits before a power cut can be lost. It also keeps
-one open connection to the cross-run index (asset and check events, pool slots), the file most
-statements go to. A run's own file is still opened and closed around each statement as Dagster
-does: closing it is what copies the WAL into the file, and the Dagster UI follows a run in
-progress by watching that file change. Everything else is Dagster's, and the files are the same:
-the Dagster UI and daemon read them with this class or with Dagster's own.
+consistent through a crash; only the last commits before a power cut can be lost. It keeps one
+open connection per file: the cross-run index (asset and check events, pool slots), which most
+statements go to, and each run's own file. The Dagster UI follows a run in progress by watching
+that run's file change, and a commit only reaches the WAL beside it: so each commit to a run's
+file is followed by a passive checkpoint, which copies the WAL into the file as closing the
+connection did (Dagster's own class opens and closes it around every statement). Storing the 899
+events of a daily run at 100k customers again took 1.9-2.2 s against 2.5-3.0 s with the run's
+file reopened each time. Everything else is Dagster's, and the files are the same: the Dagster UI
+and daemon read them with this class or with Dagster's own.
 
 Engines are kept per shard, at most ``MAX_ENGINES`` (least recently used closed first), so the
 Dagster UI, which reads the files of many runs, does not accumulate them. A forked child
@@ -29,7 +32,6 @@ from contextlib import contextmanager
 import sqlalchemy as db
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
-from sqlalchemy.pool import NullPool
 
 # Engines (open SQLite files) kept per process: a run writes to its own shard and the index.
 MAX_ENGINES = 8
@@ -63,16 +65,11 @@ class KeptSqliteEventLogStorage(SqliteEventLogStorage):
             self._engines.move_to_end(shard)
             return engine
         connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False}
-        if shard == INDEX_SHARD_NAME:
-            # One connection kept: every statement runs under Dagster's _db_lock (creating the
-            # tables opens a second one for a moment, closed again on return).
-            engine = db.create_engine(
-                self.conn_string_for_shard(shard), connect_args=connect_args, pool_size=1, max_overflow=4
-            )
-        else:
-            engine = db.create_engine(
-                self.conn_string_for_shard(shard), connect_args=connect_args, poolclass=NullPool
-            )
+        # One connection kept: every statement runs under Dagster's _db_lock (creating the
+        # tables opens a second one for a moment, closed again on return).
+        engine = db.create_engine(
+            self.conn_string_for_shard(shard), connect_args=connect_args, pool_size=1, max_overflow=4
+        )
         db.event.listen(engine, "connect", _set_synchronous_normal)
         self._engines[shard] = engine
         while len(self._engines) > MAX_ENGINES:
@@ -89,8 +86,12 @@ class KeptSqliteEventLogStorage(SqliteEventLogStorage):
             if shard not in self._initialized_dbs:
                 self._initdb(engine)
                 self._initialized_dbs.add(shard)
-            with engine.connect() as conn, conn.begin():
-                yield conn
+            with engine.connect() as conn:
+                with conn.begin():
+                    yield conn
+                if shard != INDEX_SHARD_NAME:
+                    # The committed events into the run's file itself, for the UI's watcher.
+                    conn.connection.dbapi_connection.execute("pragma wal_checkpoint(passive)")
 
     def dispose(self) -> None:
         with self._db_lock:
@@ -102,5 +103,8 @@ class KeptSqliteEventLogStorage(SqliteEventLogStorage):
 
 def _set_synchronous_normal(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
+    # Dagster's _initdb asks for WAL on a new file while the pool's first connection is still
+    # open, which SQLite ignores: the kept connection asks first.
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()

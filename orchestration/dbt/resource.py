@@ -15,6 +15,7 @@ from dagster_dbt import DbtCliResource
 from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
 from packaging import version
 
+from c360 import warehouse
 from orchestration.dbt.in_process import InProcessDbt
 
 # The dbt installed beside this Python, whether or not the virtualenv is activated.
@@ -40,6 +41,9 @@ class CustomerDbtCliResource(DbtCliResource):
     """
 
     def cli(self, args, **kwargs):
+        # dbt opens the warehouse itself (DuckDB allows one instance per process, and another
+        # process not at all): a run holding it lets it go (c360/warehouse.py).
+        warehouse.let_go()
         if not self._runs_in_process():
             return super().cli(args, **kwargs)
         # dagster-dbt builds the command, environment, selection and target folder, then hands

@@ -87,3 +87,27 @@ def test_between_steps_survivors_are_frozen_new_cycles_still_collected_and_all_h
     assert gc.get_freeze_count() == 0  # handed back when the run ends
     gc.collect()
     assert stale() is None
+
+
+def test_between_steps_a_held_warehouse_that_caches_much_is_let_go(tmp_path, monkeypatch):
+    """A run's held DuckDB instance keeps its buffer pool from step to step: past the cap the
+    hook closes it, so the next step does not start on top of the last one's cached tables."""
+    from c360 import warehouse
+    from orchestration.memory import release_memory_between_steps, unfrozen_after
+
+    monkeypatch.setenv("C360_HOME", str(tmp_path))
+    path = tmp_path / "warehouse.duckdb"
+    with warehouse.held(path), unfrozen_after():
+        con = warehouse.connect()
+        # ~9 MiB of blocks in DuckDB's buffer pool (md5 strings hardly compress).
+        con.execute("create table raw.big as select range as x, md5(range::varchar) as y from range(500000)")
+        con.close()
+        monkeypatch.setattr(warehouse, "HELD_MEMORY_CAP", 2**40)
+        release_memory_between_steps()
+        assert warehouse._hold.con is not None  # caching less than the cap: kept for the next step
+        monkeypatch.setattr(warehouse, "HELD_MEMORY_CAP", 2**20)
+        release_memory_between_steps()
+        assert warehouse._hold.con is None
+        con = warehouse.connect(read_only=True)  # opened again at the next connection
+        assert con.execute("select count(*) from raw.big").fetchone() == (500000,)
+        con.close()
