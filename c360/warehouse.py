@@ -59,9 +59,12 @@ def _open_for_writing(path: Path, config: dict[str, str], settings: Settings):
 # instance, opened at the first connection and kept between steps; closing a cursor leaves the
 # instance open. DuckDB lets one instance per process open a file, so the instance is let go
 # before anything else opens the file: dbt (in this process with its own settings, or as a
-# subprocess), and the end of the run. A read-only request gets a cursor of the writing instance:
-# the run is the file's one writer anyway. The instance's buffer pool outlives the steps, so the
-# run's memory hook lets it go when it caches more than HELD_MEMORY_CAP (orchestration/memory.py).
+# subprocess), another run's step that got the warehouse pool first (this run's claim fails:
+# orchestration/event_log.py), and the end of the run. A read-only request gets a cursor of the
+# writing instance: the run is the file's one writer anyway. The instance's buffer pool outlives
+# the steps, so the run's memory hook lets it go when it caches more than HELD_MEMORY_CAP
+# (orchestration/memory.py). Readers in other processes (the insights app) wait for the run to end,
+# as they wait for its steps; between two steps they no longer slip in.
 
 
 class _Hold:

@@ -33,6 +33,9 @@ import sqlalchemy as db
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 
+from c360 import warehouse
+from orchestration.resources import WAREHOUSE_POOL
+
 # Engines (open SQLite files) kept per process: a run writes to its own shard and the index.
 MAX_ENGINES = 8
 
@@ -92,6 +95,17 @@ class KeptSqliteEventLogStorage(SqliteEventLogStorage):
                 if shard != INDEX_SHARD_NAME:
                     # The committed events into the run's file itself, for the UI's watcher.
                     conn.connection.dbapi_connection.execute("pragma wal_checkpoint(passive)")
+
+    def claim_concurrency_slot(
+        self, concurrency_key: str, run_id: str, step_key: str, priority: int | None = None
+    ):
+        status = super().claim_concurrency_slot(concurrency_key, run_id, step_key, priority)
+        if concurrency_key == WAREHOUSE_POOL and not status.is_claimed:
+            # Another run's step has the warehouse: a `c360 run` in this process holding the
+            # file between its steps (c360/warehouse.py) lets it go, or that step could not
+            # open it. A no-op anywhere else (the Dagster UI, the daemon, their run workers).
+            warehouse.let_go()
+        return status
 
     def dispose(self) -> None:
         with self._db_lock:

@@ -3,6 +3,8 @@ commits that skip the fsync and the index kept open, still read by Dagster's own
 followed live by the Dagster UI's watcher."""
 
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 
@@ -154,3 +156,32 @@ def _log_entry(run_id: str, message: str):
         job_name="job",
         dagster_event=None,
     )
+
+
+def test_a_run_that_waits_for_the_warehouse_pool_lets_its_held_file_go(tmp_path, monkeypatch):
+    """A `c360 run` holds the warehouse file between its steps (c360/warehouse.py). When another
+    run's step gets the warehouse pool first, this run's claim fails: it lets the file go, or that
+    step could not open it (DuckDB: one writing process per file)."""
+    from c360 import warehouse
+    from orchestration.resources import WAREHOUSE_POOL
+
+    instance = _instance(tmp_path, monkeypatch)
+    storage = instance.event_log_storage
+    storage.initialize_concurrency_limit_to_default(WAREHOUSE_POOL)
+    with warehouse.held():
+        warehouse.connect().close()
+        assert storage.claim_concurrency_slot(WAREHOUSE_POOL, "ours", "step_1").is_claimed
+        storage.free_concurrency_slot_for_step("ours", "step_1")
+        assert warehouse._hold.con is not None  # our own claims keep it
+        assert storage.claim_concurrency_slot(WAREHOUSE_POOL, "theirs", "step_a").is_claimed
+        assert not storage.claim_concurrency_slot(WAREHOUSE_POOL, "ours", "step_2").is_claimed
+        assert warehouse._hold.con is None
+        # Their step can open the file now.
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import duckdb; duckdb.connect({str(warehouse.get_settings().warehouse)!r}).close()",
+            ],
+            check=True,
+        )
