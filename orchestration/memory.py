@@ -56,10 +56,11 @@ def release_memory() -> bool:
 def release_memory_between_steps() -> bool:
     """``release_memory``, then freeze what survived so the next step's collections skip it
     (see the module). Only inside ``unfrozen_after``. A warehouse the run holds
-    (``c360.warehouse.held``) is let go first if DuckDB caches more than ``HELD_MEMORY_CAP`` in it."""
+    (``c360.warehouse.held``) is let go first if DuckDB caches more than ``HELD_MEMORY_CAP`` in it
+    (``warehouse.step_ended``)."""
     from c360 import warehouse
 
-    warehouse.let_go(if_caching_over=warehouse.HELD_MEMORY_CAP)
+    warehouse.step_ended()
     trimmed = release_memory()
     gc.freeze()
     return trimmed

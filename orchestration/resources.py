@@ -12,7 +12,7 @@ import duckdb
 from pydantic import Field
 
 from c360.settings import get_settings
-from c360.warehouse import connect
+from c360.warehouse import close, connect
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,7 +40,7 @@ class WarehouseResource(dg.ConfigurableResource):
         try:
             yield con
         finally:
-            con.close()
+            close(con)
 
     @contextmanager
     def reader(self) -> Iterator[Any]:

@@ -72,3 +72,26 @@ def test_without_a_hold_every_connection_is_its_own(warehouse_file):
     con.close()
     assert warehouse._hold.con is None
     assert _other_process_can_read(warehouse_file)
+
+
+def test_closing_the_last_connection_lets_a_big_cache_go_but_never_under_another(warehouse_file, monkeypatch):
+    """A step that reads a big table and then works on the arrays must not hold DuckDB's cache of
+    it as well; a connection still in use keeps the instance (closing it would close them all)."""
+    monkeypatch.setattr(warehouse, "HELD_MEMORY_CAP", 2**20)
+    with warehouse.held(warehouse_file):
+        outer = warehouse.connect()
+        # ~9 MiB of blocks in DuckDB's buffer pool (md5 strings hardly compress).
+        outer.execute(
+            "create table raw.big as select range as x, md5(range::varchar) as y from range(500000)"
+        )
+        inner = warehouse.connect(read_only=True)
+        assert inner.execute("select count(distinct y) from raw.big").fetchone() == (500000,)
+        warehouse.close(inner)
+        assert warehouse._hold.con is not None
+        assert outer.execute("select count(*) from raw.big").fetchone() == (500000,)  # still usable
+        warehouse.close(outer)
+        assert warehouse._hold.con is None
+        small = warehouse.connect()
+        small.execute("create table raw.small as select 1 as x")
+        warehouse.close(small)
+        assert warehouse._hold.con is not None  # caching little: kept
