@@ -28,7 +28,6 @@ from typing import Any, Self
 
 from c360.settings import DBT_PROJECT_DIR
 from orchestration.dbt.project import project_files
-from orchestration.dbt.scheduling import use_longest_path_first
 
 _END = object()
 
@@ -161,7 +160,6 @@ class InProcessDbt:
         try:
             from dbt.cli.main import dbtRunner
 
-            use_longest_path_first()
             command = self.args[1:]
             result = dbtRunner(manifest=_parsed_manifest(command, env), callbacks=[self._emit]).invoke(
                 command
