@@ -34,8 +34,9 @@ def connect(path: Path | str | None = None, read_only: bool = False, settings: S
         if _hold.path is not None and _hold.path == path.resolve():
             if _hold.con is None:
                 _hold.con = _open_for_writing(path, config, settings)
-            _hold.in_use += 1
-            return _hold.con.cursor()
+            cursor = _hold.con.cursor()
+            _hold.in_use.add(cursor)
+            return cursor
     if read_only:
         return _open(path, True, config, wait_s=0.0)
     return _open_for_writing(path, config, settings)
@@ -70,11 +71,12 @@ def _open_for_writing(path: Path, config: dict[str, str], settings: Settings):
 
 
 class _Hold:
-    path: Path | None = None
-    con: duckdb.DuckDBPyConnection | None = None
-    # Cursors handed out and not yet given back through close(): the instance is only let go by
-    # close() when none is in use (closing it closes them all).
-    in_use: int = 0
+    def __init__(self) -> None:
+        self.path: Path | None = None
+        self.con: duckdb.DuckDBPyConnection | None = None
+        # Cursors handed out and not yet given back through close(): the instance is only let go
+        # by close() when none is in use (closing it closes them all).
+        self.in_use: set = set()
 
 
 _hold = _Hold()
@@ -92,9 +94,9 @@ def close(con) -> None:
     that caches more than ``HELD_MEMORY_CAP`` is let go too."""
     con.close()
     with _hold_lock:
-        if _hold.con is None or _hold.in_use == 0:
+        if con not in _hold.in_use:  # not a cursor of the held instance
             return
-        _hold.in_use -= 1
+        _hold.in_use.discard(con)
     let_go(if_caching_over=HELD_MEMORY_CAP, unused_only=True)
 
 
@@ -102,7 +104,7 @@ def step_ended() -> None:
     """Between two steps of a held run: no connection of the last step is in use any more; the
     instance is let go if it caches more than ``HELD_MEMORY_CAP``."""
     with _hold_lock:
-        _hold.in_use = 0
+        _hold.in_use.clear()
     let_go(if_caching_over=HELD_MEMORY_CAP)
 
 
@@ -137,7 +139,8 @@ def let_go(if_caching_over: int | None = None, unused_only: bool = False) -> boo
             ]
             if used <= if_caching_over:
                 return False
-        _hold.con, _hold.in_use = None, 0
+        _hold.con = None
+        _hold.in_use.clear()
     con.close()
     return True
 

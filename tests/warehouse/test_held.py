@@ -95,3 +95,17 @@ def test_closing_the_last_connection_lets_a_big_cache_go_but_never_under_another
         small.execute("create table raw.small as select 1 as x")
         warehouse.close(small)
         assert warehouse._hold.con is not None  # caching little: kept
+
+
+def test_closing_a_connection_to_another_file_never_lets_the_held_one_go(
+    warehouse_file, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(warehouse, "HELD_MEMORY_CAP", 0)
+    with warehouse.held(warehouse_file):
+        held = warehouse.connect()
+        held.execute("create table raw.t as select md5(range::varchar) as y from range(100000)")
+        other = warehouse.connect(tmp_path / "other.duckdb")
+        warehouse.close(other)
+        assert held.execute("select 1").fetchone() == (1,)  # still open
+        warehouse.close(held)
+        assert warehouse._hold.con is None  # its own last close did (cap 0)
