@@ -134,9 +134,9 @@ def let_go(if_caching_over: int | None = None, unused_only: bool = False) -> boo
         if con is None or (unused_only and _hold.in_use):
             return False
         if if_caching_over is not None:
-            used = con.execute("select coalesce(sum(memory_usage_bytes), 0) from duckdb_memory()").fetchone()[
-                0
-            ]
+            (used,) = con.execute(
+                "select coalesce(sum(memory_usage_bytes), 0) from duckdb_memory()"
+            ).fetchone()
             if used <= if_caching_over:
                 return False
         _hold.con = None

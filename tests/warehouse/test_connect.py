@@ -29,14 +29,6 @@ def _reader(path, seconds: float) -> subprocess.Popen:
     return holder
 
 
-@pytest.fixture
-def warehouse_file(tmp_path, monkeypatch):
-    monkeypatch.setenv("C360_HOME", str(tmp_path))
-    path = tmp_path / "warehouse.duckdb"
-    duckdb.connect(str(path)).close()
-    return path
-
-
 def test_a_writer_waits_for_a_reader_to_let_go(warehouse_file, monkeypatch):
     monkeypatch.setenv("C360_WRITER_LOCK_WAIT_S", "60")
     holder = _reader(warehouse_file, 3)

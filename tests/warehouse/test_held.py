@@ -5,17 +5,8 @@ import subprocess
 import sys
 
 import duckdb
-import pytest
 
 from c360 import warehouse
-
-
-@pytest.fixture
-def warehouse_file(tmp_path, monkeypatch):
-    monkeypatch.setenv("C360_HOME", str(tmp_path))
-    path = tmp_path / "warehouse.duckdb"
-    duckdb.connect(str(path)).close()
-    return path
 
 
 def _other_process_can_read(path) -> bool:
