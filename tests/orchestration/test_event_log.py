@@ -110,6 +110,9 @@ def test_our_dagster_yaml_is_kept_current_and_a_users_is_left_alone(tmp_path, mo
     from c360.settings import Settings
     from cli.runner import dagster_yaml, prepare_instance
 
+    # prepare_instance points the process at the home: restored after the test, or the session's
+    # demo home (set once, by the first test that asks for it) would be this one for later tests.
+    monkeypatch.setenv("C360_HOME", str(tmp_path))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     config = tmp_path / "dagster" / "dagster.yaml"
     config.parent.mkdir(parents=True)
