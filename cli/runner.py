@@ -215,8 +215,8 @@ def materialize(selection=None, tags: dict[str, str] | None = None, echo=None) -
         # The steps' connections share one DuckDB instance, kept open between them (c360/warehouse.py).
         warehouse.held(settings.warehouse),
     ):
-        # The heavy libraries the steps will import load in a thread meanwhile (what they print
-        # goes to the log, as the steps' own output does): cli/warm_imports.py.
+        # Great Expectations, which the first quality gate imports, loads in a thread meanwhile
+        # (what it prints goes to the log, as the steps' own output does): cli/warm_imports.py.
         if os.environ.get("C360_WARM_IMPORTS", "1") != "0":
             warm_imports.start(warm_imports.modules_for(job))
         result = job.execute_in_process(
