@@ -32,8 +32,11 @@ GATE_MODULES = ("great_expectations",)
 
 def modules_for(job) -> list[str]:
     """The libraries to import ahead for the steps of ``job`` (a resolved asset job)."""
+    # Here, not at the top: the run has loaded the definitions by now.
+    from orchestration.quality.checks import GATE_NAME
+
     checks = job.asset_layer.asset_graph.asset_check_keys
-    return list(GATE_MODULES) if any(check.name == "quality_gate" for check in checks) else []
+    return list(GATE_MODULES) if any(check.name == GATE_NAME for check in checks) else []
 
 
 def _import_all(modules: Iterable[str]) -> None:

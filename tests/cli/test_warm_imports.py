@@ -3,11 +3,13 @@ import really happens there."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from cli import warm_imports
+from cli.bench.core import DAILY_SELECTION
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +28,7 @@ def job_for():
 
 
 def test_great_expectations_only_for_a_run_with_a_quality_gate(job_for):
-    daily = job_for("not (group:ml or key:features/* or key:ml/recommender or key:ml/cross_sell_rules)")
-    assert warm_imports.modules_for(daily) == ["great_expectations"]
+    assert warm_imports.modules_for(job_for(DAILY_SELECTION)) == ["great_expectations"]
     # An ingest runs its quality gate; a dbt model or the segments alone have none.
     assert warm_imports.modules_for(job_for("key:raw/products")) == ["great_expectations"]
     assert warm_imports.modules_for(job_for("key:marts/customer_rfm")) == []
@@ -46,10 +47,5 @@ def test_the_thread_imports_them_and_a_failing_one_is_left_to_the_step():
         "assert 'colorsys' in sys.modules\n"
         "assert warm_imports.start([]) is None\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(_project_root()))
-
-
-def _project_root():
-    from pathlib import Path
-
-    return Path(warm_imports.__file__).resolve().parents[1]
+    project_root = Path(warm_imports.__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=project_root)
