@@ -4,9 +4,80 @@
 -- they are safe: two CRM records in the same postcode block, born the same day, whose normalised
 -- names are near-identical.
 -- Each read of the records is narrow (DuckDB would otherwise materialise a shared CTE whole).
-with record_keys as (
-    select record_id, {{ explode_list('link_keys') }} as link_key
-    from {{ ref('int_identity_records_unioned') }}
+--
+-- Incremental on DuckDB (a table on Spark, as the other incremental facts). Each edge carries a
+-- hash of its key (`key_hash`; one constant for the fuzzy edges): a key's star is its partition.
+-- A run recomputes the stars of the keys the records written since its last build hold now or
+-- held then (their edges say which), from every record holding one of those keys, and
+-- replaces them whole (strategy replace_marked: a marker row per key hash deletes the star, and
+-- a star that is no longer shared is not written again); every other star is unchanged, as none
+-- of its records changed. Stars are found by the hash, deleted and rebuilt by the hash, so two
+-- keys of one hash are recomputed together. The fuzzy pairs are recomputed each run (0.3 s at
+-- 1M customers). Built whole, this model cost the daily run 15.6 s at 1M customers: the keys of
+-- all 19M records grouped and 32M edges written, for the 0.5M records a week writes.
+-- Everything is recomputed when every record was written since (a rebuild of the records after
+-- source rows went) or when a record on an edge is gone (an erasure deletes records, not edges):
+-- the run then deletes every star, stale ones included.
+{{ config(
+    materialized=fact_materialization(),
+    incremental_strategy='replace_marked',
+    marked_partitioned_by='key_hash',
+    marked_by='record_id',
+    marked_whole=true,
+    inserted_when='record_id is not null',
+    on_schema_change='sync_all_columns',
+    pre_hook="{% if is_incremental() and not identity_state_readable(['key_hash', 'built_at']) %}delete from {{ this }}{% else %}select 1{% endif %}",
+) }}
+{%- set state = is_incremental() and identity_state_readable(['key_hash', 'built_at']) %}
+{%- set fuzzy_hash = identity_hash("'fuzzy_name_dob_postcode'") %}
+with
+{% if state %}
+-- The records written since the last build: int_identity_records_unioned stamps each row it
+-- writes with its build's time, shared by this model when both run in one invocation.
+written as (
+    select record_id from {{ ref('int_identity_records_unioned') }}
+    where built_at > {{ latest_in_this('built_at') }}
+),
+
+everything as (
+    select
+        (select count(*) from written) = (select count(*) from {{ ref('int_identity_records_unioned') }})
+        or exists (
+            select 1 from {{ this }} e
+            where not exists (select 1 from {{ ref('int_identity_records_unioned') }} r where r.record_id = e.record_id)
+        ) as flag
+),
+
+-- The key hashes whose stars are recomputed: the written records' keys now, the keys their
+-- edges hold (a key a record no longer holds), the fuzzy pairs'; every star there is when
+-- everything is recomputed.
+affected as (
+    select {{ identity_hash('link_key') }} as key_hash, split_part(link_key, ':', 1) as key_kind
+    from (
+        select {{ explode_list('link_keys') }} as link_key
+        from {{ ref('int_identity_records_unioned') }}
+        where record_id in (select record_id from written) or (select flag from everything)
+    )
+    union
+    select key_hash, key_kind from {{ this }}
+    where record_id in (select record_id from written) or (select flag from everything)
+    union
+    select {{ fuzzy_hash }}, cast(null as {{ string_type() }})
+),
+{% endif %}
+
+record_keys as (
+    select *
+    from (
+        select record_id, link_key, {{ identity_hash('link_key') }} as key_hash
+        from (
+            select record_id, {{ explode_list('link_keys') }} as link_key
+            from {{ ref('int_identity_records_unioned') }}
+        )
+    )
+    {% if state %}
+    where key_hash in (select key_hash from affected)
+    {% endif %}
 ),
 
 -- One pass over the key strings: each shared key's records come out as a list of integers.
@@ -14,6 +85,7 @@ with record_keys as (
 shared_keys as (
     select
         split_part(link_key, ':', 1) as key_kind,
+        min(key_hash) as key_hash,
         min(record_id) as first_record_id,
         {{ unordered_list_agg('record_id') }} as record_ids
     from record_keys
@@ -27,7 +99,8 @@ key_edges as (
         {{ explode_list('record_ids') }} as record_id,
         first_record_id as linked_record_id,
         'key' as edge_kind,
-        key_kind
+        key_kind,
+        key_hash
     from shared_keys
 ),
 
@@ -42,7 +115,8 @@ fuzzy_edges as (
         a.record_id,
         b.record_id as linked_record_id,
         'fuzzy_name_dob_postcode' as edge_kind,
-        cast(null as {{ string_type() }}) as key_kind
+        cast(null as {{ string_type() }}) as key_kind,
+        {{ fuzzy_hash }} as key_hash
     from crm a
     join crm b
       on a.postcode = b.postcode
@@ -52,8 +126,15 @@ fuzzy_edges as (
 ),
 
 final as (
-    select * from key_edges
-    union all select * from fuzzy_edges
+    select *, {{ build_time() }} as built_at from key_edges
+    union all select *, {{ build_time() }} from fuzzy_edges
+    {% if state %}
+    -- One marker per recomputed star (with its key's kind, for whoever reads the batch): it
+    -- deletes the star's old edges.
+    union all
+    select cast(null as bigint), cast(null as bigint), cast(null as {{ string_type() }}), key_kind, key_hash, {{ build_time() }}
+    from affected
+    {% endif %}
 )
 
 select * from final
