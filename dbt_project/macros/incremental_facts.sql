@@ -47,10 +47,7 @@
    are inserted: the others are markers, which delete and are not inserted. A model using it
    recomputes some partitions whole (int_interactions_weighted: customers whose identity changed)
    and only some rows of others (the products a customer just bought or browsed), so the rows it
-   does not recompute stay as they are. With `marked_whole=true` every partition of a batch has
-   its marker (int_identity_edges_linked: a key's star is replaced whole), so the row-by-row
-   delete, which would find nothing left to delete, is skipped. Runs inside the model's
-   transaction. #}
+   does not recompute stay as they are. Runs inside the model's transaction. #}
 {% macro get_incremental_replace_marked_sql(arg_dict) %}
     {%- set target = arg_dict['target_relation'] -%}
     {%- set source = arg_dict['temp_relation'] -%}
@@ -61,12 +58,10 @@
     delete from {{ target }}
     where {{ partition_by }} in (select {{ partition_by }} from {{ source }} where {{ marked_by }} is null);
 
-    {% if not config.get('marked_whole', false) -%}
     delete from {{ target }}
     using (select distinct {{ partition_by }}, {{ marked_by }} from {{ source }} where {{ marked_by }} is not null) as batch
     where {{ target }}.{{ partition_by }} = batch.{{ partition_by }}
         and {{ target }}.{{ marked_by }} = batch.{{ marked_by }};
-    {%- endif %}
 
     insert into {{ target }} ({{ columns }})
     select {{ columns }} from {{ source }} where {{ marked_by }} is not null and ({{ inserted_when }})
