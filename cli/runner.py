@@ -183,7 +183,6 @@ def materialize(selection=None, tags: dict[str, str] | None = None, echo=None) -
     echo = echo or functools.partial(print, file=sys.stdout, flush=True)
     settings = prepare_instance()
     from c360 import warehouse
-    from cli import warm_imports
     from orchestration.definitions import defs
     from orchestration.memory import RELEASE_MEMORY_HOOKS, unfrozen_after
 
@@ -215,10 +214,6 @@ def materialize(selection=None, tags: dict[str, str] | None = None, echo=None) -
         # The steps' connections share one DuckDB instance, kept open between them (c360/warehouse.py).
         warehouse.held(settings.warehouse),
     ):
-        # Great Expectations, which the first quality gate imports, loads in a thread meanwhile
-        # (what it prints goes to the log, as the steps' own output does): cli/warm_imports.py.
-        if os.environ.get("C360_WARM_IMPORTS", "1") != "0":
-            warm_imports.start(warm_imports.modules_for(job))
         result = job.execute_in_process(
             instance=instance,
             run_config={"loggers": {name: {} for name in loggers}},
