@@ -83,11 +83,13 @@ customer_signups as (
     join {{ identity }} i on i.source = 'crm_customers' and i.source_record_id = c.customer_ref
 ),
 
+-- The purchases and sessions enter as each customer's first (22.9M rows at 1M customers, grouped
+-- twice otherwise): at 1M customers, two alternating pairs, 38.1-38.3 s against 39.3-40.6 s.
 first_seen as (
     select customer_id, min(seen_at) as first_seen_at
     from (
-        select customer_id, purchased_at as seen_at from customer_purchases
-        union all select customer_id, started_at from sessions
+        select customer_id, min(purchased_at) as seen_at from customer_purchases group by customer_id
+        union all select customer_id, min(started_at) from sessions group by customer_id
         union all select customer_id, opened_at from customer_tickets
         union all select customer_id, created_at from customer_reviews
         union all select customer_id, signed_up_at from customer_signups
