@@ -154,6 +154,61 @@ def name_segments(profiles: "pd.DataFrame", overall: "pd.Series") -> dict[int, s
 
 
 @dataclass
+class SegmentModel:
+    """A fitted segmentation as plain numbers: what assigning a customer to a segment needs
+    (the standardisation and the centroids, row i = segment i), stored as JSON between the
+    weekly fit and the daily assignment, which then needs neither scikit-learn nor a refit."""
+
+    columns: list[str]
+    mean: np.ndarray
+    scale: np.ndarray
+    centroids: np.ndarray
+    names: dict[int, str]
+
+    @property
+    def k(self) -> int:
+        return len(self.centroids)
+
+    def to_json(self) -> str:
+        import json
+
+        return json.dumps(
+            {
+                "columns": self.columns,
+                "mean": self.mean.tolist(),
+                "scale": self.scale.tolist(),
+                "centroids": self.centroids.tolist(),
+                "names": {str(i): name for i, name in self.names.items()},
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "SegmentModel":
+        import json
+
+        data = json.loads(text)
+        return cls(
+            list(data["columns"]),
+            np.asarray(data["mean"], dtype=float),
+            np.asarray(data["scale"], dtype=float),
+            np.asarray(data["centroids"], dtype=float).reshape(len(data["names"]), len(data["columns"])),
+            {int(i): name for i, name in data["names"].items()},
+        )
+
+
+def assign_segments(model: SegmentModel, behaviour: "pd.DataFrame") -> np.ndarray:
+    """Each customer's nearest centroid (k-means' own rule) in the model's standardised space.
+    Category columns the model was not fitted on (a category new since) are left out and those it
+    was fitted on but absent here count 0, so a customer is placed by the habits the segments
+    describe; the next fit takes the new ones in."""
+    features = feature_matrix(behaviour).reindex(columns=model.columns, fill_value=0.0)
+    scaled = (features.to_numpy(dtype=float) - model.mean) / model.scale
+    # |x - c|^2 = |x|^2 - 2 x.c + |c|^2; |x|^2 is the same for every centroid of a row.
+    distances = (model.centroids**2).sum(axis=1)[None, :] - 2.0 * scaled @ model.centroids.T
+    return distances.argmin(axis=1).astype(np.int32) if len(scaled) else np.zeros(0, dtype=np.int32)
+
+
+@dataclass
 class Segmentation:
     k: int
     silhouette_by_k: dict[int, float]
@@ -161,6 +216,8 @@ class Segmentation:
     names: dict[int, str]
     profiles: "pd.DataFrame"
     model: "Pipeline" = field(repr=False)
+    # The same model as plain numbers, segment ids as in ``labels`` (ordered by size).
+    assignment: SegmentModel | None = field(default=None, repr=False)
 
     @property
     def silhouette(self) -> float:
@@ -190,7 +247,15 @@ def segment_customers(
     profiles = profile_segments(features, labels)
     names = name_segments(profiles, features.mean())
     profiles.insert(0, "segment_name", pd.Series(names))
-    return Segmentation(k, scores, labels, names, profiles, model)
+    scaler, kmeans = model.named_steps["scale"], model.named_steps["kmeans"]
+    assignment = SegmentModel(
+        list(features.columns),
+        np.asarray(scaler.mean_, dtype=float),
+        np.asarray(scaler.scale_, dtype=float),
+        np.asarray(kmeans.cluster_centers_[by_size], dtype=float),
+        names,
+    )
+    return Segmentation(k, scores, labels, names, profiles, model, assignment)
 
 
 def segments_figure(profiles: "pd.DataFrame") -> "Figure":

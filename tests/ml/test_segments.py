@@ -87,6 +87,25 @@ def test_profiles_hold_size_and_centroid_per_segment(segmented):
     assert list(result.profiles["customers"]) == sorted(result.profiles["customers"], reverse=True)
 
 
+def test_the_stored_model_assigns_every_customer_as_the_fit_did(segmented):
+    df, result = segmented
+    stored = segments.SegmentModel.from_json(result.assignment.to_json())
+    assert stored.k == result.k and stored.names == result.names
+    # The centroids keep the fit's segment ids (ordered by size), so the daily assignment of the
+    # same habits gives the same segments.
+    assert (segments.assign_segments(stored, df.drop(columns="planted")) == result.labels).all()
+
+
+def test_a_new_buyer_is_placed_by_the_habits_the_model_knows(segmented):
+    df, result = segmented
+    grocery_shopper = df[df["planted"] == 1].iloc[[0]].drop(columns=["planted", "category_electronics"])
+    # A category the model was not fitted on is left out; one it knows but the row lacks counts 0.
+    newcomer = grocery_shopper.assign(customer_id="new-001", category_garden=0.4)
+    [segment] = segments.assign_segments(result.assignment, newcomer)
+    assert result.names[int(segment)] == "store-first morning grocery buyers"
+    assert len(segments.assign_segments(result.assignment, newcomer.iloc[:0])) == 0
+
+
 def test_clashing_names_are_made_unique():
     overall = pd.Series(
         {

@@ -9,7 +9,12 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from orchestration.customer.assets import customer_segments, mart_pictures, text_sentiment
+from orchestration.customer.assets import (
+    customer_segment_model,
+    customer_segments,
+    mart_pictures,
+    text_sentiment,
+)
 from orchestration.customer.definitions import defs as customer_defs
 from orchestration.resources import WarehouseResource
 
@@ -146,7 +151,13 @@ def materialized(demo_home, tmp_path_factory):
         env.setenv("C360_MLFLOW_ARTIFACTS", str(home / "artifacts"))
         env.delenv("C360_WAREHOUSE", raising=False)
         result = dg.materialize(
-            [text_sentiment, customer_segments, mart_pictures, *customer_defs.asset_checks],
+            [
+                text_sentiment,
+                customer_segment_model,
+                customer_segments,
+                mart_pictures,
+                *customer_defs.asset_checks,
+            ],
             resources={"warehouse": WarehouseResource(path=str(warehouse))},
             run_config={"ops": {"ml__text_sentiment": {"config": {"evaluate_olist": False}}}},
             raise_on_error=False,
@@ -197,6 +208,47 @@ def test_every_buyer_gets_one_named_segment(materialized):
     metadata = _metadata(result, "marts/customer_segments")
     assert metadata["k"].value == len(metadata["segment_names"].value)
     assert all(check.passed for check in result.get_asset_check_evaluations())
+
+
+def test_the_daily_segments_assign_buyers_to_the_stored_segmentation(materialized, tmp_path):
+    """The daily run (marts/customer_segments alone) places every buyer, a new one too, by the
+    centroids the last fit stored, without fitting again: the segmentation and every unchanged
+    buyer's segment stay as they were."""
+    _, con, home, _ = materialized
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(home / "warehouse.duckdb", warehouse)
+    before = dict(con.execute("select customer_id, segment_id from marts.customer_segments").fetchall())
+    stored = con.execute("select fitted_at, model from ml.customer_segment_model").fetchall()
+    assert len(stored) == 1 and stored[0][1] is not None
+    copy = duckdb.connect(str(warehouse))
+    # A new buyer: an existing buyer's behaviour and categories under a new id.
+    [existing] = copy.execute(
+        "select customer_id from intermediate.int_customer_behaviour_summarised where purchases > 0 "
+        "order by customer_id limit 1"
+    ).fetchone()
+    for table in ("int_customer_behaviour_summarised", "int_customer_categories_ranked"):
+        copy.execute(
+            f"insert into intermediate.{table} select * replace ('new-buyer' as customer_id) "
+            f"from intermediate.{table} where customer_id = ?",
+            [existing],
+        )
+    copy.close()
+    result = dg.materialize(
+        [customer_segments], resources={"warehouse": WarehouseResource(path=str(warehouse))}
+    )
+    after_con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        after = dict(
+            after_con.execute("select customer_id, segment_id from marts.customer_segments").fetchall()
+        )
+        assert (
+            after_con.execute("select fitted_at, model from ml.customer_segment_model").fetchall() == stored
+        )
+    finally:
+        after_con.close()
+    assert after.pop("new-buyer") == before[existing]
+    assert after == before
+    assert _metadata(result, "marts/customer_segments")["fitted_here"].value is False
 
 
 def test_pictures_are_written_for_each_mart(materialized):
