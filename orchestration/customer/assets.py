@@ -14,7 +14,7 @@ import dagster as dg
 from pydantic import Field
 
 from c360.settings import get_settings
-from c360.warehouse import write_frame
+from c360.warehouse import table_exists, write_frame
 from ml import registry, segments, sentiment
 from ml.pictures import funnel_figure, rfm_segments_figure, segment_value_figure
 from orchestration import metadata
@@ -177,8 +177,6 @@ def _read_behaviour(con) -> "pd.DataFrame":
 def _load_segment_model(con) -> tuple["segments.SegmentModel | None", str | None]:
     """The stored segmentation and when it was fitted; (None, None) before the first fit or when
     the last fit found too few buyers to segment."""
-    from c360.warehouse import table_exists
-
     if not table_exists(con, *SEGMENT_MODEL_TABLE.split(".")):
         return None, None
     row = con.execute(
@@ -232,8 +230,9 @@ def _fit_segments(config: "SegmentsConfig", con, behaviour) -> dict:
 # In the `ml` group, so fitted by the weekly retrain (orchestration/automation/jobs.py) and by a
 # full build, not daily. A daily refit chose k and re-clustered every buyer each day, so a
 # segment's id and members could change overnight with no change in anyone's habits, and it cost
-# the daily run a k-means fit on every buyer (3.4 s of a 62 s run at 100k customers, 8.4-10.1 s
-# at 1M). The daily run assigns each buyer to the nearest stored centroid (marts/customer_segments).
+# the daily run a k-means fit on every buyer (3.8-4.8 s of an 85-89 s run at 100k customers,
+# 8.4-10.1 s at 1M; assigned, 0.5-0.7 s at 100k). The daily run assigns each buyer to the nearest
+# stored centroid (marts/customer_segments).
 @dg.asset(
     key=SEGMENT_MODEL_KEY,
     deps=[dbt_key("int_customer_behaviour_summarised"), dbt_key("int_customer_categories_ranked")],
