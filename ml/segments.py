@@ -191,7 +191,7 @@ class SegmentModel:
             list(data["columns"]),
             np.asarray(data["mean"], dtype=float),
             np.asarray(data["scale"], dtype=float),
-            np.asarray(data["centroids"], dtype=float).reshape(len(data["names"]), len(data["columns"])),
+            np.asarray(data["centroids"], dtype=float),
             {int(i): name for i, name in data["names"].items()},
         )
 
@@ -205,7 +205,7 @@ def assign_segments(model: SegmentModel, behaviour: "pd.DataFrame") -> np.ndarra
     scaled = (features.to_numpy(dtype=float) - model.mean) / model.scale
     # |x - c|^2 = |x|^2 - 2 x.c + |c|^2; |x|^2 is the same for every centroid of a row.
     distances = (model.centroids**2).sum(axis=1)[None, :] - 2.0 * scaled @ model.centroids.T
-    return distances.argmin(axis=1).astype(np.int32) if len(scaled) else np.zeros(0, dtype=np.int32)
+    return distances.argmin(axis=1).astype(np.int32)
 
 
 @dataclass
@@ -217,7 +217,7 @@ class Segmentation:
     profiles: "pd.DataFrame"
     model: "Pipeline" = field(repr=False)
     # The same model as plain numbers, segment ids as in ``labels`` (ordered by size).
-    assignment: SegmentModel | None = field(default=None, repr=False)
+    assignment: SegmentModel = field(repr=False)
 
     @property
     def silhouette(self) -> float:
