@@ -136,6 +136,11 @@ class SegmentsConfig(dg.Config):
         description="Customers sampled to score each k (silhouette is quadratic).",
     )
     random_state: int = Field(default=0, description="Seed of the sample and of k-means.")
+    k_change_margin: float = Field(
+        default=segments.K_CHANGE_MARGIN,
+        description="A refit keeps the stored segmentation's k unless another k's silhouette is "
+        "this much higher (0: always the best k).",
+    )
 
 
 def behaviour_features_sql(categories: list[str]) -> str:
@@ -189,12 +194,19 @@ def _load_segment_model(con) -> tuple["segments.SegmentModel | None", str | None
 
 def _fit_segments(config: "SegmentsConfig", con, behaviour) -> dict:
     """Fit the segmentation on every buyer and store it in ``ml.customer_segment_model`` (an
-    empty row when there are too few buyers: the segments are then empty). Returns metadata."""
+    empty row when there are too few buyers: the segments are then empty), keeping the stored
+    one's k unless another is clearly better. Returns metadata."""
     import pandas as pd
 
+    previous, _ = _load_segment_model(con)
     try:
         result = segments.segment_customers(
-            behaviour, range(config.k_min, config.k_max + 1), config.silhouette_sample, config.random_state
+            behaviour,
+            range(config.k_min, config.k_max + 1),
+            config.silhouette_sample,
+            config.random_state,
+            incumbent_k=previous.k if previous is not None else None,
+            k_change_margin=config.k_change_margin,
         )
     except segments.NotEnoughCustomers as exc:
         write_frame(
@@ -218,7 +230,10 @@ def _fit_segments(config: "SegmentsConfig", con, behaviour) -> dict:
     )
     plot_path = get_settings().ensure_dirs().reports / "customer_segments.png"
     segments.segments_figure(result.profiles).savefig(plot_path, dpi=90)
-    return {
+    # What the refit kept from the segmentation it replaces: a marketer reads k changing as every
+    # segment redrawn.
+    kept = {"previous_k": previous.k} if previous is not None else {}
+    return kept | {
         "k": result.k,
         "silhouette": round(result.silhouette, 4),
         "silhouette_by_k": {str(k): round(v, 4) for k, v in result.silhouette_by_k.items()},

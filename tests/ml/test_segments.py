@@ -87,6 +87,24 @@ def test_profiles_hold_size_and_centroid_per_segment(segmented):
     assert list(result.profiles["customers"]) == sorted(result.profiles["customers"], reverse=True)
 
 
+def test_a_refit_keeps_the_k_in_use_unless_another_is_clearly_better(segmented):
+    df, _ = segmented
+    planted = segments.feature_matrix(df.drop(columns=["customer_id", "planted"]))
+    # Three planted habits: k = 3 beats a k = 4 in use by far more than the margin, so it wins.
+    k, scores = segments.choose_k(planted, range(2, 7), incumbent=4)
+    assert k == 3 and scores[3] - scores[4] >= segments.K_CHANGE_MARGIN
+    # No structure at all: every k scores about the same, and which wins is noise.
+    rng = np.random.default_rng(0)
+    noise = pd.DataFrame(rng.random((400, planted.shape[1])), columns=planted.columns)
+    best, scores = segments.choose_k(noise, range(3, 7))
+    in_use = min((k for k in scores if k != best), key=lambda k: scores[best] - scores[k])
+    assert scores[best] - scores[in_use] < segments.K_CHANGE_MARGIN
+    assert segments.choose_k(noise, range(3, 7), incumbent=in_use)[0] == in_use
+    assert segments.choose_k(noise, range(3, 7), incumbent=in_use, margin=0.0)[0] == best
+    # A k in use outside the range tried is not kept.
+    assert segments.choose_k(noise, range(3, 7), incumbent=9)[0] == best
+
+
 def test_the_stored_model_assigns_every_customer_as_the_fit_did(segmented):
     df, result = segmented
     stored = segments.SegmentModel.from_json(result.assignment.to_json())

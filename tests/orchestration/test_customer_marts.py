@@ -9,6 +9,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
+from ml import segments
 from orchestration.customer.assets import (
     customer_segment_model,
     customer_segments,
@@ -249,6 +250,39 @@ def test_the_daily_segments_assign_buyers_to_the_stored_segmentation(materialize
     assert after.pop("new-buyer") == before[existing]
     assert after == before
     assert _metadata(result, "marts/customer_segments")["fitted_here"].value is False
+
+
+def test_a_refit_keeps_the_stored_segmentations_k(materialized, tmp_path, monkeypatch):
+    """The weekly refit (ml/customer_segment_model) reads the k of the segmentation in use and
+    keeps it unless another k is clearly better: here any margin keeps it."""
+    result, _, home, _ = materialized
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(home / "warehouse.duckdb", warehouse)
+    by_k = {
+        int(k): v for k, v in _metadata(result, "ml/customer_segment_model")["silhouette_by_k"].value.items()
+    }
+    in_use = min(by_k, key=by_k.get)  # the worst k, never the one a fresh fit picks
+    monkeypatch.setenv("C360_HOME", str(tmp_path))  # the refit draws its picture there
+    resources = {"warehouse": WarehouseResource(path=str(warehouse))}
+    op = "ml__customer_segment_model"
+    dg.materialize(
+        [customer_segment_model],
+        resources=resources,
+        run_config={"ops": {op: {"config": {"k_min": in_use, "k_max": in_use}}}},
+    )
+    refit = dg.materialize(
+        [customer_segment_model],
+        resources=resources,
+        run_config={"ops": {op: {"config": {"k_change_margin": 1.0}}}},
+    )
+    metadata = _metadata(refit, "ml/customer_segment_model")
+    assert metadata["previous_k"].value == metadata["k"].value == in_use != max(by_k, key=by_k.get)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        [model] = con.execute("select model from ml.customer_segment_model").fetchone()
+    finally:
+        con.close()
+    assert segments.SegmentModel.from_json(model).k == in_use
 
 
 def test_pictures_are_written_for_each_mart(materialized):
