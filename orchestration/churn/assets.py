@@ -2,7 +2,7 @@
 
 ``ml/churn_model`` reads the point-in-time feature snapshots that dbt builds in
 ``features.churn_features`` and calls ``ml.churn.train``: a HistGradientBoosting model
-(calibrated on a held-out slice of its training rows) fitted on the earlier snapshots and
+(calibrated by cross-fitting on two halves of its training rows) fitted on the earlier snapshots and
 validated on the latest snapshot whose 90-day label window is over (with ``kinds`` naming more
 than one estimator, the best by validation ROC-AUC); it is refitted on every labelled snapshot,
 logged to MLflow with its metrics, plots, signature and lineage, and registered as a new version of ``churn`` with alias ``challenger``. The blocking
@@ -118,8 +118,8 @@ def _comparison_table(reports: dict) -> dg.MetadataValue:
     group_name="ml",
     pool=WAREHOUSE_POOL,
     kinds={"mlflow", "scikitlearn", "python"},
-    description="Churn model (no purchase in the next 90 days): HistGradientBoosting calibrated on a "
-    "held-out slice, validated on a time split of features.churn_features, refitted on every "
+    description="Churn model (no purchase in the next 90 days): HistGradientBoosting calibrated on "
+    "two cross-fitted halves, validated on a time split of features.churn_features, refitted on every "
     "labelled snapshot, logged to MLflow and registered as `churn` (@challenger).",
 )
 def churn_model(context: dg.AssetExecutionContext, config: ChurnTrainingConfig, warehouse: WarehouseResource):

@@ -208,13 +208,34 @@ def test_risk_band_thresholds(p, band):
     assert churn.risk_band(p) == band
 
 
-def test_calibration_fits_one_classifier_and_maps_it_on_held_out_rows(trained):
-    _, _, result = trained
+def test_calibration_is_cross_fitted_on_two_halves_and_scores_their_average(trained):
+    _, valid, result = trained
+    X = churn.feature_matrix(valid)
     for kind in churn.KINDS:
-        calibrated = result["models"][kind][-1]
-        # One model to fit and to score with, not an average of cross-validation folds.
-        assert len(calibrated.calibrated_classifiers_) == 1
-        assert calibrated.cv.get_n_splits() == 1 and calibrated.cv.test_size == churn.CALIBRATION_SHARE
+        model = result["models"][kind]
+        calibrated, steps = model[-1], model[:-1]
+        inputs = steps.transform(X) if len(steps) else X
+        # Two half-size fits, each mapped on the other half: not five folds, not one slice.
+        assert (
+            len(calibrated.calibrated_classifiers_) == calibrated.cv.get_n_splits() == churn.CALIBRATION_FOLDS
+        )
+        halves = [c.predict_proba(inputs)[:, 1] for c in calibrated.calibrated_classifiers_]
+        assert not np.allclose(halves[0], halves[1])
+        np.testing.assert_allclose(churn.predict_churn(model, valid), np.mean(halves, axis=0))
+    # The refit grows the mean of the halves' early-stopped tree counts.
+    trees = [c.estimator.n_iter_ for c in result["models"]["hgb"][-1].calibrated_classifiers_]
+    assert churn.boosting_iterations(result["models"]["hgb"]) == round(sum(trees) / len(trees))
+
+
+def test_a_fit_of_many_rows_is_calibrated_on_one_held_out_slice(trained, monkeypatch):
+    train, valid, _ = trained
+    assert churn.calibration_folds_for(churn.CROSS_FIT_MAX_ROWS) == churn.CALIBRATION_FOLDS
+    assert churn.calibration_folds_for(churn.CROSS_FIT_MAX_ROWS + 1) == 1
+    # Past the threshold: one classifier fitted on 1 - CALIBRATION_SHARE of the rows, one model.
+    monkeypatch.setattr(churn, "CROSS_FIT_MAX_ROWS", len(train) - 1)
+    calibrated = churn.train_and_evaluate(train, valid, kinds=("hgb",))["models"]["hgb"][-1]
+    assert len(calibrated.calibrated_classifiers_) == calibrated.cv.get_n_splits() == 1
+    assert calibrated.cv.test_size == churn.CALIBRATION_SHARE
 
 
 def test_risk_bands_of_an_array_match_risk_band():
