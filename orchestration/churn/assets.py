@@ -2,7 +2,8 @@
 
 ``ml/churn_model`` reads the point-in-time feature snapshots that dbt builds in
 ``features.churn_features`` and calls ``ml.churn.train``: a HistGradientBoosting model
-(calibrated by cross-fitting on two halves of its training rows) fitted on the earlier snapshots and
+(calibrated on two cross-fitted halves of its training rows, or on one held-out slice above
+``ml.churn.CROSS_FIT_MAX_ROWS``) fitted on the earlier snapshots and
 validated on the latest snapshot whose 90-day label window is over (with ``kinds`` naming more
 than one estimator, the best by validation ROC-AUC); it is refitted on every labelled snapshot,
 logged to MLflow with its metrics, plots, signature and lineage, and registered as a new version of ``churn`` with alias ``challenger``. The blocking
@@ -119,7 +120,7 @@ def _comparison_table(reports: dict) -> dg.MetadataValue:
     pool=WAREHOUSE_POOL,
     kinds={"mlflow", "scikitlearn", "python"},
     description="Churn model (no purchase in the next 90 days): HistGradientBoosting calibrated on "
-    "two cross-fitted halves, validated on a time split of features.churn_features, refitted on every "
+    "two cross-fitted halves (one held-out slice above 100k rows), validated on a time split of features.churn_features, refitted on every "
     "labelled snapshot, logged to MLflow and registered as `churn` (@challenger).",
 )
 def churn_model(context: dg.AssetExecutionContext, config: ChurnTrainingConfig, warehouse: WarehouseResource):
