@@ -120,8 +120,9 @@ def _comparison_table(reports: dict) -> dg.MetadataValue:
     pool=WAREHOUSE_POOL,
     kinds={"mlflow", "scikitlearn", "python"},
     description="Churn model (no purchase in the next 90 days): HistGradientBoosting calibrated on "
-    "two cross-fitted halves (one held-out slice above 100k rows), validated on a time split of features.churn_features, refitted on every "
-    "labelled snapshot, logged to MLflow and registered as `churn` (@challenger).",
+    "two cross-fitted halves (one held-out slice above 100k rows), validated on a time split of "
+    "features.churn_features, refitted on every labelled snapshot, logged to MLflow and registered "
+    "as `churn` (@challenger).",
 )
 def churn_model(context: dg.AssetExecutionContext, config: ChurnTrainingConfig, warehouse: WarehouseResource):
     import mlflow
