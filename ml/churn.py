@@ -214,12 +214,7 @@ def boosting_iterations(model) -> int | None:
     calibration folds), None for other kinds."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    classifier = model[-1]
-    fitted = (
-        [c.estimator for c in classifier.calibrated_classifiers_]
-        if hasattr(classifier, "calibrated_classifiers_")
-        else [classifier]
-    )
+    fitted = plots.fitted_classifiers(model)
     if not isinstance(fitted[0], HistGradientBoostingClassifier):
         return None
     return round(sum(int(f.n_iter_) for f in fitted) / len(fitted))

@@ -132,6 +132,15 @@ def feature_importance(model, X: pd.DataFrame, y, n_repeats: int = 5, random_sta
     return pd.Series(result.importances_mean, index=X.columns).sort_values(ascending=False)
 
 
+def fitted_classifiers(pipeline) -> list:
+    """The classifiers a pipeline's last step fitted: one per calibration fold of a
+    ``CalibratedClassifierCV``, else the step itself."""
+    classifier = pipeline[-1]
+    if hasattr(classifier, "calibrated_classifiers_"):
+        return [c.estimator for c in classifier.calibrated_classifiers_]
+    return [classifier]
+
+
 def coefficients(pipeline, feature_names) -> pd.Series:
     """Standardised logistic-regression coefficients of a pipeline, averaged over calibration folds.
 
@@ -139,13 +148,7 @@ def coefficients(pipeline, feature_names) -> pd.Series:
     """
     import pandas as pd
 
-    classifier = pipeline[-1]
-    fitted = (
-        [c.estimator for c in classifier.calibrated_classifiers_]
-        if hasattr(classifier, "calibrated_classifiers_")
-        else [classifier]
-    )
-    coef = np.mean([est.coef_[0] for est in fitted], axis=0)
+    coef = np.mean([est.coef_[0] for est in fitted_classifiers(pipeline)], axis=0)
     names = (
         list(pipeline[:-1].get_feature_names_out(feature_names)) if len(pipeline) > 1 else list(feature_names)
     )

@@ -221,14 +221,19 @@ def assign_segments(model: SegmentModel, behaviour: "pd.DataFrame") -> np.ndarra
 
 @dataclass
 class Segmentation:
-    k: int
     silhouette_by_k: dict[int, float]
     labels: np.ndarray
-    names: dict[int, str]
     profiles: "pd.DataFrame"
-    model: "Pipeline" = field(repr=False)
-    # The same model as plain numbers, segment ids as in ``labels`` (ordered by size).
+    # The fitted segmentation as plain numbers, segment ids as in ``labels`` (ordered by size).
     assignment: SegmentModel = field(repr=False)
+
+    @property
+    def k(self) -> int:
+        return self.assignment.k
+
+    @property
+    def names(self) -> dict[int, str]:
+        return self.assignment.names
 
     @property
     def silhouette(self) -> float:
@@ -269,7 +274,7 @@ def segment_customers(
         np.asarray(kmeans.cluster_centers_[by_size], dtype=float),
         names,
     )
-    return Segmentation(k, scores, labels, names, profiles, model, assignment)
+    return Segmentation(scores, labels, profiles, assignment)
 
 
 def segments_figure(profiles: "pd.DataFrame") -> "Figure":

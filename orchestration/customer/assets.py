@@ -209,13 +209,7 @@ def _fit_segments(config: "SegmentsConfig", con, behaviour) -> dict:
             k_change_margin=config.k_change_margin,
         )
     except segments.NotEnoughCustomers as exc:
-        write_frame(
-            con,
-            SEGMENT_MODEL_TABLE,
-            pd.DataFrame({"fitted_at": [pd.Timestamp.now()], "customers": [len(behaviour)], "model": [None]}),
-            SEGMENT_MODEL_COLUMNS,
-        )
-        return {"skipped": str(exc)}
+        result, skipped = None, str(exc)
     write_frame(
         con,
         SEGMENT_MODEL_TABLE,
@@ -223,11 +217,13 @@ def _fit_segments(config: "SegmentsConfig", con, behaviour) -> dict:
             {
                 "fitted_at": [pd.Timestamp.now()],
                 "customers": [len(behaviour)],
-                "model": [result.assignment.to_json()],
+                "model": [result.assignment.to_json() if result is not None else None],
             }
         ),
         SEGMENT_MODEL_COLUMNS,
     )
+    if result is None:
+        return {"skipped": skipped}
     plot_path = get_settings().ensure_dirs().reports / "customer_segments.png"
     segments.segments_figure(result.profiles).savefig(plot_path, dpi=90)
     # What the refit kept from the segmentation it replaces: a marketer reads k changing as every
