@@ -221,15 +221,14 @@ def assign_segments(model: SegmentModel, behaviour: "pd.DataFrame") -> np.ndarra
 
 @dataclass
 class Segmentation:
+    # The k chosen. Not the assignment's: k-means can leave a cluster empty (customers with one
+    # identical habit, e.g. CDNOW's orders-only buyers), and only non-empty segments are kept.
+    k: int
     silhouette_by_k: dict[int, float]
     labels: np.ndarray
     profiles: "pd.DataFrame"
     # The fitted segmentation as plain numbers, segment ids as in ``labels`` (ordered by size).
     assignment: SegmentModel = field(repr=False)
-
-    @property
-    def k(self) -> int:
-        return self.assignment.k
 
     @property
     def names(self) -> dict[int, str]:
@@ -274,7 +273,7 @@ def segment_customers(
         np.asarray(kmeans.cluster_centers_[by_size], dtype=float),
         names,
     )
-    return Segmentation(scores, labels, profiles, assignment)
+    return Segmentation(k, scores, labels, profiles, assignment)
 
 
 def segments_figure(profiles: "pd.DataFrame") -> "Figure":

@@ -105,6 +105,18 @@ def test_a_refit_keeps_the_k_in_use_unless_another_is_clearly_better(segmented):
     assert segments.choose_k(noise, range(3, 7), incumbent=9)[0] == best
 
 
+def test_buyers_with_one_identical_habit_make_one_segment():
+    # Orders-only data (CDNOW): every buyer looks the same, so k-means leaves all clusters but one
+    # empty. The chosen k still reads its silhouette; the segmentation keeps the one real segment.
+    same = shoppers(10).drop(columns="planted")
+    same[[c for c in same.columns if c != "customer_id"]] = same.iloc[0].drop("customer_id").to_numpy()
+    with pytest.warns(Warning):  # scikit-learn: fewer distinct clusters than k
+        result = segments.segment_customers(same, k_range=range(3, 5))
+    assert result.k == 3 and result.silhouette == -1.0
+    assert result.assignment.k == len(result.names) == 1
+    assert (segments.assign_segments(result.assignment, same) == 0).all()
+
+
 def test_the_stored_model_assigns_every_customer_as_the_fit_did(segmented):
     df, result = segmented
     stored = segments.SegmentModel.from_json(result.assignment.to_json())
