@@ -383,6 +383,13 @@ def independent_headline(r: dict) -> dict:
         else None,
         "independent_floor_matched": comparison.get("matched"),
         "independent_floor_mismatches": {k: v["rows"] for k, v in comparison.get("mismatches", {}).items()},
+        # Since 2026-12-06 the floor builds customer_360's behaviour, RFM and last-seen columns
+        # too (45 columns); its part that builds the 29 columns of before, for comparison with
+        # earlier benches. Older entries lack these.
+        "independent_floor_core_s": ind.get("core_s"),
+        "sql_vs_independent_floor_core": round(r["platform_pipeline_s"] / ind["core_s"], 2)
+        if ind.get("core_s") and r.get("platform_pipeline_s")
+        else None,
     }
 
 

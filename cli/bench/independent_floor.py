@@ -13,9 +13,12 @@ Linking keys are the normalised plain values (lower-cased email, 11-digit mobile
 loyalty card) rather than the platform's HMAC pseudonyms of them: the same equality, so the same
 graph. Encryption, masking, quarantine and the load log are left out (no mart column needs them).
 
-Columns built (``COLUMNS``): the identity-level counts and dates of ``marts.customer_360`` that
-come from the landing data alone. Not built: the model outputs (CLV, churn, segments, sentiment),
-RFM scores, masked contacts, and the clickstream behaviour (sessions, preferences, top categories).
+Columns built (``COLUMNS``, 45): every column of ``marts.customer_360`` that comes from the landing
+data by SQL alone: the identity-level counts and dates (``COLUMNS_BEFORE_BEHAVIOUR``, the 29 this
+floor built until 2026-12-06) and the behaviour, RFM and last-seen columns (``BEHAVIOUR_COLUMNS``:
+channel and time-of-day mix, favourite payment, promotion use, top categories, web sessions cut from
+the clickstream, RFM scores and segment). Not built: the model outputs (CLV, churn, segments,
+sentiment) and the masked contacts (they need the platform's keys).
 
 Run as ``python -m cli.bench.independent_floor``; writes its timings (and the comparison with a
 platform warehouse, if given) as JSON.
@@ -264,6 +267,26 @@ COLUMNS = (
     "consent_phone",
     "as_of_date",
 )
+COLUMNS_BEFORE_BEHAVIOUR = COLUMNS
+BEHAVIOUR_COLUMNS = (
+    "top_category",
+    "top_categories",
+    "share_web",
+    "share_app",
+    "share_store",
+    "preferred_channel",
+    "preferred_time_of_day",
+    "preferred_payment_method",
+    "promotion_sensitivity",
+    "web_sessions",
+    "browse_to_buy_ratio",
+    "r_score",
+    "f_score",
+    "m_score",
+    "rfm_segment",
+    "last_seen_at",
+)
+COLUMNS = COLUMNS_BEFORE_BEHAVIOUR + BEHAVIOUR_COLUMNS
 MONEY = ("revenue", "avg_order_value", "avg_review_score")
 
 
@@ -471,22 +494,33 @@ def build_customer_360(con) -> int:
     """Table ``customer_360``: one row per person holding at least one key, keyed by ``person``."""
     con.execute(
         """
+        create or replace temp table _known as
+        select person from record_person group by person having bool_or(has_keys)
+        """
+    )
+    # Every purchase of a known person, with what the behaviour columns need too (read twice).
+    con.execute(
+        """
+        create or replace temp table _purchases as
+        with rec as (select * from record_person where person in (select person from _known))
+        select r.person, 'order:' || o.order_id as id, lower(trim(o.channel)) as channel, o.ordered_at as bought_at,
+               o.amount as amount_double, lower(trim(o.payment_method)) as payment_method,
+               nullif(trim(o.promo_code), '') is not null as used_promo
+        from ecommerce_orders o join rec r on r.source = 'ecommerce_orders' and r.record_id = o.order_id
+        where lower(trim(o.status)) <> 'cancelled'
+        union all
+        select r.person, 'pos:' || p.transaction_id, 'store', min(p.occurred_at), sum(p.quantity * p.unit_price),
+               min(lower(trim(p.payment_method))), bool_or(nullif(trim(p.promo_code), '') is not null)
+        from pos_transactions p join rec r on r.source = 'pos_transactions' and r.record_id = p.transaction_id
+        group by r.person, p.transaction_id
+        """
+    )
+    con.execute(
+        """
         create or replace table customer_360 as
-        with known as (
-            select person from record_person group by person having bool_or(has_keys)
-        ),
+        with known as (select person from _known),
         rec as (select * from record_person where person in (select person from known)),
-        purchases as (
-            select r.person, o.order_id as id, lower(trim(o.channel)) as channel, o.ordered_at as bought_at,
-                   cast(o.amount as decimal(18, 2)) as amount
-            from ecommerce_orders o join rec r on r.source = 'ecommerce_orders' and r.record_id = o.order_id
-            where lower(trim(o.status)) <> 'cancelled'
-            union all
-            select r.person, p.transaction_id, 'store', min(p.occurred_at),
-                   cast(sum(p.quantity * p.unit_price) as decimal(18, 2))
-            from pos_transactions p join rec r on r.source = 'pos_transactions' and r.record_id = p.transaction_id
-            group by all
-        ),
+        purchases as (select * exclude (amount_double), cast(amount_double as decimal(18, 2)) as amount from _purchases),
         as_of as (select cast(max(bought_at) as date) + 1 as as_of_date from purchases),
         value as (
             select person,
@@ -497,7 +531,7 @@ def build_customer_360(con) -> int:
                    round(cast(sum(amount) / count(*) as double), 2) as avg_order_value,
                    min(bought_at) as first_purchase_at,
                 max(bought_at) as last_purchase_at,
-                   (list(bought_at order by bought_at desc, (case when channel = 'store' then 'pos:' else 'order:' end) || id desc))[2]
+                   (list(bought_at order by bought_at desc, id desc))[2]
                        as previous_purchase_at
             from purchases group by person
         ),
@@ -528,7 +562,8 @@ def build_customer_360(con) -> int:
             group by r.person
         ),
         voice as (
-            select r.person, count(*) as reviews, round(avg(v.score), 2) as avg_review_score
+            select r.person, count(*) as reviews, round(avg(v.score), 2) as avg_review_score,
+                   max(v.created_at) as last_review_at
             from product_reviews v join rec r on r.source = 'product_reviews' and r.record_id = v.review_id
             group by r.person
         ),
@@ -562,7 +597,7 @@ def build_customer_360(con) -> int:
                coalesce(s.tickets, 0) as tickets, coalesce(s.open_tickets, 0) as open_tickets,
                coalesce(s.complaints, 0) as complaints, coalesce(s.open_complaints, 0) as open_complaints,
                coalesce(s.complaints_90d, 0) as complaints_90d, s.last_contact_at,
-               coalesce(o.reviews, 0) as reviews, o.avg_review_score,
+               coalesce(o.reviews, 0) as reviews, o.avg_review_score, o.last_review_at,
                coalesce(c.email, false) as consent_email, coalesce(c.sms, false) as consent_sms,
                coalesce(c.push, false) as consent_push, coalesce(c.phone, false) as consent_phone,
                a.as_of_date
@@ -572,6 +607,134 @@ def build_customer_360(con) -> int:
         """
     )
     return con.execute("select count(*) from customer_360").fetchone()[0]
+
+
+SESSION_GAP_MINUTES = 30
+RFM_SEGMENTS = {  # (recency high, frequency high, monetary high) -> segment; a score is high at 4 or 5
+    (True, True, True): "important value",
+    (True, False, True): "important development",
+    (False, True, True): "important retention",
+    (False, False, True): "important win-back",
+    (True, True, False): "general value",
+    (True, False, False): "general development",
+    (False, True, False): "general retention",
+    (False, False, False): "general win-back",
+}
+
+
+def build_behaviour(con) -> None:
+    """``customer_360``'s behaviour, RFM and last-seen columns (``BEHAVIOUR_COLUMNS``), added to the
+    table: channel and time-of-day mix, favourite payment, promotion use and top categories from the
+    purchases; web sessions (a device's next event after more than 30 minutes starts one) from the
+    clickstream of the devices of known people; quintile scores of recency, frequency and spend."""
+    # Only the devices of known people are cut into sessions: anonymous ones reach no column here.
+    con.execute(
+        f"""
+        create or replace temp table _device_sessions as
+        with events as (
+            select e.device_id, e.occurred_at, lower(trim(e.event_type)) = 'purchase' as is_purchase
+            from web_events e
+            semi join (select record_id from record_person
+                       where source = 'web_events' and person in (select person from _known)) d
+              on d.record_id = e.device_id
+        ),
+        starts as (
+            select *, coalesce(occurred_at - lag(occurred_at) over w > interval {SESSION_GAP_MINUTES} minute, true) as starts
+            from events window w as (partition by device_id order by occurred_at)
+        ),
+        -- Events at one instant share a session (a range frame), whichever of them started it.
+        numbered as (
+            select *, sum(starts::integer) over (partition by device_id order by occurred_at
+                                                 range between unbounded preceding and current row) as session_no
+            from starts
+        )
+        select device_id, count(*) filter (where starts) as sessions,
+               count(distinct session_no) filter (where is_purchase) as purchase_sessions,
+               max(occurred_at) as last_event_at
+        from numbered group by device_id
+        """
+    )
+    segments = " ".join(
+        f"when (r_score >= 4) = {r} and (f_score >= 4) = {f} and (m_score >= 4) = {m} then '{name}'"
+        for (r, f, m), name in RFM_SEGMENTS.items()
+    )
+    con.execute(
+        f"""
+        create or replace table customer_360 as
+        with timed as (
+            select *, case when hour(bought_at) < 6 then 'night' when hour(bought_at) < 12 then 'morning'
+                           when hour(bought_at) < 18 then 'afternoon' else 'evening' end as time_of_day
+            from _purchases
+        ),
+        buying as (
+            select person, avg((channel = 'web')::integer) as share_web, avg((channel = 'app')::integer) as share_app,
+                   avg((channel = 'store')::integer) as share_store,
+                   round(avg(coalesce(used_promo, false)::integer), 3) as promotion_sensitivity
+            from timed group by person
+        ),
+        -- The most frequent value; a tie goes to the alphabetically first.
+        favourite_time as (
+            select person, arg_min(time_of_day, (-n, time_of_day)) as preferred_time_of_day
+            from (select person, time_of_day, count(*) as n from timed group by all) group by person
+        ),
+        favourite_payment as (
+            select person, arg_min(payment_method, (-n, payment_method)) as preferred_payment_method
+            from (select person, payment_method, count(*) as n from timed where payment_method is not null group by all)
+            group by person
+        ),
+        lines as (
+            select 'order:' || order_id as id, product_id, quantity * unit_price - coalesce(discount, 0) as amount
+            from ecommerce_order_items
+            union all
+            select 'pos:' || transaction_id, product_id, quantity * unit_price from pos_transactions
+        ),
+        per_category as (
+            select p.person, coalesce(lower(trim(c.category)), 'uncategorised') as category,
+                   sum(cast(l.amount as decimal(38, 10))) as spend, count(distinct l.id) as purchases
+            from lines l join _purchases p using (id) left join products c using (product_id)
+            group by all
+        ),
+        categories as (
+            select person,
+                   list(category order by round(cast(spend as double), 2) desc, purchases desc, category)[1:3] as top
+            from per_category group by person
+        ),
+        browsing as (
+            select r.person, sum(s.sessions) as web_sessions, sum(s.purchase_sessions) as purchase_sessions,
+                   max(s.last_event_at) as last_web_activity_at
+            from _device_sessions s join record_person r on r.source = 'web_events' and r.record_id = s.device_id
+            group by r.person
+        ),
+        rfm as (
+            select person,
+                   least(5, 1 + floor(5 * percent_rank() over (order by recency_days desc)))::integer as r_score,
+                   least(5, 1 + floor(5 * percent_rank() over (order by frequency)))::integer as f_score,
+                   least(5, 1 + floor(5 * percent_rank() over (order by monetary)))::integer as m_score
+            from (
+                select person, date_diff('day', cast(max(bought_at) as date), any_value(a.as_of_date)) as recency_days,
+                       count(*) as frequency, cast(sum(cast(amount_double as decimal(38, 10))) as double) as monetary
+                from _purchases cross join (select any_value(as_of_date) as as_of_date from customer_360) a
+                group by person
+            )
+        )
+        select c.*, k.top[1] as top_category, array_to_string(k.top, ', ') as top_categories,
+               b.share_web, b.share_app, b.share_store,
+               case when b.person is null then null
+                    when greatest(b.share_web, b.share_app, b.share_store) < 0.6 then 'omnichannel'
+                    when b.share_app >= greatest(b.share_web, b.share_store) then 'app'
+                    when b.share_web >= b.share_store then 'web'
+                    else 'store' end as preferred_channel,
+               t.preferred_time_of_day, f.preferred_payment_method, b.promotion_sensitivity,
+               coalesce(w.web_sessions, 0) as web_sessions,
+               round(w.web_sessions / nullif(w.purchase_sessions, 0), 2) as browse_to_buy_ratio,
+               m.r_score, m.f_score, m.m_score, case {segments} end as rfm_segment,
+               greatest(c.last_purchase_at, w.last_web_activity_at, c.last_contact_at, c.last_review_at) as last_seen_at
+        from customer_360 c
+        left join buying b using (person) left join favourite_time t using (person)
+        left join favourite_payment f using (person) left join categories k using (person)
+        left join browsing w using (person) left join rfm m using (person)
+        """
+    )
 
 
 def run(landing: Path, database: Path | str = ":memory:", now: datetime | None = None) -> tuple[object, dict]:
@@ -587,11 +750,17 @@ def run(landing: Path, database: Path | str = ":memory:", now: datetime | None =
     records = link_identities(con)
     linked = time.perf_counter()
     customers = build_customer_360(con)
+    marts = time.perf_counter()
+    build_behaviour(con)
     done = time.perf_counter()
     return con, {
         "ingest_s": round(loaded - started, 2),
         "identity_s": round(linked - loaded, 2),
-        "marts_s": round(done - linked, 2),
+        "marts_s": round(marts - linked, 2),
+        # Added 2026-12-06: the behaviour, RFM and last-seen columns. Before, the floor built only
+        # COLUMNS_BEFORE_BEHAVIOUR; core_s is what that floor's total_s measured.
+        "behaviour_s": round(done - marts, 2),
+        "core_s": round(marts - started, 2),
         "total_s": round(done - started, 2),
         "rows": rows,
         "identity_records": records,

@@ -110,7 +110,9 @@ def stage_rows(r: dict) -> list[tuple[str, object, object]]:
             (
                 "independent floor (own DuckDB SQL)",
                 ind["total_s"],
-                f"ingest {ind['ingest_s']} s, identity {ind['identity_s']} s, marts {ind['marts_s']} s; {verdict}",
+                f"ingest {ind['ingest_s']} s, identity {ind['identity_s']} s, marts {ind['marts_s']} s"
+                + (f", behaviour {ind['behaviour_s']} s" if "behaviour_s" in ind else "")
+                + f"; {verdict}",
             )
         )
         rows.append(
@@ -241,6 +243,8 @@ def update_results(report: dict, path: Path) -> Path:
             "independent_floor_matched": r.get("independent_floor_matched"),
             "independent_floor_mismatches": r.get("independent_floor_mismatches"),
             "independent_floor_columns": (r.get("independent_floor") or {}).get("columns"),
+            "independent_floor_core_s": r.get("independent_floor_core_s"),
+            "sql_vs_independent_floor_core": r.get("sql_vs_independent_floor_core"),
             "platform_pipeline_s": r.get("platform_pipeline_s"),
             "pandas_s": r["peer"].get("total_s"),
             "pandas_error": r["peer"].get("error"),

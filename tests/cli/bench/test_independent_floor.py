@@ -35,6 +35,12 @@ def test_independent_customer_360_equals_the_platforms_column_by_column(built, p
     # The comparison covered real data, not empty columns.
     revenue, orders = con.execute("select sum(revenue), sum(orders_total) from customer_360").fetchone()
     assert revenue > 0 and orders > 0
+    assert set(independent_floor.BEHAVIOUR_COLUMNS) <= set(comparison["columns_compared"])
+    sessions, ranked, segments, top = con.execute(
+        "select sum(web_sessions), count(r_score), count(distinct rfm_segment), count(top_category) "
+        "from customer_360"
+    ).fetchone()
+    assert sessions > 0 and ranked > 0 and segments > 1 and top > 0
 
 
 def test_a_planted_difference_is_reported(built, platform_warehouse):
@@ -49,6 +55,11 @@ def test_a_planted_difference_is_reported(built, platform_warehouse):
             "update customer_360 set consent_sms = not consent_sms where person in "
             "(select person from customer_360 order by person limit 2)"
         )
+        # A session cut differently (one more session for three people who browse).
+        con.execute(
+            "update customer_360 set web_sessions = web_sessions + 1 where person in "
+            "(select person from customer_360 where web_sessions > 0 order by person limit 3)"
+        )
         comparison = independent_floor.compare(con, platform_warehouse)
     finally:
         con.execute("create or replace table customer_360 as select * from _saved")
@@ -56,7 +67,8 @@ def test_a_planted_difference_is_reported(built, platform_warehouse):
     assert comparison["matched"] is False
     assert comparison["mismatches"]["revenue"]["rows"] == 1
     assert comparison["mismatches"]["consent_sms"]["rows"] == 2
-    assert set(comparison["mismatches"]) == {"revenue", "consent_sms"}
+    assert comparison["mismatches"]["web_sessions"]["rows"] == 3
+    assert set(comparison["mismatches"]) == {"revenue", "consent_sms", "web_sessions"}
 
 
 def test_a_person_whose_records_differ_is_reported_unpaired(built, platform_warehouse):
