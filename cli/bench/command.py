@@ -89,7 +89,7 @@ def bench_command(
     Prints a table and writes $C360_HOME/reports/bench.json and bench.md."""
     from c360.settings import get_settings
     from cli.bench import report as rep
-    from cli.bench.core import SCALES, BenchError, bench_scale
+    from cli.bench.core import SCALES, BenchError, bench_scale, check_free_disk
 
     if customers is not None and scales:
         raise click.UsageError("give --scale or --customers, not both")
@@ -98,6 +98,10 @@ def bench_command(
         raise click.UsageError("--landing reuses one landing folder: give exactly one --scale")
     settings = get_settings()
     root = (root or settings.home / "bench").resolve()
+    try:
+        check_free_disk(root, list(plan.values()), landing_reused=landing is not None)
+    except BenchError as exc:
+        raise click.ClickException(str(exc)) from exc
     report: dict = {
         "command": "c360 bench " + shlex.join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]),
         "started_at": rep.now_iso(),

@@ -35,8 +35,40 @@ FOREIGN_PATHS = (
 )
 
 
+# Disk a scale holds at its peak, per million customers, measured at L on 2026-12-06: the generated
+# landing (12.4 GiB), the platform's home (13 GiB, its warehouse 11.7) and the raw-SQL floor's
+# warehouse with DuckDB's spill files beside it (24 GiB at its largest): about 50 GiB, and a tenth
+# more to spare. The floors' databases are deleted once their figures are read. A bench that ran
+# out of disk in the floor lost the 27 minutes of its full build; this check refuses up front.
+DISK_GIB_PER_MILLION_CUSTOMERS = 55.0
+LANDING_GIB_PER_MILLION_CUSTOMERS = 12.5
+
+
 class BenchError(RuntimeError):
     """A stage failed; the message names it and ends with its log's tail."""
+
+
+def check_free_disk(
+    root: Path, customers: list[int], landing_reused: bool, free_bytes: int | None = None
+) -> None:
+    """Refuse a bench whose scales would not fit on the disk under ``root`` (each scale keeps its
+    folder until the end), naming what it needs and what is free."""
+    per_million = DISK_GIB_PER_MILLION_CUSTOMERS - (
+        LANDING_GIB_PER_MILLION_CUSTOMERS if landing_reused else 0
+    )
+    needed = sum(customers) / 1e6 * per_million
+    if free_bytes is None:
+        existing = root
+        while not existing.exists():
+            existing = existing.parent
+        free_bytes = shutil.disk_usage(existing).free
+    free = free_bytes / GIB
+    if free < needed:
+        raise BenchError(
+            f"not enough disk under {root}: the bench needs about {needed:,.1f} GiB "
+            f"({per_million:g} GiB per million customers, {sum(customers):,} customers) and "
+            f"{free:,.1f} GiB is free. Free some space or give --root on a larger disk."
+        )
 
 
 def scale_env(home: Path) -> dict[str, str]:
@@ -256,6 +288,8 @@ def bench_scale(
     )
     floor = _read_json(base / "floor.json")
     floor.update(wall_s=floor_run.seconds, peak_rss_gib=floor_run.peak_rss_gib)
+    # Read no more (its figures are in floor.json): 12 GiB at L, which the next stages need.
+    shutil.rmtree(base / "floor", ignore_errors=True)
     load_samples.append(os.getloadavg())
 
     log(f"[{scale}] independent floor: plain DuckDB, own rules and union-find")
@@ -279,6 +313,7 @@ def bench_scale(
     )
     independent = _read_json(base / "independent_floor.json")
     independent.update(wall_s=independent_run.seconds, peak_rss_gib=independent_run.peak_rss_gib)
+    shutil.rmtree(base / "independent_floor", ignore_errors=True)
     load_samples.append(os.getloadavg())
 
     core = set(floor["models"])

@@ -11,7 +11,7 @@ import pytest
 
 from cli.bench import landing as bench_landing
 from cli.bench import platform
-from cli.bench.core import compile_core_models, scale_env
+from cli.bench.core import BenchError, check_free_disk, compile_core_models, scale_env
 from cli.bench.floor import run_floor
 from cli.bench.peer import run_peer
 from cli.bench.report import HEADLINE
@@ -170,3 +170,21 @@ def test_bench_command_writes_the_headline_figures_per_scale(c360_home, tmp_path
     assert committed["independent_floor_matched"] is True and committed["sql_vs_independent_floor"] > 0
     assert committed["peak_rss_steps"] == peaks
     assert committed["ml_steps_s"] == {s["step"]: s["seconds"] for s in steps if s["stage"] == "ml"}
+    assert committed["sql_vs_independent_floor_core"] >= committed["sql_vs_independent_floor"] > 0
+    # The floors' databases are gone once their figures are read (12 GiB each at L).
+    assert not (tmp_path / "bench" / "150" / "floor").exists()
+    assert not (tmp_path / "bench" / "150" / "independent_floor").exists()
+    assert (tmp_path / "bench" / "150" / "home" / "warehouse.duckdb").exists()
+
+
+def test_a_bench_that_would_not_fit_on_the_disk_is_refused_before_it_starts(tmp_path):
+    gib = 1024**3
+    # L needs about 55 GiB (42.5 with a reused landing); 30 GiB free is too little either way.
+    with pytest.raises(BenchError, match=r"needs about 55\.0 GiB .* 30\.0 GiB is free") as refused:
+        check_free_disk(tmp_path / "bench", [1_000_000], landing_reused=False, free_bytes=30 * gib)
+    assert str(tmp_path / "bench") in str(refused.value)
+    with pytest.raises(BenchError, match=r"needs about 42\.5 GiB"):
+        check_free_disk(tmp_path / "bench", [1_000_000], landing_reused=True, free_bytes=30 * gib)
+    # S and M together fit in 30 GiB; the real disk is asked when no figure is given.
+    check_free_disk(tmp_path / "bench", [10_000, 100_000], landing_reused=False, free_bytes=30 * gib)
+    check_free_disk(tmp_path / "not" / "made" / "yet", [1], landing_reused=False)
