@@ -99,7 +99,7 @@ def bench_command(
     settings = get_settings()
     root = (root or settings.home / "bench").resolve()
     try:
-        check_free_disk(root, list(plan.values()), landing_reused=landing is not None)
+        check_free_disk(root, plan, landing_reused=landing is not None)
     except BenchError as exc:
         raise click.ClickException(str(exc)) from exc
     report: dict = {

@@ -49,20 +49,22 @@ class BenchError(RuntimeError):
 
 
 def check_free_disk(
-    root: Path, customers: list[int], landing_reused: bool, free_bytes: int | None = None
+    root: Path, scales: dict[str, int], landing_reused: bool, free_bytes: int | None = None
 ) -> None:
-    """Refuse a bench whose scales would not fit on the disk under ``root`` (each scale keeps its
-    folder until the end), naming what it needs and what is free."""
+    """Refuse a bench whose scales (name -> customers) would not fit on the disk under ``root``
+    (each scale keeps its folder until the end), naming what it needs and what is free. A
+    scale's folder left by an earlier bench counts as free: the bench replaces it."""
     per_million = DISK_GIB_PER_MILLION_CUSTOMERS - (
         LANDING_GIB_PER_MILLION_CUSTOMERS if landing_reused else 0
     )
+    customers = list(scales.values())
     needed = sum(customers) / 1e6 * per_million
     if free_bytes is None:
         existing = root
         while not existing.exists():
             existing = existing.parent
         free_bytes = shutil.disk_usage(existing).free
-    free = free_bytes / GIB
+    free = (free_bytes + sum(_dir_bytes(root / name) for name in scales if (root / name).is_dir())) / GIB
     if free < needed:
         raise BenchError(
             f"not enough disk under {root}: the bench needs about {needed:,.1f} GiB "

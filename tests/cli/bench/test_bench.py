@@ -179,12 +179,20 @@ def test_bench_command_writes_the_headline_figures_per_scale(c360_home, tmp_path
 
 def test_a_bench_that_would_not_fit_on_the_disk_is_refused_before_it_starts(tmp_path):
     gib = 1024**3
+    root = tmp_path / "bench"
     # L needs about 55 GiB (42.5 with a reused landing); 30 GiB free is too little either way.
     with pytest.raises(BenchError, match=r"needs about 55\.0 GiB .* 30\.0 GiB is free") as refused:
-        check_free_disk(tmp_path / "bench", [1_000_000], landing_reused=False, free_bytes=30 * gib)
-    assert str(tmp_path / "bench") in str(refused.value)
+        check_free_disk(root, {"L": 1_000_000}, landing_reused=False, free_bytes=30 * gib)
+    assert str(root) in str(refused.value)
     with pytest.raises(BenchError, match=r"needs about 42\.5 GiB"):
-        check_free_disk(tmp_path / "bench", [1_000_000], landing_reused=True, free_bytes=30 * gib)
+        check_free_disk(root, {"L": 1_000_000}, landing_reused=True, free_bytes=30 * gib)
     # S and M together fit in 30 GiB; the real disk is asked when no figure is given.
-    check_free_disk(tmp_path / "bench", [10_000, 100_000], landing_reused=False, free_bytes=30 * gib)
-    check_free_disk(tmp_path / "not" / "made" / "yet", [1], landing_reused=False)
+    check_free_disk(root, {"S": 10_000, "M": 100_000}, landing_reused=False, free_bytes=30 * gib)
+    check_free_disk(tmp_path / "not" / "made" / "yet", {"1": 1}, landing_reused=False)
+    # An earlier bench's folder of the same scale is replaced, so its bytes count as free.
+    # 150 customers need 8.9 MB: 8 MB free falls short, unless the old folder's 1 MB is counted.
+    (root / "150").mkdir(parents=True)
+    (root / "150" / "old.duckdb").write_bytes(b"x" * 1_000_000)
+    check_free_disk(root, {"150": 150}, landing_reused=False, free_bytes=8_000_000)
+    with pytest.raises(BenchError, match="is free"):
+        check_free_disk(root, {"other": 150}, landing_reused=False, free_bytes=8_000_000)
