@@ -381,10 +381,12 @@ def load(con, landing: Path, now: datetime) -> dict[str, int]:
             qualify _file = min(_file) over (partition by "{key}")
             """
         )
-        if source == "ecommerce_order_items":
-            drop_resubmitted_orders(con)
         rows[source] = con.execute(f"select count(*) from {source}").fetchone()[0]
     con.execute("drop table if exists _parsed")
+    # After every source, not after the order lines: a landing without order lines (CDNOW's
+    # orders-only export) still has re-sent orders, and their lines' basket is then empty on both.
+    drop_resubmitted_orders(con)
+    rows["ecommerce_order_items"] = con.execute("select count(*) from ecommerce_order_items").fetchone()[0]
     rows["ecommerce_orders"] = con.execute("select count(*) from ecommerce_orders").fetchone()[0]
     return rows
 

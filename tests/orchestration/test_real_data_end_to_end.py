@@ -150,3 +150,21 @@ def test_eval_churn_on_real_data_holds_out_the_last_90_days_against_recency(cdno
     assert report["ece"] <= 0.05, report
     assert report["auc"] >= report["baseline_auc"] - 0.01, report
     assert "recency only" in done.output
+
+
+@pytest.mark.parametrize("dataset", ["cdnow_run", "olist_run"])
+def test_the_independent_floor_equals_the_platforms_customer_360_on_real_data(dataset, request):
+    """The bench's independent floor, written apart from the platform, gives the same 45 columns on
+    exports we did not generate: CDNOW (orders only, 21 of them re-sent) and Olist (no clickstream,
+    no till, no tickets). CDNOW found the floor keeping re-sent orders when no order lines exist."""
+    from cli.bench import independent_floor
+
+    summary = request.getfixturevalue(dataset)[0]
+    home = Path(summary.log_path).parents[1]
+    con, result = independent_floor.run(home / "landing")
+    try:
+        comparison = independent_floor.compare(con, home / "warehouse.duckdb")
+    finally:
+        con.close()
+    assert comparison["mismatches"] == {} and comparison["unpaired"] == comparison["platform_unpaired"] == 0
+    assert comparison["matched"] and result["customers"] > 1000
