@@ -236,7 +236,8 @@ NAME_VARIANTS = {
 }
 FUZZY_THRESHOLD = 0.92
 
-COLUMNS = (
+# The 29 columns this floor built until 2026-12-06 (core_s times them).
+COLUMNS_BEFORE_BEHAVIOUR = (
     "crm_records",
     "gender",
     "age_band",
@@ -267,7 +268,6 @@ COLUMNS = (
     "consent_phone",
     "as_of_date",
 )
-COLUMNS_BEFORE_BEHAVIOUR = COLUMNS
 BEHAVIOUR_COLUMNS = (
     "top_category",
     "top_categories",
