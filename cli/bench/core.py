@@ -20,7 +20,7 @@ from c360.settings import DBT_PROJECT_DIR
 from cli.bench import landing as bench_landing
 from cli.bench import platform
 from cli.bench.floor import TARGETS
-from cli.bench.measure import GIB, StageRun, c360_stage, peak_between, python_stage, run_stage
+from cli.bench.measure import GIB, StageRun, c360_stage, cpu_between, peak_between, python_stage, run_stage
 
 SCALES = {"S": 10_000, "M": 100_000, "L": 1_000_000}
 # Variables naming another home's paths would point the bench's fresh home elsewhere.
@@ -165,14 +165,31 @@ def _platform_run(
     return {
         "wall_s": run.seconds,
         "peak_rss_gib": run.peak_rss_gib,
+        "cpu_s": run.cpu_seconds,
         "load_avg": list(run.load_avg),
         **steps,
         "peak_rss_steps": step_peaks(steps["steps"], run.rss_samples),
+        "stages_cpu_s": step_cpu(steps["steps"], run.cpu_samples),
         "dbt_models_s": round(sum(r["seconds"] for r in dbt if r["kind"] == "model"), 2),
         "dbt_tests_s": round(sum(r["seconds"] for r in dbt if r["kind"] in ("test", "unit_test")), 2),
         "slowest_models": platform.slowest(dbt, "model"),
         "_dbt": dbt,
     }
+
+
+def step_cpu(steps: list[dict], samples: list[tuple[float, float]]) -> dict[str, float]:
+    """Each step's CPU-seconds (the run's process tree, sampled) written into its entry of
+    ``steps`` as ``cpu_s``; returns them summed per stage. The run's steps follow one another (one
+    process, the in-process executor), so a step's CPU is the tree's while it ran: its own, its
+    DuckDB and dbt threads' and its children's."""
+    stages: dict[str, float] = {}
+    for step in steps:
+        if "started_at" in step:
+            cpu = cpu_between(samples, step["started_at"], step["ended_at"])
+            step["cpu_s"] = None if cpu is None else round(cpu, 2)
+            if cpu is not None:
+                stages[step["stage"]] = stages.get(step["stage"], 0.0) + cpu
+    return {stage: round(cpu, 2) for stage, cpu in stages.items()}
 
 
 def step_peaks(steps: list[dict], samples: list[tuple[float, int]], top: int = 5) -> list[dict]:
@@ -314,7 +331,11 @@ def bench_scale(
         ),
     )
     independent = _read_json(base / "independent_floor.json")
-    independent.update(wall_s=independent_run.seconds, peak_rss_gib=independent_run.peak_rss_gib)
+    independent.update(
+        wall_s=independent_run.seconds,
+        peak_rss_gib=independent_run.peak_rss_gib,
+        process_cpu_s=independent_run.cpu_seconds,
+    )
     shutil.rmtree(base / "independent_floor", ignore_errors=True)
     load_samples.append(os.getloadavg())
 
@@ -326,6 +347,7 @@ def bench_scale(
     platform_pipeline_s = round(
         full["stages"]["ingest"] + full["stages"]["quality gates"] + full["stages"]["dbt build"], 2
     )
+    platform_pipeline_cpu_s = pipeline_cpu(full)
 
     peer_result: dict = {"skipped": True}
     if peer:
@@ -379,6 +401,7 @@ def bench_scale(
         platform_core_models_s=platform_core_models_s,
         platform_sql_s=platform_sql_s,
         platform_pipeline_s=platform_pipeline_s,
+        platform_pipeline_cpu_s=platform_pipeline_cpu_s,
         floor=floor,
         independent_floor=independent,
         peer=peer_result,
@@ -403,8 +426,25 @@ def headline(r: dict) -> dict:
         if peer_s and r["platform_sql_s"]
         else None,
         "incremental_share": round(inc["wall_s"] / full["wall_s"], 3) if inc else None,
+        # The same share in CPU-seconds (whole commands, wait4): steadier than the wall clock on a
+        # shared machine. Added 2026-12-06; older entries lack it.
+        "incremental_share_cpu": round(inc["cpu_s"] / full["cpu_s"], 3)
+        if inc and inc.get("cpu_s") and full.get("cpu_s")
+        else None,
         **independent_headline(r),
     }
+
+
+PIPELINE_STAGES = ("ingest", "quality gates", "dbt build")
+
+
+def pipeline_cpu(run: dict) -> float | None:
+    """CPU-seconds of a run's ingest, quality gates and dbt build (issue 18's stages); None for a
+    run measured without CPU samples."""
+    cpu = run.get("stages_cpu_s") or {}
+    if not cpu:
+        return None
+    return round(sum(cpu.get(stage, 0.0) for stage in PIPELINE_STAGES), 2)
 
 
 def independent_headline(r: dict) -> dict:
@@ -426,6 +466,13 @@ def independent_headline(r: dict) -> dict:
         "independent_floor_core_s": ind.get("core_s"),
         "sql_vs_independent_floor_core": round(r["platform_pipeline_s"] / ind["core_s"], 2)
         if ind.get("core_s") and r.get("platform_pipeline_s")
+        else None,
+        # The same ratio in CPU-seconds: the platform's stages (sampled) over the floor's build
+        # (its own process CPU while it built, the comparison left out). Added 2026-12-06.
+        "platform_pipeline_cpu_s": r.get("platform_pipeline_cpu_s"),
+        "independent_floor_cpu_s": ind.get("cpu_s"),
+        "sql_vs_independent_floor_cpu": round(r["platform_pipeline_cpu_s"] / ind["cpu_s"], 2)
+        if ind.get("cpu_s") and r.get("platform_pipeline_cpu_s")
         else None,
     }
 

@@ -89,7 +89,8 @@ def stage_rows(r: dict) -> list[tuple[str, object, object]]:
     rows.append(("other steps", full["stages"]["other"], "segments, activation, freshness"))
     peaks = full.get("peak_rss_steps") or []
     where = f" ({peaks[0]['step']} {peaks[0]['peak_rss_gib']} GiB at most)" if peaks else ""
-    rows.append(("end to end (c360 run)", full["wall_s"], f"peak RSS {full['peak_rss_gib']} GiB{where}"))
+    cpu = f", {full['cpu_s']:,.0f} CPU-s" if full.get("cpu_s") else ""
+    rows.append(("end to end (c360 run)", full["wall_s"], f"peak RSS {full['peak_rss_gib']} GiB{where}{cpu}"))
     rows.append(("platform SQL stages", r["platform_sql_s"], "ingest + dbt models upstream of the marts"))
     rows.append(
         (
@@ -112,6 +113,7 @@ def stage_rows(r: dict) -> list[tuple[str, object, object]]:
                 ind["total_s"],
                 f"ingest {ind['ingest_s']} s, identity {ind['identity_s']} s, marts {ind['marts_s']} s"
                 + (f", behaviour {ind['behaviour_s']} s" if "behaviour_s" in ind else "")
+                + (f", {ind['cpu_s']:,.0f} CPU-s" if ind.get("cpu_s") else "")
                 + f"; {verdict}",
             )
         )
@@ -119,7 +121,12 @@ def stage_rows(r: dict) -> list[tuple[str, object, object]]:
             (
                 "platform ingest + gates + dbt",
                 r["platform_pipeline_s"],
-                f"{r['sql_vs_independent_floor']}x the independent floor",
+                f"{r['sql_vs_independent_floor']}x the independent floor"
+                + (
+                    f"; {r['platform_pipeline_cpu_s']:,.0f} CPU-s, {r['sql_vs_independent_floor_cpu']}x its CPU-s"
+                    if r.get("sql_vs_independent_floor_cpu")
+                    else ""
+                ),
             )
         )
     if peer.get("total_s") is not None:
@@ -142,6 +149,11 @@ def stage_rows(r: dict) -> list[tuple[str, object, object]]:
             (
                 f"{inc['held_out']['rows']:,} new rows ({inc['held_out']['bytes_share']:.1%} of bytes), "
                 f"ingest {inc['stages']['ingest']} s, dbt {inc['stages']['dbt build']} s"
+                + (
+                    f"; {inc['cpu_s']:,.0f} CPU-s, {r['incremental_share_cpu']} of the full build's"
+                    if r.get("incremental_share_cpu")
+                    else ""
+                )
             ),
         )
     )
@@ -259,6 +271,16 @@ def update_results(report: dict, path: Path) -> Path:
             "peak_rss_steps": r["platform"].get("peak_rss_steps"),
             "incremental_stages_s": (r["incremental"] or {}).get("stages"),
             "incremental_peak_rss_steps": (r["incremental"] or {}).get("peak_rss_steps"),
+            # Added 2026-12-06: CPU-seconds beside the wall clock (cli/bench/measure.py); older
+            # entries lack them.
+            "end_to_end_cpu_s": r["platform"].get("cpu_s"),
+            "stages_cpu_s": r["platform"].get("stages_cpu_s"),
+            "platform_pipeline_cpu_s": r.get("platform_pipeline_cpu_s"),
+            "independent_floor_cpu_s": r.get("independent_floor_cpu_s"),
+            "sql_vs_independent_floor_cpu": r.get("sql_vs_independent_floor_cpu"),
+            "incremental_cpu_s": (r["incremental"] or {}).get("cpu_s"),
+            "incremental_stages_cpu_s": (r["incremental"] or {}).get("stages_cpu_s"),
+            "incremental_share_cpu": r.get("incremental_share_cpu"),
             "load_avg_samples": r["load_avg_samples"],
             "measured_at": report["started_at"],
             "machine": report["machine"],

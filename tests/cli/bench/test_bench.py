@@ -171,6 +171,21 @@ def test_bench_command_writes_the_headline_figures_per_scale(c360_home, tmp_path
     assert committed["peak_rss_steps"] == peaks
     assert committed["ml_steps_s"] == {s["step"]: s["seconds"] for s in steps if s["stage"] == "ml"}
     assert committed["sql_vs_independent_floor_core"] >= committed["sql_vs_independent_floor"] > 0
+    # CPU-seconds beside the wall clock: the run's (wait4), per step and stage (sampled), the
+    # floor's own; the run's steps cannot have used more CPU than the whole command.
+    platform = scale["platform"]
+    assert platform["cpu_s"] > 0 and all(s["cpu_s"] is not None for s in steps)
+    assert set(platform["stages_cpu_s"]) >= {"ingest", "dbt build", "quality gates", "ml"}
+    assert sum(platform["stages_cpu_s"].values()) <= platform["cpu_s"] + 1
+    assert committed["end_to_end_cpu_s"] == platform["cpu_s"]
+    assert committed["platform_pipeline_cpu_s"] == round(
+        sum(platform["stages_cpu_s"][k] for k in ("ingest", "quality gates", "dbt build")), 2
+    )
+    assert 0 < committed["independent_floor_cpu_s"] <= scale["independent_floor"]["process_cpu_s"]
+    assert committed["sql_vs_independent_floor_cpu"] == round(
+        committed["platform_pipeline_cpu_s"] / committed["independent_floor_cpu_s"], 2
+    )
+    assert committed["incremental_share_cpu"] is None  # no daily run
     # The floors' databases are gone once their figures are read (12 GiB each at L).
     assert not (tmp_path / "bench" / "150" / "floor").exists()
     assert not (tmp_path / "bench" / "150" / "independent_floor").exists()
