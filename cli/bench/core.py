@@ -23,6 +23,8 @@ from cli.bench.floor import TARGETS
 from cli.bench.measure import GIB, StageRun, c360_stage, cpu_between, peak_between, python_stage, run_stage
 
 SCALES = {"S": 10_000, "M": 100_000, "L": 1_000_000}
+# Issue 18's stages: everything before the ML assets (`platform_pipeline_s`, its CPU-seconds).
+PIPELINE_STAGES = ("ingest", "quality gates", "dbt build")
 # Variables naming another home's paths would point the bench's fresh home elsewhere.
 FOREIGN_PATHS = (
     "C360_WAREHOUSE",
@@ -344,9 +346,7 @@ def bench_scale(
     platform_sql_s = round(full["stages"]["ingest"] + platform_core_models_s, 2)
     # What the independent floor is held against: the platform's whole data path (every dbt
     # model and test, and the quality gates), not only the models the floor replays.
-    platform_pipeline_s = round(
-        full["stages"]["ingest"] + full["stages"]["quality gates"] + full["stages"]["dbt build"], 2
-    )
+    platform_pipeline_s = round(sum(full["stages"][stage] for stage in PIPELINE_STAGES), 2)
     platform_pipeline_cpu_s = pipeline_cpu(full)
 
     peer_result: dict = {"skipped": True}
@@ -433,9 +433,6 @@ def headline(r: dict) -> dict:
         else None,
         **independent_headline(r),
     }
-
-
-PIPELINE_STAGES = ("ingest", "quality gates", "dbt build")
 
 
 def pipeline_cpu(run: dict) -> float | None:

@@ -96,11 +96,6 @@ def tree_usage(root: int) -> tuple[int, float]:
     return rss, ticks / _CLOCK_TICKS
 
 
-def tree_rss_bytes(root: int) -> int:
-    """Resident memory of a process and all its descendants, now."""
-    return tree_usage(root)[0]
-
-
 def run_stage(
     argv: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> StageRun:
