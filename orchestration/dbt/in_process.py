@@ -160,6 +160,9 @@ class InProcessDbt:
         try:
             from dbt.cli.main import dbtRunner
 
+            from orchestration.dbt.scheduling import longest_chain_first
+
+            longest_chain_first(env.get("C360_DBT_LONGEST_CHAIN_FIRST", "1") != "0")
             command = self.args[1:]
             result = dbtRunner(manifest=_parsed_manifest(command, env), callbacks=[self._emit]).invoke(
                 command

@@ -126,6 +126,11 @@ def test_dbt_runs_in_the_run_process_parses_once_and_leaves_the_warehouse_free(d
     first = _build("revenue_monthly")
 
     assert first.success
+    # dbt's queue in this process hands a free thread the longest chain first
+    # (orchestration/dbt/scheduling.py).
+    from dbt.graph.queue import GraphQueue
+
+    assert GraphQueue.get.__module__ == "orchestration.dbt.scheduling"
     key = dbt_key("revenue_monthly")
     assert key in {e.asset_key for e in first.get_asset_materialization_events()}
     # dbt's tests of the model come back as the asset's checks, as from the CLI.
