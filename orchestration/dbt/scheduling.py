@@ -33,10 +33,12 @@ dbt's order stays. A dbt subprocess (``C360_DBT_IN_PROCESS=0``) keeps dbt's orde
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 _lock = threading.Lock()
-# dbt's methods as they were, kept to put back (``longest_chain_first(False)``).
-_own: dict[str, object] = {}
+# dbt's methods as they were, by (class, name), to put back (``longest_chain_first(False)``);
+# empty while dbt's order is in place.
+_own: dict[tuple[type, str], Callable] = {}
 
 
 def longest_chain_scores(graph) -> dict[str, int]:
@@ -52,22 +54,14 @@ def longest_chain_scores(graph) -> dict[str, int]:
     return {node: longest - length for node, length in chain.items()}
 
 
-def _methods():
-    from dbt.graph.queue import GraphQueue
-    from dbt.task.runnable import GraphRunnableTask
-
-    return {
-        (GraphQueue, "_get_scores"): getattr(GraphQueue, "_get_scores", None),
-        (GraphQueue, "get"): getattr(GraphQueue, "get", None),
-        (GraphRunnableTask, "run_queue"): getattr(GraphRunnableTask, "run_queue", None),
-    }
-
-
 def longest_chain_first(enabled: bool = True) -> bool:
     """Make dbt's commands in this process hand a free thread the ready node with the longest
     chain below it (or, with ``enabled`` False, put dbt's own methods back). Idempotent. Returns
     whether the longest chain goes first: False when disabled, or when this dbt lacks a method
     replaced here."""
+    from dbt.graph.queue import GraphQueue
+    from dbt.task.runnable import GraphRunnableTask
+
     with _lock:
         if not enabled:
             for (owner, name), method in _own.items():
@@ -76,11 +70,10 @@ def longest_chain_first(enabled: bool = True) -> bool:
             return False
         if _own:
             return True
-        methods = _methods()
-        if not all(callable(m) for m in methods.values()):
+        own_get = getattr(GraphQueue, "get", None)
+        own_run_queue = getattr(GraphRunnableTask, "run_queue", None)
+        if not all(callable(m) for m in (getattr(GraphQueue, "_get_scores", None), own_get, own_run_queue)):
             return False
-        own_get = methods[next(k for k in methods if k[1] == "get")]
-        own_run_queue = methods[next(k for k in methods if k[1] == "run_queue")]
 
         def _get_scores(self, graph) -> dict[str, int]:
             return longest_chain_scores(graph)
@@ -100,8 +93,11 @@ def longest_chain_first(enabled: bool = True) -> bool:
                 self.job_queue._c360_threads = max(int(self.config.threads or 1), 1)
             return own_run_queue(self, pool)
 
-        replacements = {"_get_scores": _get_scores, "get": get, "run_queue": run_queue}
-        for (owner, name), method in methods.items():
-            _own[(owner, name)] = method
-            setattr(owner, name, replacements[name])
+        for owner, name, method in (
+            (GraphQueue, "_get_scores", _get_scores),
+            (GraphQueue, "get", get),
+            (GraphRunnableTask, "run_queue", run_queue),
+        ):
+            _own[(owner, name)] = getattr(owner, name)
+            setattr(owner, name, method)
         return True
