@@ -52,6 +52,10 @@ def machine() -> dict:
         "dbt_memory_limit": os.environ.get("C360_DBT_MEMORY_LIMIT")
         or os.environ.get("C360_DUCKDB_MEMORY_LIMIT")
         or "6GB (dbt profile default)",
+        # The two switches that change how dbt runs its nodes, so that runs with either setting can
+        # be told apart in results.json (docs/ORCHESTRATION.md).
+        "dbt_in_process": os.environ.get("C360_DBT_IN_PROCESS", "1") != "0",
+        "dbt_longest_chain_first": os.environ.get("C360_DBT_LONGEST_CHAIN_FIRST", "1") != "0",
         "git_commit": commit,
     }
 
@@ -184,6 +188,9 @@ def print_report(report: dict, console: Console | None = None) -> None:
 
 def markdown(report: dict) -> str:
     m = report["machine"]
+    # Reports written before these keys existed ran dbt in process (since 2026-12-03) in dbt's order.
+    dbt_process = "in the run's process" if m.get("dbt_in_process", True) else "as a subprocess per step"
+    dbt_order = "longest chain first" if m.get("dbt_longest_chain_first", False) else "in dbt's order"
     lines = [
         "# Benchmark run",
         "",
@@ -193,6 +200,7 @@ def markdown(report: dict) -> str:
             f"Machine: {m['cores']} cores, {m['ram_gib']} GiB RAM, DuckDB threads {m['duckdb_threads']}, "
             f"memory limit {m['duckdb_memory_limit']} (dbt {m.get('dbt_memory_limit', '8GB')}), commit {m['git_commit']}.  "
         ),
+        f"dbt {dbt_process}, its ready nodes {dbt_order}.  ",
         f"Load average (1, 5, 15 min) sampled between stages: {report['load_avg_samples']}",
         "",
         "| scale | " + " | ".join(HEADLINE) + " |",

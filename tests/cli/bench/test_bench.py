@@ -11,6 +11,7 @@ import pytest
 
 from cli.bench import landing as bench_landing
 from cli.bench import platform
+from cli.bench import report as report_module
 from cli.bench.core import BenchError, check_free_disk, compile_core_models, scale_env
 from cli.bench.floor import run_floor
 from cli.bench.peer import run_peer
@@ -211,3 +212,26 @@ def test_a_bench_that_would_not_fit_on_the_disk_is_refused_before_it_starts(tmp_
     check_free_disk(root, {"150": 150}, landing_reused=False, free_bytes=8_000_000)
     with pytest.raises(BenchError, match="is free"):
         check_free_disk(root, {"other": 150}, landing_reused=False, free_bytes=8_000_000)
+
+
+@pytest.mark.parametrize("chain_first, in_process", [("1", "1"), ("0", "0")])
+def test_the_report_says_how_dbt_ran_its_nodes(monkeypatch, chain_first, in_process):
+    # Runs with dbt's own order and with the longest chain first are compared in BENCHMARKS.md:
+    # the report must say which one it measured.
+    monkeypatch.setenv("C360_DBT_LONGEST_CHAIN_FIRST", chain_first)
+    monkeypatch.setenv("C360_DBT_IN_PROCESS", in_process)
+    machine = report_module.machine()
+    assert machine["dbt_longest_chain_first"] is (chain_first == "1")
+    assert machine["dbt_in_process"] is (in_process == "1")
+    text = report_module.markdown(
+        {
+            "machine": machine,
+            "command": "c360 bench",
+            "started_at": "now",
+            "seconds": 1,
+            "load_avg_samples": [],
+            "scales": {},
+        }
+    )
+    expected = "longest chain first" if chain_first == "1" else "in dbt's order"
+    assert expected in text and ("subprocess" in text) is (in_process == "0")
