@@ -55,7 +55,7 @@ def machine() -> dict:
         # The two switches that change how dbt runs its nodes, so that runs with either setting can
         # be told apart in results.json (docs/ORCHESTRATION.md).
         "dbt_in_process": os.environ.get("C360_DBT_IN_PROCESS", "1") != "0",
-        "dbt_longest_chain_first": os.environ.get("C360_DBT_LONGEST_CHAIN_FIRST", "1") != "0",
+        "dbt_longest_chain_first": os.environ.get("C360_DBT_LONGEST_CHAIN_FIRST", "0") != "0",
         "git_commit": commit,
     }
 
@@ -188,7 +188,8 @@ def print_report(report: dict, console: Console | None = None) -> None:
 
 def markdown(report: dict) -> str:
     m = report["machine"]
-    # Reports written before these keys existed ran dbt in process (since 2026-12-03) in dbt's order.
+    # Reports written before these keys existed do not say: dbt ran in process from 2026-12-03, and
+    # took the longest chain first from 36fe309 to this commit's parent.
     dbt_process = "in the run's process" if m.get("dbt_in_process", True) else "as a subprocess per step"
     dbt_order = "longest chain first" if m.get("dbt_longest_chain_first", False) else "in dbt's order"
     lines = [

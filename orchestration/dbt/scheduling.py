@@ -26,8 +26,13 @@ dbt 1.11 has no setting for this (dbt-labs/dbt-core#10632 asks for a per-model `
 three methods are replaced in this process: ``GraphQueue._get_scores`` and ``GraphQueue.get``,
 and ``GraphRunnableTask.run_queue`` to tell the queue how many threads the command has.
 dbt-core is pinned below 1.12; if any of them is gone in a later dbt, nothing is replaced and
-dbt's order stays. A dbt subprocess (``C360_DBT_IN_PROCESS=0``) keeps dbt's order, and
-``C360_DBT_LONGEST_CHAIN_FIRST=0`` keeps it in process too.
+dbt's order stays.
+
+Off by default since 2026-12-07: only ``C360_DBT_LONGEST_CHAIN_FIRST=1`` turns it on. Measured
+in the same hour (BENCHMARKS.md, twenty-eighth session), it made the M full build's main dbt step
+a fifth shorter in two bench pairs, but the 1M-customer daily run, whose main dbt step is one
+chain of incremental models either way, 14% longer in two pairs. The platform is sized for the
+second.
 """
 
 from __future__ import annotations
