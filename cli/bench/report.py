@@ -15,6 +15,7 @@ from rich.table import Table
 
 from c360.settings import DEFAULT_DUCKDB_MEMORY_LIMIT, PROJECT_ROOT
 from cli.bench.measure import GIB
+from orchestration.dbt import scheduling as dbt_scheduling
 
 HEADLINE = ("end_to_end_s", "peak_rss_gib", "sql_vs_floor", "speedup_vs_pandas", "incremental_share")
 TARGETS_AT_L = {
@@ -55,7 +56,7 @@ def machine() -> dict:
         # The two switches that change how dbt runs its nodes, so that runs with either setting can
         # be told apart in results.json (docs/ORCHESTRATION.md).
         "dbt_in_process": os.environ.get("C360_DBT_IN_PROCESS", "1") != "0",
-        "dbt_longest_chain_first": os.environ.get("C360_DBT_LONGEST_CHAIN_FIRST", "0") != "0",
+        "dbt_longest_chain_first": dbt_scheduling.requested(os.environ),
         "git_commit": commit,
     }
 

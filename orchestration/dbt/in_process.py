@@ -160,12 +160,12 @@ class InProcessDbt:
         try:
             from dbt.cli.main import dbtRunner
 
-            from orchestration.dbt.scheduling import longest_chain_first
+            from orchestration.dbt.scheduling import longest_chain_first, requested
 
             # Which ready node a free dbt thread takes: dbt's order, or with
             # C360_DBT_LONGEST_CHAIN_FIRST=1 the one with the longest chain below it (scheduling.py
             # says why that is not the default). Set before each command: a step may differ.
-            longest_chain_first(env.get("C360_DBT_LONGEST_CHAIN_FIRST", "0") != "0")
+            longest_chain_first(requested(env))
             command = self.args[1:]
             result = dbtRunner(manifest=_parsed_manifest(command, env), callbacks=[self._emit]).invoke(
                 command

@@ -1,4 +1,5 @@
-"""Which ready dbt node a free thread takes next: the one with the longest chain of nodes below it.
+"""Which ready dbt node a free thread takes next, with ``C360_DBT_LONGEST_CHAIN_FIRST=1``: the one
+with the longest chain of nodes below it (off by default, see the end).
 
 dbt orders ready nodes by topological level, ties by name (``GraphQueue._get_scores``), and its
 main loop takes every node from that queue as soon as the node is ready, handing it to the thread
@@ -38,7 +39,16 @@ second.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+
+# The switch, and its default: off (dbt's own order).
+SWITCH = "C360_DBT_LONGEST_CHAIN_FIRST"
+
+
+def requested(env: Mapping[str, str]) -> bool:
+    """Whether ``env`` (a dbt step's environment, or this process's) asks for the longest chain first."""
+    return env.get(SWITCH, "0") != "0"
+
 
 _lock = threading.Lock()
 # dbt's methods as they were, by (class, name), to put back (``longest_chain_first(False)``);

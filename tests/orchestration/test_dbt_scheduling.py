@@ -1,4 +1,5 @@
-"""dbt's free threads take the ready node with the longest chain below it (orchestration/dbt/scheduling.py)."""
+"""With C360_DBT_LONGEST_CHAIN_FIRST=1, dbt's free threads take the ready node with the longest chain
+below it (orchestration/dbt/scheduling.py); by default dbt keeps its own order."""
 
 import threading
 import time
@@ -50,7 +51,7 @@ def _order(queue: GraphQueue) -> list[str]:
 @pytest.fixture
 def longest_chain_first():
     """Installed afresh for the test, and left as it was found (another test's in-process dbt
-    command may have installed it in this worker already, as every run does)."""
+    command may have installed it in this worker already, if run with the switch on)."""
     was = GraphQueue.get.__module__ == scheduling.__name__
     assert not scheduling.longest_chain_first(enabled=False)
     assert GraphQueue.get.__module__ != scheduling.__name__
@@ -128,3 +129,10 @@ def test_switched_off_dbts_own_order_comes_back(longest_chain_first):
     assert _order(_queue(_graph()))[:2] == [STG, PRODUCTS]
     assert scheduling.longest_chain_first()
     assert _order(_queue(_graph()))[:2] == [STG, VISITS]
+
+
+def test_dbts_own_order_is_the_default_and_the_switch_turns_the_longest_chain_on():
+    # The dbt step and the bench report read the switch here, so they cannot disagree on its default.
+    assert not scheduling.requested({})
+    assert not scheduling.requested({scheduling.SWITCH: "0"})
+    assert scheduling.requested({scheduling.SWITCH: "1"})
