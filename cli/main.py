@@ -13,6 +13,7 @@ from cli import app, generate, privacy, run
 from cli.bench import app_pages as bench_app
 from cli.bench import command as bench
 from cli.evals import campaigns, churn, clv, identity, quality, recommendations, sentiment
+from cli.process import run_as_process
 
 
 @click.group(help="Customer 360: unify, clean, protect and model customer data.")
@@ -53,5 +54,11 @@ for command in (
 ):
     eval_group.add_command(command)
 
+
+def console() -> None:
+    """The ``c360`` script: the commands above as the process's whole work (cli/process.py)."""
+    run_as_process(main)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    console()

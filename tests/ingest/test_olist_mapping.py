@@ -208,3 +208,7 @@ def test_the_olist_sample_loads_through_every_quality_gate(tmp_path):
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "check failed" not in done.stdout
+    # The process ends without Python's teardown (cli/process.py): the run closed the warehouse
+    # itself, so nothing is left in a write-ahead log for the next open to replay.
+    assert (tmp_path / "home" / "warehouse.duckdb").exists()
+    assert not list((tmp_path / "home").glob("*.wal"))
