@@ -13,7 +13,8 @@ exits the process.
 
 Only the process's own entry points use it (the ``c360`` script and ``python -m cli.main``): a
 test or a notebook that calls the ``click`` command in its own process gets the usual
-``SystemExit``.
+``SystemExit``, and so does a process run under a profiler or a debugger, which writes its
+results after the program returns (``python -m cProfile -m cli.main run`` would write nothing).
 """
 
 from __future__ import annotations
@@ -52,10 +53,21 @@ def leave(code: object = None) -> NoReturn:
     os._exit(status)
 
 
+def observed() -> bool:
+    """A profiler or tracer watches this process (``python -m cProfile``, a debugger): they
+    write their results after the program returns, which ``leave`` would never let happen."""
+    return sys.getprofile() is not None or sys.gettrace() is not None
+
+
 def run_as_process(command) -> NoReturn:
-    """Run a ``click`` command as the process's whole work, then ``leave`` with its status."""
+    """Run a ``click`` command as the process's whole work, then ``leave`` with its status
+    (under a profiler or tracer, exit as Python does)."""
     try:
         command(prog_name="c360")
     except SystemExit as done:
-        leave(done.code)
-    leave(0)
+        code = done.code
+    else:
+        code = 0
+    if observed():
+        sys.exit(code)
+    leave(code)

@@ -68,3 +68,19 @@ def test_exit_status_is_what_sys_exit_gives(capsys):
     assert exit_status(True) == 1
     assert exit_status("the warehouse is locked") == 1
     assert capsys.readouterr().err == "the warehouse is locked\n"
+
+
+def test_under_a_profiler_the_process_exits_as_python_does_and_the_profile_is_written(tmp_path):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    profile = tmp_path / "child.prof"
+    done = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(profile), str(script), str(tmp_path), "3"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # (cProfile's main swallows the SystemExit: its status is always 0)
+    assert done.returncode == 0, done.stderr
+    assert profile.stat().st_size > 0
+    assert (tmp_path / "thread").exists() and (tmp_path / "atexit").exists()
