@@ -6,8 +6,9 @@ every module and object is freed one by one. That last part does nothing a finis
 command needs: the warehouse is closed and checkpointed when a run lets it go
 (``c360.warehouse.held``), the Dagster and MLflow stores commit each write, and the system takes
 the memory back at once. With Dagster, dbt, MLflow, scikit-learn and Great Expectations imported
-it took 1.6 s after the imports alone, and 2.5-2.9 s after a daily run at 100k customers: a third
-of the 8-9 s that ``c360 run`` spent outside Dagster's run (timed on the bench's M home).
+it took 1.6 s after the imports alone, and 2.4-2.9 s after a daily run at 100k customers: about
+a quarter of the 8-12 s that ``c360 run`` spent outside Dagster's run (timed on the bench's M
+home; BENCHMARKS.md, twenty-ninth session).
 ``leave`` does the first two parts as the interpreter would, flushes the standard streams and
 exits the process.
 
