@@ -16,13 +16,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from c360.settings import PROJECT_ROOT
 from ml.recommendations.models import ITEM, TIME, USER, WEIGHT, compare_on_split, holdout_last_per_user
 from ml.recommendations.ranking import ranking_metrics
 
 if TYPE_CHECKING:
     import pandas as pd
 
-MOVIELENS_100K = Path(os.environ.get("C360_MOVIELENS_100K", "/work/shared/data/movielens_100k"))
+# The team's shared data folder beside the checkout (../shared/data, as for Olist: the licences keep
+# the files out of the repository), wherever the checkout is; ``C360_MOVIELENS_100K`` overrides it.
+MOVIELENS_100K = Path(
+    os.environ.get("C360_MOVIELENS_100K", PROJECT_ROOT.parent / "shared" / "data" / "movielens_100k")
+)
 TEST_FRACTION = 0.2
 
 
