@@ -27,11 +27,14 @@ console = Console()
     "model or a contract); by default such a run loads nothing and skips the rest.",
 )
 def run_command(selection: str | None, summary: bool, rebuild: bool) -> None:
-    from cli.runner import materialize
+    from cli.runner import NothingSelected, materialize
     from orchestration.ingest.assets import REBUILD_TAG
 
     tags = {REBUILD_TAG: "true"} if rebuild else None
-    result = materialize(selection, tags=tags, echo=Console(file=sys.stdout).print)
+    try:
+        result = materialize(selection, tags=tags, echo=Console(file=sys.stdout).print)
+    except NothingSelected as error:
+        raise click.BadParameter(str(error), param_hint="--select") from None
     if summary:
         print_summary(result)
     print_outcome(result)

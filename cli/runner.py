@@ -173,6 +173,10 @@ def _run_loggers(log_path: Path, echo) -> dict:
     return {"c360_progress": c360_progress}
 
 
+class NothingSelected(ValueError):
+    """A run's selection names no asset or check of the platform."""
+
+
 def materialize(selection=None, tags: dict[str, str] | None = None, echo=None) -> RunSummary:
     """Run every asset (or a Dagster selection: a string such as ``"key:marts/customer_360+"`` or
     an ``AssetSelection``),
@@ -201,6 +205,9 @@ def materialize(selection=None, tags: dict[str, str] | None = None, echo=None) -
         jobs=[dg.define_asset_job(RUN_JOB_NAME, selection=selection, hooks=RELEASE_MEMORY_HOOKS)],
         loggers=loggers,
     ).resolve_job_def(RUN_JOB_NAME)
+    if selection is not None and not job.nodes_in_topological_order:
+        # Dagster runs an empty job and calls it a success: a mistyped key would pass unnoticed.
+        raise NothingSelected(f"the selection {selection!r} matches no asset or check")
     label = selection if selection is None or isinstance(selection, str) else "the selected assets"
     echo(f"Running {label or 'every asset'} (full log: {log_path})")
     # dagster-dbt re-prints dbt's own log lines on stdout, MLflow logs and draws progress bars on

@@ -49,3 +49,17 @@ def test_slots_of_killed_and_ended_runs_are_freed_and_live_runs_keep_theirs(c360
     assert killed.status == DagsterRunStatus.FAILURE
     assert instance.get_run_by_id(runs["alive"]).status == DagsterRunStatus.STARTED
     assert release_abandoned_slots(instance) == []
+
+
+def test_a_selection_that_matches_nothing_is_an_error_not_an_empty_success(c360_home):
+    # Dagster runs an empty job as a success: `c360 run --select key:marts/customer_306` (a typo)
+    # would have reported a successful run that did nothing.
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    result = CliRunner().invoke(main, ["run", "--select", "key:marts/customer_306"])
+
+    assert result.exit_code == 2
+    assert "key:marts/customer_306" in result.output and "matches no asset" in result.output
+    assert not dg.DagsterInstance.get().get_run_records()  # no run was started
