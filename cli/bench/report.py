@@ -57,6 +57,9 @@ def machine() -> dict:
         # be told apart in results.json (docs/ORCHESTRATION.md).
         "dbt_in_process": os.environ.get("C360_DBT_IN_PROCESS", "1") != "0",
         "dbt_longest_chain_first": dbt_scheduling.requested(os.environ),
+        # The switch as set: "auto" (the default since 2026-12-07, thirtieth session: the longest
+        # chain first on a first build, dbt's order on increments), "1" or "0".
+        "dbt_order": dbt_scheduling.setting(os.environ),
         "git_commit": commit,
     }
 
@@ -192,7 +195,11 @@ def markdown(report: dict) -> str:
     # Reports written before these keys existed do not say: dbt ran in process from 2026-12-03, and
     # took the longest chain first from 36fe309 to this commit's parent.
     dbt_process = "in the run's process" if m.get("dbt_in_process", True) else "as a subprocess per step"
-    dbt_order = "longest chain first" if m.get("dbt_longest_chain_first", False) else "in dbt's order"
+    dbt_order = {
+        "auto": "longest chain first on the full build, in dbt's order on the daily run",
+        "1": "longest chain first",
+        "0": "in dbt's order",
+    }[m.get("dbt_order") or ("1" if m.get("dbt_longest_chain_first", False) else "0")]
     lines = [
         "# Benchmark run",
         "",

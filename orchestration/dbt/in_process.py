@@ -160,13 +160,15 @@ class InProcessDbt:
         try:
             from dbt.cli.main import dbtRunner
 
-            from orchestration.dbt.scheduling import longest_chain_first, requested
+            from c360.settings import get_settings
+            from orchestration.dbt.scheduling import longest_chain_first, wanted
 
-            # Which ready node a free dbt thread takes: dbt's order, or with
-            # C360_DBT_LONGEST_CHAIN_FIRST=1 the one with the longest chain below it (scheduling.py
-            # says why that is not the default). Set before each command: a step may differ.
-            longest_chain_first(requested(env))
             command = self.args[1:]
+            # Which ready node a free dbt thread takes: on a first build the one with the longest
+            # chain below it, else dbt's order (C360_DBT_LONGEST_CHAIN_FIRST forces either;
+            # scheduling.py says why). Set before each command: a step may differ. The warehouse
+            # is the profile's (C360_WAREHOUSE, else C360_HOME's), read from the step's environment.
+            longest_chain_first(wanted(env, command, get_settings().warehouse))
             result = dbtRunner(manifest=_parsed_manifest(command, env), callbacks=[self._emit]).invoke(
                 command
             )

@@ -1,5 +1,6 @@
-"""Which ready dbt node a free thread takes next, with ``C360_DBT_LONGEST_CHAIN_FIRST=1``: the one
-with the longest chain of nodes below it (off by default, see the end).
+"""Which ready dbt node a free thread takes next: on a first build, the one with the longest chain
+of nodes below it; on an incremental build, dbt's own order (``C360_DBT_LONGEST_CHAIN_FIRST``,
+default ``auto``; see the end).
 
 dbt orders ready nodes by topological level, ties by name (``GraphQueue._get_scores``), and its
 main loop takes every node from that queue as soon as the node is ready, handing it to the thread
@@ -12,7 +13,8 @@ ids, purchases, interactions) that every mart waits for. At 1M customers the ful
 threads spent their first 80 s on the first two while the chain waited; the chain's next model
 then waited another 90 s behind nodes queued before its parent's tests were ready.
 
-Here, for the dbt commands the run's process runs itself (``orchestration/dbt/in_process.py``):
+With the longest chain first, for the dbt commands the run's process runs itself
+(``orchestration/dbt/in_process.py``):
 - a node's score is the length, in nodes, of the longest path from it to the end of the graph
   dbt queues (models and tests of the selection), so among ready nodes the one with the most
   work behind it goes first, ties by name as before;
@@ -29,25 +31,81 @@ and ``GraphRunnableTask.run_queue`` to tell the queue how many threads the comma
 dbt-core is pinned below 1.12; if any of them is gone in a later dbt, nothing is replaced and
 dbt's order stays.
 
-Off by default since 2026-12-07: only ``C360_DBT_LONGEST_CHAIN_FIRST=1`` turns it on. Measured
-in the same hour (BENCHMARKS.md, twenty-eighth session), it made the M full build's main dbt step
-a fifth shorter in two bench pairs, but the 1M-customer daily run, whose main dbt step is one
-chain of incremental models either way, 14% longer in two pairs. The platform is sized for the
-second.
+**When.** Measured in the same hour (BENCHMARKS.md, twenty-eighth session), the longest chain first
+made the M full build's main dbt step a fifth shorter in two bench pairs, and the 1M-customer daily
+run 14% longer in two pairs. A first build runs every model whole, and heavy siblings hold both
+threads while the chain waits: in the L bench of 2026-12-07 (dbt's order for both builds then), the
+full build's main step started the chain's head 52 s in, behind the browsing rollup, its next model
+waited another 19 s for the sessionisation, and `int_interactions_weighted`, the last of the chain,
+33 s behind `int_customer_categories_ranked` (about 100 s of a 537 s step). An incremental build's
+main step is already one chain of cheap models, and taking the chain first only put heavier
+siblings beside it. So ``auto`` (the default) decides per dbt command: the longest chain first when
+the command builds from scratch (``--full-refresh``, or the warehouse does not hold the identity
+chain's first table yet: ``first_build``), dbt's order otherwise. ``1`` and ``0`` force either
+order.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
-# The switch, and its default: off (dbt's own order).
+# The switch; unset means AUTO.
 SWITCH = "C360_DBT_LONGEST_CHAIN_FIRST"
+AUTO = "auto"
+# The table whose absence marks a first build: the identity chain's first model, which every build
+# writes and every incremental one keeps (the chain whose order this module is about).
+FIRST_BUILD_SENTINEL = ("intermediate", "int_identity_records_unioned")
+
+
+def setting(env: Mapping[str, str]) -> str:
+    """``"1"`` (longest chain first), ``"0"`` (dbt's order) or ``AUTO``, from ``env`` (a dbt step's
+    environment, or this process's). Unset or empty is ``AUTO``; any other value turns it on, as
+    before ``AUTO`` existed."""
+    value = env.get(SWITCH, "").strip().lower()
+    if value in ("", AUTO):
+        return AUTO
+    return "0" if value == "0" else "1"
 
 
 def requested(env: Mapping[str, str]) -> bool:
-    """Whether ``env`` (a dbt step's environment, or this process's) asks for the longest chain first."""
-    return env.get(SWITCH, "0") != "0"
+    """Whether ``env`` forces the longest chain first for every command."""
+    return setting(env) == "1"
+
+
+def first_build(command: list[str], warehouse: Path) -> bool:
+    """Whether a dbt command builds the DuckDB ``warehouse`` from scratch: ``--full-refresh``, or
+    the warehouse does not hold FIRST_BUILD_SENTINEL (a new home). Reads the catalog only, in a
+    read-only connection closed before dbt opens its own (1 open per dbt command). A warehouse
+    that cannot be opened (locked by another writer: dbt would fail too) counts as built."""
+    if "--full-refresh" in command:
+        return True
+    if not warehouse.exists():
+        return True
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.Error:
+        return False
+    try:
+        schema, table = FIRST_BUILD_SENTINEL
+        return not con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema, table],
+        ).fetchone()[0]
+    finally:
+        con.close()
+
+
+def wanted(env: Mapping[str, str], command: list[str], warehouse: Path) -> bool:
+    """Whether this dbt command takes the longest chain first: as ``env`` forces it, else (``AUTO``)
+    on a first build only."""
+    value = setting(env)
+    if value != AUTO:
+        return value == "1"
+    return first_build(command, warehouse)
 
 
 _lock = threading.Lock()

@@ -214,7 +214,7 @@ def test_a_bench_that_would_not_fit_on_the_disk_is_refused_before_it_starts(tmp_
         check_free_disk(root, {"other": 150}, landing_reused=False, free_bytes=8_000_000)
 
 
-@pytest.mark.parametrize("chain_first, in_process", [("1", "1"), ("0", "0")])
+@pytest.mark.parametrize("chain_first, in_process", [("1", "1"), ("0", "0"), ("auto", "1")])
 def test_the_report_says_how_dbt_ran_its_nodes(monkeypatch, chain_first, in_process):
     # Runs with dbt's own order and with the longest chain first are compared in BENCHMARKS.md:
     # the report must say which one it measured.
@@ -222,6 +222,7 @@ def test_the_report_says_how_dbt_ran_its_nodes(monkeypatch, chain_first, in_proc
     monkeypatch.setenv("C360_DBT_IN_PROCESS", in_process)
     machine = report_module.machine()
     assert machine["dbt_longest_chain_first"] is (chain_first == "1")
+    assert machine["dbt_order"] == chain_first
     assert machine["dbt_in_process"] is (in_process == "1")
     text = report_module.markdown(
         {
@@ -233,5 +234,9 @@ def test_the_report_says_how_dbt_ran_its_nodes(monkeypatch, chain_first, in_proc
             "scales": {},
         }
     )
-    expected = "longest chain first" if chain_first == "1" else "in dbt's order"
+    expected = {
+        "1": "nodes longest chain first.",
+        "0": "nodes in dbt's order.",
+        "auto": "longest chain first on the full build, in dbt's order on the daily run",
+    }[chain_first]
     assert expected in text and ("subprocess" in text) is (in_process == "0")
