@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from cli import app, generate, privacy, run
+from cli import app, generate, maintenance, privacy, run
 from cli.bench import app_pages as bench_app
 from cli.bench import command as bench
 from cli.evals import campaigns, churn, clv, identity, quality, recommendations, sentiment
@@ -38,6 +38,7 @@ for command in (
     privacy.reveal_command,
     privacy.erase_command,
     privacy.scan_pii_command,
+    maintenance.compact_command,
     app.app_command,
     bench.bench_command,
     bench_app.bench_app_command,

@@ -12,6 +12,7 @@ from orchestration.customer.definitions import defs as customer
 from orchestration.dbt.definitions import defs as dbt
 from orchestration.forecast.definitions import defs as forecast
 from orchestration.ingest.definitions import defs as ingest
+from orchestration.maintenance.definitions import defs as maintenance
 from orchestration.privacy.definitions import defs as privacy
 from orchestration.quality.definitions import defs as quality
 from orchestration.recommendations.definitions import defs as recommendations
@@ -31,6 +32,7 @@ defs = with_freshness_policies(
         recommendations,
         activation,
         privacy,
+        maintenance,
         automation,
         sensors,
         alerts,

@@ -28,7 +28,6 @@ customer id: the recommender reads histories from the warehouse when it serves):
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from collections import defaultdict
@@ -39,6 +38,7 @@ from pathlib import Path
 import duckdb
 from cryptography.exceptions import InvalidTag
 
+from c360.compaction import compact
 from c360.contracts import SOURCES
 from c360.privacy import crypto, suppression
 from c360.privacy.keys import Keyring, MissingKeyError
@@ -343,21 +343,10 @@ def erase(
 
 
 def compact_warehouse(path: Path) -> None:
-    """Rewrite the DuckDB file so freed blocks holding erased values are gone; the caller must
-    hold the only connection (DuckDB's file lock makes this fail loudly otherwise)."""
-    path = Path(path)
-    fresh = path.with_name(path.name + ".compact")
-    fresh.unlink(missing_ok=True)
-    catalog = path.stem
-    with duckdb.connect() as con:
-        con.execute(f"attach '{path}' as \"{catalog}\"")
-        con.execute(f'checkpoint "{catalog}"')
-        con.execute(f"attach '{fresh}' as \"_c360_compact\"")
-        con.execute(f'copy from database "{catalog}" to "_c360_compact"')
-        con.execute('detach "_c360_compact"')
-        con.execute(f'detach "{catalog}"')
-    os.replace(fresh, path)
-    path.with_name(path.name + ".wal").unlink(missing_ok=True)
+    """Rewrite the DuckDB file so freed blocks holding erased values are gone (c360/compaction.py:
+    the copy is checked before it replaces the file; it fails loudly if another process has the
+    file open)."""
+    compact(path)
 
 
 def erase_and_compact(customer_ids: list[str], request_id: str | None = None) -> ErasureResult:

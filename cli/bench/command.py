@@ -60,6 +60,12 @@ import click
 )
 @click.option("--peer/--no-peer", default=True, show_default=True, help="Time the pandas peer.")
 @click.option(
+    "--compaction/--no-compaction",
+    default=True,
+    show_default=True,
+    help="Time `c360 compact` on the warehouse the last run left (the weekly maintenance job).",
+)
+@click.option(
     "--peer-memory-cap-gib",
     type=float,
     default=None,
@@ -81,6 +87,7 @@ def bench_command(
     incremental_days: int,
     incremental: bool,
     peer: bool,
+    compaction: bool,
     peer_memory_cap_gib: float | None,
     results: Path | None,
 ) -> None:
@@ -123,6 +130,7 @@ def bench_command(
                 incremental=incremental,
                 peer=peer,
                 peer_memory_cap_gib=peer_memory_cap_gib,
+                compact=compaction,
                 log=click.echo,
             )
             report["load_avg_samples"].append(list(os.getloadavg()))

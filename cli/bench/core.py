@@ -179,6 +179,21 @@ def _platform_run(
     }
 
 
+def _compaction_run(home: Path, env: dict[str, str], logs: Path) -> dict:
+    """`c360 compact` on the home as the last run left it (after the daily run: what the weekly
+    job finds), with the file's size before and after."""
+    path = home / "warehouse.duckdb"
+    before = path.stat().st_size
+    run = _check("c360 compact", run_stage(c360_stage("compact"), logs / "compact.log", env=env))
+    return {
+        "wall_s": run.seconds,
+        "cpu_s": run.cpu_seconds,
+        "peak_rss_gib": run.peak_rss_gib,
+        "mb_before": round(before / 1e6, 1),
+        "mb_after": round(path.stat().st_size / 1e6, 1),
+    }
+
+
 def step_cpu(steps: list[dict], samples: list[tuple[float, float]]) -> dict[str, float]:
     """Each step's CPU-seconds (the run's process tree, sampled) written into its entry of
     ``steps`` as ``cpu_s``; returns them summed per stage. The run's steps follow one another (one
@@ -217,6 +232,7 @@ def bench_scale(
     incremental: bool = True,
     peer: bool = True,
     peer_memory_cap_gib: float | None = None,
+    compact: bool = True,
     log=print,
 ) -> dict:
     """Benchmark one scale under ``root/<scale>``; returns the scale's report."""
@@ -396,6 +412,14 @@ def bench_scale(
         }
         load_samples.append(os.getloadavg())
 
+    compaction = _compaction_run(home, env, logs) if compact else None
+    if compaction:
+        log(
+            f"[{scale}] compaction: {compaction['mb_before']:,.1f} -> {compaction['mb_after']:,.1f} MB "
+            f"in {compaction['wall_s']:.1f} s"
+        )
+        load_samples.append(os.getloadavg())
+
     result.update(
         platform={k: v for k, v in full.items() if k != "_dbt"},
         platform_core_models_s=platform_core_models_s,
@@ -406,6 +430,7 @@ def bench_scale(
         independent_floor=independent,
         peer=peer_result,
         incremental=inc,
+        compaction=compaction,
         bench_seconds=round(time.perf_counter() - started, 1),
         load_avg_samples=[list(s) for s in load_samples],
     )
@@ -432,6 +457,12 @@ def headline(r: dict) -> dict:
         if inc and inc.get("cpu_s") and full.get("cpu_s")
         else None,
         **independent_headline(r),
+        # The warehouse's compaction after the last run (c360 compact; weekly in production).
+        # Added 2026-12-07; older entries lack them.
+        "compaction_s": (r.get("compaction") or {}).get("wall_s"),
+        "compaction_mb_reclaimed": round(r["compaction"]["mb_before"] - r["compaction"]["mb_after"], 1)
+        if r.get("compaction")
+        else None,
     }
 
 

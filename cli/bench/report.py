@@ -149,22 +149,31 @@ def stage_rows(r: dict) -> list[tuple[str, object, object]]:
         rows.append(("peer (pandas)", None, peer.get("error") or "skipped"))
     if not inc:
         rows.append(("incremental run", None, "not run (--no-incremental)"))
-        return rows
-    rows.append(
-        (
-            "incremental run",
-            inc["wall_s"],
+    else:
+        rows.append(
             (
-                f"{inc['held_out']['rows']:,} new rows ({inc['held_out']['bytes_share']:.1%} of bytes), "
-                f"ingest {inc['stages']['ingest']} s, dbt {inc['stages']['dbt build']} s"
-                + (
-                    f"; {inc['cpu_s']:,.0f} CPU-s, {r['incremental_share_cpu']} of the full build's"
-                    if r.get("incremental_share_cpu")
-                    else ""
-                )
-            ),
+                "incremental run",
+                inc["wall_s"],
+                (
+                    f"{inc['held_out']['rows']:,} new rows ({inc['held_out']['bytes_share']:.1%} of bytes), "
+                    f"ingest {inc['stages']['ingest']} s, dbt {inc['stages']['dbt build']} s"
+                    + (
+                        f"; {inc['cpu_s']:,.0f} CPU-s, {r['incremental_share_cpu']} of the full build's"
+                        if r.get("incremental_share_cpu")
+                        else ""
+                    )
+                ),
+            )
         )
-    )
+    comp = r.get("compaction")
+    if comp:
+        rows.append(
+            (
+                "compaction",
+                comp["wall_s"],
+                f"warehouse {comp['mb_before']:,.1f} -> {comp['mb_after']:,.1f} MB, peak RSS {comp['peak_rss_gib']} GiB",
+            )
+        )
     return rows
 
 
@@ -298,6 +307,10 @@ def update_results(report: dict, path: Path) -> Path:
             "incremental_cpu_s": (r["incremental"] or {}).get("cpu_s"),
             "incremental_stages_cpu_s": (r["incremental"] or {}).get("stages_cpu_s"),
             "incremental_share_cpu": r.get("incremental_share_cpu"),
+            # Added 2026-12-07: `c360 compact` after the last run; older entries lack them.
+            "compaction_s": r.get("compaction_s"),
+            "compaction_mb_reclaimed": r.get("compaction_mb_reclaimed"),
+            "compaction": r.get("compaction"),
             "load_avg_samples": r["load_avg_samples"],
             "measured_at": report["started_at"],
             "machine": report["machine"],

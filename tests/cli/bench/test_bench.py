@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from cli.bench import landing as bench_landing
@@ -187,6 +188,18 @@ def test_bench_command_writes_the_headline_figures_per_scale(c360_home, tmp_path
         committed["platform_pipeline_cpu_s"] / committed["independent_floor_cpu_s"], 2
     )
     assert committed["incremental_share_cpu"] is None  # no daily run
+    # The compaction ran after the last run (the full build here): the file it left is the size
+    # it reports, no larger than before, and still holds the marts.
+    comp = scale["compaction"]
+    warehouse = tmp_path / "bench" / "150" / "home" / "warehouse.duckdb"
+    assert 0 < comp["mb_after"] <= comp["mb_before"]
+    assert comp["mb_after"] == round(warehouse.stat().st_size / 1e6, 1)
+    assert committed["compaction_s"] == comp["wall_s"] > 0
+    assert committed["compaction_mb_reclaimed"] == round(comp["mb_before"] - comp["mb_after"], 1)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        customers = con.execute("select count(*) from marts.customer_360").fetchone()[0]
+    assert customers == scale["platform_marts"]["customers"]
+    assert "compaction" in (c360_home / "reports" / "bench.md").read_text()
     # The floors' databases are gone once their figures are read (12 GiB each at L).
     assert not (tmp_path / "bench" / "150" / "floor").exists()
     assert not (tmp_path / "bench" / "150" / "independent_floor").exists()
