@@ -44,6 +44,8 @@ class Compaction:
     views: int
     rows: int
     seconds: float
+    # Erasures whose own rewrite had failed (the file was busy): this one removed their values.
+    erasures_completed: int = 0
 
     @property
     def reclaimed_bytes(self) -> int:
@@ -141,6 +143,7 @@ def compact(path: Path | str | None = None, settings: Settings | None = None) ->
         warehouse.let_go()
     os.replace(fresh, path)
     path.with_name(path.name + ".wal").unlink(missing_ok=True)
+    erasures = _complete_erasures(path, settings)
     tables, views = original
     return Compaction(
         path=path,
@@ -150,4 +153,27 @@ def compact(path: Path | str | None = None, settings: Settings | None = None) ->
         views=len(views),
         rows=sum(tables.values()),
         seconds=time.perf_counter() - started,
+        erasures_completed=erasures,
     )
+
+
+def _complete_erasures(path: Path, settings: Settings) -> int:
+    """Mark as compacted the erasures logged before this rewrite that were not: an erasure whose
+    own rewrite failed left the person's values in free blocks of the old file, which this
+    rewrite dropped (c360/privacy/erasure.py). Returns how many."""
+    con = warehouse.connect(path, settings=settings)
+    try:
+        if not warehouse.table_exists(con, "privacy", "erasure_log"):
+            return 0
+        (pending,) = con.execute(
+            "select count(*) from privacy.erasure_log where not coalesce(compacted, false)"
+        ).fetchone()
+        if pending:
+            con.execute(
+                "update privacy.erasure_log set compacted = true where not coalesce(compacted, false)"
+            )
+            con.execute("checkpoint")
+        return pending
+    finally:
+        warehouse.close(con)
+        warehouse.let_go()

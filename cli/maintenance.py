@@ -23,3 +23,8 @@ def compact_command() -> None:
         f"  checked: {result.tables} tables ({result.rows:,} rows) and {result.views} views, "
         "equal in the copy"
     )
+    if result.erasures_completed:
+        click.echo(
+            f"  completed {result.erasures_completed} erasure(s) whose own rewrite had failed "
+            "(privacy.erasure_log.compacted)"
+        )

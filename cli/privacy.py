@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from c360.privacy.access import REVEALABLE_FIELDS, ROLES, AccessDenied, reveal
-from c360.privacy.erasure import RETRAIN_NOTICE, erase_and_compact
+from c360.privacy.erasure import RETRAIN_NOTICE, IncompleteErasure, erase_and_compact
 from c360.privacy.keys import (
     ENV_ENCRYPTION_KEYS,
     ENV_HMAC_KEY,
@@ -122,7 +122,10 @@ def erase_command(customer_ids: tuple[str, ...], request_file: Path | None, requ
     ids = list(customer_ids) + (_read_requests(request_file) if request_file else [])
     if not ids:
         raise click.UsageError("give --customer-id or --file")
-    result = erase_and_compact(sorted(set(ids)), request_id)
+    try:
+        result = erase_and_compact(sorted(set(ids)), request_id)
+    except IncompleteErasure as exc:
+        raise click.ClickException(str(exc)) from exc
     total = sum(result.rows_by_table.values())
     click.echo(
         f"Erasure {result.request_id}: {result.customers} person(s), {total} rows in {len(result.rows_by_table)} tables "

@@ -33,12 +33,11 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 import duckdb
 from cryptography.exceptions import InvalidTag
 
-from c360.compaction import compact
+from c360.compaction import CompactionError, compact
 from c360.contracts import SOURCES
 from c360.privacy import crypto, suppression
 from c360.privacy.keys import Keyring, MissingKeyError
@@ -240,7 +239,7 @@ def erase(
     keyring: Keyring,
     request_id: str | None = None,
 ) -> ErasureResult:
-    """Erase the people in one transaction (compaction is separate: ``compact_warehouse``)."""
+    """Erase the people in one transaction (the file's rewrite is separate: c360/compaction.py)."""
     started = time.perf_counter()
     request_id = request_id or uuid.uuid4().hex
     now = datetime.now().replace(microsecond=0)
@@ -342,11 +341,18 @@ def erase(
     )
 
 
-def compact_warehouse(path: Path) -> None:
-    """Rewrite the DuckDB file so freed blocks holding erased values are gone (c360/compaction.py:
-    the copy is checked before it replaces the file; it fails loudly if another process has the
-    file open)."""
-    compact(path)
+class IncompleteErasure(RuntimeError):
+    """The people were erased from every table, but the file could not be rewritten: their values
+    remain in its free blocks until a compaction (``c360 compact``) completes the erasure."""
+
+    def __init__(self, result: ErasureResult, reason: str) -> None:
+        self.result = result
+        super().__init__(
+            f"Erasure {result.request_id}: {result.customers} person(s) removed from every table "
+            f"({sum(result.rows_by_table.values())} rows), but the warehouse file was not rewritten, "
+            f"so their values remain in its free blocks: {reason}. Run `c360 compact` when the file is "
+            "free: it completes the erasure (privacy.erasure_log.compacted)."
+        )
 
 
 def erase_and_compact(customer_ids: list[str], request_id: str | None = None) -> ErasureResult:
@@ -361,15 +367,11 @@ def erase_and_compact(customer_ids: list[str], request_id: str | None = None) ->
     finally:
         con.close()
     started = time.perf_counter()
-    compact_warehouse(settings.warehouse)
-    con = connect(settings.warehouse)
     try:
-        con.execute(
-            "update privacy.erasure_log set compacted = true where request_id = ?", [result.request_id]
-        )
-        con.execute("checkpoint")
-    finally:
-        con.close()
-    result.compacted = True
+        # The rewrite marks this erasure (and any earlier one left pending) compacted in the log.
+        compaction = compact(settings.warehouse, settings)
+    except CompactionError as exc:
+        raise IncompleteErasure(result, str(exc)) from exc
+    result.compacted = compaction.erasures_completed > 0
     result.seconds += time.perf_counter() - started
     return result

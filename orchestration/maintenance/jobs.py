@@ -23,6 +23,7 @@ def compact_warehouse(context: dg.OpExecutionContext) -> dg.Output:
             "tables": result.tables,
             "views": result.views,
             "rows_checked": result.rows,
+            "erasures_completed": result.erasures_completed,
             "seconds": round(result.seconds, 2),
         },
     )

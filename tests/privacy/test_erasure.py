@@ -175,6 +175,47 @@ def test_erased_person_leaves_no_trace_even_after_reingest_and_full_refresh(eras
     ] == []
 
 
+def test_an_erasure_whose_rewrite_fails_says_so_and_a_compaction_completes_it(erasable, monkeypatch):
+    from c360 import compaction
+    from cli.maintenance import compact_command
+
+    warehouse = erasable / "warehouse.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        customer_id = _richest_customer(con)
+        identifiers = _person_identifiers(con, customer_id)
+
+    class Full:  # the disk as a nearly full one reports it: no room for the rewritten copy
+        free = 1024
+
+    real_usage = compaction.shutil.disk_usage
+    monkeypatch.setattr(compaction.shutil, "disk_usage", lambda _: Full)
+    result = CliRunner().invoke(erase_command, ["--customer-id", customer_id, "--request-id", "REQ-2"])
+    assert result.exit_code == 1
+    message = " ".join(result.output.split())
+    assert "Erasure REQ-2: 1 person(s) removed from every table" in message
+    assert "the warehouse file was not rewritten" in message and "Run `c360 compact`" in message
+    with duckdb.connect(str(warehouse)) as con:
+        assert con.execute(
+            "select count(*) from marts.identity_map where customer_id = ?", [customer_id]
+        ).fetchone() == (0,)
+        assert con.execute("select request_id, compacted from privacy.erasure_log").fetchall() == [
+            ("REQ-2", False)
+        ]
+        con.execute("checkpoint")
+    # What the message warns of: the values are still in the file's free blocks.
+    assert _occurrences(warehouse, identifiers)
+
+    monkeypatch.setattr(compaction.shutil, "disk_usage", real_usage)
+    result = CliRunner().invoke(compact_command, [])
+    assert result.exit_code == 0, result.output
+    assert "completed 1 erasure(s) whose own rewrite had failed" in result.output
+    assert _occurrences(warehouse, identifiers) == set()
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("select request_id, compacted from privacy.erasure_log").fetchall() == [
+            ("REQ-2", True)
+        ]
+
+
 def test_ingestion_drops_rows_of_suppressed_people_and_keeps_files_conserved(tmp_path):
     keyring = Keyring.generate()
     landing = tmp_path / "landing"
