@@ -104,6 +104,8 @@ def compact(path: Path | str | None = None, settings: Settings | None = None) ->
     try:
         con = warehouse.connect(path, settings=settings)
     except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise CompactionError(f"the warehouse {path} could not be opened: {exc}") from exc
         raise CompactionError(
             f"the warehouse {path} is open in another process (a run, the insights app, a "
             f"notebook): close it and compact again. DuckDB said: {exc}"
@@ -137,6 +139,7 @@ def compact(path: Path | str | None = None, settings: Settings | None = None) ->
             )
     except BaseException:
         fresh.unlink(missing_ok=True)
+        fresh.with_name(fresh.name + ".wal").unlink(missing_ok=True)
         raise
     finally:
         warehouse.close(con)
