@@ -128,15 +128,15 @@ def compact(path: Path | str | None = None, settings: Settings | None = None) ->
         con.execute(f"attach '{fresh}' as {_COPY}")
         try:
             con.execute(f'copy from database "{catalog}" to {_COPY}')
-            copied = inventory(con, _COPY)
+            wrong = differences(original, inventory(con, _COPY))
+            if wrong:
+                raise CompactionError(
+                    f"the compacted copy of {path} differs from it; the warehouse is left as it was: "
+                    + "; ".join(wrong[:10])
+                )
+            erasures = _complete_erasures(con, _COPY)
         finally:
             con.execute(f"detach {_COPY}")
-        wrong = differences(original, copied)
-        if wrong:
-            raise CompactionError(
-                f"the compacted copy of {path} differs from it; the warehouse is left as it was: "
-                + "; ".join(wrong[:10])
-            )
     except BaseException:
         fresh.unlink(missing_ok=True)
         fresh.with_name(fresh.name + ".wal").unlink(missing_ok=True)
@@ -146,7 +146,6 @@ def compact(path: Path | str | None = None, settings: Settings | None = None) ->
         warehouse.let_go()
     os.replace(fresh, path)
     path.with_name(path.name + ".wal").unlink(missing_ok=True)
-    erasures = _complete_erasures(path, settings)
     tables, views = original
     return Compaction(
         path=path,
@@ -160,23 +159,19 @@ def compact(path: Path | str | None = None, settings: Settings | None = None) ->
     )
 
 
-def _complete_erasures(path: Path, settings: Settings) -> int:
-    """Mark as compacted the erasures logged before this rewrite that were not: an erasure whose
-    own rewrite failed left the person's values in free blocks of the old file, which this
-    rewrite dropped (c360/privacy/erasure.py). Returns how many."""
-    con = warehouse.connect(path, settings=settings)
-    try:
-        if not warehouse.table_exists(con, "privacy", "erasure_log"):
-            return 0
-        (pending,) = con.execute(
-            "select count(*) from privacy.erasure_log where not coalesce(compacted, false)"
-        ).fetchone()
-        if pending:
-            con.execute(
-                "update privacy.erasure_log set compacted = true where not coalesce(compacted, false)"
-            )
-            con.execute("checkpoint")
-        return pending
-    finally:
-        warehouse.close(con)
-        warehouse.let_go()
+def _complete_erasures(con, catalog: str) -> int:
+    """In the checked copy, before it replaces the file: mark as compacted the erasures logged
+    that were not. An erasure whose own rewrite failed left the person's values in free blocks of
+    the old file, which this copy does not have (c360/privacy/erasure.py). Returns how many."""
+    (exists,) = con.execute(
+        "select count(*) from duckdb_tables() where database_name = ? and schema_name = 'privacy' "
+        "and table_name = 'erasure_log'",
+        [catalog],
+    ).fetchone()
+    if not exists:
+        return 0
+    log = f"{catalog}.privacy.erasure_log"
+    (pending,) = con.execute(f"select count(*) from {log} where not coalesce(compacted, false)").fetchone()
+    if pending:
+        con.execute(f"update {log} set compacted = true where not coalesce(compacted, false)")
+    return pending

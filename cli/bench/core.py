@@ -41,8 +41,9 @@ FOREIGN_PATHS = (
 # landing (12.4 GiB), the platform's home (13 GiB, its warehouse 11.7) and the raw-SQL floor's
 # warehouse with DuckDB's spill files beside it (24 GiB at its largest): about 50 GiB, and a tenth
 # more to spare. The floors' databases are deleted once their figures are read; the compaction's
-# copy of the warehouse (its size again, at the end) comes after that, within the floor's peak. A bench that ran
-# out of disk in the floor lost the 27 minutes of its full build; this check refuses up front.
+# copy of the warehouse (its size again, at the end) comes after that, within the floor's peak. A
+# bench that ran out of disk in the floor lost the 27 minutes of its full build; this check refuses
+# up front.
 DISK_GIB_PER_MILLION_CUSTOMERS = 55.0
 LANDING_GIB_PER_MILLION_CUSTOMERS = 12.5
 

@@ -85,16 +85,16 @@ def first_build(command: list[str], warehouse: Path) -> bool:
         return True
     import duckdb
 
+    from c360.warehouse import table_exists
+
+    # A plain DuckDB connection, not c360.warehouse.connect: in a run that holds the warehouse, that
+    # would open the held instance again, and dbt, next, could not open the file.
     try:
         con = duckdb.connect(str(warehouse), read_only=True)
     except duckdb.Error:
         return False
     try:
-        schema, table = FIRST_BUILD_SENTINEL
-        return not con.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-            [schema, table],
-        ).fetchone()[0]
+        return not table_exists(con, *FIRST_BUILD_SENTINEL)
     finally:
         con.close()
 
