@@ -22,7 +22,10 @@
     incremental_strategy='delete+insert',
     on_schema_change='sync_all_columns',
     pre_hook="{{ reset_identity_records_if_rows_vanished() }}",
-    post_hook="{% if is_incremental() %}delete from {{ this }} where loaded_through is null{% endif %}"
+    post_hook=[
+        "{% if is_incremental() %}delete from {{ this }} where loaded_through is null{% endif %}",
+        "{{ number_records_by_position() }}",
+    ]
 ) }}
 {%- set previous = identity_previous_build(['record_id', 'record_node']) %}
 {%- set state = previous is not none and identity_state_readable(['loaded_through', 'source_rows']) %}
@@ -169,8 +172,10 @@ numbers as (
     where record_id is null
 ),
 {% else %}
+-- From scratch: on DuckDB the records are numbered after they are written, by their position
+-- (the post-hook number_records_by_position), which costs DuckDB no window over every record.
 numbers as (
-    select {{ unordered_row_number() }} as record_id, * from unioned
+    select {{ record_number_before_numbering() }} as record_id, * from unioned
 ),
 {% endif %}
 
