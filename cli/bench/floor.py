@@ -157,9 +157,26 @@ def build_models(con, manifest: dict, models: list[dict]) -> dict[str, float]:
         if node.get("language") == "python":
             run_python_model(con, node, code)
         else:
-            con.execute(f'create or replace {kind} "{node["schema"]}"."{node["alias"]}" as {code}')
+            relation = f'"{node["schema"]}"."{node["alias"]}"'
+            con.execute(f"create or replace {kind} {relation} as {code}")
+            if _numbers_records_after_write(node):
+                con.execute(NUMBER_RECORDS_BY_POSITION.format(relation=relation))
         seconds[node["name"]] = round(time.perf_counter() - started, 3)
     return seconds
+
+
+# dbt's post-hooks are Jinja only dbt renders, and the manifest keeps them unrendered. The one
+# that changes a model's rows is mirrored here: int_identity_records_unioned, built from scratch,
+# leaves its records' numbers to the post-hook number_records_by_position
+# (dbt_project/macros/identity_graph.sql), this statement on DuckDB.
+NUMBER_RECORDS_BY_POSITION = (
+    "update {relation} set record_id = rowid - (select min(rowid) from {relation}) + 1 where record_id is null"
+)
+
+
+def _numbers_records_after_write(node: dict) -> bool:
+    hooks = node["config"].get("post-hook") or []
+    return any("number_records_by_position" in (hook.get("sql") or "") for hook in hooks)
 
 
 def run_python_model(con, node: dict, code: str) -> None:
