@@ -169,9 +169,7 @@ def build_models(con, manifest: dict, models: list[dict]) -> dict[str, float]:
 # that changes a model's rows is mirrored here: int_identity_records_unioned, built from scratch,
 # leaves its records' numbers to the post-hook number_records_by_position
 # (dbt_project/macros/identity_graph.sql), this statement on DuckDB.
-NUMBER_RECORDS_BY_POSITION = (
-    "update {relation} set record_id = rowid - (select min(rowid) from {relation}) + 1 where record_id is null"
-)
+NUMBER_RECORDS_BY_POSITION = "update {relation} set record_id = rowid - (select min(rowid) from {relation}) + 1 where record_id is null"
 
 
 def _numbers_records_after_write(node: dict) -> bool:
