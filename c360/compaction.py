@@ -163,12 +163,7 @@ def _complete_erasures(con, catalog: str) -> int:
     """In the checked copy, before it replaces the file: mark as compacted the erasures logged
     that were not. An erasure whose own rewrite failed left the person's values in free blocks of
     the old file, which this copy does not have (c360/privacy/erasure.py). Returns how many."""
-    (exists,) = con.execute(
-        "select count(*) from duckdb_tables() where database_name = ? and schema_name = 'privacy' "
-        "and table_name = 'erasure_log'",
-        [catalog],
-    ).fetchone()
-    if not exists:
+    if not warehouse.table_exists(con, "privacy", "erasure_log", catalog=catalog):
         return 0
     log = f"{catalog}.privacy.erasure_log"
     (pending,) = con.execute(f"select count(*) from {log} where not coalesce(compacted, false)").fetchone()

@@ -202,11 +202,14 @@ def warehouse(
         close(con)
 
 
-def table_exists(con, schema: str, table: str) -> bool:
+def table_exists(con, schema: str, table: str, catalog: str | None = None) -> bool:
+    """Whether ``schema.table`` exists: in any database the connection has attached, or only in
+    ``catalog`` (an attached database's name)."""
     return bool(
         con.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-            [schema, table],
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ? "
+            "and table_catalog = coalesce(?, table_catalog)",
+            [schema, table, catalog],
         ).fetchone()[0]
     )
 
